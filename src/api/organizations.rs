@@ -1,0 +1,47 @@
+//! /organizations: kiln has one, the default `coder`.
+
+use super::{Actor, ApiError, ApiResult, ok, res};
+use crate::State;
+use crate::model;
+use crate::store::OrganizationRow;
+use actix_web::{HttpResponse, web};
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(res("/organizations").route(web::get().to(list)))
+        .service(res("/organizations/{organization}").route(web::get().to(get)));
+}
+
+pub fn organization_json(o: OrganizationRow) -> model::Organization {
+    model::Organization {
+        id: o.id,
+        name: o.name,
+        display_name: o.display_name,
+        description: o.description,
+        icon: o.icon,
+        created_at: o.created_at,
+        updated_at: o.updated_at,
+        is_default: o.is_default,
+    }
+}
+
+/// `{organization}` by id or name; the generic 404 when unknown.
+pub fn find_organization(state: &State, raw: &str) -> ApiResult<OrganizationRow> {
+    state
+        .store
+        .organization(raw)?
+        .ok_or_else(ApiError::not_found)
+}
+
+async fn list(state: State, _actor: Actor) -> ApiResult<HttpResponse> {
+    let orgs: Vec<_> = state
+        .store
+        .list_organizations()?
+        .into_iter()
+        .map(organization_json)
+        .collect();
+    ok(&orgs)
+}
+
+async fn get(state: State, _actor: Actor, path: web::Path<String>) -> ApiResult<HttpResponse> {
+    ok(&organization_json(find_organization(&state, &path)?))
+}

@@ -1,0 +1,377 @@
+//! Users, sessions and API keys: /users/first, /users/login, /users/logout, /users, /users/{user}.
+
+use super::{
+    Actor, ApiError, ApiResult, created, new_id, ok, read_json, res, tag_failed, valid_name,
+};
+use crate::State;
+use crate::identity;
+use crate::model::{self, Role, SlimRole, Time};
+use crate::store::{NewUser, StoreError, UserRow};
+use actix_web::cookie::{Cookie, SameSite};
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, web};
+
+/// A session from password login lasts a day; an API key from /keys, a week (Coder's defaults).
+const SESSION_LIFETIME_MS: i64 = 24 * 3600 * 1000;
+const API_KEY_LIFETIME_MS: i64 = 7 * 24 * 3600 * 1000;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        res("/users/first")
+            .route(web::get().to(get_first_user))
+            .route(web::post().to(post_first_user)),
+    )
+    .service(res("/users/login").route(web::post().to(login)))
+    .service(res("/users/logout").route(web::post().to(logout)))
+    .service(
+        res("/users")
+            .route(web::get().to(list_users))
+            .route(web::post().to(create_user)),
+    )
+    .service(res("/users/{user}").route(web::get().to(get_user)))
+    .service(
+        res("/users/{user}/roles")
+            .route(web::get().to(get_user))
+            .route(web::put().to(put_roles)),
+    )
+    .service(res("/users/{user}/keys").route(web::post().to(create_key)));
+}
+
+/// Finds `{user}`: `me`, a UUID, or a username. Unknown: the generic 404.
+pub fn find_user(state: &State, actor: &Actor, raw: &str) -> ApiResult<UserRow> {
+    if raw == "me" {
+        return Ok(actor.user.clone());
+    }
+    let found = match uuid::Uuid::parse_str(raw) {
+        Ok(id) => state.store.user_by_id(&id.to_string())?,
+        Err(_) => state.store.user_by_username(raw)?,
+    };
+    found.ok_or_else(ApiError::not_found)
+}
+
+pub fn user_json(state: &State, u: &UserRow) -> ApiResult<model::User> {
+    Ok(model::User {
+        id: u.id.clone(),
+        username: u.username.clone(),
+        name: u.name.clone(),
+        email: u.email.clone(),
+        created_at: u.created_at,
+        updated_at: u.updated_at,
+        last_seen_at: u.last_seen_at,
+        status: u.status.clone(),
+        login_type: u.login_type.clone(),
+        theme_preference: String::new(),
+        organization_ids: state.store.user_organization_ids(&u.id)?,
+        roles: u.roles.iter().map(|r| SlimRole::from(*r)).collect(),
+        avatar_url: u.avatar_url.clone(),
+    })
+}
+
+/// Coder's generic 403 for actions the caller's role does not allow.
+pub fn forbidden() -> ApiError {
+    ApiError::forbidden("Forbidden.").with_detail(
+        "You don't have permission to view this content. If you believe this is a mistake, \
+         please contact your administrator or try signing in with different credentials.",
+    )
+}
+
+fn valid_email(email: &str) -> bool {
+    let Some((local, domain)) = email.split_once('@') else {
+        return false;
+    };
+    !local.is_empty()
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && !domain.contains('@')
+        && !email.chars().any(char::is_whitespace)
+}
+
+/// Coder's `required,email` / `required,username` / `required` checks, in field order.
+fn validate_identity(email: &str, username: Option<&str>, password: Option<&str>) -> ApiResult<()> {
+    let mut err = ApiError::validation();
+    if email.is_empty() {
+        err = err.with_validation("email", tag_failed("required", email));
+    } else if !valid_email(email) {
+        err = err.with_validation("email", tag_failed("email", email));
+    }
+    if let Some(username) = username {
+        if username.is_empty() {
+            err = err.with_validation("username", tag_failed("required", username));
+        } else if !valid_name(username) {
+            err = err.with_validation("username", tag_failed("username", username));
+        }
+    }
+    if let Some(password) = password
+        && password.is_empty()
+    {
+        err = err.with_validation("password", tag_failed("required", ""));
+    }
+    if err.body.validations.is_empty() {
+        Ok(())
+    } else {
+        Err(err)
+    }
+}
+
+fn check_password_strength(password: &str) -> ApiResult<()> {
+    identity::validate_password(password).map_err(|why| {
+        ApiError::bad_request("Password not strong enough!").with_validation("password", why)
+    })
+}
+
+async fn get_first_user(state: State) -> ApiResult<HttpResponse> {
+    if state.store.user_count()? == 0 {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "The initial user has not been created!",
+        ));
+    }
+    ok(&model::Response {
+        message: "The initial user has already been created!".into(),
+        detail: String::new(),
+        validations: vec![],
+    })
+}
+
+async fn post_first_user(state: State, body: web::Bytes) -> ApiResult<HttpResponse> {
+    let req: model::CreateFirstUserRequest = read_json(&body)?;
+    validate_identity(&req.email, Some(&req.username), Some(&req.password))?;
+    let already = || ApiError::conflict("The initial user has already been created.");
+    if state.store.user_count()? > 0 {
+        return Err(already());
+    }
+    check_password_strength(&req.password)?;
+    let user = NewUser {
+        id: new_id(),
+        email: req.email,
+        username: req.username,
+        name: req.name,
+        hashed_password: identity::hash_password(&req.password),
+        login_type: "password".into(),
+        roles: vec![Role::Owner],
+    };
+    let org_id = new_id();
+    match state.store.create_first_user(&user, &org_id) {
+        Err(StoreError::Conflict(_)) => return Err(already()),
+        other => other?,
+    }
+    let org = state
+        .store
+        .organization("coder")?
+        .ok_or_else(|| ApiError::internal("Internal error creating user.", "no default org"))?;
+    log::info!("first user {:?} created (owner)", user.username);
+    created(&model::CreateFirstUserResponse {
+        user_id: user.id,
+        organization_id: org.id,
+    })
+}
+
+/// Makes an API key for `user_id` and returns the token, shown this once.
+fn issue_token(
+    state: &State,
+    user_id: &str,
+    login_type: &str,
+    lifetime_ms: i64,
+) -> ApiResult<(String, Time)> {
+    let t = identity::new_token();
+    let expires_at = Time::now().plus_millis(lifetime_ms);
+    state
+        .store
+        .insert_api_key(&t.id, &t.hashed_secret, user_id, login_type, expires_at)?;
+    Ok((t.token, expires_at))
+}
+
+fn session_cookie(value: String, max_age_secs: i64) -> Cookie<'static> {
+    Cookie::build(super::auth::SESSION_COOKIE, value)
+        .path("/")
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .max_age(actix_web::cookie::time::Duration::seconds(max_age_secs))
+        .finish()
+}
+
+async fn login(state: State, body: web::Bytes) -> ApiResult<HttpResponse> {
+    let req: model::LoginWithPasswordRequest = read_json(&body)?;
+    validate_identity(&req.email, None, Some(&req.password))?;
+    let user = state.store.user_by_email(&req.email)?;
+    let valid = match &user {
+        Some(u) => identity::verify_password(&u.hashed_password, &req.password),
+        None => {
+            // Spend the same time as a real check, so response time does not tell
+            // whether the email exists.
+            identity::verify_password(DUMMY_HASH, &req.password);
+            false
+        }
+    };
+    let Some(user) = user.filter(|_| valid) else {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "Incorrect email or password.",
+        ));
+    };
+    let (token, _) = issue_token(&state, &user.id, "password", SESSION_LIFETIME_MS)?;
+    Ok(HttpResponse::Created()
+        .cookie(session_cookie(token.clone(), SESSION_LIFETIME_MS / 1000))
+        .insert_header(("Content-Type", "application/json; charset=utf-8"))
+        .body(
+            serde_json::to_vec(&model::LoginWithPasswordResponse {
+                session_token: token,
+            })
+            .unwrap(),
+        ))
+}
+
+const DUMMY_HASH: &str =
+    "$pbkdf2-sha256$65535$AAAAAAAAAAAAAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+
+async fn logout(state: State, actor: Actor) -> ApiResult<HttpResponse> {
+    state.store.delete_api_key(&actor.key_id)?;
+    Ok(HttpResponse::Ok()
+        .cookie(session_cookie(String::new(), 0))
+        .insert_header(("Content-Type", "application/json; charset=utf-8"))
+        .body(r#"{"message":"Logged out!"}"#))
+}
+
+async fn list_users(state: State, _actor: Actor) -> ApiResult<HttpResponse> {
+    let users = state
+        .store
+        .list_users()?
+        .iter()
+        .map(|u| user_json(&state, u))
+        .collect::<ApiResult<Vec<_>>>()?;
+    ok(&model::GetUsersResponse {
+        count: users.len(),
+        users,
+    })
+}
+
+async fn create_user(state: State, actor: Actor, body: web::Bytes) -> ApiResult<HttpResponse> {
+    let req: model::CreateUserRequest = read_json(&body)?;
+    validate_identity(&req.email, Some(&req.username), None)?;
+    if !actor.is_owner() {
+        return Err(ApiError::forbidden(
+            "You are not authorized to create users.",
+        ));
+    }
+    let login_type = if req.login_type.is_empty() {
+        "password"
+    } else {
+        req.login_type.as_str()
+    };
+    if login_type != "password" && !req.password.is_empty() {
+        return Err(ApiError::bad_request(format!(
+            "Password cannot be set for non-password ({login_type:?}) authentication."
+        )));
+    }
+    if login_type != "password" && login_type != "none" {
+        return Err(ApiError::bad_request(format!(
+            "Unsupported login type {login_type:?} for manually creating new users."
+        )));
+    }
+    if req.organization_ids.is_empty() {
+        return Err(ApiError::bad_request(
+            "No organization specified to place the user as a member of. It is required to specify at least one organization id to place the user in.",
+        )
+        .with_detail("required at least 1 value for the array 'organization_ids'")
+        .with_validation("organization_ids", "Missing values, this cannot be empty"));
+    }
+    if state.store.user_exists(&req.email, &req.username)? {
+        return Err(ApiError::conflict("User already exists."));
+    }
+    let mut org_ids = Vec::new();
+    for raw in &req.organization_ids {
+        let lookup = if raw == "00000000-0000-0000-0000-000000000000" {
+            "coder"
+        } else {
+            raw
+        };
+        let org = state.store.organization(lookup)?.ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                format!("Organization does not exist with the provided id {raw:?}."),
+            )
+        })?;
+        org_ids.push(org.id);
+    }
+    if login_type == "password" {
+        check_password_strength(&req.password)?;
+    }
+    let user = NewUser {
+        id: new_id(),
+        email: req.email,
+        username: req.username,
+        name: req.name,
+        hashed_password: if login_type == "password" {
+            identity::hash_password(&req.password)
+        } else {
+            String::new()
+        },
+        login_type: login_type.into(),
+        roles: vec![],
+    };
+    match state.store.create_user(&user, &org_ids) {
+        Err(StoreError::Conflict(_)) => return Err(ApiError::conflict("User already exists.")),
+        other => other?,
+    }
+    let row = state
+        .store
+        .user_by_id(&user.id)?
+        .ok_or_else(ApiError::not_found)?;
+    created(&user_json(&state, &row)?)
+}
+
+async fn get_user(state: State, actor: Actor, path: web::Path<String>) -> ApiResult<HttpResponse> {
+    let user = find_user(&state, &actor, &path)?;
+    ok(&user_json(&state, &user)?)
+}
+
+async fn put_roles(
+    state: State,
+    actor: Actor,
+    path: web::Path<String>,
+    body: web::Bytes,
+) -> ApiResult<HttpResponse> {
+    let user = find_user(&state, &actor, &path)?;
+    let req: model::UpdateRoles = read_json(&body)?;
+    if !actor.is_owner() {
+        return Err(forbidden());
+    }
+    if user.id == actor.user.id {
+        return Err(ApiError::bad_request("You cannot change your own roles."));
+    }
+    let mut roles = Vec::new();
+    for name in &req.roles {
+        if name == "member" {
+            continue;
+        }
+        let role = Role::parse(name).ok_or_else(|| {
+            ApiError::bad_request(format!("Invalid role name {name:?}.")).with_detail(format!(
+                "site roles are {:?} and \"member\"",
+                Role::ALL.map(Role::name)
+            ))
+        })?;
+        if !roles.contains(&role) {
+            roles.push(role);
+        }
+    }
+    state.store.set_user_roles(&user.id, &roles)?;
+    let row = state
+        .store
+        .user_by_id(&user.id)?
+        .ok_or_else(ApiError::not_found)?;
+    ok(&user_json(&state, &row)?)
+}
+
+async fn create_key(
+    state: State,
+    actor: Actor,
+    path: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    let user = find_user(&state, &actor, &path)?;
+    if user.id != actor.user.id && !actor.is_owner() {
+        return Err(ApiError::not_found());
+    }
+    let (key, _) = issue_token(&state, &user.id, "token", API_KEY_LIFETIME_MS)?;
+    created(&model::GenerateApiKeyResponse { key })
+}

@@ -1,0 +1,81 @@
+//! The `kiln` command line. Everything else lives in the library.
+
+use clap::{Parser, Subcommand};
+use kiln::store::Durability;
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(
+    name = "kiln",
+    version,
+    about = "A small build server that speaks Coder's workspace builds API (/api/v2) from a local SQLite file."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the HTTP API, the status page and the provisioner workers.
+    Server(ServerArgs),
+}
+
+#[derive(clap::Args)]
+struct ServerArgs {
+    /// Address to listen on (host:port). Port 0 picks a free port; the log says which.
+    #[arg(long, env = "KILN_ADDRESS", default_value = "127.0.0.1:3000")]
+    address: String,
+
+    /// Folder for the database (kiln.db) and workspace folders; created if missing.
+    #[arg(long, env = "KILN_DATA_DIR", default_value = "./kiln-data")]
+    data_dir: PathBuf,
+
+    /// Provisioner worker threads: how many jobs run at once.
+    #[arg(long, env = "KILN_WORKERS", default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=256))]
+    workers: u16,
+
+    /// Commit durability: `full` waits for the disk on every commit; `normal` may lose the
+    /// last commits on power loss (never on a crash of kiln alone).
+    #[arg(long, env = "KILN_DURABILITY", value_enum, default_value_t = Durability::Full)]
+    durability: Durability,
+
+    /// Seconds without a heartbeat after which a running job is failed as hung.
+    #[arg(long, env = "KILN_HUNG_TIMEOUT", default_value_t = 300)]
+    hung_timeout: u64,
+
+    /// Seconds running jobs may go on after SIGINT/SIGTERM before they are canceled.
+    #[arg(long, env = "KILN_SHUTDOWN_GRACE", default_value_t = 10)]
+    shutdown_grace: u64,
+
+    /// Largest template upload accepted, in bytes (larger answers 413).
+    #[arg(long, env = "KILN_MAX_UPLOAD_BYTES", default_value_t = 10 * 1024 * 1024)]
+    max_upload_bytes: usize,
+}
+
+fn main() {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    let Command::Server(args) = Cli::parse().command;
+    if let Err(e) = serve(args) {
+        log::error!("{e}");
+        std::process::exit(1);
+    }
+}
+
+fn serve(args: ServerArgs) -> Result<(), Box<dyn std::error::Error>> {
+    let config = kiln::Config {
+        data_dir: args.data_dir,
+        workers: args.workers as usize,
+        durability: args.durability,
+        hung_timeout: Duration::from_secs(args.hung_timeout),
+        shutdown_grace: Duration::from_secs(args.shutdown_grace),
+        max_upload_bytes: args.max_upload_bytes,
+    };
+    let listener = TcpListener::bind(&args.address)
+        .map_err(|e| format!("cannot listen on {}: {e}", args.address))?;
+    let state = kiln::open_state(config)?;
+    actix_web::rt::System::new().block_on(kiln::run(listener, state))?;
+    Ok(())
+}

@@ -1,0 +1,17 @@
+//! Coder's JSON types (shapes from `coder-swagger-builds.json`), the status words derived from
+//! stored facts, and the time format every response uses.
+
+pub mod status;
+pub mod time;
+pub mod users;
+
+pub use status::{BuildStatus, JobStatus, Transition};
+pub use time::Time;
+pub use users::*;
+
+/// `{"name": ..., "value": ...}`: a parameter value sent with or stored for a build.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct WorkspaceBuildParameter {
+    pub name: String,
+    pub value: String,
+}

@@ -1,0 +1,123 @@
+//! All SQL lives here. `Store` wraps an r2d2 pool of SQLite connections; each table family adds
+//! its queries in its own module as `impl Store` blocks.
+
+mod builds;
+mod files;
+mod jobs;
+mod logs;
+mod migrate;
+mod templates;
+mod users;
+mod workspaces;
+
+pub use users::*;
+
+use r2d2::{Pool, PooledConnection};
+use r2d2_sqlite::SqliteConnectionManager;
+use std::path::Path;
+use std::time::Duration;
+
+pub type Conn = PooledConnection<SqliteConnectionManager>;
+
+/// An error from the store: a database failure, or a constraint the caller may want to map.
+#[derive(Debug)]
+pub enum StoreError {
+    Sqlite(rusqlite::Error),
+    Pool(r2d2::Error),
+    /// A UNIQUE constraint failed (duplicate name, a build number taken by a racing request).
+    Conflict(String),
+}
+
+impl std::fmt::Display for StoreError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoreError::Sqlite(e) => write!(f, "database: {e}"),
+            StoreError::Pool(e) => write!(f, "database pool: {e}"),
+            StoreError::Conflict(what) => write!(f, "conflict: {what}"),
+        }
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        if let rusqlite::Error::SqliteFailure(err, msg) = &e
+            && err.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+        {
+            return StoreError::Conflict(msg.clone().unwrap_or_default());
+        }
+        StoreError::Sqlite(e)
+    }
+}
+
+impl From<r2d2::Error> for StoreError {
+    fn from(e: r2d2::Error) -> Self {
+        StoreError::Pool(e)
+    }
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// How hard SQLite works to make a commit durable (`PRAGMA synchronous`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Durability {
+    /// Every commit reaches the disk before it is acknowledged (default).
+    Full,
+    /// A power loss may forget the last commits; a crash of kiln alone loses nothing.
+    Normal,
+}
+
+#[derive(Clone)]
+pub struct Store {
+    pool: Pool<SqliteConnectionManager>,
+}
+
+impl Store {
+    /// Opens (creating if missing) the database file and brings its schema up to date.
+    pub fn open(path: &Path, durability: Durability) -> StoreResult<Store> {
+        let sync = match durability {
+            Durability::Full => "FULL",
+            Durability::Normal => "NORMAL",
+        };
+        let manager = SqliteConnectionManager::file(path).with_init(move |c| {
+            c.busy_timeout(Duration::from_secs(10))?;
+            c.execute_batch(&format!(
+                "PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON; PRAGMA synchronous = {sync};"
+            ))
+        });
+        let pool = Pool::builder()
+            .max_size(16)
+            .connection_timeout(Duration::from_secs(30))
+            .build(manager)?;
+        let store = Store { pool };
+        migrate::migrate(&mut *store.conn()?)?;
+        Ok(store)
+    }
+
+    pub fn conn(&self) -> StoreResult<Conn> {
+        Ok(self.pool.get()?)
+    }
+
+    /// Runs `f` in one IMMEDIATE transaction (the write lock is taken at the start, so two
+    /// racing writers queue instead of failing half-way) and commits it.
+    pub fn write<T>(
+        &self,
+        f: impl FnOnce(&rusqlite::Transaction) -> StoreResult<T>,
+    ) -> StoreResult<T> {
+        let mut conn = self.conn()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let out = f(&tx)?;
+        tx.commit()?;
+        Ok(out)
+    }
+}
+
+/// Turns "no row" into `None`.
+pub(crate) fn optional<T>(r: rusqlite::Result<T>) -> StoreResult<Option<T>> {
+    match r {
+        Ok(v) => Ok(Some(v)),
+        Err(rusqlite::Error::QueryReturnedNoRows) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}

@@ -1,0 +1,282 @@
+//! Test helpers: a real `kiln server` process on a free port with a fresh data dir, and a small
+//! HTTP client over awc.
+#![allow(dead_code)]
+
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+pub struct TestServer {
+    child: Child,
+    pub addr: String,
+    pub dir: PathBuf,
+    _tmp: Option<tempfile::TempDir>,
+    log: Arc<Mutex<String>>,
+}
+
+impl TestServer {
+    /// A server on a fresh temporary data dir.
+    pub fn start() -> TestServer {
+        Self::start_with_args(&[])
+    }
+
+    pub fn start_with_args(args: &[&str]) -> TestServer {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().to_path_buf();
+        let mut s = Self::start_in(&dir, args);
+        s._tmp = Some(tmp);
+        s
+    }
+
+    /// A server on `dir` (kept by the caller, e.g. across a restart).
+    pub fn start_in(dir: &Path, args: &[&str]) -> TestServer {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_kiln"))
+            .arg("server")
+            .args(["--address", "127.0.0.1:0", "--data-dir"])
+            .arg(dir)
+            .args(args)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start kiln");
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let log2 = log.clone();
+        std::thread::spawn(move || {
+            let mut tx = Some(tx);
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(i) = line.find("listening on http://") {
+                    let addr = line[i + "listening on http://".len()..].trim().to_string();
+                    if let Some(tx) = tx.take() {
+                        let _ = tx.send(addr);
+                    }
+                }
+                let mut l = log2.lock().unwrap();
+                l.push_str(&line);
+                l.push('\n');
+            }
+        });
+        let addr = rx
+            .recv_timeout(Duration::from_secs(20))
+            .unwrap_or_else(|_| panic!("kiln did not start: {}", log.lock().unwrap()));
+        TestServer {
+            child,
+            addr,
+            dir: dir.to_path_buf(),
+            _tmp: None,
+            log,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// A client with no token.
+    pub fn anon(&self) -> Client {
+        Client {
+            base: self.url(""),
+            token: None,
+        }
+    }
+
+    pub fn client(&self, token: &str) -> Client {
+        Client {
+            base: self.url(""),
+            token: Some(token.to_string()),
+        }
+    }
+
+    /// SIGKILL, as a crash would.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM and wait for the process to exit; returns its exit status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        self.child.wait().unwrap()
+    }
+
+    pub fn db_path(&self) -> PathBuf {
+        self.dir.join("kiln.db")
+    }
+
+    /// Creates the first user (owner) and returns a client with its session token.
+    pub async fn owner(&self) -> Client {
+        let r = self
+            .anon()
+            .post(
+                "/api/v2/users/first",
+                serde_json::json!({"email": "owner@example.com", "username": "owner", "password": "owner-password"}),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", r.text());
+        self.login("owner@example.com", "owner-password").await
+    }
+
+    pub async fn login(&self, email: &str, password: &str) -> Client {
+        let r = self
+            .anon()
+            .post(
+                "/api/v2/users/login",
+                serde_json::json!({"email": email, "password": password}),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", r.text());
+        self.client(r.json()["session_token"].as_str().unwrap())
+    }
+
+    /// Creates a user with `roles` (as the owner) and returns a client signed in as it.
+    pub async fn user(&self, owner: &Client, username: &str, roles: &[&str]) -> Client {
+        let orgs = owner.get("/api/v2/organizations").await.json();
+        let org_id = orgs[0]["id"].as_str().unwrap().to_string();
+        let email = format!("{username}@example.com");
+        let r = owner
+            .post(
+                "/api/v2/users",
+                serde_json::json!({"email": email, "username": username, "password": "member-password", "organization_ids": [org_id]}),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", r.text());
+        if !roles.is_empty() {
+            let r = owner
+                .put(
+                    &format!("/api/v2/users/{username}/roles"),
+                    serde_json::json!({"roles": roles}),
+                )
+                .await;
+            assert_eq!(r.status, 200, "{}", r.text());
+        }
+        self.login(&email, "member-password").await
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[derive(Debug)]
+pub struct Resp {
+    pub status: u16,
+    pub headers: awc::http::header::HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl Resp {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    }
+
+    /// Asserts an error body: status, message and (when given) detail.
+    pub fn assert_error(&self, status: u16, message: &str, detail: Option<&str>) {
+        assert_eq!(self.status, status, "{}", self.text());
+        let v = self.json();
+        assert_eq!(v["message"], message, "{}", self.text());
+        if let Some(d) = detail {
+            assert_eq!(v["detail"], d, "{}", self.text());
+        }
+        assert_eq!(
+            self.header("content-type").as_deref(),
+            Some("application/json; charset=utf-8")
+        );
+    }
+}
+
+#[derive(Clone)]
+pub struct Client {
+    pub base: String,
+    pub token: Option<String>,
+}
+
+impl Client {
+    pub fn token(&self) -> &str {
+        self.token.as_deref().unwrap()
+    }
+
+    pub fn request(&self, method: &str, path: &str) -> awc::ClientRequest {
+        let client = awc::Client::builder()
+            .timeout(Duration::from_secs(60))
+            .finish();
+        let method = awc::http::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut req = client.request(method, format!("{}{}", self.base, path));
+        if let Some(t) = &self.token {
+            req = req.insert_header(("Coder-Session-Token", t.as_str()));
+        }
+        req
+    }
+
+    pub async fn send(&self, req: awc::ClientRequest, body: Option<Vec<u8>>) -> Resp {
+        let mut res = match body {
+            Some(b) => req.send_body(b).await,
+            None => req.send().await,
+        }
+        .expect("request failed");
+        let body = res.body().limit(64 << 20).await.expect("body").to_vec();
+        Resp {
+            status: res.status().as_u16(),
+            headers: res.headers().clone(),
+            body,
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> Resp {
+        self.send(self.request("GET", path), None).await
+    }
+
+    pub async fn method_json(&self, method: &str, path: &str, body: Value) -> Resp {
+        let req = self
+            .request(method, path)
+            .insert_header(("Content-Type", "application/json"));
+        self.send(req, Some(serde_json::to_vec(&body).unwrap()))
+            .await
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> Resp {
+        self.method_json("POST", path, body).await
+    }
+
+    pub async fn put(&self, path: &str, body: Value) -> Resp {
+        self.method_json("PUT", path, body).await
+    }
+
+    pub async fn patch(&self, path: &str, body: Value) -> Resp {
+        self.method_json("PATCH", path, body).await
+    }
+
+    pub async fn post_raw(&self, path: &str, content_type: &str, body: Vec<u8>) -> Resp {
+        let req = self
+            .request("POST", path)
+            .insert_header(("Content-Type", content_type));
+        self.send(req, Some(body)).await
+    }
+}

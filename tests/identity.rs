@@ -1,0 +1,378 @@
+//! Identity over real HTTP: first user, login/logout, the auth matrix, roles, keys, orgs.
+
+mod common;
+use common::TestServer;
+use serde_json::json;
+
+const SIGNED_OUT: &str =
+    "You are signed out or your session has expired. Please sign in again to continue.";
+const NOT_FOUND: &str = "Resource not found or you do not have access to this resource";
+
+#[actix_web::test]
+async fn health_and_buildinfo_need_no_auth() {
+    let s = TestServer::start();
+    let r = s.anon().get("/healthz").await;
+    assert_eq!((r.status, r.text().as_str()), (200, "OK"));
+    let r = s.anon().get("/api/v2/buildinfo").await;
+    assert_eq!(r.status, 200);
+    let v = r.json();
+    assert!(v["version"].as_str().unwrap().starts_with('v'));
+    assert_eq!(v["external_url"], s.url(""));
+}
+
+#[actix_web::test]
+async fn first_user_rules() {
+    let s = TestServer::start();
+    let anon = s.anon();
+    anon.get("/api/v2/users/first").await.assert_error(
+        404,
+        "The initial user has not been created!",
+        None,
+    );
+
+    // Validation, in field order, with Coder's tag details.
+    let r = anon
+        .post(
+            "/api/v2/users/first",
+            json!({"email": "not-an-email", "username": "bad name!", "password": ""}),
+        )
+        .await;
+    r.assert_error(400, "Validation failed.", None);
+    assert_eq!(
+        r.json()["validations"],
+        json!([
+            {"field": "email", "detail": "Validation failed for tag \"email\" with value: \"not-an-email\""},
+            {"field": "username", "detail": "Validation failed for tag \"username\" with value: \"bad name!\""},
+            {"field": "password", "detail": "Validation failed for tag \"required\" with value: \"\""},
+        ])
+    );
+    let r = anon
+        .post(
+            "/api/v2/users/first",
+            json!({"email": "a@example.com", "username": "alice", "password": "abc"}),
+        )
+        .await;
+    r.assert_error(400, "Password not strong enough!", None);
+    assert_eq!(r.json()["validations"][0]["field"], "password");
+    let r = s
+        .anon()
+        .post_raw("/api/v2/users/first", "application/json", b"{nope".to_vec())
+        .await;
+    r.assert_error(400, "Request body must be valid JSON.", None);
+    assert!(!r.json()["detail"].as_str().unwrap().is_empty());
+
+    let r = anon
+        .post(
+            "/api/v2/users/first",
+            json!({"email": "a@example.com", "username": "alice", "password": "alice-password"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let v = r.json();
+    assert!(uuid::Uuid::parse_str(v["user_id"].as_str().unwrap()).is_ok());
+    let org_id = v["organization_id"].as_str().unwrap().to_string();
+
+    let r = anon.get("/api/v2/users/first").await;
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.json()["message"],
+        "The initial user has already been created!"
+    );
+    anon.post(
+        "/api/v2/users/first",
+        json!({"email": "b@example.com", "username": "bob", "password": "bob-password"}),
+    )
+    .await
+    .assert_error(409, "The initial user has already been created.", None);
+
+    let alice = s.login("a@example.com", "alice-password").await;
+    let me = alice.get("/api/v2/users/me").await.json();
+    assert_eq!(me["username"], "alice");
+    assert_eq!(
+        me["roles"],
+        json!([{"name": "owner", "display_name": "Owner", "organization_id": ""}])
+    );
+    assert_eq!(me["organization_ids"], json!([org_id]));
+    assert_eq!(me["login_type"], "password");
+    assert_eq!(me["status"], "active");
+    let orgs = alice.get("/api/v2/organizations").await.json();
+    assert_eq!(orgs.as_array().unwrap().len(), 1);
+    assert_eq!(orgs[0]["name"], "coder");
+    assert_eq!(orgs[0]["is_default"], true);
+    assert_eq!(orgs[0]["id"], org_id.as_str());
+    for key in ["coder", org_id.as_str()] {
+        let r = alice.get(&format!("/api/v2/organizations/{key}")).await;
+        assert_eq!(r.status, 200);
+        assert_eq!(r.json()["id"], org_id.as_str());
+    }
+    alice
+        .get("/api/v2/organizations/nope")
+        .await
+        .assert_error(404, NOT_FOUND, None);
+}
+
+#[actix_web::test]
+async fn login_sets_an_http_only_cookie_and_logout_ends_the_session() {
+    let s = TestServer::start();
+    s.owner().await;
+    let r = s
+        .anon()
+        .post(
+            "/api/v2/users/login",
+            json!({"email": "owner@example.com", "password": "owner-password"}),
+        )
+        .await;
+    assert_eq!(r.status, 201);
+    let token = r.json()["session_token"].as_str().unwrap().to_string();
+    let cookie = r.header("set-cookie").unwrap();
+    assert!(
+        cookie.starts_with(&format!("coder_session_token={token}")),
+        "{cookie}"
+    );
+    assert!(cookie.contains("HttpOnly"), "{cookie}");
+    assert!(cookie.contains("SameSite=Lax"), "{cookie}");
+
+    for (email, password) in [
+        ("owner@example.com", "wrong-password"),
+        ("nobody@example.com", "owner-password"),
+    ] {
+        s.anon()
+            .post(
+                "/api/v2/users/login",
+                json!({"email": email, "password": password}),
+            )
+            .await
+            .assert_error(401, "Incorrect email or password.", None);
+    }
+    let r = s
+        .anon()
+        .post(
+            "/api/v2/users/login",
+            json!({"email": "owner@example.com", "password": ""}),
+        )
+        .await;
+    r.assert_error(400, "Validation failed.", None);
+
+    let c = s.client(&token);
+    let r = c.post("/api/v2/users/logout", json!({})).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["message"], "Logged out!");
+    c.get("/api/v2/users/me")
+        .await
+        .assert_error(401, SIGNED_OUT, Some("API key is invalid."));
+}
+
+#[actix_web::test]
+async fn auth_matrix() {
+    let s = TestServer::start();
+    let owner = s.owner().await;
+    let token = owner.token().to_string();
+    let (id, secret) = token.split_once('-').unwrap();
+    assert_eq!((id.len(), secret.len()), (10, 22));
+
+    let me = "/api/v2/users/me";
+    s.anon().get(me).await.assert_error(
+        401,
+        SIGNED_OUT,
+        Some("Cookie \"coder_session_token\" or query parameter must be provided."),
+    );
+    let cases = [
+        (
+            "abc".to_string(),
+            "Invalid API key format: incorrect amount of API key parts, expected 2 got 1",
+        ),
+        (
+            "a-b-c".to_string(),
+            "Invalid API key format: incorrect amount of API key parts, expected 2 got 3",
+        ),
+        (
+            format!("short-{secret}"),
+            "Invalid API key format: invalid API key ID length, expected 10 got 5",
+        ),
+        (
+            format!("{id}-short"),
+            "Invalid API key format: invalid API key secret length, expected 22 got 5",
+        ),
+        (format!("0123456789-{secret}"), "API key is invalid."),
+        (
+            format!("{id}-{}", "x".repeat(22)),
+            "API key secret is invalid.",
+        ),
+    ];
+    for (bad, detail) in cases {
+        s.client(&bad)
+            .get(me)
+            .await
+            .assert_error(401, SIGNED_OUT, Some(detail));
+    }
+
+    // Every way of sending the token works.
+    let c = s.anon();
+    let via_cookie = c
+        .request("GET", me)
+        .insert_header(("Cookie", format!("coder_session_token={token}")));
+    let via_bearer = c
+        .request("GET", me)
+        .insert_header(("Authorization", format!("Bearer {token}")));
+    for req in [via_cookie, via_bearer] {
+        let r = c.send(req, None).await;
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+    let r = c.get(&format!("{me}?coder_session_token={token}")).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(owner.get(me).await.status, 200);
+
+    // Expired: move the key's expiry into the past directly in the database.
+    let db = rusqlite::Connection::open(s.db_path()).unwrap();
+    db.execute(
+        "UPDATE api_keys SET expires_at = 1000000 WHERE id = ?1",
+        [id],
+    )
+    .unwrap();
+    s.client(&token).get(me).await.assert_error(
+        401,
+        SIGNED_OUT,
+        Some("API key expired at \"1970-01-01T00:00:01.000000Z\"."),
+    );
+}
+
+#[actix_web::test]
+async fn roles_and_users() {
+    let s = TestServer::start();
+    let owner = s.owner().await;
+    let member = s.user(&owner, "mary", &[]).await;
+    let admin = s.user(&owner, "tom", &["template-admin"]).await;
+
+    let tom = admin.get("/api/v2/users/me").await.json();
+    assert_eq!(
+        tom["roles"],
+        json!([{"name": "template-admin", "display_name": "Template Admin", "organization_id": ""}])
+    );
+    let mary = member.get("/api/v2/users/me").await.json();
+    assert_eq!(mary["roles"], json!([]));
+    // By username and by id.
+    assert_eq!(
+        owner.get("/api/v2/users/mary").await.json()["id"],
+        mary["id"]
+    );
+    let by_id = format!("/api/v2/users/{}", mary["id"].as_str().unwrap());
+    assert_eq!(owner.get(&by_id).await.json()["username"], "mary");
+    owner
+        .get("/api/v2/users/nobody")
+        .await
+        .assert_error(404, NOT_FOUND, None);
+
+    let list = owner.get("/api/v2/users").await.json();
+    assert_eq!(list["count"], 3);
+    assert_eq!(list["users"].as_array().unwrap().len(), 3);
+
+    // A member may not create users or change roles.
+    member
+        .post("/api/v2/users", json!({"email": "x@example.com", "username": "x", "password": "x-password", "organization_ids": []}))
+        .await
+        .assert_error(403, "You are not authorized to create users.", None);
+    member
+        .put("/api/v2/users/tom/roles", json!({"roles": []}))
+        .await
+        .assert_error(403, "Forbidden.", None);
+    owner
+        .put("/api/v2/users/me/roles", json!({"roles": []}))
+        .await
+        .assert_error(400, "You cannot change your own roles.", None);
+    owner
+        .put("/api/v2/users/mary/roles", json!({"roles": ["wizard"]}))
+        .await
+        .assert_error(400, "Invalid role name \"wizard\".", None);
+    let r = owner
+        .put("/api/v2/users/tom/roles", json!({"roles": []}))
+        .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["roles"], json!([]));
+
+    // Duplicates and bad input.
+    let org = owner.get("/api/v2/organizations").await.json()[0]["id"].clone();
+    owner
+        .post("/api/v2/users", json!({"email": "MARY@example.com", "username": "someone", "password": "x-password", "organization_ids": [org]}))
+        .await
+        .assert_error(409, "User already exists.", None);
+    let r = owner
+        .post("/api/v2/users", json!({"email": "", "username": "ok", "password": "x-password", "organization_ids": [org]}))
+        .await;
+    r.assert_error(400, "Validation failed.", None);
+    assert_eq!(r.json()["validations"][0]["field"], "email");
+}
+
+#[actix_web::test]
+async fn api_keys_work_and_secrets_never_reach_the_database() {
+    let s = TestServer::start();
+    let owner = s.owner().await;
+    let member = s.user(&owner, "mary", &[]).await;
+    let r = member.post("/api/v2/users/me/keys", json!({})).await;
+    assert_eq!(r.status, 201);
+    let key = r.json()["key"].as_str().unwrap().to_string();
+    assert_eq!(
+        s.client(&key).get("/api/v2/users/me").await.json()["username"],
+        "mary"
+    );
+    // A member cannot mint keys for someone else.
+    member
+        .post("/api/v2/users/owner/keys", json!({}))
+        .await
+        .assert_error(404, NOT_FOUND, None);
+
+    let mut bytes = std::fs::read(s.db_path()).unwrap();
+    if let Ok(wal) = std::fs::read(s.dir.join("kiln.db-wal")) {
+        bytes.extend(wal);
+    }
+    let hay = String::from_utf8_lossy(&bytes);
+    for secret in [
+        key.split_once('-').unwrap().1,
+        owner.token().split_once('-').unwrap().1,
+        "owner-password",
+        "member-password",
+    ] {
+        assert!(!hay.contains(secret), "{secret} found in the database");
+    }
+}
+
+#[actix_web::test]
+async fn unknown_routes_and_methods_answer_the_generic_404() {
+    let s = TestServer::start();
+    let owner = s.owner().await;
+    for r in [
+        owner.get("/api/v2/nothing/here").await,
+        s.anon().get("/api/v2/nothing").await,
+        owner
+            .send(owner.request("DELETE", "/api/v2/users/first"), None)
+            .await,
+        owner
+            .send(owner.request("PATCH", "/api/v2/buildinfo"), None)
+            .await,
+    ] {
+        r.assert_error(404, NOT_FOUND, None);
+    }
+}
+
+#[actix_web::test]
+async fn users_and_tokens_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = {
+        let s = TestServer::start_in(dir.path(), &[]);
+        let owner = s.owner().await;
+        s.user(&owner, "mary", &["template-admin"]).await;
+        owner.token().to_string()
+    };
+    let s = TestServer::start_in(dir.path(), &[]);
+    let owner = s.client(&token);
+    assert_eq!(
+        owner.get("/api/v2/users/me").await.json()["username"],
+        "owner"
+    );
+    let mary = owner.get("/api/v2/users/mary").await.json();
+    assert_eq!(mary["roles"][0]["name"], "template-admin");
+    s.anon().get("/api/v2/users/first").await.assert_error(
+        200,
+        "The initial user has already been created!",
+        None,
+    );
+}
