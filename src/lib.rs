@@ -4,6 +4,7 @@
 pub mod api;
 pub mod identity;
 pub mod model;
+pub mod provisioner;
 pub mod store;
 
 use actix_web::{App, HttpServer, web};

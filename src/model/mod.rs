@@ -1,6 +1,7 @@
 //! Coder's JSON types (shapes from `coder-swagger-builds.json`), the status words derived from
 //! stored facts, and the time format every response uses.
 
+pub mod manifest;
 pub mod status;
 pub mod time;
 pub mod users;

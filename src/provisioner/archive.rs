@@ -1,0 +1,1 @@
+//! Template archives (tar): reading `kiln.json` and extracting safely. (Being written.)
