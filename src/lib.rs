@@ -38,6 +38,7 @@ pub struct AppState {
     pub store: Store,
     pub config: Config,
     pub started_at: model::Time,
+    pub engine: Arc<provisioner::Engine>,
 }
 
 pub type State = web::Data<AppState>;
@@ -51,10 +52,12 @@ pub fn open_state(config: Config) -> Result<Arc<AppState>, Box<dyn std::error::E
         )
     })?;
     let store = Store::open(&config.database_path(), config.durability)?;
+    let engine = provisioner::Engine::start(store.clone(), config.clone());
     Ok(Arc::new(AppState {
         store,
         config,
         started_at: model::Time::now(),
+        engine,
     }))
 }
 
@@ -90,10 +93,15 @@ pub async fn run(listener: TcpListener, state: Arc<AppState>) -> std::io::Result
              -d '{{\"email\":\"you@example.com\",\"username\":\"you\",\"password\":\"a-long-password\"}}'"
         );
     }
+    let engine = state.engine.clone();
+    let grace = state.config.shutdown_grace;
     actix_web::rt::spawn(async move {
         wait_for_signal().await;
-        log::info!("shutting down");
+        log::info!("shutting down: no new jobs; running jobs get {grace:?} to finish");
+        // Jobs end first, so live log followers see their end before the server closes.
+        let _ = web::block(move || engine.shutdown(grace)).await;
         handle.stop(true).await;
+        log::info!("stopped");
     });
     server.await
 }

@@ -1,11 +1,17 @@
 //! HTTP in, JSON out: one module per resource. No SQL here; handlers call the store.
 
 pub mod auth;
+mod build_create;
 pub mod error;
+mod files;
 mod meta;
 pub use meta::version as meta_version;
 mod organizations;
+mod templates;
+mod templateversions;
 mod users;
+pub mod views;
+mod workspaces;
 
 pub use auth::Actor;
 pub use error::{ApiError, ApiResult};
@@ -22,6 +28,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .configure(meta::routes)
             .configure(users::routes)
             .configure(organizations::routes)
+            .configure(files::routes)
+            .configure(templateversions::routes)
+            .configure(templates::routes)
+            .configure(workspaces::routes)
+            .configure(build_create::routes)
             .default_service(web::to(route_not_found)),
     );
 }

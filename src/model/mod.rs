@@ -1,14 +1,21 @@
 //! Coder's JSON types (shapes from `coder-swagger-builds.json`), the status words derived from
 //! stored facts, and the time format every response uses.
 
+pub mod builds;
 pub mod manifest;
+pub mod parameters;
 pub mod status;
 pub mod time;
+pub mod templates;
 pub mod users;
+pub mod workspaces;
 
 pub use status::{BuildStatus, JobStatus, Transition};
 pub use time::Time;
+pub use builds::*;
+pub use templates::*;
 pub use users::*;
+pub use workspaces::*;
 
 /// `{"name": ..., "value": ...}`: a parameter value sent with or stored for a build.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

@@ -10,7 +10,13 @@ mod templates;
 mod users;
 mod workspaces;
 
+pub use builds::*;
+pub use files::*;
+pub use jobs::*;
+pub use logs::*;
+pub use templates::*;
 pub use users::*;
+pub use workspaces::*;
 
 use r2d2::{Pool, PooledConnection};
 use r2d2_sqlite::SqliteConnectionManager;

@@ -280,3 +280,81 @@ impl Client {
         self.send(req, Some(body)).await
     }
 }
+
+/// A tar archive holding `files` (path, content) at its root.
+pub fn tar_of(files: &[(&str, &str)]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    for (path, content) in files {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(content.len() as u64);
+        h.set_mode(0o644);
+        h.set_cksum();
+        b.append_data(&mut h, path, content.as_bytes()).unwrap();
+    }
+    b.into_inner().unwrap()
+}
+
+pub const TERMINAL: [&str; 3] = ["succeeded", "failed", "canceled"];
+
+impl Client {
+    /// GETs `path` until `pointer` (a JSON pointer) holds a terminal job status; returns the body.
+    pub async fn wait_for(&self, path: &str, pointer: &str) -> Value {
+        for _ in 0..600 {
+            let v = self.get(path).await.json();
+            if TERMINAL.contains(&v.pointer(pointer).and_then(Value::as_str).unwrap_or("")) {
+                return v;
+            }
+            actix_web::rt::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("{path} did not finish: {}", self.get(path).await.text());
+    }
+
+    /// Uploads a template archive and imports it as a new version; returns the version once
+    /// its import job has ended.
+    pub async fn import_version(&self, archive: Vec<u8>, template_id: Option<&str>) -> Value {
+        let r = self.post_raw("/api/v2/files", "application/x-tar", archive).await;
+        assert!(r.status == 201 || r.status == 200, "{}", r.text());
+        let file_id = r.json()["hash"].as_str().unwrap().to_string();
+        let mut body = serde_json::json!({"storage_method": "file", "file_id": file_id, "provisioner": "echo"});
+        if let Some(t) = template_id {
+            body["template_id"] = t.into();
+        }
+        let r = self.post("/api/v2/organizations/coder/templateversions", body).await;
+        assert_eq!(r.status, 201, "{}", r.text());
+        let id = r.json()["id"].as_str().unwrap().to_string();
+        self.wait_for(&format!("/api/v2/templateversions/{id}"), "/job/status").await
+    }
+
+    /// Imports `manifest` (a kiln.json value) and makes a template of it named `name`.
+    pub async fn template(&self, name: &str, manifest: Value) -> Value {
+        let v = self
+            .import_version(tar_of(&[("kiln.json", &manifest.to_string())]), None)
+            .await;
+        assert_eq!(v["job"]["status"], "succeeded", "{v}");
+        let r = self
+            .post(
+                "/api/v2/organizations/coder/templates",
+                serde_json::json!({"name": name, "template_version_id": v["id"]}),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", r.text());
+        r.json()
+    }
+
+    /// Creates a workspace of `template_id` for the caller; returns the Workspace.
+    pub async fn workspace(&self, template_id: &str, name: &str, params: Value) -> Value {
+        let r = self
+            .post(
+                "/api/v2/users/me/workspaces",
+                serde_json::json!({"template_id": template_id, "name": name, "rich_parameter_values": params}),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", r.text());
+        r.json()
+    }
+
+    /// Waits for a build to end; returns it.
+    pub async fn wait_build(&self, build_id: &str) -> Value {
+        self.wait_for(&format!("/api/v2/workspacebuilds/{build_id}"), "/job/status").await
+    }
+}

@@ -1,0 +1,171 @@
+//! Template versions: create (queues an import job), read, rich parameters, logs.
+
+use super::organizations::find_organization;
+use super::users::forbidden;
+use super::views::version_json;
+use super::{created, new_id, ok, parse_uuid, read_json, res, tag_failed, Actor, ApiError, ApiResult};
+use crate::model::manifest::Manifest;
+use crate::model::{self, CreateTemplateVersionRequest, JobStatus};
+use crate::store::{NewTemplateVersion, TemplateVersionRow};
+use crate::State;
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpResponse};
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(res("/organizations/{organization}/templateversions").route(web::post().to(create)))
+        .service(res("/templateversions/{version}").route(web::get().to(get)))
+        .service(res("/templateversions/{version}/rich-parameters").route(web::get().to(rich_parameters)));
+}
+
+/// `{templateversion}` from the path; the generic 404 when unknown.
+pub fn find_version(state: &State, raw: &str) -> ApiResult<TemplateVersionRow> {
+    let id = parse_uuid(raw)?;
+    state.store.template_version(&id)?.ok_or_else(ApiError::not_found)
+}
+
+/// A friendly random name for a version, as Coder gives one when none is sent.
+fn random_name() -> String {
+    const ADJECTIVES: [&str; 12] = [
+        "amber", "brave", "calm", "eager", "fancy", "gentle", "happy", "jolly", "keen", "lucid", "merry", "quiet",
+    ];
+    const NOUNS: [&str; 12] = [
+        "anvil", "bellows", "brick", "clay", "ember", "flame", "forge", "glaze", "hearth", "ingot", "oven", "spark",
+    ];
+    format!(
+        "{}_{}{}",
+        ADJECTIVES[rand::random_range(0..ADJECTIVES.len())],
+        NOUNS[rand::random_range(0..NOUNS.len())],
+        rand::random_range(0..100)
+    )
+}
+
+async fn create(state: State, actor: Actor, path: web::Path<String>, body: web::Bytes) -> ApiResult<HttpResponse> {
+    let org = find_organization(&state, &path)?;
+    let req: CreateTemplateVersionRequest = read_json(&body)?;
+    let mut invalid = ApiError::validation();
+    if req.storage_method != "file" {
+        invalid = invalid.with_validation("storage_method", tag_failed("oneof", &req.storage_method));
+    }
+    if req.provisioner != "terraform" && req.provisioner != "echo" {
+        invalid = invalid.with_validation("provisioner", tag_failed("oneof", &req.provisioner));
+    }
+    if !invalid.body.validations.is_empty() {
+        return Err(invalid);
+    }
+    if !actor.is_template_manager() {
+        return Err(forbidden());
+    }
+    if req.provisioner == "terraform" {
+        return Err(ApiError::bad_request("Provisioner \"terraform\" is not supported.").with_detail(
+            "kiln supports the \"echo\" provisioner: upload a tar archive with a kiln.json manifest (see docs/templates.md).",
+        ));
+    }
+    if !req.example_id.is_empty() {
+        return Err(ApiError::bad_request("Examples are not supported; upload a file and send its file_id."));
+    }
+    let file_id = match req.file_id.as_deref() {
+        Some(raw) if !raw.is_empty() => parse_uuid(raw)?,
+        _ => {
+            return Err(ApiError::bad_request("A file_id is required.")
+                .with_validation("file_id", tag_failed("required", "")));
+        }
+    };
+    if state.store.file(&file_id)?.is_none() {
+        return Err(ApiError::new(StatusCode::NOT_FOUND, "File not found."));
+    }
+    let template_id = match req.template_id.as_deref().filter(|s| !s.is_empty() && *s != "00000000-0000-0000-0000-000000000000") {
+        Some(raw) => {
+            let id = parse_uuid(raw)?;
+            state.store.template(&id)?.ok_or_else(|| {
+                ApiError::new(StatusCode::NOT_FOUND, format!("Template with id {raw:?} doesn't exist."))
+            })?;
+            Some(id)
+        }
+        None => None,
+    };
+    let name = if req.name.is_empty() { random_name() } else { req.name.clone() };
+    if let Some(tid) = &template_id
+        && state.store.template_version_by_name(tid, &name)?.is_some()
+    {
+        return Err(ApiError::conflict(format!(
+            "A template version with name {name:?} already exists for this template."
+        ))
+        .with_validation("name", "This value is already in use and should be unique."));
+    }
+    let id = new_id();
+    state.store.create_template_version(&NewTemplateVersion {
+        id: &id,
+        job_id: &new_id(),
+        template_id: template_id.as_deref(),
+        organization_id: &org.id,
+        name: &name,
+        message: &req.message,
+        file_id: &file_id,
+        created_by: &actor.user.id,
+    })?;
+    state.engine.notify();
+    let version = state.store.template_version(&id)?.ok_or_else(ApiError::not_found)?;
+    created(&version_json(&state, &version)?)
+}
+
+async fn get(state: State, _actor: Actor, path: web::Path<String>) -> ApiResult<HttpResponse> {
+    let version = find_version(&state, &path)?;
+    ok(&version_json(&state, &version)?)
+}
+
+/// The parameters of an imported version; 412 while the import has not completed.
+async fn rich_parameters(state: State, _actor: Actor, path: web::Path<String>) -> ApiResult<HttpResponse> {
+    let version = find_version(&state, &path)?;
+    if version.job.completed_at.is_none() {
+        return Err(ApiError::new(StatusCode::PRECONDITION_FAILED, "Job hasn't completed!"));
+    }
+    let manifest = version_manifest(&version).unwrap_or_default();
+    let params: Vec<_> = manifest.parameters.into_iter().map(parameter_json).collect();
+    ok(&params)
+}
+
+/// The manifest of a version whose import succeeded.
+pub fn version_manifest(v: &TemplateVersionRow) -> Option<Manifest> {
+    if v.job.status() != JobStatus::Succeeded {
+        return None;
+    }
+    serde_json::from_str(v.manifest.as_deref()?).ok()
+}
+
+fn parameter_json(p: crate::model::manifest::Parameter) -> model::TemplateVersionParameter {
+    let form_type = match (p.kind.as_str(), p.options.is_empty()) {
+        ("bool", _) => "checkbox",
+        ("list(string)", false) => "multi-select",
+        ("list(string)", true) => "tag-select",
+        (_, false) => "radio",
+        _ => "input",
+    };
+    model::TemplateVersionParameter {
+        description_plaintext: p.description.clone(),
+        name: p.name,
+        display_name: p.display_name,
+        description: p.description,
+        kind: p.kind,
+        form_type: form_type.into(),
+        mutable: p.mutable,
+        default_value: p.default_value,
+        icon: p.icon,
+        options: p
+            .options
+            .into_iter()
+            .map(|o| model::TemplateVersionParameterOption {
+                name: o.name,
+                description: o.description,
+                value: o.value,
+                icon: o.icon,
+            })
+            .collect(),
+        validation_regex: p.validation_regex,
+        validation_min: p.validation_min,
+        validation_max: p.validation_max,
+        validation_error: p.validation_error,
+        validation_monotonic: p.validation_monotonic,
+        required: p.required,
+        ephemeral: p.ephemeral,
+    }
+}

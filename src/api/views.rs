@@ -1,0 +1,269 @@
+//! Stored rows to Coder's JSON shapes: jobs, builds, resources, versions, templates, workspaces.
+
+use super::ApiResult;
+use crate::model::{self, BuildStatus, JobStatus, MatchedProvisioners, Time};
+use crate::store::{BuildRow, JobRow, ResourceRow, TemplateRow, TemplateVersionRow, WorkspaceRow};
+use crate::AppState;
+use serde_json::{json, Value};
+
+pub fn job_json(state: &AppState, job: &JobRow, metadata: model::ProvisionerJobMetadata) -> ApiResult<model::ProvisionerJob> {
+    let (queue_position, queue_size) = state.store.queue_position(job)?;
+    Ok(model::ProvisionerJob {
+        id: job.id.clone(),
+        created_at: job.created_at,
+        started_at: job.started_at,
+        completed_at: job.completed_at,
+        canceled_at: job.canceled_at,
+        error: job.error.clone(),
+        error_code: job.error_code.clone(),
+        file_id: job.file_id.clone(),
+        worker_id: job.worker_id.clone(),
+        status: job.status(),
+        tags: json!({"scope": "organization", "owner": ""}),
+        queue_position,
+        queue_size,
+        organization_id: job.organization_id.clone(),
+        initiator_id: job.initiator_id.clone(),
+        input: serde_json::from_str(&job.input).unwrap_or(Value::Null),
+        kind: job.kind.clone(),
+        metadata,
+        logs_overflowed: job.logs_overflowed,
+    })
+}
+
+/// Workers for a pending job; zeros and null otherwise (spec section 3).
+pub fn matched_provisioners(state: &AppState, job: &JobRow) -> MatchedProvisioners {
+    if job.status() == JobStatus::Pending {
+        let total = state.engine.workers_total() as i64;
+        MatchedProvisioners {
+            count: total,
+            available: total - state.engine.workers_busy() as i64,
+            most_recently_seen: Some(Time::now()),
+        }
+    } else {
+        MatchedProvisioners {
+            count: 0,
+            available: 0,
+            most_recently_seen: None,
+        }
+    }
+}
+
+/// A stored agent with its `status`: `connecting` until its connection timeout has passed
+/// since it was created, then `timeout` (kiln runs no real agents).
+fn agent_with_status(mut agent: Value, now: Time) -> Value {
+    let created = agent["created_at"].as_str().and_then(Time::parse_rfc3339).unwrap_or(now);
+    let timeout_s = agent["connection_timeout_seconds"].as_i64().unwrap_or(0);
+    let status = if timeout_s > 0 && now < created.plus_millis(timeout_s * 1000) {
+        "connecting"
+    } else {
+        "timeout"
+    };
+    agent["status"] = json!(status);
+    agent
+}
+
+pub fn resource_json(r: ResourceRow, now: Time) -> model::WorkspaceResource {
+    let agents: Vec<Value> = serde_json::from_str(&r.agents_json).unwrap_or_default();
+    model::WorkspaceResource {
+        id: r.id,
+        created_at: r.created_at,
+        job_id: r.job_id,
+        workspace_transition: r.transition,
+        kind: r.kind,
+        name: r.name,
+        hide: r.hide,
+        icon: r.icon,
+        agents: agents.into_iter().map(|a| agent_with_status(a, now)).collect(),
+        metadata: serde_json::from_str(&r.metadata_json).unwrap_or_default(),
+        daily_cost: r.daily_cost,
+    }
+}
+
+pub fn resources_json(state: &AppState, job_id: &str) -> ApiResult<Vec<model::WorkspaceResource>> {
+    let now = Time::now();
+    Ok(state
+        .store
+        .resources(job_id)?
+        .into_iter()
+        .map(|r| resource_json(r, now))
+        .collect())
+}
+
+pub fn build_json(state: &AppState, b: &BuildRow) -> ApiResult<model::WorkspaceBuild> {
+    let metadata = model::ProvisionerJobMetadata {
+        template_version_name: b.template_version_name.clone(),
+        template_id: b.template_id.clone(),
+        template_name: b.template_name.clone(),
+        template_display_name: b.template_display_name.clone(),
+        template_icon: b.template_icon.clone(),
+        workspace_id: Some(b.workspace_id.clone()),
+        workspace_name: Some(b.workspace_name.clone()),
+    };
+    let job = job_json(state, &b.job, metadata)?;
+    let resources = if b.job.completed_at.is_some() {
+        resources_json(state, &b.job.id)?
+    } else {
+        Vec::new()
+    };
+    Ok(model::WorkspaceBuild {
+        id: b.id.clone(),
+        created_at: b.created_at,
+        updated_at: b.updated_at,
+        workspace_id: b.workspace_id.clone(),
+        workspace_name: b.workspace_name.clone(),
+        workspace_owner_id: b.workspace_owner_id.clone(),
+        workspace_owner_name: b.workspace_owner_name.clone(),
+        workspace_owner_avatar_url: b.workspace_owner_avatar_url.clone(),
+        template_version_id: b.template_version_id.clone(),
+        template_version_name: b.template_version_name.clone(),
+        build_number: b.build_number,
+        transition: b.transition,
+        initiator_id: b.initiator_id.clone(),
+        initiator_name: b.initiator_name.clone(),
+        status: BuildStatus::derive(job.status, b.transition),
+        matched_provisioners: matched_provisioners(state, &b.job),
+        job,
+        reason: b.reason.clone(),
+        resources,
+        deadline: b.deadline,
+        max_deadline: b.max_deadline,
+        daily_cost: b.daily_cost,
+        template_version_preset_id: None,
+    })
+}
+
+pub fn version_json(state: &AppState, v: &TemplateVersionRow) -> ApiResult<model::TemplateVersion> {
+    let template = match &v.template_id {
+        Some(id) => state.store.template(id)?,
+        None => None,
+    };
+    let metadata = model::ProvisionerJobMetadata {
+        template_version_name: v.name.clone(),
+        template_id: v.template_id.clone().unwrap_or_default(),
+        template_name: template.as_ref().map(|t| t.name.clone()).unwrap_or_default(),
+        template_display_name: template.as_ref().map(|t| t.display_name.clone()).unwrap_or_default(),
+        template_icon: template.as_ref().map(|t| t.icon.clone()).unwrap_or_default(),
+        workspace_id: None,
+        workspace_name: None,
+    };
+    Ok(model::TemplateVersion {
+        id: v.id.clone(),
+        template_id: v.template_id.clone(),
+        organization_id: v.organization_id.clone(),
+        created_at: v.created_at,
+        updated_at: v.updated_at,
+        name: v.name.clone(),
+        message: v.message.clone(),
+        job: job_json(state, &v.job, metadata)?,
+        readme: v.readme.clone(),
+        created_by: model::MinimalUser {
+            id: v.created_by.clone(),
+            username: v.created_by_name.clone(),
+            name: String::new(),
+            avatar_url: String::new(),
+        },
+        archived: false,
+        warnings: vec![],
+        matched_provisioners: matched_provisioners(state, &v.job),
+        has_external_agent: false,
+    })
+}
+
+pub fn template_json(state: &AppState, t: &TemplateRow) -> ApiResult<model::Template> {
+    let org = state.store.organization(&t.organization_id)?;
+    Ok(model::Template {
+        id: t.id.clone(),
+        created_at: t.created_at,
+        updated_at: t.updated_at,
+        organization_id: t.organization_id.clone(),
+        organization_name: org.as_ref().map(|o| o.name.clone()).unwrap_or_default(),
+        organization_display_name: org.as_ref().map(|o| o.display_name.clone()).unwrap_or_default(),
+        organization_icon: org.as_ref().map(|o| o.icon.clone()).unwrap_or_default(),
+        name: t.name.clone(),
+        display_name: t.display_name.clone(),
+        provisioner: "terraform".into(),
+        active_version_id: t.active_version_id.clone(),
+        active_user_count: 0,
+        build_time_stats: json!({
+            "start": {"P50": null, "P95": null},
+            "stop": {"P50": null, "P95": null},
+            "delete": {"P50": null, "P95": null}
+        }),
+        description: t.description.clone(),
+        deprecated: false,
+        deprecation_message: String::new(),
+        icon: t.icon.clone(),
+        default_ttl_ms: t.default_ttl_ms,
+        activity_bump_ms: 3_600_000,
+        autostop_requirement: json!({"days_of_week": [], "weeks": 1}),
+        autostart_requirement: json!({"days_of_week": ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]}),
+        created_by_id: t.created_by.clone(),
+        created_by_name: t.created_by_name.clone(),
+        allow_user_autostart: true,
+        allow_user_autostop: true,
+        allow_user_cancel_workspace_jobs: t.allow_user_cancel_workspace_jobs,
+        failure_ttl_ms: 0,
+        time_til_dormant_ms: 0,
+        time_til_dormant_autodelete_ms: 0,
+        require_active_version: false,
+        max_port_share_level: "public".into(),
+        cors_behavior: "simple".into(),
+        use_classic_parameter_flow: false,
+    })
+}
+
+pub fn workspace_json(state: &AppState, w: &WorkspaceRow) -> ApiResult<model::Workspace> {
+    let latest = state
+        .store
+        .latest_build(&w.id)?
+        .ok_or_else(|| super::ApiError::internal("Internal error fetching workspace build.", "no build"))?;
+    let template = state.store.template(&w.template_id)?;
+    let org = state.store.organization(&w.organization_id)?;
+    let t = |f: fn(&TemplateRow) -> String| template.as_ref().map(f).unwrap_or_default();
+    let active_version_id = t(|t| t.active_version_id.clone());
+    let latest_build = build_json(state, &latest)?;
+    let failing_agents: Vec<String> = latest_build
+        .resources
+        .iter()
+        .flat_map(|r| r.agents.iter())
+        .filter_map(|a| a["id"].as_str().map(str::to_string))
+        .collect();
+    Ok(model::Workspace {
+        id: w.id.clone(),
+        created_at: w.created_at,
+        updated_at: w.updated_at,
+        owner_id: w.owner_id.clone(),
+        owner_name: w.owner_name.clone(),
+        owner_avatar_url: w.owner_avatar_url.clone(),
+        organization_id: w.organization_id.clone(),
+        organization_name: org.map(|o| o.name).unwrap_or_default(),
+        template_id: w.template_id.clone(),
+        template_name: t(|t| t.name.clone()),
+        template_display_name: t(|t| t.display_name.clone()),
+        template_icon: t(|t| t.icon.clone()),
+        template_allow_user_cancel_workspace_jobs: template
+            .as_ref()
+            .is_none_or(|t| t.allow_user_cancel_workspace_jobs),
+        outdated: active_version_id != latest.template_version_id,
+        template_active_version_id: active_version_id,
+        template_require_active_version: false,
+        template_use_classic_parameter_flow: false,
+        latest_build,
+        name: w.name.clone(),
+        autostart_schedule: w.autostart_schedule.clone(),
+        ttl_ms: w.ttl_ms,
+        last_used_at: w.last_used_at,
+        deleting_at: None,
+        dormant_at: None,
+        health: model::WorkspaceHealth {
+            healthy: failing_agents.is_empty(),
+            failing_agents,
+        },
+        automatic_updates: w.automatic_updates.clone(),
+        allow_renames: false,
+        favorite: false,
+        next_start_at: None,
+        is_prebuild: false,
+    })
+}

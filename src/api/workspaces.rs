@@ -1,0 +1,206 @@
+//! Workspaces: create (with the first start build), read by id or by owner and name, list.
+
+use super::build_create::{can_read_workspace, check_version, queue_build, BuildRequest};
+use super::organizations::find_organization;
+use super::users::find_user;
+use super::views::workspace_json;
+use super::{auth::serde_urlencoded_pairs, created, new_id, ok, parse_uuid, read_json, res, tag_failed, valid_name, Actor, ApiError, ApiResult};
+use crate::model::{CreateWorkspaceRequest, Transition, WorkspacesResponse};
+use crate::store::{NewWorkspace, UserRow, WorkspaceRow};
+use crate::State;
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(res("/users/{user}/workspaces").route(web::post().to(create_for_user)))
+        .service(res("/organizations/{organization}/members/{user}/workspaces").route(web::post().to(create_in_org)))
+        .service(res("/users/{user}/workspace/{name}").route(web::get().to(get_by_name)))
+        .service(res("/workspaces").route(web::get().to(list)))
+        .service(res("/workspaces/{workspace}").route(web::get().to(get)));
+}
+
+fn include_deleted(req: &HttpRequest) -> bool {
+    serde_urlencoded_pairs(req.query_string())
+        .iter()
+        .any(|(k, v)| k == "include_deleted" && v == "true")
+}
+
+/// A workspace the caller may read, by id (deleted ones too).
+pub fn find_workspace(state: &State, actor: &Actor, raw: &str) -> ApiResult<WorkspaceRow> {
+    let id = parse_uuid(raw)?;
+    state
+        .store
+        .workspace(&id)?
+        .filter(|w| can_read_workspace(actor, w))
+        .ok_or_else(ApiError::not_found)
+}
+
+/// `{user}`'s live workspace `{name}` that the caller may read.
+pub fn find_workspace_by_name(state: &State, actor: &Actor, user: &str, name: &str, deleted: bool) -> ApiResult<WorkspaceRow> {
+    let owner = find_user(state, actor, user)?;
+    state
+        .store
+        .workspace_by_name(&owner.id, name, deleted)?
+        .filter(|w| can_read_workspace(actor, w))
+        .ok_or_else(ApiError::not_found)
+}
+
+fn gone() -> ApiError {
+    ApiError::new(StatusCode::GONE, "Workspace was deleted.")
+        .with_detail("Add ?include_deleted=true to read it anyway.")
+}
+
+async fn get(state: State, actor: Actor, req: HttpRequest, path: web::Path<String>) -> ApiResult<HttpResponse> {
+    let w = find_workspace(&state, &actor, &path)?;
+    if w.deleted && !include_deleted(&req) {
+        return Err(gone());
+    }
+    ok(&workspace_json(&state, &w)?)
+}
+
+async fn get_by_name(state: State, actor: Actor, req: HttpRequest, path: web::Path<(String, String)>) -> ApiResult<HttpResponse> {
+    let (user, name) = path.into_inner();
+    let w = find_workspace_by_name(&state, &actor, &user, &name, include_deleted(&req))?;
+    ok(&workspace_json(&state, &w)?)
+}
+
+async fn list(state: State, actor: Actor, req: HttpRequest) -> ApiResult<HttpResponse> {
+    // `q` understands `owner:<name|me>`; members always see only their own workspaces.
+    let q = serde_urlencoded_pairs(req.query_string())
+        .into_iter()
+        .find(|(k, _)| k == "q")
+        .map(|(_, v)| v)
+        .unwrap_or_default();
+    let mut owner_id = (!actor.is_template_manager()).then(|| actor.user.id.clone());
+    for term in q.split_whitespace() {
+        if let Some(name) = term.strip_prefix("owner:") {
+            match find_user(&state, &actor, name) {
+                Ok(u) if owner_id.as_ref().is_none_or(|id| *id == u.id) => owner_id = Some(u.id),
+                _ => owner_id = Some(String::new()),
+            }
+        }
+    }
+    let workspaces = state
+        .store
+        .workspaces(owner_id.as_deref())?
+        .iter()
+        .map(|w| workspace_json(&state, w))
+        .collect::<ApiResult<Vec<_>>>()?;
+    ok(&WorkspacesResponse {
+        count: workspaces.len(),
+        workspaces,
+    })
+}
+
+async fn create_for_user(state: State, actor: Actor, path: web::Path<String>, body: web::Bytes) -> ApiResult<HttpResponse> {
+    let owner = find_user(&state, &actor, &path)?;
+    create(&state, &actor, owner, None, &body)
+}
+
+async fn create_in_org(state: State, actor: Actor, path: web::Path<(String, String)>, body: web::Bytes) -> ApiResult<HttpResponse> {
+    let (org, user) = path.into_inner();
+    let org = find_organization(&state, &org)?;
+    let owner = find_user(&state, &actor, &user)?;
+    create(&state, &actor, owner, Some(org.id), &body)
+}
+
+fn create(state: &State, actor: &Actor, owner: UserRow, org_id: Option<String>, body: &[u8]) -> ApiResult<HttpResponse> {
+    let req: CreateWorkspaceRequest = read_json(body)?;
+    if owner.id != actor.user.id && !actor.is_owner() {
+        return Err(ApiError::forbidden(
+            "You do not have permission to create workspaces for other users.",
+        ));
+    }
+    let template_id = req.template_id.as_deref().filter(|s| !s.is_empty() && *s != "00000000-0000-0000-0000-000000000000");
+    let version_id = req.template_version_id.as_deref().filter(|s| !s.is_empty() && *s != "00000000-0000-0000-0000-000000000000");
+    let (template, version) = match (template_id, version_id) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::bad_request("Only one of TemplateID or TemplateVersionID can be specified."));
+        }
+        (None, None) => {
+            return Err(ApiError::bad_request("Either TemplateID or TemplateVersionID must be specified."));
+        }
+        (Some(tid), None) => {
+            let tid = parse_uuid(tid)?;
+            let template = state.store.template(&tid)?.ok_or_else(|| {
+                ApiError::bad_request(format!("Template {tid:?} doesn't exist."))
+                    .with_validation("template_id", "template not found")
+            })?;
+            let version = state.store.template_version(&template.active_version_id)?;
+            (template, version)
+        }
+        (None, Some(vid)) => {
+            let vid = parse_uuid(vid)?;
+            let version = state.store.template_version(&vid)?.ok_or_else(|| {
+                ApiError::bad_request(format!("Template version {vid:?} doesn't exist."))
+                    .with_validation("template_version_id", "template version not found")
+            })?;
+            let template = version
+                .template_id
+                .as_deref()
+                .map(|t| state.store.template(t))
+                .transpose()?
+                .flatten()
+                .ok_or_else(|| ApiError::bad_request("The template version is not attached to a template."))?;
+            (template, Some(version))
+        }
+    };
+    if org_id.as_ref().is_some_and(|o| *o != template.organization_id) {
+        return Err(ApiError::bad_request("The template does not belong to this organization."));
+    }
+    if req.name.is_empty() || !valid_name(&req.name) {
+        let tag = if req.name.is_empty() { "required" } else { "workspace_name" };
+        return Err(ApiError::validation().with_validation("name", tag_failed(tag, &req.name)));
+    }
+    if let Some(ttl) = req.ttl_ms
+        && ttl != 0
+        && ttl < 60_000
+    {
+        return Err(ApiError::bad_request("Invalid Workspace Time To Shutdown.")
+            .with_validation("ttl_ms", "time until shutdown must be at least one minute"));
+    }
+    if state.store.workspace_by_name(&owner.id, &req.name, false)?.is_some() {
+        return Err(ApiError::conflict(format!("Workspace {:?} already exists.", req.name))
+            .with_validation("name", "This value is already in use and should be unique."));
+    }
+    let version = check_version(version, &template)?;
+    let workspace_id = new_id();
+    let new = NewWorkspace {
+        id: &workspace_id,
+        organization_id: &template.organization_id,
+        owner_id: &owner.id,
+        template_id: &template.id,
+        name: &req.name,
+        ttl_ms: req.ttl_ms.filter(|t| *t > 0),
+        autostart_schedule: req.autostart_schedule.as_deref().filter(|s| !s.is_empty()),
+        automatic_updates: req.automatic_updates.as_deref().unwrap_or("never"),
+    };
+    let row = WorkspaceRow {
+        id: workspace_id.clone(),
+        organization_id: template.organization_id.clone(),
+        owner_id: owner.id.clone(),
+        owner_name: owner.username.clone(),
+        owner_avatar_url: owner.avatar_url.clone(),
+        template_id: template.id.clone(),
+        name: req.name.clone(),
+        ttl_ms: new.ttl_ms,
+        autostart_schedule: None,
+        automatic_updates: new.automatic_updates.to_string(),
+        deleted: false,
+        created_at: crate::model::Time::now(),
+        updated_at: crate::model::Time::now(),
+        last_used_at: crate::model::Time::now(),
+    };
+    let build = BuildRequest {
+        transition: Transition::Start,
+        template_version_id: Some(version.id.clone()),
+        rich_parameter_values: req.rich_parameter_values,
+        state: None,
+        orphan: false,
+        debug: false,
+        reason: "initiator".into(),
+    };
+    queue_build(state, actor, &row, &version, &build, None, Some(&new))?;
+    let stored = state.store.workspace(&workspace_id)?.ok_or_else(ApiError::not_found)?;
+    created(&workspace_json(state, &stored)?)
+}
