@@ -15,10 +15,10 @@ starts=$((starts + 1))
 printf '{"starts": %d, "last_build": %d}\n' "$starts" "$KILN_BUILD_NUMBER" > "$KILN_STATE_FILE"
 
 echo "$KILN_PARAM_MESSAGE" >> "$KILN_WORKSPACE_DIR/notes.txt"
-echo "$KILN_PARAM_TOOLS" > "$KILN_WORKSPACE_DIR/tools.json"
+echo "$KILN_PARAM_EXTRAS" > "$KILN_WORKSPACE_DIR/extras.json"
 
 echo "start number $starts of $KILN_WORKSPACE_NAME for $KILN_OWNER_NAME"
-echo "disk: $KILN_PARAM_DISK_GB GB, tools: $KILN_PARAM_TOOLS"
+echo "disk: $KILN_PARAM_DISK_GB GB, extras: $KILN_PARAM_EXTRAS"
 if [ "$KILN_PARAM_VERBOSE" = "true" ]; then
     echo "running in $(pwd) with workspace folder $KILN_WORKSPACE_DIR"
     echo "state is now: $(cat "$KILN_STATE_FILE")"

@@ -1,6 +1,6 @@
 //! `Manifest::parse`: reads `kiln.json` and checks it, in two passes.
 //!
-//! 1. `shape`: walks the raw JSON so that every unknown field, wrong JSON type and malformed
+//! 1. `shape` (with `steps`): walks the raw JSON so that every unknown field, wrong JSON type and malformed
 //!    step is reported with its JSON path (`parameters[1].options[0]`). The manifest types cannot
 //!    use `deny_unknown_fields` (the `Step` enum is untagged), so this pass is what catches typos.
 //! 2. `parameters` and `resources`: the rules on the deserialised manifest (Coder's rules for
