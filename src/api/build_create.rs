@@ -3,13 +3,15 @@
 
 use super::templateversions::version_manifest;
 use super::views::build_json;
-use super::{created, parse_uuid, read_json, res, tag_failed, Actor, ApiError, ApiResult};
+use super::{Actor, ApiError, ApiResult, created, parse_uuid, read_json, res, tag_failed};
+use crate::State;
 use crate::model::parameters;
 use crate::model::{JobStatus, Transition, WorkspaceBuildParameter};
-use crate::store::{BuildRow, CreateBuildOutcome, NewBuild, TemplateRow, TemplateVersionRow, WorkspaceRow};
-use crate::State;
+use crate::store::{
+    BuildRow, CreateBuildOutcome, NewBuild, TemplateRow, TemplateVersionRow, WorkspaceRow,
+};
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpResponse};
+use actix_web::{HttpResponse, web};
 use base64::Engine as _;
 use serde::Deserialize;
 
@@ -17,7 +19,13 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(res("/workspaces/{workspace}/builds").route(web::post().to(post_build)));
 }
 
-const CLIENT_REASONS: [&str; 5] = ["dashboard", "cli", "ssh_connection", "vscode_connection", "jetbrains_connection"];
+const CLIENT_REASONS: [&str; 5] = [
+    "dashboard",
+    "cli",
+    "ssh_connection",
+    "vscode_connection",
+    "jetbrains_connection",
+];
 
 #[derive(Debug, Deserialize)]
 struct CreateBuildBody {
@@ -54,7 +62,10 @@ pub struct BuildRequest {
 fn decode_state(v: &serde_json::Value) -> Option<Vec<u8>> {
     match v {
         serde_json::Value::String(s) => base64::engine::general_purpose::STANDARD.decode(s).ok(),
-        serde_json::Value::Array(items) => items.iter().map(|i| i.as_u64().and_then(|n| u8::try_from(n).ok())).collect(),
+        serde_json::Value::Array(items) => items
+            .iter()
+            .map(|i| i.as_u64().and_then(|n| u8::try_from(n).ok()))
+            .collect(),
         _ => None,
     }
 }
@@ -95,7 +106,11 @@ pub fn parse_request(body: &[u8]) -> ApiResult<BuildRequest> {
         state: state.filter(|s| !s.is_empty()),
         orphan: b.orphan,
         debug: b.log_level == "debug",
-        reason: if b.reason.is_empty() { "initiator".into() } else { b.reason },
+        reason: if b.reason.is_empty() {
+            "initiator".into()
+        } else {
+            b.reason
+        },
     })
 }
 
@@ -105,16 +120,24 @@ pub fn can_read_workspace(actor: &Actor, w: &WorkspaceRow) -> bool {
 }
 
 /// Check 5: the version exists, belongs to the template, and imported successfully.
-pub fn check_version(version: Option<TemplateVersionRow>, template: &TemplateRow) -> ApiResult<TemplateVersionRow> {
+pub fn check_version(
+    version: Option<TemplateVersionRow>,
+    template: &TemplateRow,
+) -> ApiResult<TemplateVersionRow> {
     let v = version.ok_or_else(|| ApiError::bad_request("template version does not exist"))?;
     if v.template_id.as_deref() != Some(template.id.as_str()) {
-        return Err(ApiError::bad_request("template version doesn't match template"));
+        return Err(ApiError::bad_request(
+            "template version doesn't match template",
+        ));
     }
     match v.job.status() {
         JobStatus::Succeeded => Ok(v),
         s @ (JobStatus::Pending | JobStatus::Running) => Err(ApiError::new(
             StatusCode::NOT_ACCEPTABLE,
-            format!("The provided template version is {}. Wait for it to complete importing!", s.as_str()),
+            format!(
+                "The provided template version is {}. Wait for it to complete importing!",
+                s.as_str()
+            ),
         )),
         _ => Err(ApiError::bad_request(format!(
             "The provided template version {:?} has failed to import: {:?}. You cannot build workspaces with it!",
@@ -138,8 +161,15 @@ pub fn queue_build(
         Some(p) => Some(state.store.build_parameters(&p.id)?),
         None => None,
     };
-    let params = parameters::resolve(&manifest.parameters, &req.rich_parameter_values, previous_params.as_deref())
-        .map_err(|e| ApiError::bad_request(format!("Unable to validate parameter {:?}", e.name)).with_detail(e.detail))?;
+    let params = parameters::resolve(
+        &manifest.parameters,
+        &req.rich_parameter_values,
+        previous_params.as_deref(),
+    )
+    .map_err(|e| {
+        ApiError::bad_request(format!("Unable to validate parameter {:?}", e.name))
+            .with_detail(e.detail)
+    })?;
     let id = super::new_id();
     let build = NewBuild {
         id: &id,
@@ -152,7 +182,11 @@ pub fn queue_build(
         initiator_id: &actor.user.id,
         reason: &req.reason,
         orphan: req.orphan,
-        state: if req.orphan { Some(&[][..]) } else { req.state.as_deref() },
+        state: if req.orphan {
+            Some(&[][..])
+        } else {
+            req.state.as_deref()
+        },
         parameters: &params,
         log_level: if req.debug { "debug" } else { "info" },
         previous_number: previous.map(|p| p.build_number),
@@ -160,8 +194,13 @@ pub fn queue_build(
     match first {
         Some(w) => match state.store.create_workspace(w, &build) {
             Err(crate::store::StoreError::Conflict(_)) => {
-                return Err(ApiError::conflict(format!("Workspace {:?} already exists.", w.name))
-                    .with_validation("name", "This value is already in use and should be unique."));
+                return Err(
+                    ApiError::conflict(format!("Workspace {:?} already exists.", w.name))
+                        .with_validation(
+                            "name",
+                            "This value is already in use and should be unique.",
+                        ),
+                );
             }
             other => other?,
         },
@@ -175,7 +214,12 @@ pub fn queue_build(
     state.store.build(&id)?.ok_or_else(ApiError::not_found)
 }
 
-async fn post_build(state: State, actor: Actor, path: web::Path<String>, body: web::Bytes) -> ApiResult<HttpResponse> {
+async fn post_build(
+    state: State,
+    actor: Actor,
+    path: web::Path<String>,
+    body: web::Bytes,
+) -> ApiResult<HttpResponse> {
     let workspace_id = parse_uuid(&path)?;
     let workspace = state
         .store
@@ -186,32 +230,54 @@ async fn post_build(state: State, actor: Actor, path: web::Path<String>, body: w
     let req = parse_request(&body)?;
     // 2. A deleted workspace can only be deleted again.
     if workspace.deleted && req.transition != Transition::Delete {
-        return Err(ApiError::conflict(format!("Cannot {} a deleted workspace!", req.transition.as_str()))
-            .with_detail("This workspace has been deleted and cannot be modified."));
+        return Err(ApiError::conflict(format!(
+            "Cannot {} a deleted workspace!",
+            req.transition.as_str()
+        ))
+        .with_detail("This workspace has been deleted and cannot be modified."));
     }
     // 3. Orphan.
     if req.orphan && req.transition != Transition::Delete {
-        return Err(ApiError::bad_request("Orphan is only permitted when deleting a workspace."));
+        return Err(ApiError::bad_request(
+            "Orphan is only permitted when deleting a workspace.",
+        ));
     }
     if req.orphan && req.state.is_some() {
-        return Err(ApiError::bad_request("ProvisionerState cannot be set alongside Orphan since state intent is unclear."));
+        return Err(ApiError::bad_request(
+            "ProvisionerState cannot be set alongside Orphan since state intent is unclear.",
+        ));
     }
     // 4. Permission.
     if !actor.is_owner() && actor.user.id != workspace.owner_id {
-        let action = if req.transition == Transition::Delete { "delete" } else { "update" };
-        return Err(ApiError::forbidden(format!("You do not have permission to {action} this workspace.")));
+        let action = if req.transition == Transition::Delete {
+            "delete"
+        } else {
+            "update"
+        };
+        return Err(ApiError::forbidden(format!(
+            "You do not have permission to {action} this workspace."
+        )));
     }
     if (req.state.is_some() || req.orphan) && !actor.is_template_manager() {
-        return Err(ApiError::forbidden("Only template managers may provide custom state"));
+        return Err(ApiError::forbidden(
+            "Only template managers may provide custom state",
+        ));
     }
     if req.debug && !actor.is_owner() {
-        return Err(ApiError::bad_request("Workspace builds with a custom log level are restricted to administrators only."));
+        return Err(ApiError::bad_request(
+            "Workspace builds with a custom log level are restricted to administrators only.",
+        ));
     }
     // 5. Template version.
     let template = state
         .store
         .template(&workspace.template_id)?
-        .ok_or_else(|| ApiError::internal("Internal error fetching template.", "the workspace's template is gone"))?;
+        .ok_or_else(|| {
+            ApiError::internal(
+                "Internal error fetching template.",
+                "the workspace's template is gone",
+            )
+        })?;
     let previous = state.store.latest_build(&workspace.id)?;
     let version_id = match &req.template_version_id {
         Some(raw) => parse_uuid(raw).ok(),
@@ -223,10 +289,21 @@ async fn post_build(state: State, actor: Actor, path: web::Path<String>, body: w
     };
     let version = check_version(version, &template)?;
     // 6. Active build (checked again atomically when the build is inserted).
-    if previous.as_ref().is_some_and(|p| p.job.status().is_active()) {
+    if previous
+        .as_ref()
+        .is_some_and(|p| p.job.status().is_active())
+    {
         return Err(ApiError::conflict("A workspace build is already active."));
     }
     // 7. Parameters, then queue.
-    let build = queue_build(&state, &actor, &workspace, &version, &req, previous.as_ref(), None)?;
+    let build = queue_build(
+        &state,
+        &actor,
+        &workspace,
+        &version,
+        &req,
+        previous.as_ref(),
+        None,
+    )?;
     created(&build_json(&state, &build)?)
 }

@@ -1,10 +1,10 @@
 //! /files: template archives, content-addressed by SHA-256.
 
-use super::{json, new_id, parse_uuid, res, Actor, ApiError, ApiResult};
-use crate::model::UploadResponse;
+use super::{Actor, ApiError, ApiResult, json, new_id, parse_uuid, res};
 use crate::State;
+use crate::model::UploadResponse;
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{HttpRequest, HttpResponse, web};
 use futures_util::StreamExt;
 use sha2::{Digest, Sha256};
 
@@ -15,14 +15,24 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(res("/files/{file}").route(web::get().to(download)));
 }
 
-async fn upload(state: State, actor: Actor, req: HttpRequest, mut body: web::Payload) -> ApiResult<HttpResponse> {
+async fn upload(
+    state: State,
+    actor: Actor,
+    req: HttpRequest,
+    mut body: web::Payload,
+) -> ApiResult<HttpResponse> {
     let content_type = req
         .headers()
         .get("Content-Type")
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_string();
-    let mimetype = content_type.split(';').next().unwrap_or("").trim().to_string();
+    let mimetype = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_string();
     if !ACCEPTED_TYPES.contains(&mimetype.as_str()) {
         return Err(ApiError::bad_request(format!(
             "Unsupported content type header {content_type:?}."
@@ -32,7 +42,9 @@ async fn upload(state: State, actor: Actor, req: HttpRequest, mut body: web::Pay
     let limit = state.config.max_upload_bytes;
     let mut data = Vec::new();
     while let Some(chunk) = body.next().await {
-        let chunk = chunk.map_err(|e| ApiError::bad_request("Failed to read file from request.").with_detail(e.to_string()))?;
+        let chunk = chunk.map_err(|e| {
+            ApiError::bad_request("Failed to read file from request.").with_detail(e.to_string())
+        })?;
         if data.len() + chunk.len() > limit {
             return Err(ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
@@ -42,11 +54,19 @@ async fn upload(state: State, actor: Actor, req: HttpRequest, mut body: web::Pay
         }
         data.extend_from_slice(&chunk);
     }
-    let hash: String = Sha256::digest(&data).iter().map(|b| format!("{b:02x}")).collect();
-    let (id, created) = state
-        .store
-        .insert_file(&new_id(), &hash, &mimetype, &data, &actor.user.id)?;
-    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+    let hash: String = Sha256::digest(&data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let (id, created) =
+        state
+            .store
+            .insert_file(&new_id(), &hash, &mimetype, &data, &actor.user.id)?;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
     Ok(json(status, &UploadResponse { hash: id }))
 }
 

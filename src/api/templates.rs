@@ -4,12 +4,15 @@ use super::organizations::find_organization;
 use super::templateversions::find_version;
 use super::users::forbidden;
 use super::views::{template_json, version_json};
-use super::{created, new_id, ok, parse_uuid, read_json, res, tag_failed, valid_name, Actor, ApiError, ApiResult};
+use super::{
+    Actor, ApiError, ApiResult, created, new_id, ok, parse_uuid, read_json, res, tag_failed,
+    valid_name,
+};
+use crate::State;
 use crate::model::{CreateTemplateRequest, JobStatus, Response, UpdateActiveTemplateVersion};
 use crate::store::{NewTemplate, StoreError, TemplateRow};
-use crate::State;
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpResponse};
+use actix_web::{HttpResponse, web};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -30,7 +33,12 @@ pub fn find_template(state: &State, raw: &str) -> ApiResult<TemplateRow> {
     state.store.template(&id)?.ok_or_else(ApiError::not_found)
 }
 
-async fn create(state: State, actor: Actor, path: web::Path<String>, body: web::Bytes) -> ApiResult<HttpResponse> {
+async fn create(
+    state: State,
+    actor: Actor,
+    path: web::Path<String>,
+    body: web::Bytes,
+) -> ApiResult<HttpResponse> {
     let org = find_organization(&state, &path)?;
     let req: CreateTemplateRequest = read_json(&body)?;
     let mut invalid = ApiError::validation();
@@ -50,10 +58,15 @@ async fn create(state: State, actor: Actor, path: web::Path<String>, body: web::
     }
     let version_id = parse_uuid(&req.template_version_id)?;
     let version = state.store.template_version(&version_id)?.ok_or_else(|| {
-        ApiError::new(StatusCode::NOT_FOUND, format!("Template version {version_id:?} not found."))
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("Template version {version_id:?} not found."),
+        )
     })?;
     if version.template_id.is_some() {
-        return Err(ApiError::bad_request("The template version already belongs to a template."));
+        return Err(ApiError::bad_request(
+            "The template version already belongs to a template.",
+        ));
     }
     if state.store.template_by_name(&org.id, &req.name)?.is_some() {
         return Err(template_exists(&req.name));
@@ -115,7 +128,12 @@ async fn versions(state: State, _actor: Actor, path: web::Path<String>) -> ApiRe
     ok(&versions)
 }
 
-async fn promote(state: State, actor: Actor, path: web::Path<String>, body: web::Bytes) -> ApiResult<HttpResponse> {
+async fn promote(
+    state: State,
+    actor: Actor,
+    path: web::Path<String>,
+    body: web::Bytes,
+) -> ApiResult<HttpResponse> {
     let template = find_template(&state, &path)?;
     let req: UpdateActiveTemplateVersion = read_json(&body)?;
     if !actor.is_template_manager() {
@@ -123,15 +141,26 @@ async fn promote(state: State, actor: Actor, path: web::Path<String>, body: web:
     }
     let version = find_version(&state, &req.id)?;
     if version.template_id.as_deref() != Some(template.id.as_str()) {
-        return Err(ApiError::bad_request("The provided template version doesn't belong to the specified template."));
+        return Err(ApiError::bad_request(
+            "The provided template version doesn't belong to the specified template.",
+        ));
     }
     match version.job.status() {
         JobStatus::Succeeded => {}
         JobStatus::Pending | JobStatus::Running => {
-            return Err(ApiError::bad_request("The provided template version is still being imported.")
-                .with_detail(format!("Its import job is {}.", version.job.status().as_str())));
+            return Err(ApiError::bad_request(
+                "The provided template version is still being imported.",
+            )
+            .with_detail(format!(
+                "Its import job is {}.",
+                version.job.status().as_str()
+            )));
         }
-        _ => return Err(ApiError::bad_request("Only versions that imported successfully can be promoted.")),
+        _ => {
+            return Err(ApiError::bad_request(
+                "Only versions that imported successfully can be promoted.",
+            ));
+        }
     }
     state.store.set_active_version(&template.id, &version.id)?;
     ok(&Response {

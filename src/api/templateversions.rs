@@ -3,33 +3,44 @@
 use super::organizations::find_organization;
 use super::users::forbidden;
 use super::views::version_json;
-use super::{created, new_id, ok, parse_uuid, read_json, res, tag_failed, Actor, ApiError, ApiResult};
+use super::{
+    Actor, ApiError, ApiResult, created, new_id, ok, parse_uuid, read_json, res, tag_failed,
+};
+use crate::State;
 use crate::model::manifest::Manifest;
 use crate::model::{self, CreateTemplateVersionRequest, JobStatus};
 use crate::store::{NewTemplateVersion, TemplateVersionRow};
-use crate::State;
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpResponse};
+use actix_web::{HttpResponse, web};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(res("/organizations/{organization}/templateversions").route(web::post().to(create)))
-        .service(res("/templateversions/{version}").route(web::get().to(get)))
-        .service(res("/templateversions/{version}/rich-parameters").route(web::get().to(rich_parameters)));
+    cfg.service(
+        res("/organizations/{organization}/templateversions").route(web::post().to(create)),
+    )
+    .service(res("/templateversions/{version}").route(web::get().to(get)))
+    .service(
+        res("/templateversions/{version}/rich-parameters").route(web::get().to(rich_parameters)),
+    );
 }
 
 /// `{templateversion}` from the path; the generic 404 when unknown.
 pub fn find_version(state: &State, raw: &str) -> ApiResult<TemplateVersionRow> {
     let id = parse_uuid(raw)?;
-    state.store.template_version(&id)?.ok_or_else(ApiError::not_found)
+    state
+        .store
+        .template_version(&id)?
+        .ok_or_else(ApiError::not_found)
 }
 
 /// A friendly random name for a version, as Coder gives one when none is sent.
 fn random_name() -> String {
     const ADJECTIVES: [&str; 12] = [
-        "amber", "brave", "calm", "eager", "fancy", "gentle", "happy", "jolly", "keen", "lucid", "merry", "quiet",
+        "amber", "brave", "calm", "eager", "fancy", "gentle", "happy", "jolly", "keen", "lucid",
+        "merry", "quiet",
     ];
     const NOUNS: [&str; 12] = [
-        "anvil", "bellows", "brick", "clay", "ember", "flame", "forge", "glaze", "hearth", "ingot", "oven", "spark",
+        "anvil", "bellows", "brick", "clay", "ember", "flame", "forge", "glaze", "hearth", "ingot",
+        "oven", "spark",
     ];
     format!(
         "{}_{}{}",
@@ -39,12 +50,18 @@ fn random_name() -> String {
     )
 }
 
-async fn create(state: State, actor: Actor, path: web::Path<String>, body: web::Bytes) -> ApiResult<HttpResponse> {
+async fn create(
+    state: State,
+    actor: Actor,
+    path: web::Path<String>,
+    body: web::Bytes,
+) -> ApiResult<HttpResponse> {
     let org = find_organization(&state, &path)?;
     let req: CreateTemplateVersionRequest = read_json(&body)?;
     let mut invalid = ApiError::validation();
     if req.storage_method != "file" {
-        invalid = invalid.with_validation("storage_method", tag_failed("oneof", &req.storage_method));
+        invalid =
+            invalid.with_validation("storage_method", tag_failed("oneof", &req.storage_method));
     }
     if req.provisioner != "terraform" && req.provisioner != "echo" {
         invalid = invalid.with_validation("provisioner", tag_failed("oneof", &req.provisioner));
@@ -61,7 +78,9 @@ async fn create(state: State, actor: Actor, path: web::Path<String>, body: web::
         ));
     }
     if !req.example_id.is_empty() {
-        return Err(ApiError::bad_request("Examples are not supported; upload a file and send its file_id."));
+        return Err(ApiError::bad_request(
+            "Examples are not supported; upload a file and send its file_id.",
+        ));
     }
     let file_id = match req.file_id.as_deref() {
         Some(raw) if !raw.is_empty() => parse_uuid(raw)?,
@@ -73,17 +92,28 @@ async fn create(state: State, actor: Actor, path: web::Path<String>, body: web::
     if state.store.file(&file_id)?.is_none() {
         return Err(ApiError::new(StatusCode::NOT_FOUND, "File not found."));
     }
-    let template_id = match req.template_id.as_deref().filter(|s| !s.is_empty() && *s != "00000000-0000-0000-0000-000000000000") {
+    let template_id = match req
+        .template_id
+        .as_deref()
+        .filter(|s| !s.is_empty() && *s != "00000000-0000-0000-0000-000000000000")
+    {
         Some(raw) => {
             let id = parse_uuid(raw)?;
             state.store.template(&id)?.ok_or_else(|| {
-                ApiError::new(StatusCode::NOT_FOUND, format!("Template with id {raw:?} doesn't exist."))
+                ApiError::new(
+                    StatusCode::NOT_FOUND,
+                    format!("Template with id {raw:?} doesn't exist."),
+                )
             })?;
             Some(id)
         }
         None => None,
     };
-    let name = if req.name.is_empty() { random_name() } else { req.name.clone() };
+    let name = if req.name.is_empty() {
+        random_name()
+    } else {
+        req.name.clone()
+    };
     if let Some(tid) = &template_id
         && state.store.template_version_by_name(tid, &name)?.is_some()
     {
@@ -104,7 +134,10 @@ async fn create(state: State, actor: Actor, path: web::Path<String>, body: web::
         created_by: &actor.user.id,
     })?;
     state.engine.notify();
-    let version = state.store.template_version(&id)?.ok_or_else(ApiError::not_found)?;
+    let version = state
+        .store
+        .template_version(&id)?
+        .ok_or_else(ApiError::not_found)?;
     created(&version_json(&state, &version)?)
 }
 
@@ -114,13 +147,24 @@ async fn get(state: State, _actor: Actor, path: web::Path<String>) -> ApiResult<
 }
 
 /// The parameters of an imported version; 412 while the import has not completed.
-async fn rich_parameters(state: State, _actor: Actor, path: web::Path<String>) -> ApiResult<HttpResponse> {
+async fn rich_parameters(
+    state: State,
+    _actor: Actor,
+    path: web::Path<String>,
+) -> ApiResult<HttpResponse> {
     let version = find_version(&state, &path)?;
     if version.job.completed_at.is_none() {
-        return Err(ApiError::new(StatusCode::PRECONDITION_FAILED, "Job hasn't completed!"));
+        return Err(ApiError::new(
+            StatusCode::PRECONDITION_FAILED,
+            "Job hasn't completed!",
+        ));
     }
     let manifest = version_manifest(&version).unwrap_or_default();
-    let params: Vec<_> = manifest.parameters.into_iter().map(parameter_json).collect();
+    let params: Vec<_> = manifest
+        .parameters
+        .into_iter()
+        .map(parameter_json)
+        .collect();
     ok(&params)
 }
 

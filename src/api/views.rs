@@ -1,12 +1,16 @@
 //! Stored rows to Coder's JSON shapes: jobs, builds, resources, versions, templates, workspaces.
 
 use super::ApiResult;
+use crate::AppState;
 use crate::model::{self, BuildStatus, JobStatus, MatchedProvisioners, Time};
 use crate::store::{BuildRow, JobRow, ResourceRow, TemplateRow, TemplateVersionRow, WorkspaceRow};
-use crate::AppState;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
-pub fn job_json(state: &AppState, job: &JobRow, metadata: model::ProvisionerJobMetadata) -> ApiResult<model::ProvisionerJob> {
+pub fn job_json(
+    state: &AppState,
+    job: &JobRow,
+    metadata: model::ProvisionerJobMetadata,
+) -> ApiResult<model::ProvisionerJob> {
     let (queue_position, queue_size) = state.store.queue_position(job)?;
     Ok(model::ProvisionerJob {
         id: job.id.clone(),
@@ -52,7 +56,10 @@ pub fn matched_provisioners(state: &AppState, job: &JobRow) -> MatchedProvisione
 /// A stored agent with its `status`: `connecting` until its connection timeout has passed
 /// since it was created, then `timeout` (kiln runs no real agents).
 fn agent_with_status(mut agent: Value, now: Time) -> Value {
-    let created = agent["created_at"].as_str().and_then(Time::parse_rfc3339).unwrap_or(now);
+    let created = agent["created_at"]
+        .as_str()
+        .and_then(Time::parse_rfc3339)
+        .unwrap_or(now);
     let timeout_s = agent["connection_timeout_seconds"].as_i64().unwrap_or(0);
     let status = if timeout_s > 0 && now < created.plus_millis(timeout_s * 1000) {
         "connecting"
@@ -74,7 +81,10 @@ pub fn resource_json(r: ResourceRow, now: Time) -> model::WorkspaceResource {
         name: r.name,
         hide: r.hide,
         icon: r.icon,
-        agents: agents.into_iter().map(|a| agent_with_status(a, now)).collect(),
+        agents: agents
+            .into_iter()
+            .map(|a| agent_with_status(a, now))
+            .collect(),
         metadata: serde_json::from_str(&r.metadata_json).unwrap_or_default(),
         daily_cost: r.daily_cost,
     }
@@ -141,9 +151,18 @@ pub fn version_json(state: &AppState, v: &TemplateVersionRow) -> ApiResult<model
     let metadata = model::ProvisionerJobMetadata {
         template_version_name: v.name.clone(),
         template_id: v.template_id.clone().unwrap_or_default(),
-        template_name: template.as_ref().map(|t| t.name.clone()).unwrap_or_default(),
-        template_display_name: template.as_ref().map(|t| t.display_name.clone()).unwrap_or_default(),
-        template_icon: template.as_ref().map(|t| t.icon.clone()).unwrap_or_default(),
+        template_name: template
+            .as_ref()
+            .map(|t| t.name.clone())
+            .unwrap_or_default(),
+        template_display_name: template
+            .as_ref()
+            .map(|t| t.display_name.clone())
+            .unwrap_or_default(),
+        template_icon: template
+            .as_ref()
+            .map(|t| t.icon.clone())
+            .unwrap_or_default(),
         workspace_id: None,
         workspace_name: None,
     };
@@ -178,7 +197,10 @@ pub fn template_json(state: &AppState, t: &TemplateRow) -> ApiResult<model::Temp
         updated_at: t.updated_at,
         organization_id: t.organization_id.clone(),
         organization_name: org.as_ref().map(|o| o.name.clone()).unwrap_or_default(),
-        organization_display_name: org.as_ref().map(|o| o.display_name.clone()).unwrap_or_default(),
+        organization_display_name: org
+            .as_ref()
+            .map(|o| o.display_name.clone())
+            .unwrap_or_default(),
         organization_icon: org.as_ref().map(|o| o.icon.clone()).unwrap_or_default(),
         name: t.name.clone(),
         display_name: t.display_name.clone(),
@@ -214,10 +236,9 @@ pub fn template_json(state: &AppState, t: &TemplateRow) -> ApiResult<model::Temp
 }
 
 pub fn workspace_json(state: &AppState, w: &WorkspaceRow) -> ApiResult<model::Workspace> {
-    let latest = state
-        .store
-        .latest_build(&w.id)?
-        .ok_or_else(|| super::ApiError::internal("Internal error fetching workspace build.", "no build"))?;
+    let latest = state.store.latest_build(&w.id)?.ok_or_else(|| {
+        super::ApiError::internal("Internal error fetching workspace build.", "no build")
+    })?;
     let template = state.store.template(&w.template_id)?;
     let org = state.store.organization(&w.organization_id)?;
     let t = |f: fn(&TemplateRow) -> String| template.as_ref().map(f).unwrap_or_default();

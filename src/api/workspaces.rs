@@ -1,19 +1,25 @@
 //! Workspaces: create (with the first start build), read by id or by owner and name, list.
 
-use super::build_create::{can_read_workspace, check_version, queue_build, BuildRequest};
+use super::build_create::{BuildRequest, can_read_workspace, check_version, queue_build};
 use super::organizations::find_organization;
 use super::users::find_user;
 use super::views::workspace_json;
-use super::{auth::serde_urlencoded_pairs, created, new_id, ok, parse_uuid, read_json, res, tag_failed, valid_name, Actor, ApiError, ApiResult};
+use super::{
+    Actor, ApiError, ApiResult, auth::serde_urlencoded_pairs, created, new_id, ok, parse_uuid,
+    read_json, res, tag_failed, valid_name,
+};
+use crate::State;
 use crate::model::{CreateWorkspaceRequest, Transition, WorkspacesResponse};
 use crate::store::{NewWorkspace, UserRow, WorkspaceRow};
-use crate::State;
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{HttpRequest, HttpResponse, web};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(res("/users/{user}/workspaces").route(web::post().to(create_for_user)))
-        .service(res("/organizations/{organization}/members/{user}/workspaces").route(web::post().to(create_in_org)))
+        .service(
+            res("/organizations/{organization}/members/{user}/workspaces")
+                .route(web::post().to(create_in_org)),
+        )
         .service(res("/users/{user}/workspace/{name}").route(web::get().to(get_by_name)))
         .service(res("/workspaces").route(web::get().to(list)))
         .service(res("/workspaces/{workspace}").route(web::get().to(get)));
@@ -36,7 +42,13 @@ pub fn find_workspace(state: &State, actor: &Actor, raw: &str) -> ApiResult<Work
 }
 
 /// `{user}`'s live workspace `{name}` that the caller may read.
-pub fn find_workspace_by_name(state: &State, actor: &Actor, user: &str, name: &str, deleted: bool) -> ApiResult<WorkspaceRow> {
+pub fn find_workspace_by_name(
+    state: &State,
+    actor: &Actor,
+    user: &str,
+    name: &str,
+    deleted: bool,
+) -> ApiResult<WorkspaceRow> {
     let owner = find_user(state, actor, user)?;
     state
         .store
@@ -50,7 +62,12 @@ fn gone() -> ApiError {
         .with_detail("Add ?include_deleted=true to read it anyway.")
 }
 
-async fn get(state: State, actor: Actor, req: HttpRequest, path: web::Path<String>) -> ApiResult<HttpResponse> {
+async fn get(
+    state: State,
+    actor: Actor,
+    req: HttpRequest,
+    path: web::Path<String>,
+) -> ApiResult<HttpResponse> {
     let w = find_workspace(&state, &actor, &path)?;
     if w.deleted && !include_deleted(&req) {
         return Err(gone());
@@ -58,7 +75,12 @@ async fn get(state: State, actor: Actor, req: HttpRequest, path: web::Path<Strin
     ok(&workspace_json(&state, &w)?)
 }
 
-async fn get_by_name(state: State, actor: Actor, req: HttpRequest, path: web::Path<(String, String)>) -> ApiResult<HttpResponse> {
+async fn get_by_name(
+    state: State,
+    actor: Actor,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+) -> ApiResult<HttpResponse> {
     let (user, name) = path.into_inner();
     let w = find_workspace_by_name(&state, &actor, &user, &name, include_deleted(&req))?;
     ok(&workspace_json(&state, &w)?)
@@ -92,33 +114,59 @@ async fn list(state: State, actor: Actor, req: HttpRequest) -> ApiResult<HttpRes
     })
 }
 
-async fn create_for_user(state: State, actor: Actor, path: web::Path<String>, body: web::Bytes) -> ApiResult<HttpResponse> {
+async fn create_for_user(
+    state: State,
+    actor: Actor,
+    path: web::Path<String>,
+    body: web::Bytes,
+) -> ApiResult<HttpResponse> {
     let owner = find_user(&state, &actor, &path)?;
     create(&state, &actor, owner, None, &body)
 }
 
-async fn create_in_org(state: State, actor: Actor, path: web::Path<(String, String)>, body: web::Bytes) -> ApiResult<HttpResponse> {
+async fn create_in_org(
+    state: State,
+    actor: Actor,
+    path: web::Path<(String, String)>,
+    body: web::Bytes,
+) -> ApiResult<HttpResponse> {
     let (org, user) = path.into_inner();
     let org = find_organization(&state, &org)?;
     let owner = find_user(&state, &actor, &user)?;
     create(&state, &actor, owner, Some(org.id), &body)
 }
 
-fn create(state: &State, actor: &Actor, owner: UserRow, org_id: Option<String>, body: &[u8]) -> ApiResult<HttpResponse> {
+fn create(
+    state: &State,
+    actor: &Actor,
+    owner: UserRow,
+    org_id: Option<String>,
+    body: &[u8],
+) -> ApiResult<HttpResponse> {
     let req: CreateWorkspaceRequest = read_json(body)?;
     if owner.id != actor.user.id && !actor.is_owner() {
         return Err(ApiError::forbidden(
             "You do not have permission to create workspaces for other users.",
         ));
     }
-    let template_id = req.template_id.as_deref().filter(|s| !s.is_empty() && *s != "00000000-0000-0000-0000-000000000000");
-    let version_id = req.template_version_id.as_deref().filter(|s| !s.is_empty() && *s != "00000000-0000-0000-0000-000000000000");
+    let template_id = req
+        .template_id
+        .as_deref()
+        .filter(|s| !s.is_empty() && *s != "00000000-0000-0000-0000-000000000000");
+    let version_id = req
+        .template_version_id
+        .as_deref()
+        .filter(|s| !s.is_empty() && *s != "00000000-0000-0000-0000-000000000000");
     let (template, version) = match (template_id, version_id) {
         (Some(_), Some(_)) => {
-            return Err(ApiError::bad_request("Only one of TemplateID or TemplateVersionID can be specified."));
+            return Err(ApiError::bad_request(
+                "Only one of TemplateID or TemplateVersionID can be specified.",
+            ));
         }
         (None, None) => {
-            return Err(ApiError::bad_request("Either TemplateID or TemplateVersionID must be specified."));
+            return Err(ApiError::bad_request(
+                "Either TemplateID or TemplateVersionID must be specified.",
+            ));
         }
         (Some(tid), None) => {
             let tid = parse_uuid(tid)?;
@@ -141,15 +189,26 @@ fn create(state: &State, actor: &Actor, owner: UserRow, org_id: Option<String>, 
                 .map(|t| state.store.template(t))
                 .transpose()?
                 .flatten()
-                .ok_or_else(|| ApiError::bad_request("The template version is not attached to a template."))?;
+                .ok_or_else(|| {
+                    ApiError::bad_request("The template version is not attached to a template.")
+                })?;
             (template, Some(version))
         }
     };
-    if org_id.as_ref().is_some_and(|o| *o != template.organization_id) {
-        return Err(ApiError::bad_request("The template does not belong to this organization."));
+    if org_id
+        .as_ref()
+        .is_some_and(|o| *o != template.organization_id)
+    {
+        return Err(ApiError::bad_request(
+            "The template does not belong to this organization.",
+        ));
     }
     if req.name.is_empty() || !valid_name(&req.name) {
-        let tag = if req.name.is_empty() { "required" } else { "workspace_name" };
+        let tag = if req.name.is_empty() {
+            "required"
+        } else {
+            "workspace_name"
+        };
         return Err(ApiError::validation().with_validation("name", tag_failed(tag, &req.name)));
     }
     if let Some(ttl) = req.ttl_ms
@@ -159,9 +218,15 @@ fn create(state: &State, actor: &Actor, owner: UserRow, org_id: Option<String>, 
         return Err(ApiError::bad_request("Invalid Workspace Time To Shutdown.")
             .with_validation("ttl_ms", "time until shutdown must be at least one minute"));
     }
-    if state.store.workspace_by_name(&owner.id, &req.name, false)?.is_some() {
-        return Err(ApiError::conflict(format!("Workspace {:?} already exists.", req.name))
-            .with_validation("name", "This value is already in use and should be unique."));
+    if state
+        .store
+        .workspace_by_name(&owner.id, &req.name, false)?
+        .is_some()
+    {
+        return Err(
+            ApiError::conflict(format!("Workspace {:?} already exists.", req.name))
+                .with_validation("name", "This value is already in use and should be unique."),
+        );
     }
     let version = check_version(version, &template)?;
     let workspace_id = new_id();
@@ -201,6 +266,9 @@ fn create(state: &State, actor: &Actor, owner: UserRow, org_id: Option<String>, 
         reason: "initiator".into(),
     };
     queue_build(state, actor, &row, &version, &build, None, Some(&new))?;
-    let stored = state.store.workspace(&workspace_id)?.ok_or_else(ApiError::not_found)?;
+    let stored = state
+        .store
+        .workspace(&workspace_id)?
+        .ok_or_else(ApiError::not_found)?;
     created(&workspace_json(state, &stored)?)
 }

@@ -1,5 +1,6 @@
 //! The `kiln.json` manifest at the root of a template archive: parameters, resources and the
-//! steps each transition runs. `Manifest::parse` validates it; docs/templates.md documents it.
+//! steps each transition runs. `Manifest::parse` (in `manifest_check`) validates it;
+//! docs/templates.md documents it.
 
 use super::Transition;
 use serde::{Deserialize, Serialize};

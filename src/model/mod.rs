@@ -3,17 +3,18 @@
 
 pub mod builds;
 pub mod manifest;
+pub mod manifest_check;
 pub mod parameters;
 pub mod status;
-pub mod time;
 pub mod templates;
+pub mod time;
 pub mod users;
 pub mod workspaces;
 
-pub use status::{BuildStatus, JobStatus, Transition};
-pub use time::Time;
 pub use builds::*;
+pub use status::{BuildStatus, JobStatus, Transition};
 pub use templates::*;
+pub use time::Time;
 pub use users::*;
 pub use workspaces::*;
 

@@ -1,8 +1,8 @@
 //! Rich parameter values at build time (spec section 5): which value each template parameter
 //! gets, and whether it is valid.
 
-use super::manifest::Parameter;
 use super::WorkspaceBuildParameter;
+use super::manifest::Parameter;
 
 /// A parameter whose value is not acceptable: 400 `Unable to validate parameter "<name>"`.
 #[derive(Debug, PartialEq, Eq)]
@@ -29,7 +29,11 @@ pub fn resolve(
                 .find(|(n, _)| *n == p.name)
                 .map(|(_, v)| v.as_str())
         });
-        let given = sent.iter().rev().find(|s| s.name == p.name).map(|s| s.value.as_str());
+        let given = sent
+            .iter()
+            .rev()
+            .find(|s| s.name == p.name)
+            .map(|s| s.value.as_str());
         if let (Some(g), Some(pv)) = (given, prev)
             && !p.mutable
             && g != pv
@@ -43,7 +47,10 @@ pub fn resolve(
         let value = match given.or(inherited) {
             Some(v) => v.to_string(),
             None if p.required => {
-                return Err(err(format!("Parameter {:?} is required but not provided", p.name)));
+                return Err(err(format!(
+                    "Parameter {:?} is required but not provided",
+                    p.name
+                )));
             }
             None => p.default_value.clone(),
         };
@@ -59,7 +66,10 @@ pub fn validate(p: &Parameter, value: &str, previous: Option<&str>) -> Result<()
         if p.kind == "list(string)" {
             let items: Vec<String> = serde_json::from_str(value)
                 .map_err(|_| format!("value {value:?} is not valid list of strings"))?;
-            if let Some(bad) = items.iter().find(|i| !p.options.iter().any(|o| &o.value == *i)) {
+            if let Some(bad) = items
+                .iter()
+                .find(|i| !p.options.iter().any(|o| &o.value == *i))
+            {
                 return Err(format!("{bad:?} {}", options_message(p)));
             }
             return Ok(());
@@ -92,7 +102,10 @@ pub fn validate(p: &Parameter, value: &str, previous: Option<&str>) -> Result<()
 
 fn options_message(p: &Parameter) -> String {
     let values: Vec<&str> = p.options.iter().map(|o| o.value.as_str()).collect();
-    format!("parameter value must match one of options: [{}]", values.join(" "))
+    format!(
+        "parameter value must match one of options: [{}]",
+        values.join(" ")
+    )
 }
 
 fn validate_number(p: &Parameter, value: &str, previous: Option<&str>) -> Result<(), String> {
@@ -155,7 +168,10 @@ mod tests {
         let prev = vec![("region".to_string(), "us".to_string())];
         assert_eq!(resolve(&[p.clone()], &[], None).unwrap()[0].1, "eu");
         assert_eq!(resolve(&[p.clone()], &[], Some(&prev)).unwrap()[0].1, "us");
-        assert_eq!(resolve(&[p.clone()], &sent("region", "ap"), Some(&prev)).unwrap()[0].1, "ap");
+        assert_eq!(
+            resolve(&[p.clone()], &sent("region", "ap"), Some(&prev)).unwrap()[0].1,
+            "ap"
+        );
         p.ephemeral = true;
         assert_eq!(resolve(&[p], &[], Some(&prev)).unwrap()[0].1, "eu");
     }
@@ -167,9 +183,18 @@ mod tests {
         p.validation_max = Some(10);
         p.validation_monotonic = "increasing".into();
         let d = |r: Result<Vec<(String, String)>, ParameterError>| r.unwrap_err().detail;
-        assert_eq!(d(resolve(&[p.clone()], &sent("size", "x"), None)), r#"value "x" is not a number"#);
-        assert_eq!(d(resolve(&[p.clone()], &sent("size", "0"), None)), "value 0 is less than the minimum 1");
-        assert_eq!(d(resolve(&[p.clone()], &sent("size", "11"), None)), "value 11 is more than the maximum 10");
+        assert_eq!(
+            d(resolve(&[p.clone()], &sent("size", "x"), None)),
+            r#"value "x" is not a number"#
+        );
+        assert_eq!(
+            d(resolve(&[p.clone()], &sent("size", "0"), None)),
+            "value 0 is less than the minimum 1"
+        );
+        assert_eq!(
+            d(resolve(&[p.clone()], &sent("size", "11"), None)),
+            "value 11 is more than the maximum 10"
+        );
         let prev = vec![("size".to_string(), "5".to_string())];
         assert_eq!(
             d(resolve(&[p.clone()], &sent("size", "4"), Some(&prev))),
@@ -182,17 +207,34 @@ mod tests {
         );
         let mut r = param("name", "string");
         r.required = true;
-        assert_eq!(d(resolve(&[r], &[], None)), "Parameter \"name\" is required but not provided");
+        assert_eq!(
+            d(resolve(&[r], &[], None)),
+            "Parameter \"name\" is required but not provided"
+        );
         let b = param("on", "bool");
-        assert_eq!(d(resolve(&[b], &sent("on", "yes"), None)), r#"boolean value can be either "true" or "false""#);
+        assert_eq!(
+            d(resolve(&[b], &sent("on", "yes"), None)),
+            r#"boolean value can be either "true" or "false""#
+        );
         let mut o = param("os", "string");
         o.options = ["linux", "mac"]
-            .map(|v| ParameterOption { name: v.into(), value: v.into(), description: String::new(), icon: String::new() })
+            .map(|v| ParameterOption {
+                name: v.into(),
+                value: v.into(),
+                description: String::new(),
+                icon: String::new(),
+            })
             .to_vec();
-        assert_eq!(d(resolve(&[o], &sent("os", "win"), None)), "parameter value must match one of options: [linux mac]");
+        assert_eq!(
+            d(resolve(&[o], &sent("os", "win"), None)),
+            "parameter value must match one of options: [linux mac]"
+        );
         let mut re = param("user", "string");
         re.validation_regex = "^[a-z]+$".into();
         re.validation_error = "lowercase letters only".into();
-        assert_eq!(d(resolve(&[re], &sent("user", "Bob"), None)), "lowercase letters only");
+        assert_eq!(
+            d(resolve(&[re], &sent("user", "Bob"), None)),
+            "lowercase letters only"
+        );
     }
 }

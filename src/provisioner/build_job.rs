@@ -4,8 +4,8 @@
 use super::control::{JobControl, StopReason};
 use super::logwriter::{LogWriter, SOURCE_DAEMON};
 use super::render::render;
-use super::runner::{run_steps, StepContext, StepsOutcome};
-use super::{archive, Engine};
+use super::runner::{StepContext, StepsOutcome, run_steps};
+use super::{Engine, archive};
 use crate::model::manifest::{Agent, Manifest};
 use crate::model::{Time, Transition};
 use crate::store::{BuildCompletion, BuildRow, JobRow, NewResource, StoreResult};
@@ -46,7 +46,11 @@ pub fn run(engine: &Engine, job: &JobRow, control: &JobControl) -> StoreResult<(
         Executed::Done { state, resources } => (String::new(), state, resources),
         Executed::Failed(error) => (error, None, vec![]),
         Executed::Stopped(StopReason::Cancel) => {
-            log.line(SOURCE_DAEMON, "warn", "The build was canceled: its work was stopped.")?;
+            log.line(
+                SOURCE_DAEMON,
+                "warn",
+                "The build was canceled: its work was stopped.",
+            )?;
             (String::new(), None, vec![])
         }
         Executed::Stopped(StopReason::Shutdown) => (
@@ -75,21 +79,32 @@ pub fn run(engine: &Engine, job: &JobRow, control: &JobControl) -> StoreResult<(
             new_state,
             resources,
             deadline,
-            daily_cost: if build.transition == Transition::Delete { 0 } else { daily_cost },
+            daily_cost: if build.transition == Transition::Delete {
+                0
+            } else {
+                daily_cost
+            },
         },
     )?;
     if build.transition == Transition::Delete && status == crate::model::JobStatus::Succeeded {
-        let _ = std::fs::remove_dir_all(workspace_dir(&engine.config.data_dir, &build.workspace_id));
+        let _ =
+            std::fs::remove_dir_all(workspace_dir(&engine.config.data_dir, &build.workspace_id));
     }
     Ok(())
 }
 
 /// The workspace's TTL, else the template's default; `None` when neither is set.
 fn ttl_ms(engine: &Engine, build: &BuildRow) -> StoreResult<Option<i64>> {
-    let ws_ttl = engine.store.workspace(&build.workspace_id)?.and_then(|w| w.ttl_ms);
+    let ws_ttl = engine
+        .store
+        .workspace(&build.workspace_id)?
+        .and_then(|w| w.ttl_ms);
     let ttl = match ws_ttl {
         Some(t) => t,
-        None => engine.store.template(&build.template_id)?.map_or(0, |t| t.default_ttl_ms),
+        None => engine
+            .store
+            .template(&build.template_id)?
+            .map_or(0, |t| t.default_ttl_ms),
     };
     Ok((ttl > 0).then_some(ttl))
 }
@@ -113,11 +128,17 @@ fn execute(
     let store = &engine.store;
     log.stage("Setting up")?;
     let Some(version) = store.template_version(&build.template_version_id)? else {
-        return Ok(Executed::Failed("the build's template version no longer exists".into()));
+        return Ok(Executed::Failed(
+            "the build's template version no longer exists".into(),
+        ));
     };
     let manifest: Manifest = match version.manifest.as_deref().map(serde_json::from_str) {
         Some(Ok(m)) => m,
-        _ => return Ok(Executed::Failed("the template version has no imported manifest".into())),
+        _ => {
+            return Ok(Executed::Failed(
+                "the template version has no imported manifest".into(),
+            ));
+        }
     };
     let params = store.build_parameters(&build.id)?;
     let mut vars: HashMap<String, String> = params
@@ -133,7 +154,10 @@ fn execute(
     let ws_dir = workspace_dir(&engine.config.data_dir, &build.workspace_id);
     let state_file = work_dir.with_extension("state");
     if runs_steps {
-        let archive_bytes = store.file(&version.file_id)?.map(|f| f.data).unwrap_or_default();
+        let archive_bytes = store
+            .file(&version.file_id)?
+            .map(|f| f.data)
+            .unwrap_or_default();
         let state = store.build_state(&build.id)?;
         let unpacked = std::fs::create_dir_all(work_dir)
             .map_err(|e| e.to_string())
@@ -141,14 +165,21 @@ fn execute(
         if let Err(e) = unpacked {
             return Ok(Executed::Failed(format!("cannot unpack the template: {e}")));
         }
-        let prepared = std::fs::create_dir_all(&ws_dir).and_then(|_| std::fs::write(&state_file, state));
+        let prepared =
+            std::fs::create_dir_all(&ws_dir).and_then(|_| std::fs::write(&state_file, state));
         if let Err(e) = prepared {
-            return Ok(Executed::Failed(format!("cannot prepare the workspace folder: {e}")));
+            return Ok(Executed::Failed(format!(
+                "cannot prepare the workspace folder: {e}"
+            )));
         }
     }
     log.stage("Planning infrastructure")?;
     if build.orphan {
-        log.line(SOURCE_DAEMON, "info", "Orphan delete: no steps run; the resources are forgotten.")?;
+        log.line(
+            SOURCE_DAEMON,
+            "info",
+            "Orphan delete: no steps run; the resources are forgotten.",
+        )?;
     }
     log.stage(stage_name(build.transition))?;
     let mut new_state = None;
@@ -182,27 +213,60 @@ fn execute(
 }
 
 /// The clean environment of `run` steps.
-fn environment(build: &BuildRow, params: &[(String, String)], ws_dir: &Path, state_file: &Path) -> Vec<(String, String)> {
+fn environment(
+    build: &BuildRow,
+    params: &[(String, String)],
+    ws_dir: &Path,
+    state_file: &Path,
+) -> Vec<(String, String)> {
     let mut env = vec![
-        ("PATH".to_string(), "/usr/local/bin:/usr/bin:/bin".to_string()),
+        (
+            "PATH".to_string(),
+            "/usr/local/bin:/usr/bin:/bin".to_string(),
+        ),
         ("HOME".to_string(), ws_dir.display().to_string()),
         ("LANG".to_string(), "C.UTF-8".to_string()),
         ("KILN_WORKSPACE_ID".to_string(), build.workspace_id.clone()),
-        ("KILN_WORKSPACE_NAME".to_string(), build.workspace_name.clone()),
-        ("KILN_OWNER_NAME".to_string(), build.workspace_owner_name.clone()),
-        ("KILN_TRANSITION".to_string(), build.transition.as_str().to_string()),
-        ("KILN_BUILD_NUMBER".to_string(), build.build_number.to_string()),
-        ("KILN_WORKSPACE_DIR".to_string(), ws_dir.display().to_string()),
-        ("KILN_STATE_FILE".to_string(), state_file.display().to_string()),
+        (
+            "KILN_WORKSPACE_NAME".to_string(),
+            build.workspace_name.clone(),
+        ),
+        (
+            "KILN_OWNER_NAME".to_string(),
+            build.workspace_owner_name.clone(),
+        ),
+        (
+            "KILN_TRANSITION".to_string(),
+            build.transition.as_str().to_string(),
+        ),
+        (
+            "KILN_BUILD_NUMBER".to_string(),
+            build.build_number.to_string(),
+        ),
+        (
+            "KILN_WORKSPACE_DIR".to_string(),
+            ws_dir.display().to_string(),
+        ),
+        (
+            "KILN_STATE_FILE".to_string(),
+            state_file.display().to_string(),
+        ),
     ];
     for (name, value) in params {
-        env.push((format!("KILN_PARAM_{}", name.to_uppercase().replace('-', "_")), value.clone()));
+        env.push((
+            crate::model::manifest_check::param_env_var(name),
+            value.clone(),
+        ));
     }
     env
 }
 
 /// The resources that exist after `transition`, with ids fixed now and placeholders filled.
-pub fn plan_resources(manifest: &Manifest, transition: Transition, vars: &HashMap<String, String>) -> Vec<NewResource> {
+pub fn plan_resources(
+    manifest: &Manifest,
+    transition: Transition,
+    vars: &HashMap<String, String>,
+) -> Vec<NewResource> {
     let now = Time::now();
     manifest
         .resources
@@ -232,7 +296,12 @@ pub fn plan_resources(manifest: &Manifest, transition: Transition, vars: &HashMa
 }
 
 /// A WorkspaceAgent in Coder's shape, without `status` (derived from the time when read).
-fn agent_json(a: &Agent, resource_id: &str, now: Time, vars: &HashMap<String, String>) -> serde_json::Value {
+fn agent_json(
+    a: &Agent,
+    resource_id: &str,
+    now: Time,
+    vars: &HashMap<String, String>,
+) -> serde_json::Value {
     let agent_id = crate::api::new_id();
     let apps: Vec<_> = a
         .apps

@@ -1,15 +1,25 @@
 //! A template version import job: read and validate the archive's kiln.json.
 
 use super::logwriter::{LogWriter, SOURCE_PROVISIONER};
-use super::{archive, Engine};
+use super::{Engine, archive};
 use crate::store::{JobRow, StoreResult};
 
 pub fn run(engine: &Engine, job: &JobRow) -> StoreResult<()> {
     let store = &engine.store;
     let version_id = job.input_id();
-    let mut log = LogWriter::new(store.clone(), engine.bus.clone(), &job.id, false, job.logs_length, job.logs_overflowed);
+    let mut log = LogWriter::new(
+        store.clone(),
+        engine.bus.clone(),
+        &job.id,
+        false,
+        job.logs_length,
+        job.logs_overflowed,
+    );
     log.stage("Setting up")?;
-    let archive_bytes = store.file(&job.file_id)?.map(|f| f.data).unwrap_or_default();
+    let archive_bytes = store
+        .file(&job.file_id)?
+        .map(|f| f.data)
+        .unwrap_or_default();
     log.stage("Parsing template parameters")?;
     match archive::read_manifest(&archive_bytes) {
         Ok((manifest, readme)) => {

@@ -32,7 +32,14 @@ pub struct LogWriter {
 }
 
 impl LogWriter {
-    pub fn new(store: Store, bus: Arc<LogBus>, job_id: &str, debug: bool, length: i64, overflowed: bool) -> Self {
+    pub fn new(
+        store: Store,
+        bus: Arc<LogBus>,
+        job_id: &str,
+        debug: bool,
+        length: i64,
+        overflowed: bool,
+    ) -> Self {
         LogWriter {
             store,
             bus,
@@ -59,7 +66,12 @@ impl LogWriter {
     }
 
     /// Adds a line; it is written with the next batch.
-    pub fn line(&mut self, source: &'static str, level: &str, output: impl Into<String>) -> StoreResult<()> {
+    pub fn line(
+        &mut self,
+        source: &'static str,
+        level: &str,
+        output: impl Into<String>,
+    ) -> StoreResult<()> {
         if level == "debug" && !self.debug || level == "trace" {
             return Ok(());
         }
@@ -92,8 +104,8 @@ impl LogWriter {
     /// Writes the batch when it is due, and moves the heartbeat when nothing was written
     /// for a while. Call it often.
     pub fn tick(&mut self) -> StoreResult<()> {
-        let due = self.buf.len() >= BATCH_LINES
-            || self.oldest.is_some_and(|t| t.elapsed() >= BATCH_AGE);
+        let due =
+            self.buf.len() >= BATCH_LINES || self.oldest.is_some_and(|t| t.elapsed() >= BATCH_AGE);
         if due {
             self.flush()?;
         } else if self.last_write.elapsed() >= HEARTBEAT_EVERY {

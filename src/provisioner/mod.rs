@@ -13,8 +13,8 @@ pub mod logwriter;
 pub mod render;
 pub mod runner;
 
-use crate::store::{JobRow, Store, JOB_BUILD};
 use crate::Config;
+use crate::store::{JOB_BUILD, JobRow, Store};
 use control::{JobControl, StopReason};
 use logbus::LogBus;
 use std::collections::HashMap;
@@ -25,8 +25,7 @@ use std::time::{Duration, Instant};
 
 pub use build_job::workspace_dir;
 
-pub const SERVER_STOPPED_ERROR: &str =
-    "kiln stopped while this job was running (the server was killed or restarted); the job did not finish";
+pub const SERVER_STOPPED_ERROR: &str = "kiln stopped while this job was running (the server was killed or restarted); the job did not finish";
 
 #[derive(Default)]
 struct Queue {
@@ -153,7 +152,10 @@ impl Engine {
     fn run_job(&self, job: JobRow) {
         self.busy.fetch_add(1, Ordering::SeqCst);
         let control = Arc::new(JobControl::default());
-        self.running.lock().unwrap().insert(job.id.clone(), control.clone());
+        self.running
+            .lock()
+            .unwrap()
+            .insert(job.id.clone(), control.clone());
         // A cancel may have landed between taking the job and registering it.
         if let Ok(Some(j)) = self.store.job(&job.id)
             && j.canceled_at.is_some()
@@ -168,31 +170,47 @@ impl Engine {
         };
         if let Err(e) = result {
             log::error!("job {} failed in the store: {e}", job.id);
-            let _ = self.store.abandon_job(&job.id, &format!("internal error: {e}"));
+            let _ = self
+                .store
+                .abandon_job(&job.id, &format!("internal error: {e}"));
         }
         self.running.lock().unwrap().remove(&job.id);
         self.bus.publish(&job.id);
         self.busy.fetch_sub(1, Ordering::SeqCst);
-        log::debug!("job {} ({}) done in {:?}", job.id, job.kind, started.elapsed());
+        log::debug!(
+            "job {} ({}) done in {:?}",
+            job.id,
+            job.kind,
+            started.elapsed()
+        );
     }
 
     /// Fails running jobs whose heartbeat stopped for the hung timeout.
     fn sweeper_loop(self: Arc<Self>) {
-        let every = (self.config.hung_timeout / 4).clamp(Duration::from_millis(200), Duration::from_secs(30));
+        let every = (self.config.hung_timeout / 4)
+            .clamp(Duration::from_millis(200), Duration::from_secs(30));
         loop {
             {
                 let q = self.queue.lock().unwrap();
-                let (q, _) = self.sweeper_wake.wait_timeout_while(q, every, |q| !q.stopping).unwrap();
+                let (q, _) = self
+                    .sweeper_wake
+                    .wait_timeout_while(q, every, |q| !q.stopping)
+                    .unwrap();
                 if q.stopping {
                     return;
                 }
             }
-            let cutoff = crate::model::Time::now().plus_millis(-(self.config.hung_timeout.as_millis() as i64));
+            let cutoff = crate::model::Time::now()
+                .plus_millis(-(self.config.hung_timeout.as_millis() as i64));
             let Ok(jobs) = self.store.unfinished_jobs(Some(cutoff)) else {
                 continue;
             };
             for job in jobs {
-                log::warn!("job {} has no heartbeat for {:?}: failing it", job.id, self.config.hung_timeout);
+                log::warn!(
+                    "job {} has no heartbeat for {:?}: failing it",
+                    job.id,
+                    self.config.hung_timeout
+                );
                 let error = format!(
                     "the job made no progress for {}s (the hung-job timeout); its worker is gone or stuck",
                     self.config.hung_timeout.as_secs()
@@ -221,7 +239,10 @@ impl Engine {
         }
         let running: Vec<_> = self.running.lock().unwrap().values().cloned().collect();
         if !running.is_empty() {
-            log::warn!("canceling {} job(s) still running after the grace period", running.len());
+            log::warn!(
+                "canceling {} job(s) still running after the grace period",
+                running.len()
+            );
         }
         for c in running {
             c.stop(StopReason::Shutdown);

@@ -10,7 +10,7 @@ use std::io::{BufRead, BufReader, Read};
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
 use std::time::{Duration, Instant};
 
 const DEFAULT_RUN_TIMEOUT: Duration = Duration::from_secs(3600);
@@ -55,7 +55,9 @@ pub fn run_steps(
             Step::Sleep { sleep_ms } => sleep(*sleep_ms, log, control)?,
             Step::Fail { fail } => StepsOutcome::Failed(render(fail, &ctx.vars)),
             Step::Run { run, timeout_s } => {
-                let timeout = timeout_s.map(Duration::from_secs).unwrap_or(DEFAULT_RUN_TIMEOUT);
+                let timeout = timeout_s
+                    .map(Duration::from_secs)
+                    .unwrap_or(DEFAULT_RUN_TIMEOUT);
                 run_command(i + 1, run, timeout, ctx, log, control)?
             }
         };
@@ -167,7 +169,11 @@ fn run_command(
         .spawn();
     let mut child = match spawned {
         Ok(c) => c,
-        Err(e) => return Ok(StepsOutcome::Failed(format!("step {index}: cannot start /bin/sh: {e}"))),
+        Err(e) => {
+            return Ok(StepsOutcome::Failed(format!(
+                "step {index}: cannot start /bin/sh: {e}"
+            )));
+        }
     };
     let (tx, rx): (SyncSender<Output>, Receiver<Output>) = sync_channel(8192);
     let out = child.stdout.take().unwrap();

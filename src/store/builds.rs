@@ -1,8 +1,11 @@
 //! Workspace builds, their parameters and resources, and the transaction that completes one.
 
-use super::{insert_job, job_from_row, optional, JobRow, NewJob, NewWorkspace, Store, StoreResult, JOB_BUILD, JOB_COLUMNS};
+use super::{
+    JOB_BUILD, JOB_COLUMNS, JobRow, NewJob, NewWorkspace, Store, StoreResult, insert_job,
+    job_from_row, optional,
+};
 use crate::model::{JobStatus, Time, Transition};
-use rusqlite::{params, Row, Transaction};
+use rusqlite::{Row, Transaction, params};
 
 /// A build joined with the names a response needs.
 #[derive(Clone, Debug)]
@@ -105,7 +108,9 @@ pub struct NewBuild<'a> {
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum CreateBuildOutcome {
-    Created { build_number: i64 },
+    Created {
+        build_number: i64,
+    },
     /// Another build is active (or was created since the caller looked).
     ActiveBuild,
 }
@@ -161,7 +166,9 @@ fn insert_build(tx: &Transaction, b: &NewBuild, now: Time) -> StoreResult<Create
         "UPDATE workspaces SET updated_at = ?2 WHERE id = ?1",
         params![b.workspace_id, now],
     )?;
-    Ok(CreateBuildOutcome::Created { build_number: number })
+    Ok(CreateBuildOutcome::Created {
+        build_number: number,
+    })
 }
 
 /// A resource as the job produced it, ready to store.
@@ -231,9 +238,14 @@ impl Store {
         optional(stmt.query_row([job_id], build_from_row))
     }
 
-    pub fn build_by_number(&self, workspace_id: &str, number: i64) -> StoreResult<Option<BuildRow>> {
+    pub fn build_by_number(
+        &self,
+        workspace_id: &str,
+        number: i64,
+    ) -> StoreResult<Option<BuildRow>> {
         let conn = self.conn()?;
-        let mut stmt = conn.prepare_cached(&select("WHERE b.workspace_id = ?1 AND b.build_number = ?2"))?;
+        let mut stmt =
+            conn.prepare_cached(&select("WHERE b.workspace_id = ?1 AND b.build_number = ?2"))?;
         optional(stmt.query_row(params![workspace_id, number], build_from_row))
     }
 
@@ -262,7 +274,13 @@ impl Store {
         ))?;
         let limit = if limit <= 0 { -1 } else { limit };
         let rows = stmt.query_map(
-            params![workspace_id, after_number.unwrap_or(0), since.unwrap_or(Time(i64::MIN)), limit, offset],
+            params![
+                workspace_id,
+                after_number.unwrap_or(0),
+                since.unwrap_or(Time(i64::MIN)),
+                limit,
+                offset
+            ],
             build_from_row,
         )?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -271,7 +289,11 @@ impl Store {
     /// The state the build holds: what it started from, or what it produced once succeeded.
     pub fn build_state(&self, build_id: &str) -> StoreResult<Vec<u8>> {
         let conn = self.conn()?;
-        Ok(conn.query_row("SELECT state FROM workspace_builds WHERE id = ?1", [build_id], |r| r.get(0))?)
+        Ok(conn.query_row(
+            "SELECT state FROM workspace_builds WHERE id = ?1",
+            [build_id],
+            |r| r.get(0),
+        )?)
     }
 
     pub fn set_build_state(&self, build_id: &str, state: &[u8]) -> StoreResult<()> {
@@ -322,7 +344,11 @@ impl Store {
     /// Completes a build's job in one transaction: the job's end, and on success the
     /// resources, new state, deadline and daily cost, and for a delete the workspace's
     /// deletion. Returns the job's final status.
-    pub fn complete_build(&self, build: &BuildRow, done: &BuildCompletion) -> StoreResult<JobStatus> {
+    pub fn complete_build(
+        &self,
+        build: &BuildRow,
+        done: &BuildCompletion,
+    ) -> StoreResult<JobStatus> {
         self.write(|tx| {
             let now = Time::now();
             let job_id = &build.job.id;

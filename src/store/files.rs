@@ -1,6 +1,6 @@
 //! Uploaded template archives, content-addressed by SHA-256.
 
-use super::{optional, Store, StoreResult};
+use super::{Store, StoreResult, optional};
 use crate::model::Time;
 use rusqlite::params;
 

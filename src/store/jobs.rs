@@ -1,8 +1,8 @@
 //! The provisioner job queue: one FIFO (by `seq`) for imports and builds.
 
-use super::{optional, Store, StoreResult};
+use super::{Store, StoreResult, optional};
 use crate::model::{JobStatus, Time};
-use rusqlite::{params, Row, Transaction};
+use rusqlite::{Row, Transaction, params};
 
 pub const JOB_BUILD: &str = "workspace_build";
 pub const JOB_IMPORT: &str = "template_version_import";
@@ -43,13 +43,7 @@ impl JobRow {
     pub fn input_id(&self) -> String {
         serde_json::from_str::<serde_json::Value>(&self.input)
             .ok()
-            .and_then(|v| {
-                v.as_object()?
-                    .values()
-                    .next()?
-                    .as_str()
-                    .map(str::to_string)
-            })
+            .and_then(|v| v.as_object()?.values().next()?.as_str().map(str::to_string))
             .unwrap_or_default()
     }
 }
@@ -141,8 +135,9 @@ pub fn fail_job_tx(tx: &Transaction, job_id: &str, stage: &str, error: &str) -> 
 impl Store {
     pub fn job(&self, id: &str) -> StoreResult<Option<JobRow>> {
         let conn = self.conn()?;
-        let mut stmt =
-            conn.prepare_cached(&format!("SELECT {JOB_COLUMNS} FROM provisioner_jobs j WHERE j.id = ?1"))?;
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {JOB_COLUMNS} FROM provisioner_jobs j WHERE j.id = ?1"
+        ))?;
         optional(stmt.query_row([id], |r| job_from_row(r, 0)))
     }
 
@@ -187,7 +182,11 @@ impl Store {
     }
 
     /// Cancels a job under its lock (spec section 4: cancel checks 3 and 4).
-    pub fn cancel_job(&self, job_id: &str, expect: Option<JobStatus>) -> StoreResult<CancelOutcome> {
+    pub fn cancel_job(
+        &self,
+        job_id: &str,
+        expect: Option<JobStatus>,
+    ) -> StoreResult<CancelOutcome> {
         self.write(|tx| {
             let job = optional(tx.query_row(
                 &format!("SELECT {JOB_COLUMNS} FROM provisioner_jobs j WHERE j.id = ?1"),

@@ -2,7 +2,7 @@
 
 use super::{Store, StoreResult};
 use crate::model::Time;
-use rusqlite::{params, Transaction};
+use rusqlite::{Transaction, params};
 
 #[derive(Clone, Debug)]
 pub struct LogRow {
@@ -64,22 +64,31 @@ impl Store {
     }
 
     /// Logs of a job with `after < id < before`, in id order, at most `limit`.
-    pub fn logs(&self, job_id: &str, after: i64, before: Option<i64>, limit: i64) -> StoreResult<Vec<LogRow>> {
+    pub fn logs(
+        &self,
+        job_id: &str,
+        after: i64,
+        before: Option<i64>,
+        limit: i64,
+    ) -> StoreResult<Vec<LogRow>> {
         let conn = self.conn()?;
         let mut stmt = conn.prepare_cached(
             "SELECT id, created_at, source, level, stage, output FROM provisioner_job_logs \
              WHERE job_id = ?1 AND id > ?2 AND id < ?3 ORDER BY id LIMIT ?4",
         )?;
-        let rows = stmt.query_map(params![job_id, after, before.unwrap_or(i64::MAX), limit], |r| {
-            Ok(LogRow {
-                id: r.get(0)?,
-                created_at: r.get(1)?,
-                source: r.get(2)?,
-                level: r.get(3)?,
-                stage: r.get(4)?,
-                output: r.get(5)?,
-            })
-        })?;
+        let rows = stmt.query_map(
+            params![job_id, after, before.unwrap_or(i64::MAX), limit],
+            |r| {
+                Ok(LogRow {
+                    id: r.get(0)?,
+                    created_at: r.get(1)?,
+                    source: r.get(2)?,
+                    level: r.get(3)?,
+                    stage: r.get(4)?,
+                    output: r.get(5)?,
+                })
+            },
+        )?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 }

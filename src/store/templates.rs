@@ -1,8 +1,10 @@
 //! Templates and template versions.
 
-use super::{insert_job, job_from_row, optional, NewJob, Store, StoreResult, JobRow, JOB_COLUMNS, JOB_IMPORT};
+use super::{
+    JOB_COLUMNS, JOB_IMPORT, JobRow, NewJob, Store, StoreResult, insert_job, job_from_row, optional,
+};
 use crate::model::Time;
-use rusqlite::{params, Row};
+use rusqlite::{Row, params};
 
 #[derive(Clone, Debug)]
 pub struct TemplateRow {
@@ -142,7 +144,11 @@ impl Store {
         optional(stmt.query_row([id], version_from_row))
     }
 
-    pub fn template_version_by_name(&self, template_id: &str, name: &str) -> StoreResult<Option<String>> {
+    pub fn template_version_by_name(
+        &self,
+        template_id: &str,
+        name: &str,
+    ) -> StoreResult<Option<String>> {
         let conn = self.conn()?;
         optional(conn.query_row(
             "SELECT id FROM template_versions WHERE template_id = ?1 AND name = ?2",
@@ -165,7 +171,13 @@ impl Store {
 
     /// The import succeeded: keep the validated manifest and readme, and complete the job,
     /// in one transaction.
-    pub fn complete_import(&self, version_id: &str, job_id: &str, manifest: &str, readme: &str) -> StoreResult<()> {
+    pub fn complete_import(
+        &self,
+        version_id: &str,
+        job_id: &str,
+        manifest: &str,
+        readme: &str,
+    ) -> StoreResult<()> {
         self.write(|tx| {
             let now = Time::now();
             tx.execute(
@@ -208,7 +220,11 @@ impl Store {
         optional(stmt.query_row([id], template_from_row))
     }
 
-    pub fn template_by_name(&self, organization_id: &str, name: &str) -> StoreResult<Option<TemplateRow>> {
+    pub fn template_by_name(
+        &self,
+        organization_id: &str,
+        name: &str,
+    ) -> StoreResult<Option<TemplateRow>> {
         let conn = self.conn()?;
         optional(conn.query_row(
             &format!(

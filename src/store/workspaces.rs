@@ -1,6 +1,6 @@
 //! Workspaces.
 
-use super::{optional, Store, StoreResult};
+use super::{Store, StoreResult, optional};
 use crate::model::Time;
 use rusqlite::Row;
 
@@ -56,13 +56,26 @@ pub struct NewWorkspace<'a> {
     pub automatic_updates: &'a str,
 }
 
-pub(super) fn insert_workspace(tx: &rusqlite::Transaction, w: &NewWorkspace, now: Time) -> StoreResult<()> {
+pub(super) fn insert_workspace(
+    tx: &rusqlite::Transaction,
+    w: &NewWorkspace,
+    now: Time,
+) -> StoreResult<()> {
     tx.execute(
         "INSERT INTO workspaces (id, organization_id, owner_id, template_id, name, ttl_ms, \
          autostart_schedule, automatic_updates, created_at, updated_at, last_used_at) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, ?9)",
-        rusqlite::params![w.id, w.organization_id, w.owner_id, w.template_id, w.name, w.ttl_ms,
-            w.autostart_schedule, w.automatic_updates, now],
+        rusqlite::params![
+            w.id,
+            w.organization_id,
+            w.owner_id,
+            w.template_id,
+            w.name,
+            w.ttl_ms,
+            w.autostart_schedule,
+            w.automatic_updates,
+            now
+        ],
     )?;
     Ok(())
 }
@@ -79,14 +92,22 @@ impl Store {
 
     /// The live workspace of `owner_id` named `name`; with `include_deleted`, the newest one
     /// of that name when no live one exists.
-    pub fn workspace_by_name(&self, owner_id: &str, name: &str, include_deleted: bool) -> StoreResult<Option<WorkspaceRow>> {
+    pub fn workspace_by_name(
+        &self,
+        owner_id: &str,
+        name: &str,
+        include_deleted: bool,
+    ) -> StoreResult<Option<WorkspaceRow>> {
         let conn = self.conn()?;
         let mut stmt = conn.prepare_cached(&format!(
             "SELECT {WORKSPACE_COLUMNS} FROM workspaces w JOIN users u ON u.id = w.owner_id \
              WHERE w.owner_id = ?1 AND w.name = ?2 COLLATE NOCASE AND (w.deleted = 0 OR ?3) \
              ORDER BY w.deleted, w.created_at DESC LIMIT 1"
         ))?;
-        optional(stmt.query_row(rusqlite::params![owner_id, name, include_deleted], workspace_from_row))
+        optional(stmt.query_row(
+            rusqlite::params![owner_id, name, include_deleted],
+            workspace_from_row,
+        ))
     }
 
     /// Live workspaces, of one owner or of everyone, by name.

@@ -312,17 +312,22 @@ impl Client {
     /// Uploads a template archive and imports it as a new version; returns the version once
     /// its import job has ended.
     pub async fn import_version(&self, archive: Vec<u8>, template_id: Option<&str>) -> Value {
-        let r = self.post_raw("/api/v2/files", "application/x-tar", archive).await;
+        let r = self
+            .post_raw("/api/v2/files", "application/x-tar", archive)
+            .await;
         assert!(r.status == 201 || r.status == 200, "{}", r.text());
         let file_id = r.json()["hash"].as_str().unwrap().to_string();
         let mut body = serde_json::json!({"storage_method": "file", "file_id": file_id, "provisioner": "echo"});
         if let Some(t) = template_id {
             body["template_id"] = t.into();
         }
-        let r = self.post("/api/v2/organizations/coder/templateversions", body).await;
+        let r = self
+            .post("/api/v2/organizations/coder/templateversions", body)
+            .await;
         assert_eq!(r.status, 201, "{}", r.text());
         let id = r.json()["id"].as_str().unwrap().to_string();
-        self.wait_for(&format!("/api/v2/templateversions/{id}"), "/job/status").await
+        self.wait_for(&format!("/api/v2/templateversions/{id}"), "/job/status")
+            .await
     }
 
     /// Imports `manifest` (a kiln.json value) and makes a template of it named `name`.
@@ -355,6 +360,10 @@ impl Client {
 
     /// Waits for a build to end; returns it.
     pub async fn wait_build(&self, build_id: &str) -> Value {
-        self.wait_for(&format!("/api/v2/workspacebuilds/{build_id}"), "/job/status").await
+        self.wait_for(
+            &format!("/api/v2/workspacebuilds/{build_id}"),
+            "/job/status",
+        )
+        .await
     }
 }
