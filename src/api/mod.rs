@@ -11,6 +11,7 @@ mod templates;
 mod templateversions;
 mod users;
 pub mod views;
+mod workspacebuilds;
 mod workspaces;
 
 pub use auth::Actor;
@@ -33,6 +34,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .configure(templates::routes)
             .configure(workspaces::routes)
             .configure(build_create::routes)
+            .configure(workspacebuilds::routes)
             .default_service(web::to(route_not_found)),
     );
 }

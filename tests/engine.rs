@@ -1,0 +1,485 @@
+//! The provisioner over real HTTP and real processes: steps, parameters, state, failures,
+//! timeouts, a crash in the middle of a job, and graceful shutdown.
+
+mod common;
+use common::{TestServer, tar_of};
+use serde_json::{Value, json};
+
+/// The job's log lines, read from the database file (the log endpoints have tests of their own).
+fn log_lines(s: &TestServer, job_id: &str) -> Vec<(String, String, String, String)> {
+    let db = rusqlite::Connection::open(s.db_path()).unwrap();
+    let mut stmt = db
+        .prepare("SELECT source, level, stage, output FROM provisioner_job_logs WHERE job_id = ?1 ORDER BY id")
+        .unwrap();
+    stmt.query_map([job_id], |r| {
+        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+    })
+    .unwrap()
+    .collect::<Result<_, _>>()
+    .unwrap()
+}
+
+fn outputs(s: &TestServer, job_id: &str) -> Vec<String> {
+    log_lines(s, job_id)
+        .into_iter()
+        .map(|l| l.3)
+        .filter(|o| !o.is_empty())
+        .collect()
+}
+
+fn build_id(workspace: &Value) -> String {
+    workspace["latest_build"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+fn job_id(build: &Value) -> String {
+    build["job"]["id"].as_str().unwrap().to_string()
+}
+
+#[actix_web::test]
+async fn a_build_runs_its_steps_with_parameters_and_reports_resources() {
+    let s = TestServer::start();
+    let owner = s.owner().await;
+    let t = owner
+        .template(
+            "params",
+            json!({
+                "parameters": [
+                    {"name": "region", "default_value": "eu", "mutable": true},
+                    {"name": "motto", "default_value": "x", "mutable": true}
+                ],
+                "resources": [
+                    {"name": "vm", "type": "kiln_vm", "daily_cost": 3,
+                     "metadata": [{"key": "region", "value": "{{param.region}}"}, {"key": "secret", "value": "s3", "sensitive": true}],
+                     "agents": [{"name": "main", "apps": [{"slug": "web", "url": "http://{{workspace.name}}.{{owner.name}}/{{build.number}}"}]}]},
+                    {"name": "disk", "type": "kiln_disk", "transitions": ["start", "stop"], "daily_cost": 1},
+                    {"name": "gone", "type": "kiln_x", "transitions": ["stop"]}
+                ],
+                "steps": {"start": [
+                    {"log": "hello {{param.region}} from {{workspace.name}}"},
+                    {"run": "echo region=$KILN_PARAM_REGION ws=$KILN_WORKSPACE_NAME n=$KILN_BUILD_NUMBER t=$KILN_TRANSITION; echo oops >&2"},
+                    {"run": "printf '%s\\n' \"$KILN_PARAM_MOTTO\""}
+                ]}
+            }),
+        )
+        .await;
+    // A parameter value with shell syntax reaches the command as data, never as code.
+    let w = owner
+        .workspace(
+            t["id"].as_str().unwrap(),
+            "dev",
+            json!([{"name": "region", "value": "us"}, {"name": "motto", "value": "$(touch /tmp/kiln-pwned) {{param.region}}"}]),
+        )
+        .await;
+    assert_eq!(w["latest_build"]["build_number"], 1);
+    assert_eq!(w["latest_build"]["transition"], "start");
+    let b = owner.wait_build(&build_id(&w)).await;
+    assert_eq!(b["job"]["status"], "succeeded", "{b}");
+    assert_eq!(b["status"], "running");
+    assert_eq!(b["daily_cost"], 4);
+    let out = outputs(&s, &job_id(&b));
+    assert!(out.contains(&"hello us from dev".to_string()), "{out:?}");
+    assert!(
+        out.contains(&"region=us ws=dev n=1 t=start".to_string()),
+        "{out:?}"
+    );
+    assert!(
+        out.contains(&"$(touch /tmp/kiln-pwned) {{param.region}}".to_string()),
+        "{out:?}"
+    );
+    assert!(!std::path::Path::new("/tmp/kiln-pwned").exists());
+    let lines = log_lines(&s, &job_id(&b));
+    assert!(lines.contains(&(
+        "provisioner".into(),
+        "error".into(),
+        "Starting workspace".into(),
+        "oops".into()
+    )));
+    let stages: Vec<_> = lines
+        .iter()
+        .filter(|l| l.0 == "provisioner_daemon" && l.3.is_empty())
+        .map(|l| l.2.as_str())
+        .collect();
+    assert_eq!(
+        stages,
+        [
+            "Setting up",
+            "Planning infrastructure",
+            "Starting workspace",
+            "Cleaning Up"
+        ]
+    );
+
+    let res = b["resources"].as_array().unwrap();
+    let names: Vec<_> = res.iter().map(|r| r["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["disk", "vm"]);
+    let vm = &res[1];
+    assert_eq!(
+        vm["metadata"][0],
+        json!({"key": "region", "value": "us", "sensitive": false})
+    );
+    let agent = &vm["agents"][0];
+    assert_eq!(agent["status"], "connecting");
+    assert_eq!(agent["lifecycle_state"], "created");
+    assert_eq!(agent["apps"][0]["url"], "http://dev.owner/1");
+    assert_eq!(agent["resource_id"], vm["id"]);
+}
+
+#[actix_web::test]
+async fn state_is_carried_from_build_to_build_and_kept_when_a_build_fails() {
+    let s = TestServer::start();
+    let owner = s.owner().await;
+    let t = owner
+        .template(
+            "state",
+            json!({
+                "parameters": [{"name": "fail", "default_value": "no", "mutable": true}],
+                "steps": {
+                    "start": [{"run": "n=$(cat $KILN_STATE_FILE); n=${n:-0}; echo $((n+1)) > $KILN_STATE_FILE; echo count=$((n+1)); echo hi >> $KILN_WORKSPACE_DIR/notes"},
+                              {"run": "test $KILN_PARAM_FAIL = no"}],
+                    "stop": [{"run": "echo stopping with $(cat $KILN_STATE_FILE); wc -l < $KILN_WORKSPACE_DIR/notes"}],
+                    "delete": [{"log": "bye"}]
+                }
+            }),
+        )
+        .await;
+    let w = owner
+        .workspace(t["id"].as_str().unwrap(), "st", json!([]))
+        .await;
+    let ws = w["id"].as_str().unwrap().to_string();
+    owner.wait_build(&build_id(&w)).await;
+    let mut last = String::new();
+    for (transition, params) in [
+        ("stop", json!([])),
+        ("start", json!([])),
+        ("stop", json!([])),
+    ] {
+        let r = owner
+            .post(
+                &format!("/api/v2/workspaces/{ws}/builds"),
+                json!({"transition": transition, "rich_parameter_values": params}),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", r.text());
+        let b = owner.wait_build(r.json()["id"].as_str().unwrap()).await;
+        assert_eq!(b["job"]["status"], "succeeded", "{b}");
+        last = job_id(&b);
+    }
+    let out = outputs(&s, &last);
+    assert!(out.contains(&"stopping with 2".to_string()), "{out:?}");
+    assert!(
+        out.contains(&"2".to_string()),
+        "the workspace folder keeps its files: {out:?}"
+    );
+
+    // A failing start: the state stays what it was.
+    let r = owner
+        .post(&format!("/api/v2/workspaces/{ws}/builds"), json!({"transition": "start", "rich_parameter_values": [{"name": "fail", "value": "yes"}]}))
+        .await;
+    let b = owner.wait_build(r.json()["id"].as_str().unwrap()).await;
+    assert_eq!(b["job"]["status"], "failed");
+    assert_eq!(b["job"]["error"], "step 2: command exited with status 1");
+    assert_eq!(b["status"], "failed");
+    let db = rusqlite::Connection::open(s.db_path()).unwrap();
+    let state: Vec<u8> = db
+        .query_row(
+            "SELECT state FROM workspace_builds WHERE id = ?1",
+            [b["id"].as_str().unwrap()],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(state, b"2\n");
+    // The error is the job's last log line too.
+    let lines = log_lines(&s, &job_id(&b));
+    assert_eq!(
+        lines.last().unwrap().3,
+        "step 2: command exited with status 1"
+    );
+    assert_eq!(lines.last().unwrap().1, "error");
+
+    // Delete removes the workspace folder and the workspace.
+    let r = owner
+        .post(&format!("/api/v2/workspaces/{ws}/builds"), json!({"transition": "delete", "rich_parameter_values": [{"name": "fail", "value": "no"}]}))
+        .await;
+    let b = owner.wait_build(r.json()["id"].as_str().unwrap()).await;
+    assert_eq!(b["status"], "deleted", "{b}");
+    assert!(!s.dir.join("workspaces").join(&ws).exists());
+    owner
+        .get(&format!("/api/v2/workspaces/{ws}"))
+        .await
+        .assert_error(410, "Workspace was deleted.", None);
+}
+
+#[actix_web::test]
+async fn failing_steps_timeouts_and_missing_commands_fail_the_build_clearly() {
+    let s = TestServer::start();
+    let owner = s.owner().await;
+    let cases = [
+        (
+            json!([{"fail": "no {{workspace.name}} today"}]),
+            "no w0 today",
+        ),
+        (
+            json!([{"run": "exit 3"}]),
+            "step 1: command exited with status 3",
+        ),
+        (
+            json!([{"log": "x"}, {"run": "no-such-command-here"}]),
+            "step 2: command exited with status 127 (command not found)",
+        ),
+        (
+            json!([{"run": "sleep 5", "timeout_s": 1}]),
+            "step 1: command timed out after 1s: sleep 5",
+        ),
+    ];
+    for (i, (steps, error)) in cases.into_iter().enumerate() {
+        let t = owner
+            .template(&format!("t{i}"), json!({"steps": {"start": steps}}))
+            .await;
+        let w = owner
+            .workspace(t["id"].as_str().unwrap(), &format!("w{i}"), json!([]))
+            .await;
+        let started = std::time::Instant::now();
+        let b = owner.wait_build(&build_id(&w)).await;
+        assert_eq!(b["job"]["status"], "failed", "{b}");
+        assert_eq!(b["job"]["error"], error);
+        assert!(
+            started.elapsed().as_secs() < 4,
+            "the timeout stops the command"
+        );
+        assert!(b["resources"].as_array().unwrap().is_empty());
+    }
+}
+
+#[actix_web::test]
+async fn long_lines_and_many_lines_never_stall_a_job() {
+    let s = TestServer::start();
+    let owner = s.owner().await;
+    let t = owner
+        .template(
+            "long",
+            json!({"steps": {"start": [{"run": "head -c 300000 /dev/zero | tr '\\0' a; echo; seq 5000"}]}}),
+        )
+        .await;
+    let w = owner
+        .workspace(t["id"].as_str().unwrap(), "long", json!([]))
+        .await;
+    let b = owner.wait_build(&build_id(&w)).await;
+    assert_eq!(b["job"]["status"], "succeeded");
+    let out = outputs(&s, &job_id(&b));
+    let long: usize = out
+        .iter()
+        .filter(|l| l.starts_with('a'))
+        .map(|l| l.len())
+        .sum();
+    assert_eq!(long, 300_000, "a long line is split, not lost");
+    assert!(out.iter().all(|l| l.len() <= 16 * 1024));
+    assert_eq!(out.last().unwrap(), "5000");
+}
+
+#[actix_web::test]
+async fn a_killed_server_fails_the_interrupted_job_and_keeps_everything_accepted() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = TestServer::start_in(dir.path(), &["--workers", "1"]);
+    let owner = s.owner().await;
+    let t = owner
+        .template("slow", json!({"steps": {"start": [{"log": "going"}, {"run": "sleep 30"}], "stop": [{"log": "stopped"}]}}))
+        .await;
+    let tid = t["id"].as_str().unwrap().to_string();
+    let w1 = owner.workspace(&tid, "one", json!([])).await;
+    let w2 = owner.workspace(&tid, "two", json!([])).await;
+    // Wait until the first build runs (the second waits in the queue behind it).
+    for _ in 0..200 {
+        let b = owner
+            .get(&format!("/api/v2/workspacebuilds/{}", build_id(&w1)))
+            .await
+            .json();
+        if b["job"]["status"] == "running" {
+            break;
+        }
+        actix_web::rt::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let token = owner.token().to_string();
+    s.kill();
+
+    let s = TestServer::start_in(dir.path(), &["--workers", "1"]);
+    let owner = s.client(&token);
+    let b1 = owner.wait_build(&build_id(&w1)).await;
+    assert_eq!(b1["job"]["status"], "failed");
+    assert_eq!(
+        b1["job"]["error"],
+        "kiln stopped while this job was running (the server was killed or restarted); the job did not finish"
+    );
+    let lines = outputs(&s, &job_id(&b1));
+    assert_eq!(lines.last().unwrap(), b1["job"]["error"].as_str().unwrap());
+    // The queued build survived the crash and runs now (its sleep is long: check it started).
+    for _ in 0..200 {
+        let b2 = owner
+            .get(&format!("/api/v2/workspacebuilds/{}", build_id(&w2)))
+            .await
+            .json();
+        if b2["job"]["status"] == "running" {
+            break;
+        }
+        actix_web::rt::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let b2 = owner
+        .get(&format!("/api/v2/workspacebuilds/{}", build_id(&w2)))
+        .await
+        .json();
+    assert_eq!(b2["job"]["status"], "running", "{b2}");
+    drop(s);
+    // New builds work after a restart: workspace one can stop.
+    let s = TestServer::start_in(dir.path(), &["--workers", "2"]);
+    let owner = s.client(&token);
+    let ws1 = w1["id"].as_str().unwrap();
+    let r = owner
+        .post(
+            &format!("/api/v2/workspaces/{ws1}/builds"),
+            json!({"transition": "stop"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let b = owner.wait_build(r.json()["id"].as_str().unwrap()).await;
+    assert_eq!(b["status"], "stopped");
+}
+
+#[actix_web::test]
+async fn graceful_shutdown_leaves_nothing_running() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = TestServer::start_in(dir.path(), &["--shutdown-grace", "1"]);
+    let owner = s.owner().await;
+    let t = owner
+        .template(
+            "slow",
+            json!({"steps": {"start": [{"run": "echo $$ > $KILN_WORKSPACE_DIR/pid; sleep 60"}]}}),
+        )
+        .await;
+    let w = owner
+        .workspace(t["id"].as_str().unwrap(), "one", json!([]))
+        .await;
+    let pid_file = dir
+        .path()
+        .join("workspaces")
+        .join(w["id"].as_str().unwrap())
+        .join("pid");
+    for _ in 0..300 {
+        if std::fs::read_to_string(&pid_file).is_ok_and(|p| p.ends_with('\n')) {
+            break;
+        }
+        actix_web::rt::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let pid = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .to_string();
+    let started = std::time::Instant::now();
+    let status = s.terminate();
+    assert!(status.success(), "{status:?}");
+    assert!(
+        started.elapsed().as_secs() < 8,
+        "shutdown took {:?}",
+        started.elapsed()
+    );
+    assert!(
+        !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+        "the step's process is gone"
+    );
+    assert!(s.log().contains("shutting down"));
+
+    let db = rusqlite::Connection::open(dir.path().join("kiln.db")).unwrap();
+    let (running, error): (i64, String) = db
+        .query_row(
+            "SELECT (SELECT count(*) FROM provisioner_jobs WHERE completed_at IS NULL), \
+             (SELECT error FROM provisioner_jobs WHERE type = 'workspace_build')",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(running, 0);
+    assert_eq!(
+        error,
+        "kiln was shut down before this job finished; the job was canceled"
+    );
+}
+
+#[actix_web::test]
+async fn many_builds_on_few_workers_all_finish_in_order_of_creation() {
+    let s = TestServer::start_with_args(&["--workers", "2"]);
+    let owner = s.owner().await;
+    let t = owner
+        .template("quick", json!({"steps": {"start": [{"log": "hi"}]}}))
+        .await;
+    let mut ids = Vec::new();
+    for i in 0..12 {
+        let w = owner
+            .workspace(t["id"].as_str().unwrap(), &format!("q{i}"), json!([]))
+            .await;
+        ids.push(build_id(&w));
+    }
+    let mut started = Vec::new();
+    for id in &ids {
+        let b = owner.wait_build(id).await;
+        assert_eq!(b["job"]["status"], "succeeded");
+        started.push(b["job"]["started_at"].as_str().unwrap().to_string());
+    }
+    let mut sorted = started.clone();
+    sorted.sort();
+    assert_eq!(started, sorted, "jobs start oldest first");
+    let db = rusqlite::Connection::open(s.db_path()).unwrap();
+    let distinct: i64 = db
+        .query_row(
+            "SELECT count(DISTINCT worker_id) FROM provisioner_jobs WHERE type = 'workspace_build'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(distinct >= 1);
+}
+
+#[actix_web::test]
+async fn the_example_templates_build() {
+    let s = TestServer::start();
+    let owner = s.owner().await;
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    for name in ["hello", "shell"] {
+        let mut files = Vec::new();
+        for entry in std::fs::read_dir(root.join(name)).unwrap() {
+            let p = entry.unwrap().path();
+            files.push((
+                p.file_name().unwrap().to_string_lossy().into_owned(),
+                std::fs::read_to_string(&p).unwrap(),
+            ));
+        }
+        let mut b = tar::Builder::new(Vec::new());
+        for (path, content) in &files {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(content.len() as u64);
+            h.set_mode(if path.ends_with(".sh") { 0o755 } else { 0o644 });
+            h.set_cksum();
+            b.append_data(&mut h, path, content.as_bytes()).unwrap();
+        }
+        let v = owner.import_version(b.into_inner().unwrap(), None).await;
+        assert_eq!(v["job"]["status"], "succeeded", "{v}");
+        let r = owner
+            .post(
+                "/api/v2/organizations/coder/templates",
+                json!({"name": name, "template_version_id": v["id"]}),
+            )
+            .await;
+        let t = r.json();
+        let w = owner
+            .workspace(t["id"].as_str().unwrap(), name, json!([]))
+            .await;
+        let b = owner.wait_build(&build_id(&w)).await;
+        assert_eq!(
+            b["job"]["status"],
+            "succeeded",
+            "{name}: {b} {:?}",
+            outputs(&s, &job_id(&b))
+        );
+    }
+    let _ = tar_of(&[]);
+}
