@@ -31,14 +31,7 @@ pub fn run(engine: &Engine, job: &JobRow, control: &JobControl) -> StoreResult<(
     let Some(build) = store.build_by_job(&job.id)? else {
         return store.abandon_job(&job.id, "the job's workspace build does not exist");
     };
-    let mut log = LogWriter::new(
-        store.clone(),
-        engine.bus.clone(),
-        &job.id,
-        job.log_level == "debug",
-        job.logs_length,
-        job.logs_overflowed,
-    );
+    let mut log = engine.log_writer(job);
     let work_dir = engine.config.data_dir.join("jobs").join(&job.id);
     let result = execute(engine, &build, &mut log, control, &work_dir);
     let _ = std::fs::remove_dir_all(&work_dir);

@@ -1,20 +1,13 @@
 //! A template version import job: read and validate the archive's kiln.json.
 
-use super::logwriter::{LogWriter, SOURCE_PROVISIONER};
+use super::logwriter::SOURCE_PROVISIONER;
 use super::{Engine, archive};
 use crate::store::{JobRow, StoreResult};
 
 pub fn run(engine: &Engine, job: &JobRow) -> StoreResult<()> {
     let store = &engine.store;
     let version_id = job.input_id();
-    let mut log = LogWriter::new(
-        store.clone(),
-        engine.bus.clone(),
-        &job.id,
-        false,
-        job.logs_length,
-        job.logs_overflowed,
-    );
+    let mut log = engine.log_writer(job);
     log.stage("Setting up")?;
     let archive_bytes = store
         .file(&job.file_id)?

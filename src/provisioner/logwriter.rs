@@ -3,7 +3,7 @@
 
 use super::logbus::LogBus;
 use crate::model::Time;
-use crate::store::{NewLog, Store, StoreResult};
+use crate::store::{JobRow, NewLog, Store, StoreResult};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -12,8 +12,6 @@ pub const OVERFLOW_MESSAGE: &str = "Provisioner logs exceeded the max size of 1M
 /// A batch is written once it holds this many lines, or once its oldest line is this old.
 const BATCH_LINES: usize = 2000;
 const BATCH_AGE: Duration = Duration::from_millis(15);
-/// Without log lines, the job's heartbeat still moves this often.
-const HEARTBEAT_EVERY: Duration = Duration::from_secs(5);
 
 pub const SOURCE_DAEMON: &str = "provisioner_daemon";
 pub const SOURCE_PROVISIONER: &str = "provisioner";
@@ -29,28 +27,25 @@ pub struct LogWriter {
     length: i64,
     overflowed: bool,
     last_write: Instant,
+    heartbeat_every: Duration,
 }
 
 impl LogWriter {
-    pub fn new(
-        store: Store,
-        bus: Arc<LogBus>,
-        job_id: &str,
-        debug: bool,
-        length: i64,
-        overflowed: bool,
-    ) -> Self {
+    /// The log of `job`, picking up its accounting where it stands. Without log lines, the
+    /// job's heartbeat still moves every `heartbeat_every`.
+    pub fn new(store: Store, bus: Arc<LogBus>, job: &JobRow, heartbeat_every: Duration) -> Self {
         LogWriter {
             store,
             bus,
-            job_id: job_id.to_string(),
-            debug,
+            job_id: job.id.clone(),
+            debug: job.log_level == "debug",
             stage: String::new(),
             buf: Vec::new(),
             oldest: None,
-            length,
-            overflowed,
+            length: job.logs_length,
+            overflowed: job.logs_overflowed,
             last_write: Instant::now(),
+            heartbeat_every,
         }
     }
 
@@ -108,7 +103,7 @@ impl LogWriter {
             self.buf.len() >= BATCH_LINES || self.oldest.is_some_and(|t| t.elapsed() >= BATCH_AGE);
         if due {
             self.flush()?;
-        } else if self.last_write.elapsed() >= HEARTBEAT_EVERY {
+        } else if self.last_write.elapsed() >= self.heartbeat_every {
             self.store.heartbeat(&self.job_id)?;
             self.last_write = Instant::now();
         }

@@ -106,6 +106,13 @@ impl Engine {
         self.wake.notify_one();
     }
 
+    /// A job's log writer; its heartbeat beats well within the hung-job timeout.
+    pub(crate) fn log_writer(&self, job: &JobRow) -> logwriter::LogWriter {
+        let every =
+            (self.config.hung_timeout / 4).clamp(Duration::from_millis(50), Duration::from_secs(5));
+        logwriter::LogWriter::new(self.store.clone(), self.bus.clone(), job, every)
+    }
+
     /// Stops a running job's work, if this process runs it.
     pub fn cancel(&self, job_id: &str) {
         if let Some(c) = self.running.lock().unwrap().get(job_id) {
