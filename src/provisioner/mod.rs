@@ -140,6 +140,12 @@ impl Engine {
             }
             match self.store.take_next_job(worker_id) {
                 Ok(Some(job)) => {
+                    if self.queue.lock().unwrap().stopping {
+                        // Shutdown began while this job was being taken: leave it queued
+                        // for the next start.
+                        let _ = self.store.release_job(&job.id);
+                        return;
+                    }
                     self.run_job(job);
                     continue;
                 }

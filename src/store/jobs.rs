@@ -170,6 +170,18 @@ impl Store {
         Ok(stmt.query_row([job.seq], |r| Ok((r.get(0)?, r.get(1)?)))?)
     }
 
+    /// Puts a job a worker took back in the queue (it had not begun any work).
+    pub fn release_job(&self, job_id: &str) -> StoreResult<()> {
+        self.write(|tx| {
+            tx.execute(
+                "UPDATE provisioner_jobs SET started_at = NULL, worker_id = NULL \
+                 WHERE id = ?1 AND completed_at IS NULL AND canceled_at IS NULL",
+                [job_id],
+            )?;
+            Ok(())
+        })
+    }
+
     /// Marks a running job as alive.
     pub fn heartbeat(&self, job_id: &str) -> StoreResult<()> {
         self.write(|tx| {
