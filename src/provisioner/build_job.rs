@@ -57,7 +57,6 @@ pub fn run(engine: &Engine, job: &JobRow, control: &JobControl) -> StoreResult<(
             vec![],
         ),
     };
-    log.flush()?;
     let now = Time::now();
     let daily_cost = resources.iter().map(|r| r.daily_cost).sum();
     let deadline = if build.transition == Transition::Start && error.is_empty() {
@@ -78,6 +77,7 @@ pub fn run(engine: &Engine, job: &JobRow, control: &JobControl) -> StoreResult<(
                 daily_cost
             },
         },
+        &log.take(),
     )?;
     if build.transition == Transition::Delete && status == crate::model::JobStatus::Succeeded {
         let _ =

@@ -3,7 +3,7 @@
 
 use super::logbus::LogBus;
 use crate::model::Time;
-use crate::store::{JobRow, NewLog, Store, StoreResult};
+use crate::store::{JobRow, LogBatch, NewLog, Store, StoreResult};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -53,7 +53,7 @@ impl LogWriter {
     pub fn stage(&mut self, name: &str) -> StoreResult<()> {
         self.stage = name.to_string();
         self.push(SOURCE_DAEMON, "info", String::new());
-        self.flush()
+        self.tick()
     }
 
     pub fn current_stage(&self) -> &str {
@@ -115,12 +115,21 @@ impl LogWriter {
         if self.buf.is_empty() {
             return Ok(());
         }
-        self.store
-            .append_logs(&self.job_id, &self.buf, self.length, self.overflowed)?;
-        self.buf.clear();
-        self.oldest = None;
+        let batch = self.take();
+        self.store.append_logs(&self.job_id, &batch)?;
         self.last_write = Instant::now();
         self.bus.publish(&self.job_id);
         Ok(())
+    }
+
+    /// What is buffered, for the caller to write in its own transaction (the job's
+    /// completion), so a short job costs one commit less.
+    pub fn take(&mut self) -> LogBatch {
+        self.oldest = None;
+        LogBatch {
+            lines: std::mem::take(&mut self.buf),
+            length: self.length,
+            overflowed: self.overflowed,
+        }
     }
 }

@@ -65,11 +65,12 @@ pub fn run_steps(
             return Ok(outcome);
         }
     }
-    log.flush()?;
     Ok(StepsOutcome::Done)
 }
 
 fn sleep(ms: u64, log: &mut LogWriter, control: &JobControl) -> StoreResult<StepsOutcome> {
+    // Followers see what came before the wait now, not after it.
+    log.flush()?;
     let end = Instant::now() + Duration::from_millis(ms);
     loop {
         let left = end.saturating_duration_since(Instant::now());
@@ -239,7 +240,6 @@ fn run_command(
             let _ = r.join();
         }
     }
-    log.flush()?;
     Ok(outcome)
 }
 

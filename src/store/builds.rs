@@ -348,10 +348,12 @@ impl Store {
         &self,
         build: &BuildRow,
         done: &BuildCompletion,
+        logs: &super::LogBatch,
     ) -> StoreResult<JobStatus> {
         self.write(|tx| {
             let now = Time::now();
             let job_id = &build.job.id;
+            super::append_logs_tx(tx, job_id, logs)?;
             if !done.error.is_empty() {
                 super::fail_job_tx(tx, job_id, "Cleaning Up", &done.error)?;
             } else {

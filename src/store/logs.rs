@@ -40,27 +40,41 @@ pub fn insert_log_tx(
     Ok(tx.last_insert_rowid())
 }
 
+/// Lines to append to a job's log, with the job's log accounting after them.
+#[derive(Debug, Default)]
+pub struct LogBatch {
+    pub lines: Vec<NewLog>,
+    /// Bytes of output stored for the job so far, these lines included.
+    pub length: i64,
+    pub overflowed: bool,
+}
+
+/// Appends a batch inside the caller's transaction, moving the job's heartbeat with it.
+/// Returns the id of the last line written (0 when none).
+pub fn append_logs_tx(tx: &Transaction, job_id: &str, batch: &LogBatch) -> StoreResult<i64> {
+    let mut last = 0;
+    for l in &batch.lines {
+        last = insert_log_tx(
+            tx,
+            job_id,
+            l.created_at,
+            l.source,
+            &l.level,
+            &l.stage,
+            &l.output,
+        )?;
+    }
+    tx.prepare_cached(
+        "UPDATE provisioner_jobs SET updated_at = ?2, logs_length = ?3, logs_overflowed = ?4 WHERE id = ?1",
+    )?
+    .execute(params![job_id, Time::now(), batch.length, batch.overflowed])?;
+    Ok(last)
+}
+
 impl Store {
-    /// Appends a batch of lines in one transaction, moving the job's heartbeat and log
-    /// accounting with it. Returns the id of the last line written (0 when none).
-    pub fn append_logs(
-        &self,
-        job_id: &str,
-        lines: &[NewLog],
-        logs_length: i64,
-        overflowed: bool,
-    ) -> StoreResult<i64> {
-        self.write(|tx| {
-            let mut last = 0;
-            for l in lines {
-                last = insert_log_tx(tx, job_id, l.created_at, l.source, &l.level, &l.stage, &l.output)?;
-            }
-            tx.prepare_cached(
-                "UPDATE provisioner_jobs SET updated_at = ?2, logs_length = ?3, logs_overflowed = ?4 WHERE id = ?1",
-            )?
-            .execute(params![job_id, Time::now(), logs_length, overflowed])?;
-            Ok(last)
-        })
+    /// Appends a batch of lines in one transaction.
+    pub fn append_logs(&self, job_id: &str, batch: &LogBatch) -> StoreResult<i64> {
+        self.write(|tx| append_logs_tx(tx, job_id, batch))
     }
 
     /// Logs of a job with `after < id < before`, in id order, at most `limit`.
