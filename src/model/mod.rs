@@ -2,6 +2,7 @@
 //! stored facts, and the time format every response uses.
 
 pub mod manifest;
+pub mod overview;
 pub mod status;
 pub mod time;
 pub mod users;

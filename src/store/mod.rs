@@ -6,10 +6,12 @@ mod files;
 mod jobs;
 mod logs;
 mod migrate;
+mod status;
 mod templates;
 mod users;
 mod workspaces;
 
+pub use status::{ChangeMarker, QueueRow};
 pub use users::*;
 
 use r2d2::{Pool, PooledConnection};
