@@ -98,10 +98,7 @@ function signedIn(user) {
     roles.length ? h('span', { class: 'role' }, roles.join(', ')) : h('span', { class: 'role' }, 'Member'));
   nav.hidden = false;
   session.hidden = false;
-  app.feed.startTicker();
-document.getElementById('sign-out').addEventListener('click', signOut);
-window.addEventListener('hashchange', () => route(true));
-checkSession();
+  app.feed.start();
   route(false);
 }
 

@@ -20,7 +20,7 @@ function cancellable(job) {
 }
 
 function field(label, ...value) {
-  return [h('dt', {}, label), h('dd', {}, ...value)];
+  return h('div', { class: 'field-pair' }, h('dt', {}, label), h('dd', {}, ...value));
 }
 
 function buildDuration(job) {

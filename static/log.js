@@ -65,8 +65,12 @@ export class BuildLog {
     for (const log of this.pending) {
       if (log.stage && log.stage !== this.lastStage) {
         this.lastStage = log.stage;
-        lines.append(h('div', { class: 'log-stage' }, log.stage));
+        lines.append(h('div', { class: 'log-stage' },
+          h('span', {}, log.stage),
+          h('time', { datetime: log.created_at }, formatTime(log.created_at))));
       }
+      // A stage's own marker line says nothing the stage heading does not.
+      if (log.log_source === 'provisioner_daemon' && !log.output) continue;
       lines.append(h('div', { class: `log-line level-${log.log_level}`, dataset: { logId: String(log.id) } },
         h('time', { datetime: log.created_at }, formatTime(log.created_at)),
         h('span', { class: 'log-level' }, log.log_level),
@@ -119,7 +123,7 @@ export class BuildLog {
     }
     if (this.done) {
       this.flush();
-      if (!this.box.querySelector('.log-line')) fill(this.box, h('p', { class: 'log-empty muted' }, 'This build wrote no log lines.'));
+      if (!this.box.querySelector('.log-line, .log-stage')) fill(this.box, h('p', { class: 'log-empty muted' }, 'This build wrote no log lines.'));
       this.setStatus('The log is complete.', 'done');
       this.onEnd?.();
     }
