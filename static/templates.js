@@ -24,7 +24,10 @@ function versionCells(version) {
 export function templatesView(app) {
   const list = h('div', { id: 'templates' }, h('p', { class: 'muted' }, 'Loading…'));
   let gone = false;
-  fill(app.main, h('div', { class: 'page-head' }, h('h1', {}, 'Templates')), list);
+  fill(app.main,
+    h('div', { class: 'page-head' }, h('h1', {}, 'Templates')),
+    h('p', { class: 'muted' }, 'Templates of the default organization, with the version new workspaces get.'),
+    list);
 
   (async () => {
     try {
