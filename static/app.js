@@ -155,6 +155,11 @@ async function checkSession() {
 }
 
 startTicker();
+// The skip link moves focus without touching the hash, which holds the route.
+document.querySelector('.skip-link').addEventListener('click', (event) => {
+  event.preventDefault();
+  main.focus();
+});
 document.getElementById('sign-out').addEventListener('click', signOut);
 window.addEventListener('hashchange', () => route(true));
 checkSession();

@@ -76,10 +76,9 @@ export async function startBrowser() {
 
 const RUN_SQL = `
 import sqlite3, sys
-db = sqlite3.connect(sys.argv[1], timeout=10)
+db = sqlite3.connect(sys.argv[1], timeout=10, isolation_level=None)
 db.execute("PRAGMA foreign_keys = ON")
 db.executescript(sys.stdin.read())
-db.commit()
 `;
 const QUERY_SQL = `
 import json, sqlite3, sys
@@ -109,8 +108,9 @@ export function update(table, set, where) {
   return `UPDATE ${table} SET ${assignments} WHERE ${conditions};`;
 }
 
+/** Runs `statements` in one transaction, as kiln itself writes a build and its job together. */
 export function runSql(db, statements) {
-  execFileSync('python3', ['-c', RUN_SQL, db], { input: statements.join('\n') });
+  execFileSync('python3', ['-c', RUN_SQL, db], { input: ['BEGIN IMMEDIATE;', ...statements, 'COMMIT;'].join('\n') });
 }
 
 export function query(db, sql) {

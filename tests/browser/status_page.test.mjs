@@ -191,6 +191,9 @@ test('the status filter and the keyboard', async () => {
   // The first Tab reaches the skip link; links and buttons are reachable in order.
   await page.keyboard.press('Tab');
   assert.equal(await page.evaluate(() => document.activeElement.textContent), 'Skip to content');
+  await page.keyboard.press('Enter');
+  assert.equal(await page.evaluate(() => document.activeElement.id), 'main');
+  await page.getByRole('heading', { name: 'Overview' }).waitFor();
   let reached = false;
   for (let i = 0; i < 30 && !reached; i += 1) {
     await page.keyboard.press('Tab');

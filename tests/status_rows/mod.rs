@@ -206,6 +206,8 @@ impl Rows {
         initiator: &str,
         facts: JobFacts,
     ) -> Build {
+        // One transaction, as kiln writes a build with its job: no reader sees one without the other.
+        self.conn.execute_batch("BEGIN IMMEDIATE").unwrap();
         let id = new_id();
         let input = format!(r#"{{"workspace_build_id":"{id}"}}"#);
         let job_id = self.job("workspace_build", &input, initiator, facts);
@@ -226,6 +228,7 @@ impl Rows {
                 params![id, workspace_id, template.version_id, number, transition, initiator, job_id, now],
             )
             .unwrap();
+        self.conn.execute_batch("COMMIT").unwrap();
         Build { id, job_id }
     }
 
