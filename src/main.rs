@@ -33,8 +33,9 @@ struct ServerArgs {
     #[arg(long, env = "KILN_DATA_DIR", default_value = "./kiln-data")]
     data_dir: PathBuf,
 
-    /// Provisioner worker threads: how many jobs run at once.
-    #[arg(long, env = "KILN_WORKERS", default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=256))]
+    /// Provisioner worker threads: how many jobs run at once. 0 queues jobs without running
+    /// them (to inspect or move a queue).
+    #[arg(long, env = "KILN_WORKERS", default_value_t = 3, value_parser = clap::value_parser!(u16).range(0..=256))]
     workers: u16,
 
     /// Commit durability: `full` waits for the disk on every commit; `normal` may lose the

@@ -7,6 +7,7 @@ mod files;
 mod meta;
 pub use meta::version as meta_version;
 mod organizations;
+mod status_page;
 mod templates;
 mod templateversions;
 mod users;
@@ -24,6 +25,7 @@ use serde::Serialize;
 /// Every route. Anything unmatched under `/api/v2` answers the generic JSON 404.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(res("/healthz").route(web::get().to(meta::healthz)));
+    cfg.configure(status_page::routes);
     cfg.service(
         web::scope("/api/v2")
             .configure(meta::routes)

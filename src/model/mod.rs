@@ -4,6 +4,7 @@
 pub mod builds;
 pub mod manifest;
 pub mod manifest_check;
+pub mod overview;
 pub mod parameters;
 pub mod status;
 pub mod templates;

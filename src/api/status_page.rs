@@ -1,0 +1,176 @@
+//! The status page: its files (embedded in the binary from `static/`), and kiln's own overview
+//! endpoints it reads: `GET /api/v2/kiln/overview` and the live `GET /api/v2/kiln/events`.
+
+mod events;
+
+use super::auth::serde_urlencoded_pairs;
+use super::{Actor, ApiError, ApiResult, ok, res, route_not_found};
+use crate::model::overview::{Overview, QueuedJob, Workers, parse_build_status};
+use crate::model::{BuildStatus, Time};
+use crate::{AppState, State};
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
+use rust_embed::Embed;
+
+/// Builds listed in an overview, newest first.
+const RECENT_BUILDS: usize = 50;
+
+#[derive(Embed)]
+#[folder = "static/"]
+struct StaticFiles;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(res("/").route(web::get().to(index)))
+        .service(res("/static/{file}").route(web::get().to(asset)))
+        .service(
+            web::scope("/api/v2/kiln")
+                .service(res("/overview").route(web::get().to(overview)))
+                .service(res("/events").route(web::get().to(events::events)))
+                .default_service(web::to(route_not_found)),
+        );
+}
+
+async fn index(req: HttpRequest) -> ApiResult<HttpResponse> {
+    serve_file(&req, "index.html")
+}
+
+async fn asset(req: HttpRequest, file: web::Path<String>) -> ApiResult<HttpResponse> {
+    if file.as_str() == "index.html" {
+        return Err(ApiError::not_found());
+    }
+    serve_file(&req, &file)
+}
+
+fn content_type(name: &str) -> &'static str {
+    match name.rsplit_once('.').map(|(_, ext)| ext) {
+        Some("html") => "text/html; charset=utf-8",
+        Some("css") => "text/css; charset=utf-8",
+        Some("js" | "mjs") => "text/javascript; charset=utf-8",
+        Some("svg") => "image/svg+xml",
+        Some("png") => "image/png",
+        Some("ico") => "image/x-icon",
+        Some("json") => "application/json; charset=utf-8",
+        _ => "application/octet-stream",
+    }
+}
+
+/// One embedded file. Browsers revalidate every time (`no-cache`) and get a 304 while the
+/// file's hash is unchanged, so a new kiln binary never leaves a stale page behind.
+fn serve_file(req: &HttpRequest, name: &str) -> ApiResult<HttpResponse> {
+    let file = StaticFiles::get(name).ok_or_else(ApiError::not_found)?;
+    let hash = file.metadata.sha256_hash();
+    let etag = format!(
+        "\"{}\"",
+        hash[..16]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    );
+    let unchanged = if_none_match(req, &etag);
+    let mut response = if unchanged {
+        HttpResponse::NotModified()
+    } else {
+        HttpResponse::Ok()
+    };
+    response
+        .insert_header((header::ETAG, etag.as_str()))
+        .insert_header((header::CACHE_CONTROL, "no-cache"))
+        .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"));
+    if name.ends_with(".html") {
+        response
+            .insert_header((
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'self'; img-src 'self' data:; object-src 'none'; \
+                 base-uri 'none'; frame-ancestors 'none'",
+            ))
+            .insert_header((header::REFERRER_POLICY, "no-referrer"));
+    }
+    if unchanged {
+        return Ok(response.finish());
+    }
+    Ok(response
+        .insert_header((header::CONTENT_TYPE, content_type(name)))
+        .body(file.data.into_owned()))
+}
+
+fn if_none_match(req: &HttpRequest, etag: &str) -> bool {
+    req.headers()
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"))
+}
+
+/// The `status` query parameter: `None` when absent or empty; 400 when not a build status.
+fn status_filter(req: &HttpRequest) -> ApiResult<Option<BuildStatus>> {
+    let Some((_, word)) = serde_urlencoded_pairs(req.query_string())
+        .into_iter()
+        .find(|(k, _)| k == "status")
+    else {
+        return Ok(None);
+    };
+    if word.is_empty() {
+        return Ok(None);
+    }
+    parse_build_status(&word).map(Some).ok_or_else(|| {
+        ApiError::bad_request("Query parameters have invalid values.").with_validation(
+            "status",
+            format!(
+                "Query param \"status\" must be a build status (pending, starting, running, \
+                 stopping, stopped, failed, canceling, canceled, deleting, deleted): {word:?}"
+            ),
+        )
+    })
+}
+
+async fn overview(state: State, actor: Actor, req: HttpRequest) -> ApiResult<HttpResponse> {
+    let filter = status_filter(&req)?;
+    let state = state.into_inner();
+    let overview = web::block(move || build_overview(&state, &actor, filter))
+        .await
+        .map_err(|e| ApiError::internal("Internal error building the overview.", e))??;
+    ok(&overview)
+}
+
+/// Whether `actor` may see a queued job: owners see every job; others see the builds of their
+/// own workspaces and template imports (template names are visible to every member).
+fn may_see_queued(actor: &Actor, owner_id: Option<&str>) -> bool {
+    match owner_id {
+        Some(owner) => actor.can_read_owned_by(owner),
+        None => true,
+    }
+}
+
+/// The overview as `actor` may see it. Blocking: call from `web::block`.
+pub fn build_overview(
+    state: &AppState,
+    actor: &Actor,
+    filter: Option<BuildStatus>,
+) -> ApiResult<Overview> {
+    let queue: Vec<QueuedJob> = state
+        .store
+        .pending_queue()?
+        .into_iter()
+        .filter(|row| may_see_queued(actor, row.workspace_owner_id.as_deref()))
+        .map(|row| row.job)
+        .collect();
+    let mut builds = Vec::new();
+    let owner_filter = (!actor.is_owner()).then_some(actor.user.id.as_str());
+    state.store.scan_recent_builds(owner_filter, |facts| {
+        if filter.is_none_or(|f| facts.status() == f) {
+            builds.push(facts.summary());
+        }
+        builds.len() < RECENT_BUILDS
+    })?;
+    let now = Time::now();
+    Ok(Overview {
+        version: super::meta_version(),
+        started_at: state.started_at,
+        uptime_seconds: ((now.micros() - state.started_at.micros()) / 1_000_000).max(0),
+        workers: Workers {
+            busy: state.store.busy_job_count()?,
+            total: state.config.workers,
+        },
+        queue,
+        builds,
+    })
+}

@@ -1,0 +1,151 @@
+//! `GET /api/v2/kiln/events`: Server-Sent Events that push the caller's overview when it
+//! changes. A cheap change marker is read every `POLL_EVERY`; only when it moves is the overview
+//! rebuilt, and it is sent only when what the caller sees differs from the last one sent.
+
+use super::{build_overview, status_filter};
+use crate::api::auth::{authenticate, token_from_request};
+use crate::api::{Actor, ApiError, ApiResult};
+use crate::model::BuildStatus;
+use crate::model::overview::Overview;
+use crate::store::ChangeMarker;
+use crate::{AppState, State};
+use actix_web::http::header;
+use actix_web::rt::time::sleep;
+use actix_web::{HttpRequest, HttpResponse, web};
+use futures_util::StreamExt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const POLL_EVERY: Duration = Duration::from_millis(250);
+const KEEPALIVE_EVERY: Duration = Duration::from_secs(15);
+
+/// What one events connection remembers between polls.
+struct Subscription {
+    state: Arc<AppState>,
+    token: String,
+    filter: Option<BuildStatus>,
+    marker: Option<ChangeMarker>,
+    last_sent: Option<Overview>,
+    last_write: Instant,
+    /// Set once the session ended: the stream says so and closes.
+    closed: bool,
+}
+
+pub async fn events(state: State, _caller: Actor, req: HttpRequest) -> ApiResult<HttpResponse> {
+    let filter = status_filter(&req)?;
+    // The Actor extractor has accepted this token; it is checked again as the stream goes on,
+    // so a signed-out session stops receiving.
+    let token = token_from_request(&req).unwrap_or_default();
+    let sub = Subscription {
+        state: state.into_inner(),
+        token,
+        filter,
+        marker: None,
+        last_sent: None,
+        last_write: Instant::now(),
+        closed: false,
+    };
+    let retry = futures_util::stream::once(async { web::Bytes::from_static(b"retry: 2000\n\n") });
+    let stream = retry
+        .chain(futures_util::stream::unfold(sub, next_event))
+        .map(Ok::<_, actix_web::Error>);
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CONTENT_TYPE, "text/event-stream"))
+        .insert_header((header::CACHE_CONTROL, "no-cache"))
+        .insert_header(("X-Accel-Buffering", "no"))
+        .streaming(stream))
+}
+
+/// Waits for the next thing to send: an overview, a keepalive comment, or the end.
+async fn next_event(mut sub: Subscription) -> Option<(web::Bytes, Subscription)> {
+    if sub.closed {
+        return None;
+    }
+    let mut first_poll = sub.marker.is_none();
+    loop {
+        if !first_poll {
+            sleep(POLL_EVERY).await;
+        }
+        first_poll = false;
+        let state = sub.state.clone();
+        let marker = match web::block(move || state.store.overview_change_marker()).await {
+            Ok(Ok(m)) => Some(m),
+            Ok(Err(e)) => {
+                log::warn!("overview events: reading the change marker: {e}");
+                None
+            }
+            Err(e) => {
+                log::warn!("overview events: {e}");
+                None
+            }
+        };
+        if let Some(marker) = marker
+            && sub.marker.as_ref() != Some(&marker)
+        {
+            sub.marker = Some(marker);
+            match rebuild(&sub).await {
+                Ok(overview) => {
+                    if !same_view(sub.last_sent.as_ref(), &overview) {
+                        let bytes = overview_event(&overview);
+                        sub.last_sent = Some(overview);
+                        sub.last_write = Instant::now();
+                        return Some((bytes, sub));
+                    }
+                }
+                Err(e) if e.status == actix_web::http::StatusCode::UNAUTHORIZED => {
+                    return Some((signed_out(&mut sub), sub));
+                }
+                Err(e) => log::warn!("overview events: {e}"),
+            }
+        }
+        if sub.last_write.elapsed() >= KEEPALIVE_EVERY {
+            if still_signed_in(&sub).await == Some(false) {
+                return Some((signed_out(&mut sub), sub));
+            }
+            sub.last_write = Instant::now();
+            return Some((web::Bytes::from_static(b": keepalive\n\n"), sub));
+        }
+    }
+}
+
+/// Authenticates again (the session may have ended) and builds the overview for that caller.
+async fn rebuild(sub: &Subscription) -> ApiResult<Overview> {
+    let state = sub.state.clone();
+    let token = sub.token.clone();
+    let filter = sub.filter;
+    web::block(move || {
+        let actor = authenticate(&web::Data::from(state.clone()), Some(token))?;
+        build_overview(&state, &actor, filter)
+    })
+    .await
+    .map_err(|e| ApiError::internal("Internal error building the overview.", e))?
+}
+
+/// `Some(false)` when the session is gone; `None` when that could not be checked.
+async fn still_signed_in(sub: &Subscription) -> Option<bool> {
+    let state = sub.state.clone();
+    let token = sub.token.clone();
+    let checked = web::block(move || authenticate(&web::Data::from(state), Some(token))).await;
+    match checked {
+        Ok(Ok(_)) => Some(true),
+        Ok(Err(e)) if e.status == actix_web::http::StatusCode::UNAUTHORIZED => Some(false),
+        _ => None,
+    }
+}
+
+fn signed_out(sub: &mut Subscription) -> web::Bytes {
+    sub.closed = true;
+    web::Bytes::from_static(b"event: signed-out\ndata: {}\n\n")
+}
+
+/// Whether `next` shows the caller the same as `last` (uptime moves on by itself).
+fn same_view(last: Option<&Overview>, next: &Overview) -> bool {
+    last.is_some_and(|last| {
+        last.workers == next.workers && last.queue == next.queue && last.builds == next.builds
+    })
+}
+
+fn overview_event(overview: &Overview) -> web::Bytes {
+    let data = serde_json::to_string(overview).unwrap_or_else(|_| "{}".into());
+    web::Bytes::from(format!("event: overview\ndata: {data}\n\n"))
+}

@@ -1,0 +1,185 @@
+//! kiln's own overview of the server (`GET /api/v2/kiln/overview`, and the `overview` events of
+//! `GET /api/v2/kiln/events`): version, uptime, workers, the queue and the recent builds.
+
+use super::{BuildStatus, JobStatus, Time, Transition};
+use serde::Serialize;
+
+/// Every build status word, for parsing the `status` filter (the words come from serde, the
+/// one place they are spelled).
+pub const BUILD_STATUSES: [BuildStatus; 10] = [
+    BuildStatus::Pending,
+    BuildStatus::Starting,
+    BuildStatus::Running,
+    BuildStatus::Stopping,
+    BuildStatus::Stopped,
+    BuildStatus::Failed,
+    BuildStatus::Canceling,
+    BuildStatus::Canceled,
+    BuildStatus::Deleting,
+    BuildStatus::Deleted,
+];
+
+/// The status word of `status`, as the API sends it.
+pub fn build_status_word(status: BuildStatus) -> String {
+    match serde_json::to_value(status) {
+        Ok(serde_json::Value::String(word)) => word,
+        _ => String::new(),
+    }
+}
+
+/// The build status named `word`, if it is one.
+pub fn parse_build_status(word: &str) -> Option<BuildStatus> {
+    BUILD_STATUSES
+        .into_iter()
+        .find(|s| build_status_word(*s) == word)
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct Overview {
+    pub version: String,
+    pub started_at: Time,
+    pub uptime_seconds: i64,
+    pub workers: Workers,
+    /// Pending jobs the caller may see, oldest first.
+    pub queue: Vec<QueuedJob>,
+    /// Builds the caller may see, newest first.
+    pub builds: Vec<BuildSummary>,
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct Workers {
+    /// Jobs a worker has started and not completed.
+    pub busy: i64,
+    pub total: usize,
+}
+
+/// A pending job. `position` is its 1-based rank among all pending jobs, by creation order.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct QueuedJob {
+    pub job_id: String,
+    #[serde(rename = "type")]
+    pub job_type: String,
+    pub position: i64,
+    pub created_at: Time,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub workspace_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub build_number: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub template_version_name: Option<String>,
+}
+
+/// One row of the recent builds list.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct BuildSummary {
+    pub id: String,
+    pub workspace_id: String,
+    pub workspace_name: String,
+    pub owner_name: String,
+    pub build_number: i64,
+    pub transition: Transition,
+    pub status: BuildStatus,
+    pub initiator_name: String,
+    pub created_at: Time,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<Time>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub completed_at: Option<Time>,
+    /// From the job's start to its completion; left out until both are known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<i64>,
+}
+
+/// The stored facts of a build and its job, as the store reads them.
+#[derive(Clone, Debug)]
+pub struct BuildFacts {
+    pub id: String,
+    pub workspace_id: String,
+    pub workspace_name: String,
+    pub owner_name: String,
+    pub build_number: i64,
+    pub transition: Transition,
+    pub initiator_name: String,
+    pub created_at: Time,
+    pub job_started_at: Option<Time>,
+    pub job_completed_at: Option<Time>,
+    pub job_canceled_at: Option<Time>,
+    pub job_error: String,
+}
+
+impl BuildFacts {
+    /// The build's status word, derived in the one place statuses are derived.
+    pub fn status(&self) -> BuildStatus {
+        let job = JobStatus::derive(
+            self.job_started_at,
+            self.job_completed_at,
+            self.job_canceled_at,
+            &self.job_error,
+        );
+        BuildStatus::derive(job, self.transition)
+    }
+
+    pub fn summary(self) -> BuildSummary {
+        let status = self.status();
+        let duration_ms = match (self.job_started_at, self.job_completed_at) {
+            (Some(start), Some(end)) => Some((end.micros() - start.micros()).max(0) / 1000),
+            _ => None,
+        };
+        BuildSummary {
+            id: self.id,
+            workspace_id: self.workspace_id,
+            workspace_name: self.workspace_name,
+            owner_name: self.owner_name,
+            build_number: self.build_number,
+            transition: self.transition,
+            status,
+            initiator_name: self.initiator_name,
+            created_at: self.created_at,
+            started_at: self.job_started_at,
+            completed_at: self.job_completed_at,
+            duration_ms,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_words_round_trip() {
+        for s in BUILD_STATUSES {
+            assert_eq!(parse_build_status(&build_status_word(s)), Some(s));
+        }
+        assert_eq!(parse_build_status("Running"), None);
+        assert_eq!(build_status_word(BuildStatus::Canceling), "canceling");
+    }
+
+    #[test]
+    fn summary_derives_status_and_duration() {
+        let facts = BuildFacts {
+            id: "b".into(),
+            workspace_id: "w".into(),
+            workspace_name: "dev".into(),
+            owner_name: "alice".into(),
+            build_number: 2,
+            transition: Transition::Stop,
+            initiator_name: "alice".into(),
+            created_at: Time(1_000_000),
+            job_started_at: Some(Time(2_000_000)),
+            job_completed_at: Some(Time(4_500_000)),
+            job_canceled_at: None,
+            job_error: String::new(),
+        };
+        let s = facts.clone().summary();
+        assert_eq!(s.status, BuildStatus::Stopped);
+        assert_eq!(s.duration_ms, Some(2500));
+        let running = BuildFacts {
+            job_completed_at: None,
+            ..facts
+        }
+        .summary();
+        assert_eq!(running.status, BuildStatus::Stopping);
+        assert_eq!(running.duration_ms, None);
+    }
+}

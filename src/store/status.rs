@@ -1,0 +1,141 @@
+//! Reads for the status page: the queue, busy workers, recent builds, and a cheap marker that
+//! moves whenever any of them may have changed.
+
+use super::{Store, StoreResult};
+use crate::model::Time;
+use crate::model::overview::{BuildFacts, QueuedJob};
+use rusqlite::params;
+
+/// A pending job with the owner of its workspace (none for template imports), so the caller
+/// can decide who may see it.
+#[derive(Clone, Debug)]
+pub struct QueueRow {
+    pub job: QueuedJob,
+    pub workspace_owner_id: Option<String>,
+}
+
+/// Counts and latest update times over jobs, builds and workspaces. Two equal markers mean
+/// nothing the overview shows has changed in between (every write bumps a count or an
+/// `updated_at`, and each job timestamp being set bumps its count).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ChangeMarker {
+    pub jobs: i64,
+    pub jobs_started: i64,
+    pub jobs_completed: i64,
+    pub jobs_canceled: i64,
+    pub jobs_updated_at: Option<i64>,
+    pub builds: i64,
+    pub builds_updated_at: Option<i64>,
+    pub workspaces: i64,
+    pub workspaces_updated_at: Option<i64>,
+}
+
+impl Store {
+    pub fn overview_change_marker(&self) -> StoreResult<ChangeMarker> {
+        let conn = self.conn()?;
+        let mut stmt = conn.prepare_cached(
+            "SELECT j.n, j.started, j.completed, j.canceled, j.updated, b.n, b.updated, w.n, w.updated \
+             FROM (SELECT count(*) AS n, count(started_at) AS started, count(completed_at) AS completed, \
+                          count(canceled_at) AS canceled, max(updated_at) AS updated \
+                   FROM provisioner_jobs) j, \
+                  (SELECT count(*) AS n, max(updated_at) AS updated FROM workspace_builds) b, \
+                  (SELECT count(*) AS n, max(updated_at) AS updated FROM workspaces) w",
+        )?;
+        Ok(stmt.query_row([], |r| {
+            Ok(ChangeMarker {
+                jobs: r.get(0)?,
+                jobs_started: r.get(1)?,
+                jobs_completed: r.get(2)?,
+                jobs_canceled: r.get(3)?,
+                jobs_updated_at: r.get(4)?,
+                builds: r.get(5)?,
+                builds_updated_at: r.get(6)?,
+                workspaces: r.get(7)?,
+                workspaces_updated_at: r.get(8)?,
+            })
+        })?)
+    }
+
+    /// Jobs a worker has started and not completed (running or canceling).
+    pub fn busy_job_count(&self) -> StoreResult<i64> {
+        let conn = self.conn()?;
+        let mut stmt = conn.prepare_cached(
+            "SELECT count(*) FROM provisioner_jobs \
+             WHERE started_at IS NOT NULL AND completed_at IS NULL",
+        )?;
+        Ok(stmt.query_row([], |r| r.get(0))?)
+    }
+
+    /// Every pending job, oldest first, with its 1-based position in the queue.
+    pub fn pending_queue(&self) -> StoreResult<Vec<QueueRow>> {
+        let conn = self.conn()?;
+        let mut stmt = conn.prepare_cached(
+            "SELECT q.id, q.type, q.position, q.created_at, w.name, wb.build_number, tv.name, w.owner_id \
+             FROM (SELECT id, type, created_at, ROW_NUMBER() OVER (ORDER BY seq) AS position \
+                   FROM provisioner_jobs \
+                   WHERE started_at IS NULL AND completed_at IS NULL AND canceled_at IS NULL) q \
+             LEFT JOIN workspace_builds wb ON wb.job_id = q.id \
+             LEFT JOIN workspaces w ON w.id = wb.workspace_id \
+             LEFT JOIN template_versions tv ON tv.job_id = q.id \
+             ORDER BY q.position",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(QueueRow {
+                job: QueuedJob {
+                    job_id: r.get(0)?,
+                    job_type: r.get(1)?,
+                    position: r.get(2)?,
+                    created_at: r.get(3)?,
+                    workspace_name: r.get(4)?,
+                    build_number: r.get(5)?,
+                    template_version_name: r.get(6)?,
+                },
+                workspace_owner_id: r.get(7)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Walks builds newest first (of workspaces owned by `owner_id` when given), handing each
+    /// to `visit` until it returns false or the builds run out.
+    pub fn scan_recent_builds(
+        &self,
+        owner_id: Option<&str>,
+        mut visit: impl FnMut(BuildFacts) -> bool,
+    ) -> StoreResult<()> {
+        let conn = self.conn()?;
+        let mut stmt = conn.prepare_cached(
+            "SELECT wb.id, wb.workspace_id, w.name, coalesce(o.username, ''), wb.build_number, \
+                    wb.transition, coalesce(i.username, ''), wb.created_at, \
+                    j.started_at, j.completed_at, j.canceled_at, j.error \
+             FROM workspace_builds wb \
+             JOIN workspaces w ON w.id = wb.workspace_id \
+             JOIN provisioner_jobs j ON j.id = wb.job_id \
+             LEFT JOIN users o ON o.id = w.owner_id \
+             LEFT JOIN users i ON i.id = wb.initiator_id \
+             WHERE ?1 IS NULL OR w.owner_id = ?1 \
+             ORDER BY wb.created_at DESC, j.seq DESC",
+        )?;
+        let mut rows = stmt.query(params![owner_id])?;
+        while let Some(r) = rows.next()? {
+            let facts = BuildFacts {
+                id: r.get(0)?,
+                workspace_id: r.get(1)?,
+                workspace_name: r.get(2)?,
+                owner_name: r.get(3)?,
+                build_number: r.get(4)?,
+                transition: r.get(5)?,
+                initiator_name: r.get(6)?,
+                created_at: r.get(7)?,
+                job_started_at: r.get::<_, Option<Time>>(8)?,
+                job_completed_at: r.get(9)?,
+                job_canceled_at: r.get(10)?,
+                job_error: r.get(11)?,
+            };
+            if !visit(facts) {
+                break;
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# The status page's browser test: installs what a bare machine lacks (Debian's Chromium,
+# playwright-core from the lock file), builds kiln, and runs the test in headless Chromium.
+# Screenshots land in docs/ (overview, build page at 1280 px) and target/browser-screenshots/.
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+root="$(cd "$here/../.." && pwd)"
+
+apt_install() {
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "run.sh: $* missing; install it (apt-get install $*) or run as root" >&2
+    exit 1
+  fi
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+[ -x /usr/bin/chromium ] || apt_install chromium
+command -v python3 >/dev/null || apt_install python3
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then apt_install nodejs npm; fi
+
+cd "$here"
+# playwright-core never downloads a browser of its own: it drives /usr/bin/chromium.
+export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
+[ -d node_modules/playwright-core ] || npm ci --no-audit --no-fund
+
+cd "$root"
+cargo build
+cd "$here"
+exec node --test --test-reporter=spec status_page.test.mjs
