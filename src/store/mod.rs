@@ -96,6 +96,8 @@ impl Store {
         });
         let pool = Pool::builder()
             .max_size(16)
+            // Connections open on demand: start-up does not pay for sixteen.
+            .min_idle(Some(2))
             .connection_timeout(Duration::from_secs(30))
             .build(manager)?;
         let store = Store { pool };
