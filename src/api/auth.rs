@@ -87,9 +87,9 @@ pub fn authenticate(state: &State, token: Option<String>) -> ApiResult<Actor> {
     };
     let (id, secret) = identity::split_token(&token)
         .map_err(|why| ApiError::unauthorized(format!("Invalid API key format: {why}")))?;
-    let key = state
+    let (key, user) = state
         .store
-        .api_key(id)?
+        .api_key_with_user(id)?
         .ok_or_else(|| ApiError::unauthorized("API key is invalid."))?;
     if !identity::constant_time_eq(&identity::hash_secret(secret), &key.hashed_secret) {
         return Err(ApiError::unauthorized("API key secret is invalid."));
@@ -100,10 +100,6 @@ pub fn authenticate(state: &State, token: Option<String>) -> ApiResult<Actor> {
             key.expires_at.rfc3339()
         )));
     }
-    let user = state
-        .store
-        .user_by_id(&key.user_id)?
-        .ok_or_else(|| ApiError::unauthorized("API key is invalid."))?;
     Ok(Actor {
         user,
         key_id: key.id,

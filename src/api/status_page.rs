@@ -5,7 +5,7 @@ mod events;
 
 use super::auth::serde_urlencoded_pairs;
 use super::{Actor, ApiError, ApiResult, ok, res, route_not_found};
-use crate::model::overview::{Overview, QueuedJob, Workers, parse_build_status};
+use crate::model::overview::{Overview, QueuedJob, Workers};
 use crate::model::{BuildStatus, Time};
 use crate::{AppState, State};
 use actix_web::http::header;
@@ -111,7 +111,7 @@ fn status_filter(req: &HttpRequest) -> ApiResult<Option<BuildStatus>> {
     if word.is_empty() {
         return Ok(None);
     }
-    parse_build_status(&word).map(Some).ok_or_else(|| {
+    BuildStatus::parse(&word).map(Some).ok_or_else(|| {
         ApiError::bad_request("Query parameters have invalid values.").with_validation(
             "status",
             format!(

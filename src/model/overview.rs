@@ -4,36 +4,6 @@
 use super::{BuildStatus, JobStatus, Time, Transition};
 use serde::Serialize;
 
-/// Every build status word, for parsing the `status` filter (the words come from serde, the
-/// one place they are spelled).
-pub const BUILD_STATUSES: [BuildStatus; 10] = [
-    BuildStatus::Pending,
-    BuildStatus::Starting,
-    BuildStatus::Running,
-    BuildStatus::Stopping,
-    BuildStatus::Stopped,
-    BuildStatus::Failed,
-    BuildStatus::Canceling,
-    BuildStatus::Canceled,
-    BuildStatus::Deleting,
-    BuildStatus::Deleted,
-];
-
-/// The status word of `status`, as the API sends it.
-pub fn build_status_word(status: BuildStatus) -> String {
-    match serde_json::to_value(status) {
-        Ok(serde_json::Value::String(word)) => word,
-        _ => String::new(),
-    }
-}
-
-/// The build status named `word`, if it is one.
-pub fn parse_build_status(word: &str) -> Option<BuildStatus> {
-    BUILD_STATUSES
-        .into_iter()
-        .find(|s| build_status_word(*s) == word)
-}
-
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct Overview {
     pub version: String,
@@ -145,15 +115,6 @@ impl BuildFacts {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn status_words_round_trip() {
-        for s in BUILD_STATUSES {
-            assert_eq!(parse_build_status(&build_status_word(s)), Some(s));
-        }
-        assert_eq!(parse_build_status("Running"), None);
-        assert_eq!(build_status_word(BuildStatus::Canceling), "canceling");
-    }
 
     #[test]
     fn summary_derives_status_and_duration() {

@@ -112,6 +112,38 @@ pub enum BuildStatus {
 }
 
 impl BuildStatus {
+    pub const ALL: [BuildStatus; 10] = [
+        BuildStatus::Pending,
+        BuildStatus::Starting,
+        BuildStatus::Running,
+        BuildStatus::Stopping,
+        BuildStatus::Stopped,
+        BuildStatus::Failed,
+        BuildStatus::Canceling,
+        BuildStatus::Canceled,
+        BuildStatus::Deleting,
+        BuildStatus::Deleted,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BuildStatus::Pending => "pending",
+            BuildStatus::Starting => "starting",
+            BuildStatus::Running => "running",
+            BuildStatus::Stopping => "stopping",
+            BuildStatus::Stopped => "stopped",
+            BuildStatus::Failed => "failed",
+            BuildStatus::Canceling => "canceling",
+            BuildStatus::Canceled => "canceled",
+            BuildStatus::Deleting => "deleting",
+            BuildStatus::Deleted => "deleted",
+        }
+    }
+
+    pub fn parse(word: &str) -> Option<BuildStatus> {
+        BuildStatus::ALL.into_iter().find(|s| s.as_str() == word)
+    }
+
     /// The status of a build from its job's status and its transition.
     pub fn derive(job: JobStatus, transition: Transition) -> BuildStatus {
         use Transition::*;
@@ -145,6 +177,15 @@ mod tests {
         assert_eq!(d(t, None, t, ""), JobStatus::Canceling);
         assert_eq!(d(None, None, None, ""), JobStatus::Pending);
         assert_eq!(d(t, None, None, ""), JobStatus::Running);
+    }
+
+    #[test]
+    fn build_status_words_match_the_json() {
+        for s in BuildStatus::ALL {
+            assert_eq!(serde_json::to_value(s).unwrap(), s.as_str());
+            assert_eq!(BuildStatus::parse(s.as_str()), Some(s));
+        }
+        assert_eq!(BuildStatus::parse("Running"), None);
     }
 
     #[test]

@@ -257,19 +257,30 @@ impl Store {
         })
     }
 
-    pub fn api_key(&self, id: &str) -> StoreResult<Option<ApiKeyRow>> {
+    /// An API key and its user, in one query (every authenticated request asks).
+    pub fn api_key_with_user(&self, id: &str) -> StoreResult<Option<(ApiKeyRow, UserRow)>> {
         let conn = self.conn()?;
-        let mut stmt = conn.prepare_cached(
-            "SELECT id, hashed_secret, user_id, login_type, expires_at FROM api_keys WHERE id = ?1",
-        )?;
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {}, k.id, k.hashed_secret, k.user_id, k.login_type, k.expires_at \
+             FROM api_keys k JOIN users u ON u.id = k.user_id WHERE k.id = ?1",
+            USER_COLUMNS
+                .split(", ")
+                .map(|c| format!("u.{c}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))?;
         optional(stmt.query_row([id], |r| {
-            Ok(ApiKeyRow {
-                id: r.get(0)?,
-                hashed_secret: r.get(1)?,
-                user_id: r.get(2)?,
-                login_type: r.get(3)?,
-                expires_at: r.get(4)?,
-            })
+            let user = user_from_row(r)?;
+            Ok((
+                ApiKeyRow {
+                    id: r.get(12)?,
+                    hashed_secret: r.get(13)?,
+                    user_id: r.get(14)?,
+                    login_type: r.get(15)?,
+                    expires_at: r.get(16)?,
+                },
+                user,
+            ))
         }))
     }
 
