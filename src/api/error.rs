@@ -21,11 +21,7 @@ impl ApiError {
     pub fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
         ApiError {
             status,
-            body: Response {
-                message: message.into(),
-                detail: String::new(),
-                validations: Vec::new(),
-            },
+            body: Response::message(message),
         }
     }
 

@@ -163,9 +163,5 @@ async fn promote(
         }
     }
     state.store.set_active_version(&template.id, &version.id)?;
-    ok(&Response {
-        message: "Updated the active template version!".into(),
-        detail: String::new(),
-        validations: vec![],
-    })
+    ok(&Response::message("Updated the active template version!"))
 }

@@ -127,11 +127,9 @@ async fn get_first_user(state: State) -> ApiResult<HttpResponse> {
             "The initial user has not been created!",
         ));
     }
-    ok(&model::Response {
-        message: "The initial user has already been created!".into(),
-        detail: String::new(),
-        validations: vec![],
-    })
+    ok(&model::Response::message(
+        "The initial user has already been created!",
+    ))
 }
 
 async fn post_first_user(state: State, body: web::Bytes) -> ApiResult<HttpResponse> {
@@ -230,7 +228,7 @@ async fn logout(state: State, actor: Actor) -> ApiResult<HttpResponse> {
     Ok(HttpResponse::Ok()
         .cookie(session_cookie(String::new(), 0))
         .insert_header(("Content-Type", "application/json; charset=utf-8"))
-        .body(r#"{"message":"Logged out!"}"#))
+        .body(serde_json::to_vec(&model::Response::message("Logged out!")).unwrap_or_default()))
 }
 
 async fn list_users(state: State, _actor: Actor) -> ApiResult<HttpResponse> {

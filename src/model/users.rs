@@ -177,6 +177,17 @@ pub struct Response {
     pub validations: Vec<ValidationError>,
 }
 
+impl Response {
+    /// A plain acknowledgement: `{"message": ...}`.
+    pub fn message(text: impl Into<String>) -> Response {
+        Response {
+            message: text.into(),
+            detail: String::new(),
+            validations: Vec::new(),
+        }
+    }
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct ValidationError {
     pub field: String,
