@@ -4,13 +4,16 @@ pub mod auth;
 mod build_create;
 pub mod error;
 mod files;
+mod logs;
 mod meta;
 pub use meta::version as meta_version;
 mod organizations;
+mod query;
 mod templates;
 mod templateversions;
 mod users;
 pub mod views;
+mod workspacebuilds;
 mod workspaces;
 
 pub use auth::Actor;
@@ -33,6 +36,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .configure(templates::routes)
             .configure(workspaces::routes)
             .configure(build_create::routes)
+            .configure(workspacebuilds::routes)
             .default_service(web::to(route_not_found)),
     );
 }
