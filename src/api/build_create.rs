@@ -16,7 +16,11 @@ use base64::Engine as _;
 use serde::Deserialize;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(res("/workspaces/{workspace}/builds").route(web::post().to(post_build)));
+    cfg.service(
+        res("/workspaces/{workspace}/builds")
+            .route(web::get().to(super::workspacebuilds::list))
+            .route(web::post().to(post_build)),
+    );
 }
 
 const CLIENT_REASONS: [&str; 5] = [
@@ -59,7 +63,7 @@ pub struct BuildRequest {
 }
 
 /// `[]byte` as Go encodes it (a base64 string), or an array of byte values.
-fn decode_state(v: &serde_json::Value) -> Option<Vec<u8>> {
+pub(super) fn decode_state(v: &serde_json::Value) -> Option<Vec<u8>> {
     match v {
         serde_json::Value::String(s) => base64::engine::general_purpose::STANDARD.decode(s).ok(),
         serde_json::Value::Array(items) => items
@@ -116,7 +120,12 @@ pub fn parse_request(body: &[u8]) -> ApiResult<BuildRequest> {
 
 /// Whether `actor` may see `workspace` at all (otherwise: the generic 404).
 pub fn can_read_workspace(actor: &Actor, w: &WorkspaceRow) -> bool {
-    actor.is_template_manager() || actor.user.id == w.owner_id
+    can_read_workspace_of(actor, &w.owner_id)
+}
+
+/// Whether `actor` may see the workspaces (and builds) of the user `owner_id`.
+pub fn can_read_workspace_of(actor: &Actor, owner_id: &str) -> bool {
+    actor.is_template_manager() || actor.user.id == owner_id
 }
 
 /// Check 5: the version exists, belongs to the template, and imported successfully.

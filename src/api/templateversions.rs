@@ -20,7 +20,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .service(res("/templateversions/{version}").route(web::get().to(get)))
     .service(
         res("/templateversions/{version}/rich-parameters").route(web::get().to(rich_parameters)),
-    );
+    )
+    .service(res("/templateversions/{version}/logs").route(web::get().to(logs)));
 }
 
 /// `{templateversion}` from the path; the generic 404 when unknown.
@@ -144,6 +145,18 @@ async fn create(
 async fn get(state: State, _actor: Actor, path: web::Path<String>) -> ApiResult<HttpResponse> {
     let version = find_version(&state, &path)?;
     ok(&version_json(&state, &version)?)
+}
+
+/// The import job's logs (see `logs.rs`).
+async fn logs(
+    state: State,
+    _actor: Actor,
+    req: actix_web::HttpRequest,
+    payload: web::Payload,
+    path: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    let version = find_version(&state, &path)?;
+    super::logs::serve(state, req, payload, version.job.id).await
 }
 
 /// The parameters of an imported version; 412 while the import has not completed.

@@ -123,6 +123,26 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Benchmarks only, on a scratch store: commits `n` single-row transactions through
+    /// `write` (same connection settings and durability as every write of kiln) and returns
+    /// how long they took.
+    pub fn commit_probe(&self, n: usize) -> StoreResult<Duration> {
+        self.conn()?.execute_batch(
+            "CREATE TABLE IF NOT EXISTS commit_probe (id INTEGER PRIMARY KEY, at INTEGER NOT NULL)",
+        )?;
+        let started = std::time::Instant::now();
+        for _ in 0..n {
+            self.write(|tx| {
+                tx.prepare_cached("INSERT INTO commit_probe (at) VALUES (?1)")?
+                    .execute([crate::model::Time::now()])?;
+                Ok(())
+            })?;
+        }
+        Ok(started.elapsed())
+    }
+}
+
 /// Turns "no row" into `None`.
 pub(crate) fn optional<T>(r: rusqlite::Result<T>) -> StoreResult<Option<T>> {
     match r {

@@ -2,6 +2,8 @@
 //! HTTP client over awc.
 #![allow(dead_code)]
 
+pub mod schema;
+
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

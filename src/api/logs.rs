@@ -1,0 +1,454 @@
+//! A job's logs, for both `/workspacebuilds/{id}/logs` and `/templateversions/{id}/logs`.
+//!
+//! Without `follow`: the stored lines as a JSON array (or text lines), streamed page by page.
+//! With `follow`: every line once, in id order, then the end once the job has completed, over a
+//! WebSocket (an upgrade request), Server-Sent Events (`Accept: text/event-stream`) or chunked
+//! NDJSON / text lines. A follower subscribes to the log bus first, then reads the store, and
+//! on every "look again" reads the store after the last id it sent: nothing is lost or sent
+//! twice between the stored part and the live part.
+
+use super::query::QueryParser;
+use super::{ApiError, ApiResult};
+use crate::State;
+use crate::model::ProvisionerJobLog;
+use crate::provisioner::logbus::Subscription;
+use crate::store::LogRow;
+use actix_web::http::header;
+use actix_web::web::{self, Bytes};
+use actix_web::{HttpRequest, HttpResponse};
+use futures_util::stream;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Lines read from the store at once: the most a request holds in memory.
+const PAGE: i64 = 1000;
+/// A follower with nothing to send re-checks the job this often, and WebSocket / SSE
+/// followers get a keep-alive.
+const KEEPALIVE: Duration = Duration::from_secs(15);
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Format {
+    Json,
+    Text,
+}
+
+struct LogQuery {
+    after: i64,
+    before: Option<i64>,
+    follow: bool,
+    format: Format,
+}
+
+/// `after` / `before`: an int64 log id, else 400 with Coder's message for that field.
+fn id_param(q: &QueryParser, key: &str) -> ApiResult<Option<i64>> {
+    match q.first(key) {
+        None | Some("") => Ok(None),
+        Some(raw) => raw.parse::<i64>().map(Some).map_err(|_| {
+            ApiError::bad_request(format!("Query param {key:?} must be an integer."))
+                .with_validation(key, "Must be an integer")
+        }),
+    }
+}
+
+fn parse_query(req: &HttpRequest) -> ApiResult<LogQuery> {
+    let mut q = QueryParser::new(req);
+    let after = id_param(&q, "after")?.unwrap_or(0);
+    let before = id_param(&q, "before")?;
+    // Coder follows whenever `follow` is present; kiln also reads `follow=false` as "no".
+    let follow = q
+        .first("follow")
+        .is_some_and(|v| !v.eq_ignore_ascii_case("false"));
+    let format = match q.one_of("format", &["json", "text"], "json") {
+        "text" => Format::Text,
+        _ => Format::Json,
+    };
+    q.finish()?;
+    Ok(LogQuery {
+        after,
+        before,
+        follow,
+        format,
+    })
+}
+
+pub fn log_json(r: &LogRow) -> ProvisionerJobLog {
+    ProvisionerJobLog {
+        id: r.id,
+        created_at: r.created_at,
+        log_source: r.source.clone(),
+        log_level: r.level.clone(),
+        stage: r.stage.clone(),
+        output: r.output.clone(),
+    }
+}
+
+/// `<RFC3339 time> [<level>] <stage>: <output>`
+fn text_line(r: &LogRow) -> String {
+    format!(
+        "{} [{}] {}: {}\n",
+        r.created_at.rfc3339(),
+        r.level,
+        r.stage,
+        r.output
+    )
+}
+
+fn json_text(r: &LogRow) -> String {
+    serde_json::to_string(&log_json(r)).unwrap_or_default()
+}
+
+/// Reads one page of logs after `after` (and, when asked, whether the job has completed,
+/// read first: every line of a completed job is already stored) off the async workers.
+async fn read_page(
+    state: &State,
+    job_id: &Arc<str>,
+    after: i64,
+    before: Option<i64>,
+    with_completion: bool,
+) -> ApiResult<(bool, Vec<LogRow>)> {
+    let (state, job_id) = (state.clone(), job_id.clone());
+    web::block(move || -> ApiResult<(bool, Vec<LogRow>)> {
+        let completed = with_completion
+            && state
+                .store
+                .job(&job_id)?
+                .is_none_or(|j| j.completed_at.is_some());
+        let page = state.store.logs(&job_id, after, before, PAGE)?;
+        Ok((completed, page))
+    })
+    .await
+    .map_err(|e| ApiError::internal("Internal error reading job logs.", e))?
+}
+
+/// Serves a job's logs as the request asks (see the module documentation).
+pub async fn serve(
+    state: State,
+    req: HttpRequest,
+    payload: web::Payload,
+    job_id: String,
+) -> ApiResult<HttpResponse> {
+    let q = parse_query(&req)?;
+    let job_id: Arc<str> = job_id.into();
+    if !q.follow {
+        return stored(state, job_id, q).await;
+    }
+    let wants = |name: header::HeaderName, what: &str| {
+        req.headers().get_all(name).any(|v| {
+            v.to_str()
+                .is_ok_and(|v| v.to_ascii_lowercase().contains(what))
+        })
+    };
+    if wants(header::UPGRADE, "websocket") {
+        return websocket(state, &req, payload, job_id, q);
+    }
+    let sse = wants(header::ACCEPT, "text/event-stream");
+    let mut after = q.after;
+    if sse
+        && let Some(id) = req
+            .headers()
+            .get("Last-Event-ID")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<i64>().ok())
+    {
+        after = after.max(id);
+    }
+    // Subscribe before the first read of the store.
+    let follower = Follower::new(&state, job_id, after, q.before);
+    let (content_type, style) = match (sse, q.format) {
+        (true, _) => ("text/event-stream", Style::Sse),
+        (false, Format::Json) => ("application/x-ndjson", Style::Ndjson),
+        (false, Format::Text) => ("text/plain; charset=utf-8", Style::Text),
+    };
+    let body = stream::unfold(Some(follower), move |f| async move {
+        let mut f = f?;
+        loop {
+            let (next, step) = f.next().await;
+            f = next;
+            let chunk = match step {
+                Step::Logs(rows) => style.encode(&rows),
+                Step::Idle if style == Style::Sse => ": keep-alive\n\n".to_string(),
+                Step::Idle => continue,
+                Step::End if style == Style::Sse => {
+                    return Some((
+                        Ok::<_, std::convert::Infallible>(Bytes::from_static(
+                            b"event: end\ndata: done\n\n",
+                        )),
+                        None,
+                    ));
+                }
+                Step::End => return None,
+            };
+            return Some((Ok(Bytes::from(chunk)), Some(f)));
+        }
+    });
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CONTENT_TYPE, content_type))
+        .insert_header((header::CACHE_CONTROL, "no-cache"))
+        .insert_header(("X-Accel-Buffering", "no"))
+        .streaming(body))
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Style {
+    Sse,
+    Ndjson,
+    Text,
+}
+
+impl Style {
+    fn encode(self, rows: &[LogRow]) -> String {
+        let mut out = String::with_capacity(rows.len() * 160);
+        for r in rows {
+            match self {
+                Style::Sse => {
+                    out.push_str("event: log\nid: ");
+                    out.push_str(&r.id.to_string());
+                    out.push_str("\ndata: ");
+                    out.push_str(&json_text(r));
+                    out.push_str("\n\n");
+                }
+                Style::Ndjson => {
+                    out.push_str(&json_text(r));
+                    out.push('\n');
+                }
+                Style::Text => out.push_str(&text_line(r)),
+            }
+        }
+        out
+    }
+}
+
+/// The stored lines (no follow): a JSON array or text lines, read and sent page by page.
+async fn stored(state: State, job_id: Arc<str>, q: LogQuery) -> ApiResult<HttpResponse> {
+    // The first page is read before answering, so a store failure is still a clean 500.
+    let (_, first) = read_page(&state, &job_id, q.after, q.before, false).await?;
+    let format = q.format;
+    let encode = move |rows: &[LogRow], first: bool, last: bool| {
+        let mut out = String::new();
+        if format == Format::Json && first {
+            out.push('[');
+        }
+        for (i, r) in rows.iter().enumerate() {
+            match format {
+                Format::Json => {
+                    if i > 0 || !first {
+                        out.push(',');
+                    }
+                    out.push_str(&json_text(r));
+                }
+                Format::Text => out.push_str(&text_line(r)),
+            }
+        }
+        if format == Format::Json && last {
+            out.push(']');
+        }
+        Bytes::from(out)
+    };
+    let first_last = (first.len() as i64) < PAGE;
+    let head = encode(&first, true, first_last);
+    let after = first.last().map_or(q.after, |r| r.id);
+    let rest = stream::unfold((!first_last).then_some(after), move |cursor| {
+        let (state, job_id) = (state.clone(), job_id.clone());
+        async move {
+            let after = cursor?;
+            let (rows, last) = match read_page(&state, &job_id, after, q.before, false).await {
+                Ok((_, rows)) => {
+                    let last = (rows.len() as i64) < PAGE;
+                    (rows, last)
+                }
+                Err(e) => {
+                    log::error!("reading the logs of job {job_id}: {}", e.body.detail);
+                    (Vec::new(), true)
+                }
+            };
+            let next = rows.last().map_or(after, |r| r.id);
+            let chunk = encode(&rows, false, last);
+            Some((
+                Ok::<_, std::convert::Infallible>(chunk),
+                (!last).then_some(next),
+            ))
+        }
+    });
+    let body = futures_util::StreamExt::chain(
+        stream::once(async move { Ok::<_, std::convert::Infallible>(head) }),
+        rest,
+    );
+    let content_type = match q.format {
+        Format::Json => "application/json; charset=utf-8",
+        Format::Text => "text/plain; charset=utf-8",
+    };
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CONTENT_TYPE, content_type))
+        .streaming(body))
+}
+
+/// What a follower has for its transport next.
+enum Step {
+    Logs(Vec<LogRow>),
+    /// Nothing new for a while (time for a keep-alive).
+    Idle,
+    /// Every line was sent and the job has completed.
+    End,
+}
+
+#[derive(Clone, Copy)]
+enum Phase {
+    /// Mark the bus as seen, check the job, read the first page.
+    Start,
+    /// A full page came: read on. `last_pass`: the job had completed when the pass began.
+    Paging { last_pass: bool },
+    /// The store held nothing more when read.
+    Drained { last_pass: bool },
+}
+
+/// Follows one job's logs. `next` takes and returns the follower, so a transport can keep
+/// one `next` in flight across other events without losing what it read.
+struct Follower {
+    state: State,
+    job_id: Arc<str>,
+    sub: Subscription,
+    last: i64,
+    before: Option<i64>,
+    phase: Phase,
+}
+
+impl Follower {
+    /// Subscribes to the job's bus channel now, before anything is read from the store.
+    fn new(state: &State, job_id: Arc<str>, after: i64, before: Option<i64>) -> Follower {
+        let sub = state.engine.bus.subscribe(&job_id);
+        Follower {
+            state: state.clone(),
+            job_id,
+            sub,
+            last: after,
+            before,
+            phase: Phase::Start,
+        }
+    }
+
+    async fn next(mut self) -> (Follower, Step) {
+        loop {
+            let (last_pass, read_completion) = match self.phase {
+                Phase::Drained { last_pass: true } => return (self, Step::End),
+                Phase::Drained { last_pass: false } => {
+                    let changed =
+                        actix_web::rt::time::timeout(KEEPALIVE, self.sub.rx.changed()).await;
+                    self.phase = Phase::Start;
+                    match changed {
+                        Ok(Ok(())) => continue,
+                        // Timed out: the transport may send a keep-alive; then look again.
+                        Err(_) => return (self, Step::Idle),
+                        // The channel is gone (cannot happen while subscribed): poll slowly.
+                        Ok(Err(_)) => {
+                            actix_web::rt::time::sleep(Duration::from_secs(1)).await;
+                            continue;
+                        }
+                    }
+                }
+                Phase::Start => {
+                    // Changes from here on wake the next wait.
+                    self.sub.rx.borrow_and_update();
+                    (false, true)
+                }
+                Phase::Paging { last_pass } => (last_pass, false),
+            };
+            let read = read_page(
+                &self.state,
+                &self.job_id,
+                self.last,
+                self.before,
+                read_completion,
+            )
+            .await;
+            let (completed, rows) = match read {
+                Ok(r) => r,
+                Err(e) => {
+                    log::error!(
+                        "following the logs of job {}: {}",
+                        self.job_id,
+                        e.body.detail
+                    );
+                    return (self, Step::End);
+                }
+            };
+            let last_pass = last_pass || completed;
+            self.phase = if rows.len() as i64 == PAGE {
+                Phase::Paging { last_pass }
+            } else {
+                Phase::Drained { last_pass }
+            };
+            if let Some(r) = rows.last() {
+                self.last = r.id;
+                return (self, Step::Logs(rows));
+            }
+        }
+    }
+}
+
+/// Coder's way: one JSON log per text frame, a ping every 15 s, then close 1000 `done`.
+fn websocket(
+    state: State,
+    req: &HttpRequest,
+    payload: web::Payload,
+    job_id: Arc<str>,
+    q: LogQuery,
+) -> ApiResult<HttpResponse> {
+    use actix_ws::{CloseCode, CloseReason, Message};
+    let (response, mut session, mut incoming) = actix_ws::handle(req, payload).map_err(|e| {
+        ApiError::bad_request("Invalid WebSocket upgrade request.").with_detail(e.to_string())
+    })?;
+    let follower = Follower::new(&state, job_id, q.after, q.before);
+    let format = q.format;
+    actix_web::rt::spawn(async move {
+        let mut ping = actix_web::rt::time::interval(KEEPALIVE);
+        ping.tick().await;
+        let mut next = Box::pin(follower.next());
+        loop {
+            tokio::select! {
+                (f, step) = &mut next => {
+                    match step {
+                        Step::Logs(rows) => {
+                            for r in &rows {
+                                let frame = match format {
+                                    Format::Json => json_text(r),
+                                    Format::Text => text_line(r),
+                                };
+                                if session.text(frame).await.is_err() {
+                                    return;
+                                }
+                            }
+                        }
+                        Step::Idle => {}
+                        Step::End => {
+                            let reason = CloseReason {
+                                code: CloseCode::Normal,
+                                description: Some("done".into()),
+                            };
+                            let _ = session.close(Some(reason)).await;
+                            return;
+                        }
+                    }
+                    next = Box::pin(f.next());
+                }
+                _ = ping.tick() => {
+                    if session.ping(b"").await.is_err() {
+                        return;
+                    }
+                }
+                msg = incoming.recv() => match msg {
+                    Some(Ok(Message::Ping(bytes))) => {
+                        if session.pong(&bytes).await.is_err() {
+                            return;
+                        }
+                    }
+                    Some(Ok(Message::Close(_))) | Some(Err(_)) | None => {
+                        let _ = session.close(None).await;
+                        return;
+                    }
+                    Some(Ok(_)) => {}
+                },
+            }
+        }
+    });
+    Ok(response)
+}

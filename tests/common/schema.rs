@@ -1,0 +1,165 @@
+//! Checks JSON bodies against Coder's published schema (`shared/spec/coder-swagger-builds.json`),
+//! with the spec's section 7 corrections: every non-required property may also be `null`, and
+//! `WorkspaceBuild.reason` takes every `codersdk.BuildReason` value.
+
+use super::Resp;
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, OnceLock};
+
+const SWAGGER: &str = "shared/spec/coder-swagger-builds.json";
+
+/// `<manifest dir>/../shared/...` (the repository beside `shared/`), else
+/// `<manifest dir>/shared/...`, else the same beside a further ancestor (a worktree kept in a
+/// subfolder of the repository's parent).
+fn swagger_path() -> PathBuf {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let mut candidates = vec![root.join("..").join(SWAGGER), root.join(SWAGGER)];
+    candidates.extend(root.ancestors().skip(2).map(|a| a.join(SWAGGER)));
+    candidates
+        .iter()
+        .find(|p| p.is_file())
+        .cloned()
+        .unwrap_or_else(|| {
+            panic!(
+                "the swagger schema is missing: looked for {} and {} (and beside every further \
+                 parent folder); the tests need shared/spec beside the repository",
+                candidates[0].display(),
+                candidates[1].display()
+            )
+        })
+}
+
+/// Wraps every non-required property schema `S` as `{"anyOf": [S, {"type": "null"}]}`,
+/// recursively.
+fn allow_null(schema: &mut Value) {
+    match schema {
+        Value::Object(map) => {
+            let required: Vec<String> = map
+                .get("required")
+                .and_then(Value::as_array)
+                .map(|r| {
+                    r.iter()
+                        .filter_map(|v| v.as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default();
+            for (key, value) in map.iter_mut() {
+                match (key.as_str(), value) {
+                    ("properties", Value::Object(props)) => {
+                        for (name, prop) in props.iter_mut() {
+                            allow_null(prop);
+                            if !required.contains(name) {
+                                *prop = json!({"anyOf": [prop.take(), {"type": "null"}]});
+                            }
+                        }
+                    }
+                    (_, value) => allow_null(value),
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(allow_null),
+        _ => {}
+    }
+}
+
+fn definitions() -> &'static Value {
+    static DEFS: OnceLock<Value> = OnceLock::new();
+    DEFS.get_or_init(|| {
+        let path = swagger_path();
+        let text = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+        let swagger: Value = serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display()));
+        let mut defs = swagger["definitions"].clone();
+        assert!(defs.is_object(), "{} has no definitions", path.display());
+        // Section 7: the inline enum of WorkspaceBuild.reason lists only 3 of the values.
+        if let Some(reason) = defs
+            .pointer_mut("/codersdk.WorkspaceBuild/properties/reason")
+            .and_then(Value::as_object_mut)
+        {
+            reason.remove("enum");
+        }
+        allow_null(&mut defs);
+        defs
+    })
+}
+
+type Validator = Arc<jsonschema::Validator>;
+
+/// The validator of `def`: `codersdk.X`, or `[]codersdk.X` for an array of them.
+fn validator(def: &str) -> Validator {
+    static CACHE: OnceLock<Mutex<HashMap<String, Validator>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(Default::default);
+    if let Some(v) = cache.lock().unwrap().get(def) {
+        return v.clone();
+    }
+    let (name, array) = match def.strip_prefix("[]") {
+        Some(inner) => (inner, true),
+        None => (def, false),
+    };
+    let defs = definitions();
+    assert!(
+        defs.get(name).is_some(),
+        "no definition {name} in the swagger"
+    );
+    let reference = json!({"$ref": format!("#/definitions/{name}")});
+    let schema = if array {
+        json!({"type": "array", "items": reference, "definitions": defs})
+    } else {
+        json!({"$ref": reference["$ref"], "definitions": defs})
+    };
+    let v = Arc::new(
+        jsonschema::draft4::options()
+            .should_validate_formats(true)
+            .build(&schema)
+            .unwrap_or_else(|e| panic!("schema of {def} does not compile: {e}")),
+    );
+    cache.lock().unwrap().insert(def.to_string(), v.clone());
+    v
+}
+
+/// Whether `value` matches `def`.
+pub fn validates(def: &str, value: &Value) -> bool {
+    validator(def).is_valid(value)
+}
+
+/// Panics with every violation when `value` does not match `def`.
+pub fn assert_valid(def: &str, value: &Value) {
+    let v = validator(def);
+    let errors: Vec<String> = v
+        .iter_errors(value)
+        .map(|e| format!("{} (at {})", e, e.instance_path()))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "body does not match {def}:\n{}\nbody: {value}",
+        errors.join("\n")
+    );
+}
+
+/// The body as JSON, checked: a 2xx body against `def`, any other against `codersdk.Response`.
+pub fn checked(resp: &Resp, def: &str) -> Value {
+    let v = resp.json();
+    if (200..300).contains(&resp.status) {
+        assert_valid(def, &v);
+    } else {
+        assert_valid("codersdk.Response", &v);
+    }
+    v
+}
+
+impl Resp {
+    /// Asserts the status and returns the body, checked against `def`.
+    pub fn expect(&self, status: u16, def: &str) -> Value {
+        assert_eq!(self.status, status, "{}", self.text());
+        checked(self, def)
+    }
+
+    /// Asserts an error (status, message, detail when given) and checks its body's shape.
+    pub fn expect_error(&self, status: u16, message: &str, detail: Option<&str>) -> Value {
+        self.assert_error(status, message, detail);
+        checked(self, "codersdk.Response")
+    }
+}
