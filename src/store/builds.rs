@@ -5,7 +5,7 @@ use super::{
     job_from_row, optional,
 };
 use crate::model::{JobStatus, Time, Transition};
-use rusqlite::{Row, Transaction, params};
+use rusqlite::{Row, params};
 
 /// A build joined with the names a response needs.
 #[derive(Clone, Debug)]
@@ -115,7 +115,7 @@ pub enum CreateBuildOutcome {
     ActiveBuild,
 }
 
-fn insert_build(tx: &Transaction, b: &NewBuild, now: Time) -> StoreResult<CreateBuildOutcome> {
+fn insert_build(tx: &super::Tx, b: &NewBuild, now: Time) -> StoreResult<CreateBuildOutcome> {
     let latest: Option<(i64, Vec<u8>, JobRow)> = optional(tx.query_row(
         &format!(
             "SELECT b.build_number, b.state, {JOB_COLUMNS} FROM workspace_builds b \

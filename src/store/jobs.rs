@@ -2,7 +2,7 @@
 
 use super::{Store, StoreResult, optional};
 use crate::model::{JobStatus, Time};
-use rusqlite::{Row, Transaction, params};
+use rusqlite::{Row, params};
 
 pub const JOB_BUILD: &str = "workspace_build";
 pub const JOB_IMPORT: &str = "template_version_import";
@@ -87,7 +87,7 @@ pub struct NewJob<'a> {
 }
 
 /// Inserts a pending job at the end of the queue, inside the caller's transaction.
-pub fn insert_job(tx: &Transaction, job: &NewJob, now: Time) -> StoreResult<()> {
+pub fn insert_job(tx: &super::Tx, job: &NewJob, now: Time) -> StoreResult<()> {
     tx.prepare_cached(
         "INSERT INTO provisioner_jobs (id, seq, created_at, updated_at, organization_id, initiator_id, \
          file_id, type, input, log_level) \
@@ -121,7 +121,7 @@ pub enum CancelOutcome {
 }
 
 /// Writes `error` as the job's last log line and completes it, inside the caller's transaction.
-pub fn fail_job_tx(tx: &Transaction, job_id: &str, stage: &str, error: &str) -> StoreResult<()> {
+pub fn fail_job_tx(tx: &super::Tx, job_id: &str, stage: &str, error: &str) -> StoreResult<()> {
     let now = Time::now();
     super::insert_log_tx(tx, job_id, now, "provisioner_daemon", "error", stage, error)?;
     tx.execute(

@@ -2,7 +2,7 @@
 
 use super::{Store, StoreResult};
 use crate::model::Time;
-use rusqlite::{Transaction, params};
+use rusqlite::params;
 
 #[derive(Clone, Debug)]
 pub struct LogRow {
@@ -24,7 +24,7 @@ pub struct NewLog {
 }
 
 pub fn insert_log_tx(
-    tx: &Transaction,
+    tx: &super::Tx,
     job_id: &str,
     at: Time,
     source: &str,
@@ -51,7 +51,7 @@ pub struct LogBatch {
 
 /// Appends a batch inside the caller's transaction, moving the job's heartbeat with it.
 /// Returns the id of the last line written (0 when none).
-pub fn append_logs_tx(tx: &Transaction, job_id: &str, batch: &LogBatch) -> StoreResult<i64> {
+pub fn append_logs_tx(tx: &super::Tx, job_id: &str, batch: &LogBatch) -> StoreResult<i64> {
     let mut last = 0;
     for l in &batch.lines {
         last = insert_log_tx(

@@ -10,6 +10,7 @@ mod status;
 mod templates;
 mod users;
 mod workspaces;
+mod writer;
 
 pub use builds::*;
 pub use files::*;
@@ -34,6 +35,8 @@ pub enum StoreError {
     Pool(r2d2::Error),
     /// A UNIQUE constraint failed (duplicate name, a build number taken by a racing request).
     Conflict(String),
+    /// The commit of a batch of writes failed (disk full, I/O error).
+    Commit(String),
 }
 
 impl std::fmt::Display for StoreError {
@@ -42,6 +45,7 @@ impl std::fmt::Display for StoreError {
             StoreError::Sqlite(e) => write!(f, "database: {e}"),
             StoreError::Pool(e) => write!(f, "database pool: {e}"),
             StoreError::Conflict(what) => write!(f, "conflict: {what}"),
+            StoreError::Commit(why) => write!(f, "commit failed: {why}"),
         }
     }
 }
@@ -76,9 +80,13 @@ pub enum Durability {
     Normal,
 }
 
+/// A connection inside the open write transaction (see `writer.rs`).
+pub type Tx = rusqlite::Connection;
+
 #[derive(Clone)]
 pub struct Store {
     pool: Pool<SqliteConnectionManager>,
+    writer: std::sync::Arc<writer::Writer>,
 }
 
 impl Store {
@@ -88,38 +96,45 @@ impl Store {
             Durability::Full => "FULL",
             Durability::Normal => "NORMAL",
         };
-        let manager = SqliteConnectionManager::file(path).with_init(move |c| {
+        let init = move |c: &mut rusqlite::Connection| {
             c.busy_timeout(Duration::from_secs(10))?;
             c.execute_batch(&format!(
                 "PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON; PRAGMA synchronous = {sync};"
             ))
-        });
+        };
+        let manager = SqliteConnectionManager::file(path).with_init(init);
         let pool = Pool::builder()
             .max_size(16)
             // Connections open on demand: start-up does not pay for sixteen.
             .min_idle(Some(2))
             .connection_timeout(Duration::from_secs(30))
             .build(manager)?;
-        let store = Store { pool };
-        migrate::migrate(&mut *store.conn()?)?;
-        Ok(store)
+        migrate::migrate(&mut *pool.get()?)?;
+        let mut write_conn = rusqlite::Connection::open(path)?;
+        init(&mut write_conn)?;
+        Ok(Store {
+            pool,
+            writer: std::sync::Arc::new(writer::Writer::new(write_conn)),
+        })
     }
 
     pub fn conn(&self) -> StoreResult<Conn> {
         Ok(self.pool.get()?)
     }
 
-    /// Runs `f` in one IMMEDIATE transaction (the write lock is taken at the start, so two
-    /// racing writers queue instead of failing half-way) and commits it.
-    pub fn write<T>(
-        &self,
-        f: impl FnOnce(&rusqlite::Transaction) -> StoreResult<T>,
-    ) -> StoreResult<T> {
-        let mut conn = self.conn()?;
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let out = f(&tx)?;
-        tx.commit()?;
-        Ok(out)
+    /// Runs `f` atomically and returns once it is durable. Writes are serialized through one
+    /// connection and share commits when they arrive together (group commit, `writer.rs`).
+    pub fn write<T>(&self, f: impl FnOnce(&Tx) -> StoreResult<T>) -> StoreResult<T> {
+        self.writer.write(f)
+    }
+
+    /// `(writes, commits)` so far: how well writes share commits (benchmarks print it).
+    pub fn write_stats(&self) -> (usize, usize) {
+        use std::sync::atomic::Ordering::Relaxed;
+        (
+            self.writer.writes.load(Relaxed),
+            self.writer.commits.load(Relaxed),
+        )
     }
 }
 

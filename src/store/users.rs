@@ -99,7 +99,7 @@ pub struct NewUser {
     pub roles: Vec<Role>,
 }
 
-fn insert_user(tx: &rusqlite::Transaction, u: &NewUser, org_ids: &[String]) -> StoreResult<()> {
+fn insert_user(tx: &super::Tx, u: &NewUser, org_ids: &[String]) -> StoreResult<()> {
     let now = Time::now();
     tx.execute(
         &format!("INSERT INTO users ({USER_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'active', ?7, '', ?8, ?8, ?8)"),

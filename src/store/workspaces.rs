@@ -56,11 +56,7 @@ pub struct NewWorkspace<'a> {
     pub automatic_updates: &'a str,
 }
 
-pub(super) fn insert_workspace(
-    tx: &rusqlite::Transaction,
-    w: &NewWorkspace,
-    now: Time,
-) -> StoreResult<()> {
+pub(super) fn insert_workspace(tx: &super::Tx, w: &NewWorkspace, now: Time) -> StoreResult<()> {
     tx.execute(
         "INSERT INTO workspaces (id, organization_id, owner_id, template_id, name, ttl_ms, \
          autostart_schedule, automatic_updates, created_at, updated_at, last_used_at) \
