@@ -120,6 +120,11 @@ impl Engine {
         }
     }
 
+    /// Shutdown has begun: no new jobs start.
+    pub fn is_stopping(&self) -> bool {
+        self.queue.lock().unwrap().stopping
+    }
+
     pub fn workers_total(&self) -> usize {
         self.config.workers
     }

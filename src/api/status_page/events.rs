@@ -67,6 +67,10 @@ async fn next_event(mut sub: Subscription) -> Option<(web::Bytes, Subscription)>
             sleep(POLL_EVERY).await;
         }
         first_poll = false;
+        if sub.state.engine.is_stopping() {
+            // The server is shutting down: end the stream so it does not hold the shutdown.
+            return None;
+        }
         let state = sub.state.clone();
         let marker = match web::block(move || state.store.overview_change_marker()).await {
             Ok(Ok(m)) => Some(m),
