@@ -116,26 +116,30 @@ export function buildView(app, route) {
       return refreshing;
     }
     refreshing = (async () => {
-      do {
-        readAgain = false;
-        try {
-          const next = await get(`/workspacebuilds/${encodeURIComponent(id)}`);
-          if (gone) return;
-          build = next;
-          render();
-        } catch (err) {
-          if (gone) return;
-          if (err.signedOut) {
-            app.signedOut('Your session has ended. Please sign in again.');
-            return;
+      try {
+        do {
+          readAgain = false;
+          try {
+            const next = await get(`/workspacebuilds/${encodeURIComponent(id)}`);
+            if (gone) return;
+            build = next;
+            render();
+          } catch (err) {
+            if (gone) return;
+            if (err.signedOut) {
+              app.signedOut('Your session has ended. Please sign in again.');
+              return;
+            }
+            if (!build) {
+              fill(header, errorBox(err, 'Could not load this build:'));
+              return;
+            }
           }
-          if (!build) {
-            fill(header, errorBox(err, 'Could not load this build:'));
-            return;
-          }
-        }
-      } while (readAgain && !gone);
-    })().finally(() => { refreshing = null; });
+        } while (readAgain && !gone);
+      } finally {
+        refreshing = null;
+      }
+    })();
     return refreshing;
   }
 

@@ -90,7 +90,8 @@ export class Api {
 
   /** Calls `path` under /api/v2; resolves to the JSON answer, rejects on a non-2xx status. */
   async call(method, path, body, { contentType = 'application/json' } = {}) {
-    const headers = { Accept: 'application/json' };
+    // No idle keep-alive connection is left behind: kiln's graceful stop would wait for it.
+    const headers = { Accept: 'application/json', Connection: 'close' };
     if (this.token) headers['Coder-Session-Token'] = this.token;
     if (body !== undefined) headers['Content-Type'] = contentType;
     const payload = body === undefined || body instanceof Uint8Array ? body : JSON.stringify(body);

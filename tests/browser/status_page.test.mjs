@@ -103,6 +103,7 @@ before(async () => {
   });
 });
 
+// The last test closes both itself; this is for a run that stopped short of it.
 after(async () => {
   await browser?.close();
   await kiln?.stop();
@@ -141,6 +142,8 @@ test('creates the first user through the form and sees the overview', async () =
   await page.getByRole('heading', { name: 'Overview' }).waitFor();
   await page.locator('.live-state[data-state="live"]').waitFor();
   assert.match(await page.locator('.session-name').textContent(), /ada/);
+  // The first overview comes just after the stream opens.
+  await page.locator('#workers-busy').waitFor();
   assert.match(await page.locator('.stats').textContent(), /v\d+\.\d+\.\d+/);
   assert.match(await page.locator('#workers-busy').textContent(), /0 \/ 3/);
   await page.getByText('The queue is empty').waitFor();
@@ -357,7 +360,8 @@ test('Cancel stops a long-running build within seconds', async () => {
   await page.locator('.log-line', { hasText: 'still waiting' }).waitFor();
   const started = Date.now();
   await page.getByRole('button', { name: 'Cancel build' }).click();
-  await page.getByText('Job has been marked as canceled...').waitFor();
+  await page.locator('.action-result').getByText('Job has been marked as canceled...').waitFor();
+  await page.locator('#announcer', { hasText: 'Job has been marked as canceled...' }).waitFor({ state: 'attached' });
   await headerBadge().filter({ hasText: /^canceled$/ }).waitFor({ timeout: 5000 });
   assert.ok(Date.now() - started < 5000, `canceling took ${Date.now() - started} ms`);
   await page.getByText('The log is complete.').waitFor();
@@ -411,6 +415,23 @@ test('a build that does not exist says so', async () => {
   await page.evaluate((id) => { location.hash = `#/builds/${id}`; }, randomUUID());
   await page.getByText('Could not load this build:').waitFor();
   await assertNotReloaded();
+});
+
+test('signing out; kiln then stops at once with nothing left running', async () => {
+  await page.getByRole('button', { name: 'Sign out' }).click();
+  await page.getByRole('heading', { name: 'Sign in to kiln' }).waitFor();
+  await assertNotReloaded();
+  // The last slow build is canceled. Its change also ends the signed-out page's event stream
+  // on the server (kiln notices a stream's reader has gone only when it next writes to it; an
+  // open stream would hold up its graceful stop).
+  await api.patch(`/workspacebuilds/${workspaces.docs.latest_build.id}/cancel`);
+  await api.until(`/workspacebuilds/${workspaces.docs.latest_build.id}`, (b) => b.status === 'canceled');
+  const overview = await api.get('/kiln/overview');
+  assert.deepEqual([overview.queue.length, overview.workers.busy], [0, 0]);
+  await browser.close();
+  const started = Date.now();
+  await kiln.stop();
+  assert.ok(Date.now() - started < 2000, `kiln took ${Date.now() - started} ms to stop`);
 });
 
 test('no console errors', () => {
