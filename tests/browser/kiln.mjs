@@ -2,7 +2,7 @@
 // API with node's fetch, and pack template archives (plain ustar) in memory.
 
 import { spawn } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -14,7 +14,8 @@ const chromiumPath = process.env.CHROMIUM || '/usr/bin/chromium';
 
 /**
  * Starts `kiln server` on a free port with a fresh data dir and its default 3 workers; resolves
- * once it listens. A short shutdown grace lets `stop()` end builds still running quickly.
+ * once it listens. A short shutdown grace lets `stop()` end builds still running quickly;
+ * `stop()` also removes the data dir.
  */
 export function startKiln() {
   const dataDir = mkdtempSync(join(tmpdir(), 'kiln-browser-'));
@@ -49,8 +50,12 @@ export function startKiln() {
           dataDir,
           log: () => log,
           stop: () => new Promise((done) => {
-            if (child.exitCode !== null || child.signalCode !== null) return done();
-            child.once('exit', () => done());
+            const removed = () => {
+              rmSync(dataDir, { recursive: true, force: true });
+              done();
+            };
+            if (child.exitCode !== null || child.signalCode !== null) return removed();
+            child.once('exit', removed);
             child.kill('SIGTERM');
             setTimeout(() => child.kill('SIGKILL'), 8000).unref();
           }),
@@ -60,10 +65,13 @@ export function startKiln() {
   });
 }
 
-/** Debian's Chromium, headless, with a fresh profile and no background networking. */
+/**
+ * Debian's Chromium, headless, with a fresh profile (removed when it closes) and no background
+ * networking.
+ */
 export async function startBrowser() {
   const profile = mkdtempSync(join(tmpdir(), 'kiln-chromium-'));
-  return chromium.launchPersistentContext(profile, {
+  const browser = await chromium.launchPersistentContext(profile, {
     executablePath: chromiumPath,
     headless: true,
     viewport: { width: 1280, height: 900 },
@@ -72,6 +80,8 @@ export async function startBrowser() {
       '--disable-background-networking', '--disable-component-update', '--disable-sync',
     ],
   });
+  browser.on('close', () => rmSync(profile, { recursive: true, force: true, maxRetries: 3 }));
+  return browser;
 }
 
 // --- The API ------------------------------------------------------------------------------------
