@@ -5,7 +5,7 @@ import { get, patch } from './api.js';
 import { BuildLog, emptyLogBox } from './log.js';
 import { renderParameters, renderResources } from './resources.js';
 import {
-  announce, badge, duration, errorBox, fill, h, liveDuration, timeAgo, unavailable,
+  announce, badge, duration, errorBox, fill, h, liveDuration, timeAgo,
 } from './ui.js';
 
 /** How often an active build is read again, besides the server's pushes. */
@@ -65,6 +65,7 @@ export function buildView(app, route) {
   const logBox = emptyLogBox();
   let build = null;
   let refreshing = null;
+  let readAgain = false;
   let log = null;
   let safetyTimer = null;
   let gone = false;
@@ -105,18 +106,36 @@ export function buildView(app, route) {
     renderResources(resources, build.resources, !!job.completed_at);
   }
 
-  async function refresh() {
-    if (refreshing) return refreshing;
+  /**
+   * Reads the build again. A call while a read is under way makes that read go once more when
+   * it ends, so a change that came during the read is never missed.
+   */
+  function refresh() {
+    if (refreshing) {
+      readAgain = true;
+      return refreshing;
+    }
     refreshing = (async () => {
       try {
-        const next = await get(`/workspacebuilds/${encodeURIComponent(id)}`);
-        if (gone) return;
-        build = next;
-        render();
-      } catch (err) {
-        if (gone) return;
-        if (err.signedOut) app.signedOut('Your session has ended. Please sign in again.');
-        else if (!build) fill(header, unavailable(err, 'This build'));
+        do {
+          readAgain = false;
+          try {
+            const next = await get(`/workspacebuilds/${encodeURIComponent(id)}`);
+            if (gone) return;
+            build = next;
+            render();
+          } catch (err) {
+            if (gone) return;
+            if (err.signedOut) {
+              app.signedOut('Your session has ended. Please sign in again.');
+              return;
+            }
+            if (!build) {
+              fill(header, errorBox(err, 'Could not load this build:'));
+              return;
+            }
+          }
+        } while (readAgain && !gone);
       } finally {
         refreshing = null;
       }
@@ -134,7 +153,7 @@ export function buildView(app, route) {
       fill(actionResult, h('div', { class: 'notice notice-info', role: 'status' }, message));
       announce(message);
     } catch (err) {
-      fill(actionResult, err.notFound ? unavailable(err, 'Canceling') : errorBox(err, 'Could not cancel:'));
+      fill(actionResult, errorBox(err, 'Could not cancel:'));
       button.disabled = false;
     }
     await refresh();
@@ -160,7 +179,7 @@ export function buildView(app, route) {
     log.follow();
     get(`/workspacebuilds/${encodeURIComponent(id)}/parameters`)
       .then((list) => { if (!gone) renderParameters(parameters, list || []); })
-      .catch((err) => { if (!gone) fill(parameters, unavailable(err, 'Parameters')); });
+      .catch((err) => { if (!gone) fill(parameters, errorBox(err, 'Could not load the parameters:')); });
     safetyTimer = setInterval(() => { if (jobActive(build?.job)) refresh(); }, SAFETY_REFRESH_MS);
   }
 

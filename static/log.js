@@ -2,8 +2,8 @@
 // Events (resuming after the last log id when the connection drops) and keeps the view scrolled
 // to the newest line unless the reader has scrolled up.
 
-import { get, readEvents } from './api.js';
-import { fill, h, unavailable } from './ui.js';
+import { readEvents } from './api.js';
+import { fill, h } from './ui.js';
 
 const RETRY_MS = 2000;
 const time = new Intl.DateTimeFormat(undefined, {
@@ -107,13 +107,9 @@ export class BuildLog {
           this.onSignedOut();
           return;
         }
-        if (err.notFound) {
-          this.box.replaceWith(unavailable(err, 'The build log'));
-          this.setStatus('', 'unavailable');
-          return;
-        }
-        if (err.status && attempts === 1) {
-          await this.showOnce(err);
+        // kiln refused (not a lost connection): say why; trying again would not help.
+        if (err.status) {
+          this.setStatus(`Could not follow the log: ${err.message}`, 'failed');
           return;
         }
       }
@@ -126,19 +122,6 @@ export class BuildLog {
       if (!this.box.querySelector('.log-line, .log-stage')) fill(this.box, h('p', { class: 'log-empty muted' }, 'This build wrote no log lines.'));
       this.setStatus('The log is complete.', 'done');
       this.onEnd?.();
-    }
-  }
-
-  /** When following is refused, shows the log as it is now (without following). */
-  async showOnce(followError) {
-    try {
-      const logs = await get(`/workspacebuilds/${encodeURIComponent(this.buildId)}/logs?after=${this.lastId}`);
-      for (const log of logs || []) this.add(log);
-      this.flush();
-      this.setStatus(`The log cannot be followed live (${followError.message}); showing it as it is now.`, 'unavailable');
-    } catch (err) {
-      this.box.replaceWith(unavailable(err, 'The build log'));
-      this.setStatus('', 'unavailable');
     }
   }
 }

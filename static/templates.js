@@ -1,7 +1,7 @@
 // Templates (#/templates): name, active version and whether that version imported.
 
 import { get } from './api.js';
-import { badge, fill, h, table, timeAgo, unavailable } from './ui.js';
+import { badge, errorBox, fill, h, table, timeAgo } from './ui.js';
 
 async function activeVersion(template) {
   if (!template.active_version_id) return null;
@@ -15,8 +15,7 @@ async function activeVersion(template) {
 function versionCells(version) {
   if (!version) return ['—', '—'];
   if (version.error) {
-    const text = version.error.notFound ? 'not available' : version.error.message;
-    return [h('span', { class: 'muted' }, text), h('span', { class: 'muted' }, 'unknown')];
+    return [h('span', { class: 'muted' }, version.error.message), h('span', { class: 'muted' }, 'unknown')];
   }
   return [h('code', {}, version.name), badge(version.job?.status)];
 }
@@ -54,7 +53,7 @@ export function templatesView(app) {
     } catch (err) {
       if (gone) return;
       if (err.signedOut) app.signedOut('Your session has ended. Please sign in again.');
-      else fill(list, unavailable(err, 'Templates'));
+      else fill(list, errorBox(err, 'Could not load the templates:'));
     }
   })();
 

@@ -124,17 +124,9 @@ export function errorBox(err, lead) {
       : null);
 }
 
-/** A plain notice (e.g. an endpoint this kiln does not serve yet). */
+/** A plain notice. */
 export function notice(text, kind = 'info') {
   return h('div', { class: `notice notice-${kind}`, role: kind === 'error' ? 'alert' : 'status' }, text);
-}
-
-/** The message for an answer that failed while loading `what`. */
-export function unavailable(err, what) {
-  if (err?.notFound) {
-    return notice(`${what} cannot be shown: this kiln answered "not found". It may not serve this part of the API yet, or you may not have access.`, 'warn');
-  }
-  return errorBox(err, `Could not load ${what.toLowerCase()}:`);
 }
 
 /** Says `text` to screen readers through the page's live region. */

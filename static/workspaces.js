@@ -3,7 +3,7 @@
 
 import { get, post } from './api.js';
 import {
-  ACTIVE_BUILD_STATUSES, announce, badge, errorBox, fill, h, table, timeAgo, unavailable,
+  ACTIVE_BUILD_STATUSES, announce, badge, errorBox, fill, h, table, timeAgo,
 } from './ui.js';
 
 function actionButtons(workspace, act) {
@@ -57,7 +57,7 @@ export function workspacesView(app) {
         app.signedOut('Your session has ended. Please sign in again.');
         return;
       }
-      fill(result, err.notFound ? unavailable(err, 'Building') : errorBox(err, `Could not ${transition} ${workspace.name}:`));
+      fill(result, errorBox(err, `Could not ${transition} ${workspace.name}:`));
       button.disabled = false;
     }
   }
@@ -96,7 +96,7 @@ export function workspacesView(app) {
     } catch (err) {
       if (gone) return;
       if (err.signedOut) app.signedOut('Your session has ended. Please sign in again.');
-      else fill(list, unavailable(err, 'Workspaces'));
+      else fill(list, errorBox(err, 'Could not load the workspaces:'));
     } finally {
       loading = null;
     }

@@ -1,9 +1,8 @@
-// Helpers for the browser test: start a real kiln server, start Debian's Chromium, and write rows
-// straight into kiln's SQLite file (with Python's sqlite3, present on every machine kiln builds on).
+// Helpers for the browser test: start a real kiln server and Debian's Chromium, talk to kiln's
+// API with node's fetch, and pack template archives (plain ustar) in memory.
 
-import { execFileSync, spawn } from 'node:child_process';
-import { randomUUID } from 'node:crypto';
-import { mkdtempSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -13,10 +12,14 @@ export const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..')
 const kilnBinary = process.env.KILN_BIN || join(root, 'target', 'debug', 'kiln');
 const chromiumPath = process.env.CHROMIUM || '/usr/bin/chromium';
 
-/** Starts `kiln server` on a free port with a fresh data dir; resolves once it listens. */
+/**
+ * Starts `kiln server` on a free port with a fresh data dir and its default 3 workers; resolves
+ * once it listens. A short shutdown grace lets `stop()` end builds still running quickly;
+ * `stop()` also removes the data dir.
+ */
 export function startKiln() {
   const dataDir = mkdtempSync(join(tmpdir(), 'kiln-browser-'));
-  const child = spawn(kilnBinary, ['server', '--address', '127.0.0.1:0', '--data-dir', dataDir, '--workers', '0'], {
+  const child = spawn(kilnBinary, ['server', '--address', '127.0.0.1:0', '--data-dir', dataDir, '--shutdown-grace', '1'], {
     env: { ...process.env, RUST_LOG: 'info' },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
@@ -36,19 +39,23 @@ export function startKiln() {
     });
     child.stderr.setEncoding('utf8');
     child.stderr.on('data', (chunk) => {
+      const firstTime = !/listening on http/.test(log);
       log += chunk;
       const m = log.match(/listening on (http:\/\/[^\s]+)/);
-      if (m && timer) {
+      if (m && firstTime) {
         clearTimeout(timer);
         child.removeAllListeners('exit');
         resolvePromise({
           url: m[1],
           dataDir,
-          db: join(dataDir, 'kiln.db'),
           log: () => log,
           stop: () => new Promise((done) => {
-            if (child.exitCode !== null) return done();
-            child.once('exit', () => done());
+            const removed = () => {
+              rmSync(dataDir, { recursive: true, force: true });
+              done();
+            };
+            if (child.exitCode !== null || child.signalCode !== null) return removed();
+            child.once('exit', removed);
             child.kill('SIGTERM');
             setTimeout(() => child.kill('SIGKILL'), 8000).unref();
           }),
@@ -58,10 +65,13 @@ export function startKiln() {
   });
 }
 
-/** Debian's Chromium, headless, with a fresh profile and no background networking. */
+/**
+ * Debian's Chromium, headless, with a fresh profile (removed when it closes) and no background
+ * networking.
+ */
 export async function startBrowser() {
   const profile = mkdtempSync(join(tmpdir(), 'kiln-chromium-'));
-  return chromium.launchPersistentContext(profile, {
+  const browser = await chromium.launchPersistentContext(profile, {
     executablePath: chromiumPath,
     headless: true,
     viewport: { width: 1280, height: 900 },
@@ -70,152 +80,117 @@ export async function startBrowser() {
       '--disable-background-networking', '--disable-component-update', '--disable-sync',
     ],
   });
+  browser.on('close', () => rmSync(profile, { recursive: true, force: true, maxRetries: 3 }));
+  return browser;
 }
 
-// --- Rows --------------------------------------------------------------------------------------
+// --- The API ------------------------------------------------------------------------------------
 
-const RUN_SQL = `
-import sqlite3, sys
-db = sqlite3.connect(sys.argv[1], timeout=10, isolation_level=None)
-db.execute("PRAGMA foreign_keys = ON")
-db.executescript(sys.stdin.read())
-`;
-const QUERY_SQL = `
-import json, sqlite3, sys
-db = sqlite3.connect(sys.argv[1], timeout=10)
-print(json.dumps(db.execute(sys.argv[2]).fetchall()))
-`;
-
-/** A value spliced into SQL as is (e.g. a sub-select). */
-export const raw = (sql) => ({ raw: sql });
-
-function literal(value) {
-  if (value === null || value === undefined) return 'NULL';
-  if (typeof value === 'object' && 'raw' in value) return value.raw;
-  if (typeof value === 'number') return String(Math.trunc(value));
-  if (typeof value === 'boolean') return value ? '1' : '0';
-  return `'${String(value).replaceAll("'", "''")}'`;
-}
-
-export function insert(table, row) {
-  const columns = Object.keys(row);
-  return `INSERT INTO ${table} (${columns.join(', ')}) VALUES (${columns.map((c) => literal(row[c])).join(', ')});`;
-}
-
-export function update(table, set, where) {
-  const assignments = Object.entries(set).map(([c, v]) => `${c} = ${literal(v)}`).join(', ');
-  const conditions = Object.entries(where).map(([c, v]) => `${c} = ${literal(v)}`).join(' AND ');
-  return `UPDATE ${table} SET ${assignments} WHERE ${conditions};`;
-}
-
-/** Runs `statements` in one transaction, as kiln itself writes a build and its job together. */
-export function runSql(db, statements) {
-  execFileSync('python3', ['-c', RUN_SQL, db], { input: ['BEGIN IMMEDIATE;', ...statements, 'COMMIT;'].join('\n') });
-}
-
-export function query(db, sql) {
-  return JSON.parse(execFileSync('python3', ['-c', QUERY_SQL, db, sql], { encoding: 'utf8' }));
-}
-
-/** Microseconds since the epoch, as kiln stores times. */
-export const micros = (date = Date.now()) => Math.trunc(date * 1000);
-export const iso = (us) => (us === null || us === undefined ? undefined : new Date(us / 1000).toISOString());
-
-/**
- * Writes rows consistent with kiln's schema: `build(...)` adds a workspace build with its job.
- * Returns what it wrote, so the test can also answer for endpoints the server lacks.
- */
-export class Rows {
-  constructor(db) {
-    this.db = db;
-    [[this.orgId]] = query(db, 'SELECT id FROM organizations WHERE is_default = 1');
-    this.fileId = null;
+/** kiln's API as one signed-in user, with the session token in Coder-Session-Token. */
+export class Api {
+  static async login(base, email, password) {
+    const answer = await new Api(base, null).call('POST', '/users/login', { email, password });
+    return new Api(base, answer.session_token);
   }
 
-  userId(username) {
-    return query(this.db, `SELECT id FROM users WHERE username = ${literal(username)}`)[0][0];
+  constructor(base, token) {
+    this.base = base;
+    this.token = token;
   }
 
-  job(sql, { type, input, initiator, startedAt = null, completedAt = null, canceledAt = null, error = '' }) {
-    const id = randomUUID();
-    const now = micros();
-    if (!this.fileId) {
-      this.fileId = randomUUID();
-      sql.push(insert('files', {
-        id: this.fileId, hash: randomUUID(), mimetype: 'application/x-tar', data: raw("x'00'"), created_by: initiator, created_at: now,
-      }));
+  /** Calls `path` under /api/v2; resolves to the JSON answer, rejects on a non-2xx status. */
+  async call(method, path, body, { contentType = 'application/json' } = {}) {
+    // No idle keep-alive connection is left behind: kiln's graceful stop would wait for it.
+    const headers = { Accept: 'application/json', Connection: 'close' };
+    if (this.token) headers['Coder-Session-Token'] = this.token;
+    if (body !== undefined) headers['Content-Type'] = contentType;
+    const payload = body === undefined || body instanceof Uint8Array ? body : JSON.stringify(body);
+    const res = await fetch(`${this.base}/api/v2${path}`, { method, headers, body: payload });
+    const text = await res.text();
+    if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${text}`);
+    return text ? JSON.parse(text) : null;
+  }
+
+  get(path) { return this.call('GET', path); }
+  post(path, body = {}) { return this.call('POST', path, body); }
+  patch(path, body = {}) { return this.call('PATCH', path, body); }
+
+  /** GETs `path` until `done(answer)`; resolves to that answer. */
+  async until(path, done, { timeoutMs = 15000 } = {}) {
+    const end = Date.now() + timeoutMs;
+    for (;;) {
+      const answer = await this.get(path);
+      if (done(answer)) return answer;
+      if (Date.now() > end) throw new Error(`${path} did not get there in ${timeoutMs} ms: ${JSON.stringify(answer)}`);
+      await new Promise((r) => setTimeout(r, 50));
     }
-    sql.push(insert('provisioner_jobs', {
-      id, seq: raw('(SELECT coalesce(max(seq), 0) + 1 FROM provisioner_jobs)'), created_at: now, updated_at: now,
-      started_at: startedAt, completed_at: completedAt, canceled_at: canceledAt, error,
-      organization_id: this.orgId, initiator_id: initiator, file_id: this.fileId, type, input: JSON.stringify(input),
-    }));
-    return id;
   }
 
-  template(name, createdBy) {
-    const sql = [];
-    const id = randomUUID();
-    const versionId = randomUUID();
-    const now = micros();
-    const jobId = this.job(sql, {
-      type: 'template_version_import', input: { template_version_id: versionId }, initiator: createdBy,
-      startedAt: now - 5e6, completedAt: now - 4e6,
+  /**
+   * Uploads `manifest` (a kiln.json value) as a template archive, imports it and makes a
+   * template named `name` of it; resolves to the Template.
+   */
+  async template(name, manifest, extraFiles = {}) {
+    const archive = tarOf({ 'kiln.json': JSON.stringify(manifest, null, 2), ...extraFiles });
+    const { hash } = await this.call('POST', '/files', archive, { contentType: 'application/x-tar' });
+    const version = await this.post('/organizations/coder/templateversions', {
+      storage_method: 'file', file_id: hash, provisioner: 'echo',
     });
-    sql.push(insert('template_versions', {
-      id: versionId, template_id: null, organization_id: this.orgId, name: `${name}-v1`, job_id: jobId,
-      file_id: this.fileId, created_by: createdBy, created_at: now, updated_at: now,
-    }));
-    sql.push(insert('templates', {
-      id, organization_id: this.orgId, name, active_version_id: versionId, created_by: createdBy, created_at: now, updated_at: now,
-    }));
-    sql.push(update('template_versions', { template_id: id }, { id: versionId }));
-    runSql(this.db, sql);
-    return { id, versionId, versionName: `${name}-v1` };
+    const imported = await this.until(`/templateversions/${version.id}`,
+      (v) => ['succeeded', 'failed', 'canceled'].includes(v.job.status));
+    if (imported.job.status !== 'succeeded') throw new Error(`template ${name} did not import: ${imported.job.error}`);
+    return this.post('/organizations/coder/templates', { name, template_version_id: version.id });
   }
 
-  workspace(name, ownerId, template) {
-    const id = randomUUID();
-    const now = micros();
-    runSql(this.db, [insert('workspaces', {
-      id, organization_id: this.orgId, owner_id: ownerId, template_id: template.id, name,
-      created_at: now, updated_at: now, last_used_at: now,
-    })]);
-    return { id, name, ownerId, template };
+  /** Creates a workspace for the caller; resolves to the Workspace (its first build queued). */
+  workspace(name, template, parameters = []) {
+    return this.post('/users/me/workspaces', { name, template_id: template.id, rich_parameter_values: parameters });
   }
 
-  /** A build of `workspace` with its job, parameters, resources and logs. */
-  build(workspace, { number, transition, initiator, job = {}, parameters = [], resources = [], logs = [], createdAt = micros() }) {
-    const sql = [];
-    const id = randomUUID();
-    const now = createdAt;
-    const jobFacts = { startedAt: null, completedAt: null, canceledAt: null, error: '', ...job };
-    const jobId = this.job(sql, {
-      type: 'workspace_build', input: { workspace_build_id: id }, initiator, ...jobFacts,
-    });
-    sql.push(insert('workspace_builds', {
-      id, workspace_id: workspace.id, template_version_id: workspace.template.versionId, build_number: number,
-      transition, initiator_id: initiator, job_id: jobId, created_at: now, updated_at: now,
-    }));
-    parameters.forEach((p, position) => sql.push(insert('workspace_build_parameters', {
-      build_id: id, position, name: p.name, value: p.value,
-    })));
-    for (const r of resources) {
-      sql.push(insert('workspace_resources', {
-        id: r.id, job_id: jobId, created_at: now, workspace_transition: transition, type: r.type, name: r.name,
-        metadata: JSON.stringify(r.metadata), agents: JSON.stringify(r.agents),
-      }));
-    }
-    for (const l of logs) {
-      sql.push(insert('provisioner_job_logs', {
-        job_id: jobId, created_at: now, source: l.log_source, level: l.log_level, stage: l.stage, output: l.output,
-      }));
-    }
-    runSql(this.db, sql);
-    return { id, jobId, number, transition, workspace, initiator, createdAt: now, ...jobFacts, parameters, resources, logs };
+  /** Queues a build (`start`, `stop` or `delete`) of `workspace`; resolves to the WorkspaceBuild. */
+  build(workspace, transition) {
+    return this.post(`/workspaces/${workspace.id}/builds`, { transition });
   }
+}
 
-  startJob(jobId, at = micros()) {
-    runSql(this.db, [update('provisioner_jobs', { started_at: at, updated_at: at }, { id: jobId })]);
+// --- Template archives --------------------------------------------------------------------------
+
+const encoder = new TextEncoder();
+
+/** Writes `text` into `header` at `offset`, in at most `length` bytes. */
+function put(header, offset, length, text) {
+  const bytes = encoder.encode(text);
+  if (bytes.length > length) throw new Error(`tar header field too long: ${text}`);
+  header.set(bytes, offset);
+}
+
+const octal = (n, width) => n.toString(8).padStart(width - 1, '0');
+
+/** A plain ustar archive of `files` ({path: text}), each a regular file at the archive's root. */
+export function tarOf(files) {
+  const blocks = [];
+  for (const [path, text] of Object.entries(files)) {
+    const data = encoder.encode(text);
+    const header = new Uint8Array(512);
+    put(header, 0, 100, path);
+    put(header, 100, 8, octal(0o644, 8));
+    put(header, 108, 8, octal(0, 8));
+    put(header, 116, 8, octal(0, 8));
+    put(header, 124, 12, octal(data.length, 12));
+    put(header, 136, 12, octal(Math.floor(Date.now() / 1000), 12));
+    put(header, 148, 8, '        ');
+    put(header, 156, 1, '0');
+    put(header, 257, 8, 'ustar\u000000');
+    const sum = header.reduce((a, b) => a + b, 0);
+    put(header, 148, 8, `${octal(sum, 7)}\u0000 `);
+    blocks.push(header, data, new Uint8Array((512 - (data.length % 512)) % 512));
   }
+  blocks.push(new Uint8Array(1024));
+  const archive = new Uint8Array(blocks.reduce((n, b) => n + b.length, 0));
+  let at = 0;
+  for (const b of blocks) {
+    archive.set(b, at);
+    at += b.length;
+  }
+  return archive;
 }

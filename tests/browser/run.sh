@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The status page's browser test: installs what a bare machine lacks (Debian's Chromium,
-# playwright-core from the lock file), builds kiln, and runs the test in headless Chromium.
+# The status page's browser test: installs what a bare machine lacks (Debian's Chromium, node,
+# playwright-core from the lock file), builds kiln, and runs the test in headless Chromium
+# against a real kiln with real workers.
 # Screenshots land in docs/ (overview, build page at 1280 px) and target/browser-screenshots/.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -16,7 +17,6 @@ apt_install() {
 }
 
 [ -x /usr/bin/chromium ] || apt_install chromium
-command -v python3 >/dev/null || apt_install python3
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then apt_install nodejs npm; fi
 
 cd "$here"
