@@ -80,7 +80,15 @@ export async function startBrowser() {
       '--disable-background-networking', '--disable-component-update', '--disable-sync',
     ],
   });
-  browser.on('close', () => rmSync(profile, { recursive: true, force: true, maxRetries: 3 }));
+  // Chromium's helper processes may still write into the profile as the browser closes:
+  // retry, and never let a leftover temp folder fail the run.
+  browser.on('close', () => {
+    try {
+      rmSync(profile, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
+    } catch (e) {
+      console.log(`note: could not remove ${profile}: ${e.message}`);
+    }
+  });
   return browser;
 }
 
