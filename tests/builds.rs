@@ -275,9 +275,15 @@ async fn state_is_read_and_replaced_by_template_managers_only() {
         .expect_error(404, NOT_FOUND, None);
 
     // Replace it (base64, as Go encodes []byte), then as an array of bytes, then empty it.
+    let before = get_build(&owner, &first).await;
     let r = admin.put(&path, json!({"state": "eyJ4IjogMX0="})).await;
     assert_eq!(r.status, 204, "{}", r.text());
     assert!(r.body.is_empty());
+    let after = get_build(&owner, &first).await;
+    assert_ne!(
+        before["updated_at"], after["updated_at"],
+        "the build was updated"
+    );
     assert_eq!(owner.get(&path).await.text(), "{\"x\": 1}");
     let r = owner.put(&path, json!({"state": [123, 125]})).await;
     assert_eq!(r.status, 204, "{}", r.text());
@@ -610,6 +616,18 @@ async fn cancel_a_pending_build() {
     assert_eq!(b["job"]["queue_size"], 1);
     assert_eq!(b["matched_provisioners"]["count"], 1);
     assert_eq!(b["matched_provisioners"]["available"], 0);
+    // A follower of the pending build ends when it is canceled.
+    let follower = {
+        let member = member.clone();
+        let path = format!("/api/v2/workspacebuilds/{pending}/logs?follow");
+        actix_web::rt::spawn(async move {
+            let mut res = member.request("GET", &path).send().await.unwrap();
+            assert_eq!(res.status(), 200);
+            let body = res.body().limit(1 << 20);
+            let body = actix_web::rt::time::timeout(Duration::from_secs(20), body).await;
+            body.expect("the follow ends").expect("a body").to_vec()
+        })
+    };
     let cancel = format!("/api/v2/workspacebuilds/{pending}/cancel");
     member
         .patch(&format!("{cancel}?expect_status=canceled"), json!({}))
@@ -638,6 +656,10 @@ async fn cancel_a_pending_build() {
         .patch(&cancel, json!({}))
         .await
         .expect_error(400, "Job has already completed!", None);
+    assert!(
+        follower.await.unwrap().is_empty(),
+        "no logs for a build that never ran"
+    );
     // It never runs: free the worker and look again.
     owner
         .patch(&format!("/api/v2/workspacebuilds/{busy}/cancel"), json!({}))
@@ -776,6 +798,32 @@ async fn cancel_a_running_command_stops_its_process() {
     // The workspace can build again.
     let next = new_build(&owner, &ws, "stop").await;
     assert_eq!(next["build_number"], 2);
+}
+
+#[actix_web::test]
+async fn agent_status_turns_to_timeout_after_its_connection_timeout() {
+    let s = TestServer::start();
+    let owner = s.owner().await;
+    let m = json!({"resources": [{"name": "vm", "type": "kiln_instance",
+        "agents": [{"name": "main", "connection_timeout_seconds": 1}]}]});
+    let t = template(&owner, "t", m).await;
+    let (_, first) = workspace(&owner, &t, "dev", json!([])).await;
+    let b = finished(&owner, &first).await;
+    let created = b["resources"][0]["agents"][0]["created_at"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let b = get_build(&owner, &first).await;
+    let status = b["resources"][0]["agents"][0]["status"].clone();
+    // `connecting` for a second after the agent was created (unless this machine is slow).
+    assert!(status == "connecting" || status == "timeout", "{status}");
+    actix_web::rt::time::sleep(Duration::from_millis(1200)).await;
+    let b = get_build(&owner, &first).await;
+    assert_eq!(
+        b["resources"][0]["agents"][0]["status"], "timeout",
+        "created {created}"
+    );
+    assert_eq!(b["resources"][0]["agents"][0]["health"]["healthy"], false);
 }
 
 #[test]

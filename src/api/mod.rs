@@ -1,6 +1,7 @@
 //! HTTP in, JSON out: one module per resource. No SQL here; handlers call the store.
 
 pub mod auth;
+mod build_cache;
 mod build_create;
 pub mod error;
 mod files;
@@ -28,6 +29,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(res("/healthz").route(web::get().to(meta::healthz)));
     cfg.service(
         web::scope("/api/v2")
+            // Routes are tried in order: the hot build reads first.
+            .configure(workspacebuilds::routes)
             .configure(meta::routes)
             .configure(users::routes)
             .configure(organizations::routes)
@@ -36,7 +39,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .configure(templates::routes)
             .configure(workspaces::routes)
             .configure(build_create::routes)
-            .configure(workspacebuilds::routes)
             .default_service(web::to(route_not_found)),
     );
 }
