@@ -132,8 +132,7 @@ async fn a_build_by_id_and_by_number() {
     assert_eq!(vm["agents"][0]["lifecycle_state"], "created");
 
     // The same build by owner (me, name, id), workspace name and number.
-    let me = owner.get("/api/v2/users/me").await.json();
-    for user in ["me", "owner", me["id"].as_str().unwrap()] {
+    for user in ["me", "owner", b["workspace_owner_id"].as_str().unwrap()] {
         let v = owner
             .get(&format!("/api/v2/users/{user}/workspace/dev/builds/1"))
             .await
@@ -685,6 +684,7 @@ async fn cancel_permission_follows_the_template_setting() {
     let v = owner
         .import_version(common::tar_of(&[("kiln.json", &quick().to_string())]), None)
         .await;
+    assert_valid("codersdk.TemplateVersion", &v);
     let r = owner
         .post(
             "/api/v2/organizations/coder/templates",
@@ -723,10 +723,10 @@ async fn cancel_permission_follows_the_template_setting() {
 async fn cancel_a_running_command_stops_its_process() {
     let s = TestServer::start();
     let owner = s.owner().await;
-    // The step ignores SIGTERM, so the job stays `canceling` until SIGKILL (1.5 s).
+    // Build 1 ignores SIGTERM, so its job stays `canceling` until SIGKILL (1.5 s later).
     let start = json!([
         {"log": "before"},
-        {"run": "echo $$ > \"$KILN_WORKSPACE_DIR/pid\"; trap '' TERM; echo started; sleep 30"}
+        {"run": "echo $$ > \"$KILN_WORKSPACE_DIR/pid\"; [ \"$KILN_BUILD_NUMBER\" = 1 ] && trap '' TERM; echo started; sleep 30"}
     ]);
     let t = template(&owner, "t", manifest(start, json!([]))).await;
     let (ws, build) = workspace(&owner, &t, "dev", json!([])).await;
@@ -795,9 +795,44 @@ async fn cancel_a_running_command_stops_its_process() {
         outputs.iter().any(|o| o.contains("canceled")),
         "{outputs:?}"
     );
-    // The workspace can build again.
-    let next = new_build(&owner, &ws, "stop").await;
+    // The workspace can build again; a plain `sleep` (no trap) ends at SIGTERM.
+    let next = new_build(&owner, &ws, "start").await;
     assert_eq!(next["build_number"], 2);
+    let next_id = next["id"].as_str().unwrap();
+    let _ = std::fs::remove_file(&pid_file);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let pid = loop {
+        if let Ok(text) = std::fs::read_to_string(&pid_file)
+            && let Ok(pid) = text.trim().parse::<u32>()
+        {
+            break pid;
+        }
+        assert!(Instant::now() < deadline, "the step never started");
+        actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+    };
+    let asked = Instant::now();
+    owner
+        .patch(
+            &format!("/api/v2/workspacebuilds/{next_id}/cancel"),
+            json!({}),
+        )
+        .await
+        .expect(200, "codersdk.Response");
+    let b = finished(&owner, next_id).await;
+    assert_eq!(b["status"], "canceled");
+    assert!(
+        asked.elapsed() < Duration::from_secs(2),
+        "took {:?}",
+        asked.elapsed()
+    );
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while std::path::Path::new(&format!("/proc/{pid}")).exists() {
+        assert!(
+            Instant::now() < deadline,
+            "process {pid} survived the cancel"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 #[actix_web::test]
