@@ -411,7 +411,9 @@ fn websocket(
                             for r in &rows {
                                 let frame = match format {
                                     Format::Json => json_text(r),
-                                    Format::Text => text_line(r),
+                                    Format::Text => {
+                                        text_line(r).trim_end_matches('\n').to_string()
+                                    }
                                 };
                                 if session.text(frame).await.is_err() {
                                     return;

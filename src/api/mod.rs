@@ -1,6 +1,7 @@
 //! HTTP in, JSON out: one module per resource. No SQL here; handlers call the store.
 
 pub mod auth;
+mod build_cache;
 mod build_create;
 pub mod error;
 mod files;
@@ -30,6 +31,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.configure(status_page::routes);
     cfg.service(
         web::scope("/api/v2")
+            // Routes are tried in order: the hot build reads first.
+            .configure(workspacebuilds::routes)
             .configure(meta::routes)
             .configure(users::routes)
             .configure(organizations::routes)
@@ -38,7 +41,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .configure(templates::routes)
             .configure(workspaces::routes)
             .configure(build_create::routes)
-            .configure(workspacebuilds::routes)
             .default_service(web::to(route_not_found)),
     );
 }

@@ -67,12 +67,15 @@ pub struct User {
     pub avatar_url: String,
 }
 
-/// codersdk.MinimalUser
+/// codersdk.MinimalUser: `name` and `avatar_url` are left out when empty (Go's omitempty;
+/// an empty `avatar_url` is no valid `uri`).
 #[derive(Clone, Debug, Serialize)]
 pub struct MinimalUser {
     pub id: String,
     pub username: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub name: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub avatar_url: String,
 }
 

@@ -156,20 +156,17 @@ impl Store {
 
     pub fn user_by_id(&self, id: &str) -> StoreResult<Option<UserRow>> {
         let conn = self.conn()?;
-        optional(conn.query_row(
-            &format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?1"),
-            [id],
-            user_from_row,
-        ))
+        let mut stmt =
+            conn.prepare_cached(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?1"))?;
+        optional(stmt.query_row([id], user_from_row))
     }
 
     pub fn user_by_username(&self, username: &str) -> StoreResult<Option<UserRow>> {
         let conn = self.conn()?;
-        optional(conn.query_row(
-            &format!("SELECT {USER_COLUMNS} FROM users WHERE username = ?1"),
-            [username],
-            user_from_row,
-        ))
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {USER_COLUMNS} FROM users WHERE username = ?1"
+        ))?;
+        optional(stmt.query_row([username], user_from_row))
     }
 
     pub fn user_by_email(&self, email: &str) -> StoreResult<Option<UserRow>> {
@@ -231,11 +228,10 @@ impl Store {
     /// An organization by id or by name.
     pub fn organization(&self, id_or_name: &str) -> StoreResult<Option<OrganizationRow>> {
         let conn = self.conn()?;
-        optional(conn.query_row(
-            &format!("SELECT {ORG_COLUMNS} FROM organizations WHERE id = ?1 OR name = ?1"),
-            [id_or_name],
-            org_from_row,
-        ))
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {ORG_COLUMNS} FROM organizations WHERE id = ?1 OR name = ?1"
+        ))?;
+        optional(stmt.query_row([id_or_name], org_from_row))
     }
 
     pub fn insert_api_key(

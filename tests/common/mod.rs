@@ -2,6 +2,8 @@
 //! HTTP client over awc.
 #![allow(dead_code)]
 
+pub mod builds;
+pub mod follow;
 pub mod schema;
 
 use serde_json::Value;
