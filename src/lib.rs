@@ -39,6 +39,8 @@ pub struct AppState {
     pub config: Config,
     pub started_at: model::Time,
     pub engine: Arc<provisioner::Engine>,
+    /// Recently checked API keys (`api/session_cache.rs`).
+    pub sessions: api::session_cache::SessionCache,
 }
 
 pub type State = web::Data<AppState>;
@@ -58,6 +60,7 @@ pub fn open_state(config: Config) -> Result<Arc<AppState>, Box<dyn std::error::E
         config,
         started_at: model::Time::now(),
         engine,
+        sessions: Default::default(),
     }))
 }
 

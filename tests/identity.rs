@@ -229,6 +229,8 @@ async fn auth_matrix() {
         [id],
     )
     .unwrap();
+    // kiln keeps a checked key for up to a second; an edit of the file shows after that.
+    actix_web::rt::time::sleep(std::time::Duration::from_millis(1100)).await;
     s.client(&token).get(me).await.assert_error(
         401,
         SIGNED_OUT,

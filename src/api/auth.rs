@@ -87,10 +87,17 @@ pub fn authenticate(state: &State, token: Option<String>) -> ApiResult<Actor> {
     };
     let (id, secret) = identity::split_token(&token)
         .map_err(|why| ApiError::unauthorized(format!("Invalid API key format: {why}")))?;
-    let (key, user) = state
-        .store
-        .api_key_with_user(id)?
-        .ok_or_else(|| ApiError::unauthorized("API key is invalid."))?;
+    let (key, user) = match state.sessions.get(id) {
+        Some(hit) => hit,
+        None => {
+            let found = state
+                .store
+                .api_key_with_user(id)?
+                .ok_or_else(|| ApiError::unauthorized("API key is invalid."))?;
+            state.sessions.put(&found.0, &found.1);
+            found
+        }
+    };
     if !identity::constant_time_eq(&identity::hash_secret(secret), &key.hashed_secret) {
         return Err(ApiError::unauthorized("API key secret is invalid."));
     }

@@ -10,6 +10,7 @@ mod meta;
 pub use meta::version as meta_version;
 mod organizations;
 mod query;
+pub mod session_cache;
 mod status_page;
 mod templates;
 mod templateversions;

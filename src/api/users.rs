@@ -225,6 +225,7 @@ const DUMMY_HASH: &str =
 
 async fn logout(state: State, actor: Actor) -> ApiResult<HttpResponse> {
     state.store.delete_api_key(&actor.key_id)?;
+    state.sessions.forget_key(&actor.key_id);
     Ok(HttpResponse::Ok()
         .cookie(session_cookie(String::new(), 0))
         .insert_header(("Content-Type", "application/json; charset=utf-8"))
@@ -354,6 +355,7 @@ async fn put_roles(
         }
     }
     state.store.set_user_roles(&user.id, &roles)?;
+    state.sessions.forget_user(&user.id);
     let row = state
         .store
         .user_by_id(&user.id)?
