@@ -24,7 +24,9 @@ cd "$here"
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
 [ -d node_modules/playwright-core ] || npm ci --no-audit --no-fund
 
-cd "$root"
-cargo build
-cd "$here"
+# KILN_BIN: a kiln binary to test (e.g. the one `cargo test` just built, which .ci/run uses to
+# avoid a second compile with other features); otherwise build one.
+if [ -z "${KILN_BIN:-}" ]; then
+  (cd "$root" && cargo build)
+fi
 exec node --test --test-reporter=spec status_page.test.mjs
