@@ -8,7 +8,7 @@ use super::runner::{StepContext, StepsOutcome, run_steps};
 use super::{Engine, archive};
 use crate::model::manifest::{Agent, Manifest};
 use crate::model::{Time, Transition};
-use crate::store::{BuildCompletion, BuildRow, JobRow, NewResource, StoreResult};
+use crate::store::{BuildCompletion, BuildRow, JobRow, ResourceRow, StoreResult};
 use serde_json::json;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -105,7 +105,7 @@ fn ttl_ms(engine: &Engine, build: &BuildRow) -> StoreResult<Option<i64>> {
 enum Executed {
     Done {
         state: Option<Vec<u8>>,
-        resources: Vec<NewResource>,
+        resources: Vec<ResourceRow>,
     },
     Failed(String),
     Stopped(StopReason),
@@ -197,7 +197,7 @@ fn execute(
     let resources = if build.orphan {
         vec![]
     } else {
-        plan_resources(&manifest, build.transition, &vars)
+        plan_resources(&manifest, &build.job.id, build.transition, &vars)
     };
     Ok(Executed::Done {
         state: new_state,
@@ -257,9 +257,10 @@ fn environment(
 /// The resources that exist after `transition`, with ids fixed now and placeholders filled.
 pub fn plan_resources(
     manifest: &Manifest,
+    job_id: &str,
     transition: Transition,
     vars: &HashMap<String, String>,
-) -> Vec<NewResource> {
+) -> Vec<ResourceRow> {
     let now = Time::now();
     manifest
         .resources
@@ -273,8 +274,10 @@ pub fn plan_resources(
                 .map(|m| json!({"key": m.key, "value": render(&m.value, vars), "sensitive": m.sensitive}))
                 .collect();
             let agents: Vec<_> = r.agents.iter().map(|a| agent_json(a, &id, now, vars)).collect();
-            NewResource {
+            ResourceRow {
                 id,
+                job_id: job_id.to_string(),
+                created_at: now,
                 transition,
                 kind: r.kind.clone(),
                 name: r.name.clone(),

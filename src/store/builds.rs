@@ -171,19 +171,7 @@ fn insert_build(tx: &super::Tx, b: &NewBuild, now: Time) -> StoreResult<CreateBu
     })
 }
 
-/// A resource as the job produced it, ready to store.
-pub struct NewResource {
-    pub id: String,
-    pub transition: Transition,
-    pub kind: String,
-    pub name: String,
-    pub hide: bool,
-    pub icon: String,
-    pub daily_cost: i64,
-    pub metadata_json: String,
-    pub agents_json: String,
-}
-
+/// A resource a job produced (stored as it completes).
 #[derive(Clone, Debug)]
 pub struct ResourceRow {
     pub id: String,
@@ -205,7 +193,7 @@ pub struct BuildCompletion {
     pub error: String,
     /// The new state (success only; a failed or canceled build keeps the state it started from).
     pub new_state: Option<Vec<u8>>,
-    pub resources: Vec<NewResource>,
+    pub resources: Vec<ResourceRow>,
     pub deadline: Option<Time>,
     pub daily_cost: i64,
 }
@@ -376,7 +364,7 @@ impl Store {
                  icon, daily_cost, metadata, agents) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
             )?;
             for r in &done.resources {
-                stmt.execute(params![r.id, job_id, now, r.transition, r.kind, r.name, r.hide, r.icon,
+                stmt.execute(params![r.id, job_id, r.created_at, r.transition, r.kind, r.name, r.hide, r.icon,
                     r.daily_cost, r.metadata_json, r.agents_json])?;
             }
             if let Some(state) = &done.new_state {
