@@ -100,9 +100,7 @@ pub fn parse_request(body: &[u8]) -> ApiResult<BuildRequest> {
         },
         None => None,
     };
-    if !invalid.body.validations.is_empty() {
-        return Err(invalid);
-    }
+    invalid.if_any()?;
     Ok(BuildRequest {
         transition: transition.unwrap(),
         template_version_id: b.template_version_id.filter(|s| !s.is_empty()),

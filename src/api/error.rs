@@ -64,6 +64,15 @@ impl ApiError {
         ApiError::bad_request("Validation failed.")
     }
 
+    /// For a `validation()` error being filled in: `Err(self)` once it holds any validation.
+    pub fn if_any(self) -> ApiResult<()> {
+        if self.body.validations.is_empty() {
+            Ok(())
+        } else {
+            Err(self)
+        }
+    }
+
     pub fn internal(message: impl Into<String>, detail: impl std::fmt::Display) -> ApiError {
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, message).with_detail(detail.to_string())
     }

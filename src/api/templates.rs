@@ -50,9 +50,7 @@ async fn create(
     if req.template_version_id.is_empty() {
         invalid = invalid.with_validation("template_version_id", tag_failed("required", ""));
     }
-    if !invalid.body.validations.is_empty() {
-        return Err(invalid);
-    }
+    invalid.if_any()?;
     if !actor.is_template_manager() {
         return Err(forbidden());
     }

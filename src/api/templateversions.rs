@@ -67,9 +67,7 @@ async fn create(
     if req.provisioner != "terraform" && req.provisioner != "echo" {
         invalid = invalid.with_validation("provisioner", tag_failed("oneof", &req.provisioner));
     }
-    if !invalid.body.validations.is_empty() {
-        return Err(invalid);
-    }
+    invalid.if_any()?;
     if !actor.is_template_manager() {
         return Err(forbidden());
     }

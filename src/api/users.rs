@@ -107,11 +107,7 @@ fn validate_identity(email: &str, username: Option<&str>, password: Option<&str>
     {
         err = err.with_validation("password", tag_failed("required", ""));
     }
-    if err.body.validations.is_empty() {
-        Ok(())
-    } else {
-        Err(err)
-    }
+    err.if_any()
 }
 
 fn check_password_strength(password: &str) -> ApiResult<()> {
