@@ -265,10 +265,11 @@ async fn cancel_a_running_command_stops_its_process() {
         "{outputs:?}"
     );
     // The workspace can build again; a plain `sleep` (no trap) ends at SIGTERM.
+    // Remove the old pid file before the build starts: a fast worker writes the new one at once.
+    let _ = std::fs::remove_file(&pid_file);
     let next = new_build(&owner, &ws, "start").await;
     assert_eq!(next["build_number"], 2);
     let next_id = next["id"].as_str().unwrap();
-    let _ = std::fs::remove_file(&pid_file);
     let deadline = Instant::now() + Duration::from_secs(20);
     let pid = loop {
         if let Ok(text) = std::fs::read_to_string(&pid_file)
