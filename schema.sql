@@ -196,3 +196,15 @@ CREATE TABLE workspace_resources (
     agents               TEXT NOT NULL DEFAULT '[]'
 );
 CREATE INDEX workspace_resources_job ON workspace_resources(job_id, name);
+
+-- migration 2
+-- The workers that take jobs. A kiln server registers its built-in workers under its own id
+-- (kept in its data folder), so after a restart it knows which unfinished jobs were its own.
+CREATE TABLE provisioner_daemons (
+    id           TEXT PRIMARY KEY,
+    server_id    TEXT NOT NULL,
+    name         TEXT NOT NULL,
+    created_at   INTEGER NOT NULL,
+    last_seen_at INTEGER NOT NULL,
+    UNIQUE (server_id, name)
+);

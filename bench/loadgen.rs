@@ -17,6 +17,7 @@ use awc::ws::Frame;
 use clap::Parser;
 use client::{Api, Server, load, percentile, sign_in, start_server, wait_ready};
 use futures_util::StreamExt;
+use kiln::store::sqlite::SqliteStore;
 use serde_json::{Value, json};
 use std::io::Read;
 use std::path::PathBuf;
@@ -119,10 +120,11 @@ async fn part1(api: &Api, seconds: u64) {
 }
 
 /// Waits until the server has no pending or running job (read through kiln's store).
-async fn drained(store: &kiln::store::Store, every: Duration) {
+async fn drained(store: &SqliteStore, every: Duration) {
+    use kiln::store::{JobStore, OverviewStore};
     loop {
         let pending = store.pending_job_count().unwrap();
-        let running = store.unfinished_jobs(None).unwrap().len();
+        let running = store.busy_job_count().unwrap();
         if pending == 0 && running == 0 {
             return;
         }
@@ -137,9 +139,10 @@ async fn part2(api: &Api, server: &Server, args: &Args) {
         args.in_flight, args.workers, args.durability
     );
     let t = api.template("noop", json!({})).await;
-    let store = kiln::store::Store::open(
+    let store = SqliteStore::open(
         &server.dir.path().join("kiln.db"),
         kiln::store::Durability::Normal,
+        std::sync::Arc::new(kiln::events::Hub::new()),
     )
     .expect("open the server's store to watch its queue");
     // The workspaces (each with its first build), made ahead and left idle.
@@ -200,7 +203,12 @@ async fn part2(api: &Api, server: &Server, args: &Args) {
         .prefix("kiln-commit-probe")
         .tempdir_in(std::env::temp_dir())
         .unwrap();
-    let probe = kiln::store::Store::open(&scratch.path().join("probe.db"), durability).unwrap();
+    let probe = SqliteStore::open(
+        &scratch.path().join("probe.db"),
+        durability,
+        std::sync::Arc::new(kiln::events::Hub::new()),
+    )
+    .unwrap();
     let commits = 2000;
     let took = probe.commit_probe(commits).unwrap();
     let rate = commits as f64 / took.as_secs_f64();

@@ -1,7 +1,15 @@
 //! kiln: Coder's workspace builds API over a local SQLite file, with an in-process provisioner.
-//! `build_app` wires the HTTP server for the binary and for tests.
+//! `open_state` wires the store, the live events, the queue and the workers; `build_server`
+//! the HTTP server, for the binary and for tests.
+//!
+//! Layers, each using only those below it: `api` (HTTP in, JSON out) → `provisioner` (workers
+//! and the queue seam) → `store` (storage traits; `store::sqlite` holds all SQL) and `events`
+//! (live notices) → `domain` (decisions) → `model` (Coder's types).
 
 pub mod api;
+pub mod data_dir;
+pub mod domain;
+pub mod events;
 pub mod identity;
 pub mod model;
 pub mod provisioner;
@@ -35,33 +43,68 @@ impl Config {
 
 /// Everything a request handler can reach.
 pub struct AppState {
-    pub store: Store,
+    pub store: Arc<dyn Store>,
+    pub events: Arc<dyn events::LiveEvents>,
+    pub queue: Arc<provisioner::queue::LocalQueue>,
+    pub engine: Arc<provisioner::Engine>,
+    sweeper: provisioner::sweeper::Sweeper,
     pub config: Config,
     pub started_at: model::Time,
-    pub engine: Arc<provisioner::Engine>,
     /// Recently checked API keys (`api/session_cache.rs`).
     pub sessions: api::session_cache::SessionCache,
+    /// Recently read completed builds (`api/build_cache.rs`).
+    pub builds: api::build_cache::BuildCache,
+    /// Held for the server's lifetime: no other kiln uses the folder meanwhile.
+    pub data_dir: data_dir::DataDir,
 }
 
 pub type State = web::Data<AppState>;
 
-/// Opens the store in `config.data_dir` (creating it) and returns the shared state.
+/// Opens the data folder and the store in it, gives up the jobs this server held before a
+/// restart, and starts the workers and the hung-job sweeper.
 pub fn open_state(config: Config) -> Result<Arc<AppState>, Box<dyn std::error::Error>> {
-    std::fs::create_dir_all(&config.data_dir).map_err(|e| {
-        format!(
-            "cannot create the data directory {}: {e}",
-            config.data_dir.display()
-        )
-    })?;
-    let store = Store::open(&config.database_path(), config.durability)?;
-    let engine = provisioner::Engine::start(store.clone(), config.clone());
+    let data_dir = data_dir::DataDir::open(&config.data_dir)?;
+    let hub = Arc::new(events::Hub::new());
+    let store: Arc<dyn Store> = Arc::new(store::sqlite::SqliteStore::open(
+        &config.database_path(),
+        config.durability,
+        hub.clone(),
+    )?);
+    let queue = Arc::new(provisioner::queue::LocalQueue::new(
+        store.clone(),
+        hub.clone(),
+    ));
+    let worker_ids = store.register_workers(&data_dir.server_id, config.workers)?;
+    queue.recover(&data_dir.server_id)?;
+    let sweeper = provisioner::sweeper::Sweeper::start(queue.clone(), config.hung_timeout);
+    let engine = provisioner::Engine::start(
+        queue.clone(),
+        provisioner::EngineConfig {
+            worker_ids,
+            data_dir: config.data_dir.clone(),
+            hung_timeout: config.hung_timeout,
+        },
+    );
     Ok(Arc::new(AppState {
         store,
+        events: hub.clone(),
+        queue,
+        engine,
+        sweeper,
         config,
         started_at: model::Time::now(),
-        engine,
         sessions: Default::default(),
+        builds: api::build_cache::BuildCache::new(&*hub),
+        data_dir,
     }))
+}
+
+impl AppState {
+    /// Stops taking jobs, gives running ones `grace`, then stops them and the sweeper.
+    pub fn shutdown(&self, grace: Duration) {
+        self.engine.shutdown(grace);
+        self.sweeper.stop();
+    }
 }
 
 /// The HTTP server on `listener`. Signals are left to the caller (see `main.rs`).
@@ -90,19 +133,22 @@ pub async fn run(listener: TcpListener, state: Arc<AppState>) -> std::io::Result
     let handle = server.handle();
     log::info!("kiln {} listening on http://{addr}", api::meta_version());
     log::info!("database: {}", state.config.database_path().display());
-    if state.store.user_count().unwrap_or(0) == 0 {
+    let store = state.store.clone();
+    let no_user = web::block(move || store.user_count().unwrap_or(0) == 0)
+        .await
+        .unwrap_or(false);
+    if no_user {
         log::info!(
             "no user yet: open http://{addr}/ or run: curl -X POST http://{addr}/api/v2/users/first \
              -d '{{\"email\":\"you@example.com\",\"username\":\"you\",\"password\":\"a-long-password\"}}'"
         );
     }
-    let engine = state.engine.clone();
     let grace = state.config.shutdown_grace;
     actix_web::rt::spawn(async move {
         wait_for_signal().await;
         log::info!("shutting down: no new jobs; running jobs get {grace:?} to finish");
         // Jobs end first, so live log followers see their end before the server closes.
-        let _ = web::block(move || engine.shutdown(grace)).await;
+        let _ = web::block(move || state.shutdown(grace)).await;
         handle.stop(true).await;
         log::info!("stopped");
     });

@@ -1,6 +1,6 @@
 //! The `kiln` command line. Everything else lives in the library.
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 use kiln::store::Durability;
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -40,8 +40,8 @@ struct ServerArgs {
 
     /// Commit durability: `full` waits for the disk on every commit; `normal` may lose the
     /// last commits on power loss (never on a crash of kiln alone).
-    #[arg(long, env = "KILN_DURABILITY", value_enum, default_value_t = Durability::Full)]
-    durability: Durability,
+    #[arg(long, env = "KILN_DURABILITY", value_enum, default_value_t = DurabilityArg::Full)]
+    durability: DurabilityArg,
 
     /// Seconds without a heartbeat after which a running job is failed as hung.
     #[arg(long, env = "KILN_HUNG_TIMEOUT", default_value_t = 300)]
@@ -54,6 +54,24 @@ struct ServerArgs {
     /// Largest template upload accepted, in bytes (larger answers 413).
     #[arg(long, env = "KILN_MAX_UPLOAD_BYTES", default_value_t = 10 * 1024 * 1024)]
     max_upload_bytes: usize,
+}
+
+/// `--durability`, as the command line spells it.
+#[derive(Clone, Copy, ValueEnum)]
+enum DurabilityArg {
+    /// Every commit reaches the disk before it is acknowledged (default).
+    Full,
+    /// A power loss may forget the last commits; a crash of kiln alone loses nothing.
+    Normal,
+}
+
+impl From<DurabilityArg> for Durability {
+    fn from(d: DurabilityArg) -> Durability {
+        match d {
+            DurabilityArg::Full => Durability::Full,
+            DurabilityArg::Normal => Durability::Normal,
+        }
+    }
 }
 
 fn main() {
@@ -69,7 +87,7 @@ fn serve(args: ServerArgs) -> Result<(), Box<dyn std::error::Error>> {
     let config = kiln::Config {
         data_dir: args.data_dir,
         workers: args.workers as usize,
-        durability: args.durability,
+        durability: args.durability.into(),
         hung_timeout: Duration::from_secs(args.hung_timeout),
         shutdown_grace: Duration::from_secs(args.shutdown_grace),
         max_upload_bytes: args.max_upload_bytes,

@@ -2,12 +2,13 @@
 
 use super::{ApiError, ApiResult};
 use crate::State;
+use crate::domain::Caller;
 use crate::identity;
-use crate::model::{Role, Time};
-use crate::store::UserRow;
+use crate::model::Time;
+use crate::store::{ApiKeyRow, UserRow};
 use actix_web::dev::Payload;
 use actix_web::{FromRequest, HttpRequest};
-use std::future::{Ready, ready};
+use futures_util::future::LocalBoxFuture;
 
 pub const SESSION_COOKIE: &str = "coder_session_token";
 pub const SESSION_HEADER: &str = "Coder-Session-Token";
@@ -20,18 +21,12 @@ pub struct Actor {
 }
 
 impl Actor {
-    pub fn is_owner(&self) -> bool {
-        self.user.has_role(Role::Owner)
-    }
-
-    /// Owners and template admins manage templates, read build state and push it.
-    pub fn is_template_manager(&self) -> bool {
-        self.is_owner() || self.user.has_role(Role::TemplateAdmin)
-    }
-
-    /// Whether this caller may see resources owned by `owner_id`.
-    pub fn can_read_owned_by(&self, owner_id: &str) -> bool {
-        self.is_owner() || self.user.id == owner_id
+    /// The caller, for the permission policy (`domain::permissions`).
+    pub fn caller(&self) -> Caller<'_> {
+        Caller {
+            user_id: &self.user.id,
+            roles: &self.user.roles,
+        }
     }
 }
 
@@ -78,8 +73,8 @@ pub fn serde_urlencoded_pairs(qs: &str) -> Vec<(String, String)> {
         .unwrap_or_default()
 }
 
-/// Checks a token against the store.
-pub fn authenticate(state: &State, token: Option<String>) -> ApiResult<Actor> {
+/// The token split and checked for its form (no store read).
+fn parse_token(token: Option<String>) -> ApiResult<(String, String)> {
     let Some(token) = token else {
         return Err(ApiError::unauthorized(format!(
             "Cookie {SESSION_COOKIE:?} or query parameter must be provided."
@@ -87,17 +82,11 @@ pub fn authenticate(state: &State, token: Option<String>) -> ApiResult<Actor> {
     };
     let (id, secret) = identity::split_token(&token)
         .map_err(|why| ApiError::unauthorized(format!("Invalid API key format: {why}")))?;
-    let (key, user) = match state.sessions.get(id) {
-        Some(hit) => hit,
-        None => {
-            let found = state
-                .store
-                .api_key_with_user(id)?
-                .ok_or_else(|| ApiError::unauthorized("API key is invalid."))?;
-            state.sessions.put(&found.0, &found.1);
-            found
-        }
-    };
+    Ok((id.to_string(), secret.to_string()))
+}
+
+/// Checks the secret and expiry of a found key.
+fn check_key(key: ApiKeyRow, user: UserRow, secret: &str) -> ApiResult<Actor> {
     if !identity::constant_time_eq(&identity::hash_secret(secret), &key.hashed_secret) {
         return Err(ApiError::unauthorized("API key secret is invalid."));
     }
@@ -113,14 +102,43 @@ pub fn authenticate(state: &State, token: Option<String>) -> ApiResult<Actor> {
     })
 }
 
+/// Checks a token against the store. Blocking (a store read when the key is not cached).
+pub fn authenticate(state: &State, token: Option<String>) -> ApiResult<Actor> {
+    let (id, secret) = parse_token(token)?;
+    let (key, user) = match state.sessions.get(&id) {
+        Some(hit) => hit,
+        None => lookup_key(state, &id)?,
+    };
+    check_key(key, user, &secret)
+}
+
+fn lookup_key(state: &State, id: &str) -> ApiResult<(ApiKeyRow, UserRow)> {
+    let found = state
+        .store
+        .api_key_with_user(id)?
+        .ok_or_else(|| ApiError::unauthorized("API key is invalid."))?;
+    state.sessions.put(&found.0, &found.1);
+    Ok(found)
+}
+
 impl FromRequest for Actor {
     type Error = ApiError;
-    type Future = Ready<ApiResult<Actor>>;
+    type Future = LocalBoxFuture<'static, ApiResult<Actor>>;
 
+    /// A key checked within the last second is answered at once; any other is read from the
+    /// store on the blocking pool.
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let Some(state) = req.app_data::<State>() else {
-            return ready(Err(ApiError::internal("No application state.", "")));
+        let Some(state) = req.app_data::<State>().cloned() else {
+            return Box::pin(async { Err(ApiError::internal("No application state.", "")) });
         };
-        ready(authenticate(state, token_from_request(req)))
+        let parsed = parse_token(token_from_request(req));
+        Box::pin(async move {
+            let (id, secret) = parsed?;
+            let (key, user) = match state.sessions.get(&id) {
+                Some(hit) => hit,
+                None => super::blocking(move || lookup_key(&state, &id)).await?,
+            };
+            check_key(key, user, &secret)
+        })
     }
 }

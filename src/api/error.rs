@@ -1,5 +1,6 @@
 //! The API's one error type, and the one place it becomes Coder's error body.
 
+use crate::domain::{BuildRefusal, CancelRefusal};
 use crate::model::{Response, ValidationError};
 use crate::store::StoreError;
 use actix_web::http::StatusCode;
@@ -101,6 +102,72 @@ impl ResponseError for ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> ApiError {
-        ApiError::internal("Internal error talking to the database.", e)
+        match e {
+            StoreError::NotFound => ApiError::not_found(),
+            e => ApiError::internal("Internal error talking to the database.", e),
+        }
+    }
+}
+
+/// The checks of POST builds (spec section 4), with Coder's statuses and messages.
+impl From<BuildRefusal> for ApiError {
+    fn from(r: BuildRefusal) -> ApiError {
+        match r {
+            BuildRefusal::DeletedWorkspace(t) => {
+                ApiError::conflict(format!("Cannot {} a deleted workspace!", t.as_str()))
+                    .with_detail("This workspace has been deleted and cannot be modified.")
+            }
+            BuildRefusal::OrphanWithoutDelete => {
+                ApiError::bad_request("Orphan is only permitted when deleting a workspace.")
+            }
+            BuildRefusal::OrphanWithState => ApiError::bad_request(
+                "ProvisionerState cannot be set alongside Orphan since state intent is unclear.",
+            ),
+            BuildRefusal::NotPermitted { action } => ApiError::forbidden(format!(
+                "You do not have permission to {action} this workspace."
+            )),
+            BuildRefusal::CustomStateNotAllowed => {
+                ApiError::forbidden("Only template managers may provide custom state")
+            }
+            BuildRefusal::CustomLogLevelNotAllowed => ApiError::bad_request(
+                "Workspace builds with a custom log level are restricted to administrators only.",
+            ),
+            BuildRefusal::VersionMissing => {
+                ApiError::bad_request("template version does not exist")
+            }
+            BuildRefusal::VersionOfAnotherTemplate => {
+                ApiError::bad_request("template version doesn't match template")
+            }
+            BuildRefusal::VersionImporting(status) => ApiError::new(
+                StatusCode::NOT_ACCEPTABLE,
+                format!(
+                    "The provided template version is {}. Wait for it to complete importing!",
+                    status.as_str()
+                ),
+            ),
+            BuildRefusal::VersionFailed { name, error } => ApiError::bad_request(format!(
+                "The provided template version {name:?} has failed to import: {error:?}. You cannot build workspaces with it!"
+            )),
+            BuildRefusal::ActiveBuild => ApiError::conflict("A workspace build is already active."),
+        }
+    }
+}
+
+/// The cancel rules (spec section 4), with Coder's statuses and messages.
+impl From<CancelRefusal> for ApiError {
+    fn from(r: CancelRefusal) -> ApiError {
+        match r {
+            CancelRefusal::NotAllowed => ApiError::forbidden(
+                "User is not allowed to cancel workspace builds. Owner role is required.",
+            ),
+            CancelRefusal::AlreadyCompleted => ApiError::bad_request("Job has already completed!"),
+            CancelRefusal::AlreadyCanceling => {
+                ApiError::bad_request("Job has already been marked as canceled!")
+            }
+            CancelRefusal::NotExpected => ApiError::new(
+                StatusCode::PRECONDITION_FAILED,
+                "Job is not in the expected state.",
+            ),
+        }
     }
 }

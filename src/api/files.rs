@@ -1,8 +1,9 @@
 //! /files: template archives, content-addressed by SHA-256.
 
-use super::{Actor, ApiError, ApiResult, json, new_id, parse_uuid, res};
+use super::{Actor, ApiError, ApiResult, Reply, blocking, json, parse_uuid, res};
 use crate::State;
-use crate::model::UploadResponse;
+use crate::model::{UploadResponse, new_id};
+use crate::store::NewFile;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use futures_util::StreamExt;
@@ -20,7 +21,7 @@ async fn upload(
     actor: Actor,
     req: HttpRequest,
     mut body: web::Payload,
-) -> ApiResult<HttpResponse> {
+) -> ApiResult<Reply> {
     let content_type = req
         .headers()
         .get("Content-Type")
@@ -54,28 +55,38 @@ async fn upload(
         }
         data.extend_from_slice(&chunk);
     }
-    let hash: String = Sha256::digest(&data)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    let (id, created) =
-        state
-            .store
-            .insert_file(&new_id(), &hash, &mimetype, &data, &actor.user.id)?;
-    let status = if created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
-    Ok(json(status, &UploadResponse { hash: id }))
+    blocking(move || {
+        let hash: String = Sha256::digest(&data)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let (id, created) = state.store.insert_file(&NewFile {
+            id: &new_id(),
+            hash: &hash,
+            mimetype: &mimetype,
+            data: &data,
+            created_by: &actor.user.id,
+        })?;
+        let status = if created {
+            StatusCode::CREATED
+        } else {
+            StatusCode::OK
+        };
+        Ok(json(status, &UploadResponse { hash: id }))
+    })
+    .await
 }
 
 async fn download(state: State, actor: Actor, path: web::Path<String>) -> ApiResult<HttpResponse> {
     let id = parse_uuid(&path)?;
-    let file = state.store.file(&id)?.ok_or_else(ApiError::not_found)?;
-    if !actor.is_template_manager() && file.created_by != actor.user.id {
-        return Err(ApiError::not_found());
-    }
+    let file = blocking(move || {
+        let file = state.store.file(&id)?.ok_or_else(ApiError::not_found)?;
+        if !actor.caller().may_read_file_of(&file.created_by) {
+            return Err(ApiError::not_found());
+        }
+        Ok(file)
+    })
+    .await?;
     Ok(HttpResponse::Ok()
         .insert_header(("Content-Type", file.mimetype))
         .body(file.data))

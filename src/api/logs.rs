@@ -10,8 +10,8 @@
 use super::query::QueryParser;
 use super::{ApiError, ApiResult};
 use crate::State;
+use crate::events::{Subscription, Topic};
 use crate::model::ProvisionerJobLog;
-use crate::provisioner::logbus::Subscription;
 use crate::store::LogRow;
 use actix_web::http::header;
 use actix_web::web::{self, Bytes};
@@ -315,7 +315,7 @@ struct Follower {
 impl Follower {
     /// Subscribes to the job's bus channel now, before anything is read from the store.
     fn new(state: &State, job_id: Arc<str>, after: i64, before: Option<i64>) -> Follower {
-        let sub = state.engine.bus.subscribe(&job_id);
+        let sub = state.events.subscribe(&Topic::Logs(job_id.to_string()));
         Follower {
             state: state.clone(),
             job_id,
@@ -331,23 +331,17 @@ impl Follower {
             let (last_pass, read_completion) = match self.phase {
                 Phase::Drained { last_pass: true } => return (self, Step::End),
                 Phase::Drained { last_pass: false } => {
-                    let changed =
-                        actix_web::rt::time::timeout(KEEPALIVE, self.sub.rx.changed()).await;
+                    let changed = actix_web::rt::time::timeout(KEEPALIVE, self.sub.changed()).await;
                     self.phase = Phase::Start;
-                    match changed {
-                        Ok(Ok(())) => continue,
+                    if changed.is_err() {
                         // Timed out: the transport may send a keep-alive; then look again.
-                        Err(_) => return (self, Step::Idle),
-                        // The channel is gone (cannot happen while subscribed): poll slowly.
-                        Ok(Err(_)) => {
-                            actix_web::rt::time::sleep(Duration::from_secs(1)).await;
-                            continue;
-                        }
+                        return (self, Step::Idle);
                     }
+                    continue;
                 }
                 Phase::Start => {
                     // Changes from here on wake the next wait.
-                    self.sub.rx.borrow_and_update();
+                    self.sub.mark_seen();
                     (false, true)
                 }
                 Phase::Paging { last_pass } => (last_pass, false),

@@ -18,7 +18,7 @@ pub fn version() -> String {
     format!("v{}", env!("CARGO_PKG_VERSION"))
 }
 
-async fn buildinfo(req: HttpRequest) -> ApiResult<HttpResponse> {
+async fn buildinfo(req: HttpRequest) -> ApiResult<super::Reply> {
     let info = req.connection_info();
     let url = format!("{}://{}", info.scheme(), info.host());
     ok(&BuildInfoResponse {

@@ -1,11 +1,14 @@
-//! HTTP in, JSON out: one module per resource. No SQL here; handlers call the store.
+//! HTTP in, JSON out: one module per resource. Handlers read the request, gather facts from
+//! the store on the blocking pool (`blocking`), take decisions from `crate::domain`, and answer
+//! in Coder's shapes (`views.rs`); every error is an `ApiError` (`error.rs`).
 
 pub mod auth;
-mod build_cache;
-mod build_create;
+pub mod build_cache;
+mod builds;
 pub mod error;
 mod files;
 mod logs;
+mod lookup;
 mod meta;
 pub use meta::version as meta_version;
 mod organizations;
@@ -16,14 +19,15 @@ mod templates;
 mod templateversions;
 mod users;
 pub mod views;
-mod workspacebuilds;
 mod workspaces;
 
 pub use auth::Actor;
 pub use error::{ApiError, ApiResult};
 
+use actix_web::body::BoxBody;
 use actix_web::http::StatusCode;
-use actix_web::{HttpResponse, Resource, web};
+use actix_web::web::Bytes;
+use actix_web::{HttpRequest, HttpResponse, Resource, Responder, web};
 use serde::Serialize;
 
 /// Every route. Anything unmatched under `/api/v2` answers the generic JSON 404.
@@ -33,7 +37,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("/api/v2")
             // Routes are tried in order: the hot build reads first.
-            .configure(workspacebuilds::routes)
+            .configure(builds::routes)
             .configure(meta::routes)
             .configure(users::routes)
             .configure(organizations::routes)
@@ -41,7 +45,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .configure(templateversions::routes)
             .configure(templates::routes)
             .configure(workspaces::routes)
-            .configure(build_create::routes)
             .default_service(web::to(route_not_found)),
     );
 }
@@ -51,23 +54,66 @@ pub fn res(path: &str) -> Resource {
     web::resource(path).default_service(web::to(route_not_found))
 }
 
-async fn route_not_found() -> ApiResult<HttpResponse> {
+async fn route_not_found() -> ApiResult<Reply> {
     Err(ApiError::not_found())
 }
 
-/// A JSON response with Coder's content type.
-pub fn json<T: Serialize>(status: StatusCode, body: &T) -> HttpResponse {
-    HttpResponse::build(status)
-        .insert_header(("Content-Type", "application/json; charset=utf-8"))
-        .body(serde_json::to_vec(body).unwrap_or_default())
+/// A response made on a blocking thread (`blocking`) and sent from the async one.
+pub struct Reply {
+    status: StatusCode,
+    content_type: &'static str,
+    body: Bytes,
 }
 
-pub fn ok<T: Serialize>(body: &T) -> ApiResult<HttpResponse> {
+impl Reply {
+    pub fn new(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Reply {
+        Reply {
+            status,
+            content_type,
+            body: body.into(),
+        }
+    }
+
+    pub fn no_content() -> Reply {
+        Reply::new(StatusCode::NO_CONTENT, "", Bytes::new())
+    }
+}
+
+impl Responder for Reply {
+    type Body = BoxBody;
+
+    fn respond_to(self, _: &HttpRequest) -> HttpResponse {
+        let mut r = HttpResponse::build(self.status);
+        if !self.content_type.is_empty() {
+            r.insert_header(("Content-Type", self.content_type));
+        }
+        r.body(self.body)
+    }
+}
+
+pub const JSON: &str = "application/json; charset=utf-8";
+
+/// A JSON response with Coder's content type.
+pub fn json<T: Serialize>(status: StatusCode, body: &T) -> Reply {
+    Reply::new(status, JSON, serde_json::to_vec(body).unwrap_or_default())
+}
+
+pub fn ok<T: Serialize>(body: &T) -> ApiResult<Reply> {
     Ok(json(StatusCode::OK, body))
 }
 
-pub fn created<T: Serialize>(body: &T) -> ApiResult<HttpResponse> {
+pub fn created<T: Serialize>(body: &T) -> ApiResult<Reply> {
     Ok(json(StatusCode::CREATED, body))
+}
+
+/// Runs `f` (store calls, which may wait on the disk or the network) on the blocking pool, so
+/// request handling on the async threads never stalls.
+pub async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> ApiResult<T> + Send + 'static,
+) -> ApiResult<T> {
+    web::block(f)
+        .await
+        .map_err(|e| ApiError::internal("Internal error: the request could not run.", e))?
 }
 
 /// Reads a JSON body whatever its Content-Type (Coder does the same).
@@ -84,10 +130,6 @@ pub fn parse_uuid(raw: &str) -> ApiResult<String> {
         .map_err(|e| {
             ApiError::bad_request(format!("Invalid UUID {raw:?}.")).with_detail(e.to_string())
         })
-}
-
-pub fn new_id() -> String {
-    uuid::Uuid::new_v4().to_string()
 }
 
 /// Coder's username / workspace-name rule: 1-32 alphanumerics in dash-separated groups.

@@ -1,10 +1,11 @@
 //! /organizations: kiln has one, the default `coder`.
 
-use super::{Actor, ApiError, ApiResult, ok, res};
+use super::lookup::find_organization;
+use super::{Actor, ApiResult, Reply, blocking, ok, res};
 use crate::State;
 use crate::model;
 use crate::store::OrganizationRow;
-use actix_web::{HttpResponse, web};
+use actix_web::web;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(res("/organizations").route(web::get().to(list)))
@@ -24,24 +25,19 @@ pub fn organization_json(o: OrganizationRow) -> model::Organization {
     }
 }
 
-/// `{organization}` by id or name; the generic 404 when unknown.
-pub fn find_organization(state: &State, raw: &str) -> ApiResult<OrganizationRow> {
-    state
-        .store
-        .organization(raw)?
-        .ok_or_else(ApiError::not_found)
+async fn list(state: State, _actor: Actor) -> ApiResult<Reply> {
+    blocking(move || {
+        let orgs: Vec<_> = state
+            .store
+            .list_organizations()?
+            .into_iter()
+            .map(organization_json)
+            .collect();
+        ok(&orgs)
+    })
+    .await
 }
 
-async fn list(state: State, _actor: Actor) -> ApiResult<HttpResponse> {
-    let orgs: Vec<_> = state
-        .store
-        .list_organizations()?
-        .into_iter()
-        .map(organization_json)
-        .collect();
-    ok(&orgs)
-}
-
-async fn get(state: State, _actor: Actor, path: web::Path<String>) -> ApiResult<HttpResponse> {
-    ok(&organization_json(find_organization(&state, &path)?))
+async fn get(state: State, _actor: Actor, path: web::Path<String>) -> ApiResult<Reply> {
+    blocking(move || ok(&organization_json(find_organization(&state, &path)?))).await
 }

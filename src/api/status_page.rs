@@ -4,7 +4,7 @@
 mod events;
 
 use super::auth::serde_urlencoded_pairs;
-use super::{Actor, ApiError, ApiResult, ok, res, route_not_found};
+use super::{Actor, ApiError, ApiResult, Reply, blocking, ok, res, route_not_found};
 use crate::model::overview::{Overview, QueuedJob, Workers};
 use crate::model::{BuildStatus, Time};
 use crate::{AppState, State};
@@ -122,22 +122,9 @@ fn status_filter(req: &HttpRequest) -> ApiResult<Option<BuildStatus>> {
     })
 }
 
-async fn overview(state: State, actor: Actor, req: HttpRequest) -> ApiResult<HttpResponse> {
+async fn overview(state: State, actor: Actor, req: HttpRequest) -> ApiResult<Reply> {
     let filter = status_filter(&req)?;
-    let state = state.into_inner();
-    let overview = web::block(move || build_overview(&state, &actor, filter))
-        .await
-        .map_err(|e| ApiError::internal("Internal error building the overview.", e))??;
-    ok(&overview)
-}
-
-/// Whether `actor` may see a queued job: owners see every job; others see the builds of their
-/// own workspaces and template imports (template names are visible to every member).
-fn may_see_queued(actor: &Actor, owner_id: Option<&str>) -> bool {
-    match owner_id {
-        Some(owner) => actor.can_read_owned_by(owner),
-        None => true,
-    }
+    blocking(move || ok(&build_overview(&state, &actor, filter)?)).await
 }
 
 /// The overview as `actor` may see it. Blocking: call from `web::block`.
@@ -146,21 +133,24 @@ pub fn build_overview(
     actor: &Actor,
     filter: Option<BuildStatus>,
 ) -> ApiResult<Overview> {
+    // The policy that serves the API: whoever reads a workspace sees its builds here.
+    let caller = actor.caller();
     let queue: Vec<QueuedJob> = state
         .store
         .pending_queue()?
         .into_iter()
-        .filter(|row| may_see_queued(actor, row.workspace_owner_id.as_deref()))
+        .filter(|row| caller.sees_queued_job(row.workspace_owner_id.as_deref()))
         .map(|row| row.job)
         .collect();
     let mut builds = Vec::new();
-    let owner_filter = (!actor.is_owner()).then_some(actor.user.id.as_str());
-    state.store.scan_recent_builds(owner_filter, |facts| {
-        if filter.is_none_or(|f| facts.status() == f) {
-            builds.push(facts.summary());
-        }
-        builds.len() < RECENT_BUILDS
-    })?;
+    state
+        .store
+        .scan_recent_builds(caller.workspace_owner_filter(), &mut |facts| {
+            if filter.is_none_or(|f| facts.status() == f) {
+                builds.push(facts.summary());
+            }
+            builds.len() < RECENT_BUILDS
+        })?;
     let now = Time::now();
     Ok(Overview {
         version: super::meta_version(),

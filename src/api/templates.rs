@@ -1,18 +1,19 @@
 //! Templates: create from an imported version, read, list, versions, promote.
 
-use super::organizations::find_organization;
-use super::templateversions::find_version;
+use super::lookup::{find_organization, find_template, find_version};
 use super::users::forbidden;
 use super::views::{template_json, version_json};
 use super::{
-    Actor, ApiError, ApiResult, created, new_id, ok, parse_uuid, read_json, res, tag_failed,
-    valid_name,
+    Actor, ApiError, ApiResult, Reply, blocking, created, ok, parse_uuid, read_json, res,
+    tag_failed, valid_name,
 };
 use crate::State;
-use crate::model::{CreateTemplateRequest, JobStatus, Response, UpdateActiveTemplateVersion};
-use crate::store::{NewTemplate, StoreError, TemplateRow};
+use crate::model::{
+    CreateTemplateRequest, JobStatus, Response, UpdateActiveTemplateVersion, new_id,
+};
+use crate::store::{NewTemplate, StoreError};
 use actix_web::http::StatusCode;
-use actix_web::{HttpResponse, web};
+use actix_web::web;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -28,71 +29,69 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     );
 }
 
-pub fn find_template(state: &State, raw: &str) -> ApiResult<TemplateRow> {
-    let id = parse_uuid(raw)?;
-    state.store.template(&id)?.ok_or_else(ApiError::not_found)
-}
-
 async fn create(
     state: State,
     actor: Actor,
     path: web::Path<String>,
     body: web::Bytes,
-) -> ApiResult<HttpResponse> {
-    let org = find_organization(&state, &path)?;
-    let req: CreateTemplateRequest = read_json(&body)?;
-    let mut invalid = ApiError::validation();
-    if req.name.is_empty() {
-        invalid = invalid.with_validation("name", tag_failed("required", ""));
-    } else if !valid_name(&req.name) {
-        invalid = invalid.with_validation("name", tag_failed("template_name", &req.name));
-    }
-    if req.template_version_id.is_empty() {
-        invalid = invalid.with_validation("template_version_id", tag_failed("required", ""));
-    }
-    invalid.if_any()?;
-    if !actor.is_template_manager() {
-        return Err(forbidden());
-    }
-    let version_id = parse_uuid(&req.template_version_id)?;
-    let version = state.store.template_version(&version_id)?.ok_or_else(|| {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            format!("Template version {version_id:?} not found."),
-        )
-    })?;
-    if version.template_id.is_some() {
-        return Err(ApiError::bad_request(
-            "The template version already belongs to a template.",
-        ));
-    }
-    if state.store.template_by_name(&org.id, &req.name)?.is_some() {
-        return Err(template_exists(&req.name));
-    }
-    let ttl = req.default_ttl_ms.unwrap_or(0);
-    if ttl < 0 {
-        return Err(ApiError::bad_request("Invalid create template request.")
-            .with_validation("default_ttl_ms", "Must be a positive integer."));
-    }
-    let id = new_id();
-    let result = state.store.create_template(&NewTemplate {
-        id: &id,
-        organization_id: &org.id,
-        name: &req.name,
-        display_name: &req.display_name,
-        description: &req.description,
-        icon: &req.icon,
-        version_id: &version.id,
-        default_ttl_ms: ttl,
-        allow_user_cancel_workspace_jobs: req.allow_user_cancel_workspace_jobs.unwrap_or(true),
-        created_by: &actor.user.id,
-    });
-    match result {
-        Err(StoreError::Conflict(_)) => return Err(template_exists(&req.name)),
-        other => other?,
-    }
-    let template = state.store.template(&id)?.ok_or_else(ApiError::not_found)?;
-    created(&template_json(&state, &template)?)
+) -> ApiResult<Reply> {
+    blocking(move || {
+        let org = find_organization(&state, &path)?;
+        let req: CreateTemplateRequest = read_json(&body)?;
+        let mut invalid = ApiError::validation();
+        if req.name.is_empty() {
+            invalid = invalid.with_validation("name", tag_failed("required", ""));
+        } else if !valid_name(&req.name) {
+            invalid = invalid.with_validation("name", tag_failed("template_name", &req.name));
+        }
+        if req.template_version_id.is_empty() {
+            invalid = invalid.with_validation("template_version_id", tag_failed("required", ""));
+        }
+        invalid.if_any()?;
+        if !actor.caller().manages_templates() {
+            return Err(forbidden());
+        }
+        let version_id = parse_uuid(&req.template_version_id)?;
+        let version = state.store.template_version(&version_id)?.ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                format!("Template version {version_id:?} not found."),
+            )
+        })?;
+        if version.template_id.is_some() {
+            return Err(ApiError::bad_request(
+                "The template version already belongs to a template.",
+            ));
+        }
+        if state.store.template_by_name(&org.id, &req.name)?.is_some() {
+            return Err(template_exists(&req.name));
+        }
+        let ttl = req.default_ttl_ms.unwrap_or(0);
+        if ttl < 0 {
+            return Err(ApiError::bad_request("Invalid create template request.")
+                .with_validation("default_ttl_ms", "Must be a positive integer."));
+        }
+        let id = new_id();
+        let result = state.store.create_template(&NewTemplate {
+            id: &id,
+            organization_id: &org.id,
+            name: &req.name,
+            display_name: &req.display_name,
+            description: &req.description,
+            icon: &req.icon,
+            version_id: &version.id,
+            default_ttl_ms: ttl,
+            allow_user_cancel_workspace_jobs: req.allow_user_cancel_workspace_jobs.unwrap_or(true),
+            created_by: &actor.user.id,
+        });
+        match result {
+            Err(StoreError::Conflict(_)) => return Err(template_exists(&req.name)),
+            other => other?,
+        }
+        let template = state.store.template(&id)?.ok_or_else(ApiError::not_found)?;
+        created(&template_json(&state, &template)?)
+    })
+    .await
 }
 
 fn template_exists(name: &str) -> ApiError {
@@ -100,30 +99,36 @@ fn template_exists(name: &str) -> ApiError {
         .with_validation("name", "This value is already in use and should be unique.")
 }
 
-async fn list(state: State, _actor: Actor, path: web::Path<String>) -> ApiResult<HttpResponse> {
-    let org = find_organization(&state, &path)?;
-    let templates = state
-        .store
-        .templates(&org.id)?
-        .iter()
-        .map(|t| template_json(&state, t))
-        .collect::<ApiResult<Vec<_>>>()?;
-    ok(&templates)
+async fn list(state: State, _actor: Actor, path: web::Path<String>) -> ApiResult<Reply> {
+    blocking(move || {
+        let org = find_organization(&state, &path)?;
+        let templates = state
+            .store
+            .templates(&org.id)?
+            .iter()
+            .map(|t| template_json(&state, t))
+            .collect::<ApiResult<Vec<_>>>()?;
+        ok(&templates)
+    })
+    .await
 }
 
-async fn get(state: State, _actor: Actor, path: web::Path<String>) -> ApiResult<HttpResponse> {
-    ok(&template_json(&state, &find_template(&state, &path)?)?)
+async fn get(state: State, _actor: Actor, path: web::Path<String>) -> ApiResult<Reply> {
+    blocking(move || ok(&template_json(&state, &find_template(&state, &path)?)?)).await
 }
 
-async fn versions(state: State, _actor: Actor, path: web::Path<String>) -> ApiResult<HttpResponse> {
-    let template = find_template(&state, &path)?;
-    let versions = state
-        .store
-        .template_versions(&template.id)?
-        .iter()
-        .map(|v| version_json(&state, v))
-        .collect::<ApiResult<Vec<_>>>()?;
-    ok(&versions)
+async fn versions(state: State, _actor: Actor, path: web::Path<String>) -> ApiResult<Reply> {
+    blocking(move || {
+        let template = find_template(&state, &path)?;
+        let versions = state
+            .store
+            .template_versions(&template.id)?
+            .iter()
+            .map(|v| version_json(&state, v))
+            .collect::<ApiResult<Vec<_>>>()?;
+        ok(&versions)
+    })
+    .await
 }
 
 async fn promote(
@@ -131,35 +136,38 @@ async fn promote(
     actor: Actor,
     path: web::Path<String>,
     body: web::Bytes,
-) -> ApiResult<HttpResponse> {
-    let template = find_template(&state, &path)?;
-    let req: UpdateActiveTemplateVersion = read_json(&body)?;
-    if !actor.is_template_manager() {
-        return Err(forbidden());
-    }
-    let version = find_version(&state, &req.id)?;
-    if version.template_id.as_deref() != Some(template.id.as_str()) {
-        return Err(ApiError::bad_request(
-            "The provided template version doesn't belong to the specified template.",
-        ));
-    }
-    match version.job.status() {
-        JobStatus::Succeeded => {}
-        JobStatus::Pending | JobStatus::Running => {
-            return Err(ApiError::bad_request(
-                "The provided template version is still being imported.",
-            )
-            .with_detail(format!(
-                "Its import job is {}.",
-                version.job.status().as_str()
-            )));
+) -> ApiResult<Reply> {
+    blocking(move || {
+        let template = find_template(&state, &path)?;
+        let req: UpdateActiveTemplateVersion = read_json(&body)?;
+        if !actor.caller().manages_templates() {
+            return Err(forbidden());
         }
-        _ => {
+        let version = find_version(&state, &req.id)?;
+        if version.template_id.as_deref() != Some(template.id.as_str()) {
             return Err(ApiError::bad_request(
-                "Only versions that imported successfully can be promoted.",
+                "The provided template version doesn't belong to the specified template.",
             ));
         }
-    }
-    state.store.set_active_version(&template.id, &version.id)?;
-    ok(&Response::message("Updated the active template version!"))
+        match version.job.status() {
+            JobStatus::Succeeded => {}
+            JobStatus::Pending | JobStatus::Running => {
+                return Err(ApiError::bad_request(
+                    "The provided template version is still being imported.",
+                )
+                .with_detail(format!(
+                    "Its import job is {}.",
+                    version.job.status().as_str()
+                )));
+            }
+            _ => {
+                return Err(ApiError::bad_request(
+                    "Only versions that imported successfully can be promoted.",
+                ));
+            }
+        }
+        state.store.set_active_version(&template.id, &version.id)?;
+        ok(&Response::message("Updated the active template version!"))
+    })
+    .await
 }

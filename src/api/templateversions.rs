@@ -1,15 +1,15 @@
 //! Template versions: create (queues an import job), read, rich parameters, logs.
 
-use super::organizations::find_organization;
+use super::lookup::{find_organization, find_version};
 use super::users::forbidden;
 use super::views::version_json;
 use super::{
-    Actor, ApiError, ApiResult, created, new_id, ok, parse_uuid, read_json, res, tag_failed,
+    Actor, ApiError, ApiResult, Reply, blocking, created, ok, parse_uuid, read_json, res,
+    tag_failed,
 };
 use crate::State;
-use crate::model::manifest::Manifest;
-use crate::model::{self, CreateTemplateVersionRequest, JobStatus};
-use crate::store::{NewTemplateVersion, TemplateVersionRow};
+use crate::model::{self, CreateTemplateVersionRequest, new_id};
+use crate::store::NewTemplateVersion;
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 
@@ -22,15 +22,6 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         res("/templateversions/{version}/rich-parameters").route(web::get().to(rich_parameters)),
     )
     .service(res("/templateversions/{version}/logs").route(web::get().to(logs)));
-}
-
-/// `{templateversion}` from the path; the generic 404 when unknown.
-pub fn find_version(state: &State, raw: &str) -> ApiResult<TemplateVersionRow> {
-    let id = parse_uuid(raw)?;
-    state
-        .store
-        .template_version(&id)?
-        .ok_or_else(ApiError::not_found)
 }
 
 /// A friendly random name for a version, as Coder gives one when none is sent.
@@ -56,7 +47,8 @@ async fn create(
     actor: Actor,
     path: web::Path<String>,
     body: web::Bytes,
-) -> ApiResult<HttpResponse> {
+) -> ApiResult<Reply> {
+    blocking(move || {
     let org = find_organization(&state, &path)?;
     let req: CreateTemplateVersionRequest = read_json(&body)?;
     let mut invalid = ApiError::validation();
@@ -68,7 +60,7 @@ async fn create(
         invalid = invalid.with_validation("provisioner", tag_failed("oneof", &req.provisioner));
     }
     invalid.if_any()?;
-    if !actor.is_template_manager() {
+    if !actor.caller().manages_templates() {
         return Err(forbidden());
     }
     if req.provisioner == "terraform" {
@@ -132,17 +124,21 @@ async fn create(
         file_id: &file_id,
         created_by: &actor.user.id,
     })?;
-    state.engine.notify();
     let version = state
         .store
         .template_version(&id)?
         .ok_or_else(ApiError::not_found)?;
     created(&version_json(&state, &version)?)
+    })
+    .await
 }
 
-async fn get(state: State, _actor: Actor, path: web::Path<String>) -> ApiResult<HttpResponse> {
-    let version = find_version(&state, &path)?;
-    ok(&version_json(&state, &version)?)
+async fn get(state: State, _actor: Actor, path: web::Path<String>) -> ApiResult<Reply> {
+    blocking(move || {
+        let version = find_version(&state, &path)?;
+        ok(&version_json(&state, &version)?)
+    })
+    .await
 }
 
 /// The import job's logs (see `logs.rs`).
@@ -153,38 +149,30 @@ async fn logs(
     payload: web::Payload,
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
-    let version = find_version(&state, &path)?;
+    let s = state.clone();
+    let version = blocking(move || find_version(&s, &path)).await?;
     super::logs::serve(state, req, payload, version.job.id).await
 }
 
 /// The parameters of an imported version; 412 while the import has not completed.
-async fn rich_parameters(
-    state: State,
-    _actor: Actor,
-    path: web::Path<String>,
-) -> ApiResult<HttpResponse> {
-    let version = find_version(&state, &path)?;
-    if version.job.completed_at.is_none() {
-        return Err(ApiError::new(
-            StatusCode::PRECONDITION_FAILED,
-            "Job hasn't completed!",
-        ));
-    }
-    let manifest = version_manifest(&version).unwrap_or_default();
-    let params: Vec<_> = manifest
-        .parameters
-        .into_iter()
-        .map(parameter_json)
-        .collect();
-    ok(&params)
-}
-
-/// The manifest of a version whose import succeeded.
-pub fn version_manifest(v: &TemplateVersionRow) -> Option<Manifest> {
-    if v.job.status() != JobStatus::Succeeded {
-        return None;
-    }
-    serde_json::from_str(v.manifest.as_deref()?).ok()
+async fn rich_parameters(state: State, _actor: Actor, path: web::Path<String>) -> ApiResult<Reply> {
+    blocking(move || {
+        let version = find_version(&state, &path)?;
+        if version.job.completed_at.is_none() {
+            return Err(ApiError::new(
+                StatusCode::PRECONDITION_FAILED,
+                "Job hasn't completed!",
+            ));
+        }
+        let manifest = version.imported_manifest().unwrap_or_default();
+        let params: Vec<_> = manifest
+            .parameters
+            .into_iter()
+            .map(parameter_json)
+            .collect();
+        ok(&params)
+    })
+    .await
 }
 
 fn parameter_json(p: crate::model::manifest::Parameter) -> model::TemplateVersionParameter {

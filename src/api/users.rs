@@ -1,12 +1,14 @@
 //! Users, sessions and API keys: /users/first, /users/login, /users/logout, /users, /users/{user}.
 
+use super::lookup::find_user;
 use super::{
-    Actor, ApiError, ApiResult, created, new_id, ok, read_json, res, tag_failed, valid_name,
+    Actor, ApiError, ApiResult, Reply, blocking, created, ok, read_json, res, tag_failed,
+    valid_name,
 };
-use crate::State;
 use crate::identity;
-use crate::model::{self, Role, SlimRole, Time};
-use crate::store::{NewUser, StoreError, UserRow};
+use crate::model::{self, Role, SlimRole, Time, new_id};
+use crate::store::{NewApiKey, NewUser, StoreError, UserRow};
+use crate::{AppState, State};
 use actix_web::cookie::{Cookie, SameSite};
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
@@ -37,19 +39,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .service(res("/users/{user}/keys").route(web::post().to(create_key)));
 }
 
-/// Finds `{user}`: `me`, a UUID, or a username. Unknown: the generic 404.
-pub fn find_user(state: &State, actor: &Actor, raw: &str) -> ApiResult<UserRow> {
-    if raw == "me" {
-        return Ok(actor.user.clone());
-    }
-    let found = match uuid::Uuid::parse_str(raw) {
-        Ok(id) => state.store.user_by_id(&id.to_string())?,
-        Err(_) => state.store.user_by_username(raw)?,
-    };
-    found.ok_or_else(ApiError::not_found)
-}
-
-pub fn user_json(state: &State, u: &UserRow) -> ApiResult<model::User> {
+pub fn user_json(state: &AppState, u: &UserRow) -> ApiResult<model::User> {
     Ok(model::User {
         id: u.id.clone(),
         username: u.username.clone(),
@@ -116,63 +106,73 @@ fn check_password_strength(password: &str) -> ApiResult<()> {
     })
 }
 
-async fn get_first_user(state: State) -> ApiResult<HttpResponse> {
-    if state.store.user_count()? == 0 {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "The initial user has not been created!",
-        ));
-    }
-    ok(&model::Response::message(
-        "The initial user has already been created!",
-    ))
+async fn get_first_user(state: State) -> ApiResult<Reply> {
+    blocking(move || {
+        if state.store.user_count()? == 0 {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "The initial user has not been created!",
+            ));
+        }
+        ok(&model::Response::message(
+            "The initial user has already been created!",
+        ))
+    })
+    .await
 }
 
-async fn post_first_user(state: State, body: web::Bytes) -> ApiResult<HttpResponse> {
-    let req: model::CreateFirstUserRequest = read_json(&body)?;
-    validate_identity(&req.email, Some(&req.username), Some(&req.password))?;
-    let already = || ApiError::conflict("The initial user has already been created.");
-    if state.store.user_count()? > 0 {
-        return Err(already());
-    }
-    check_password_strength(&req.password)?;
-    let user = NewUser {
-        id: new_id(),
-        email: req.email,
-        username: req.username,
-        name: req.name,
-        hashed_password: identity::hash_password(&req.password),
-        login_type: "password".into(),
-        roles: vec![Role::Owner],
-    };
-    let org_id = new_id();
-    match state.store.create_first_user(&user, &org_id) {
-        Err(StoreError::Conflict(_)) => return Err(already()),
-        other => other?,
-    }
-    let org = state
-        .store
-        .organization("coder")?
-        .ok_or_else(|| ApiError::internal("Internal error creating user.", "no default org"))?;
-    log::info!("first user {:?} created (owner)", user.username);
-    created(&model::CreateFirstUserResponse {
-        user_id: user.id,
-        organization_id: org.id,
+async fn post_first_user(state: State, body: web::Bytes) -> ApiResult<Reply> {
+    blocking(move || {
+        let req: model::CreateFirstUserRequest = read_json(&body)?;
+        validate_identity(&req.email, Some(&req.username), Some(&req.password))?;
+        let already = || ApiError::conflict("The initial user has already been created.");
+        if state.store.user_count()? > 0 {
+            return Err(already());
+        }
+        check_password_strength(&req.password)?;
+        let user = NewUser {
+            id: new_id(),
+            email: req.email,
+            username: req.username,
+            name: req.name,
+            hashed_password: identity::hash_password(&req.password),
+            login_type: "password".into(),
+            roles: vec![Role::Owner],
+        };
+        let org_id = new_id();
+        match state.store.create_first_user(&user, &org_id) {
+            Err(StoreError::Conflict(_)) => return Err(already()),
+            other => other?,
+        }
+        let org = state
+            .store
+            .organization("coder")?
+            .ok_or_else(|| ApiError::internal("Internal error creating user.", "no default org"))?;
+        log::info!("first user {:?} created (owner)", user.username);
+        created(&model::CreateFirstUserResponse {
+            user_id: user.id,
+            organization_id: org.id,
+        })
     })
+    .await
 }
 
 /// Makes an API key for `user_id` and returns the token, shown this once.
 fn issue_token(
-    state: &State,
+    state: &AppState,
     user_id: &str,
     login_type: &str,
     lifetime_ms: i64,
 ) -> ApiResult<(String, Time)> {
     let t = identity::new_token();
     let expires_at = Time::now().plus_millis(lifetime_ms);
-    state
-        .store
-        .insert_api_key(&t.id, &t.hashed_secret, user_id, login_type, expires_at)?;
+    state.store.insert_api_key(&NewApiKey {
+        id: &t.id,
+        hashed_secret: &t.hashed_secret,
+        user_id,
+        login_type,
+        expires_at,
+    })?;
     Ok((t.token, expires_at))
 }
 
@@ -186,7 +186,21 @@ fn session_cookie(value: String, max_age_secs: i64) -> Cookie<'static> {
 }
 
 async fn login(state: State, body: web::Bytes) -> ApiResult<HttpResponse> {
-    let req: model::LoginWithPasswordRequest = read_json(&body)?;
+    let token = blocking(move || check_login(&state, &body)).await?;
+    Ok(HttpResponse::Created()
+        .cookie(session_cookie(token.clone(), SESSION_LIFETIME_MS / 1000))
+        .insert_header(("Content-Type", "application/json; charset=utf-8"))
+        .body(
+            serde_json::to_vec(&model::LoginWithPasswordResponse {
+                session_token: token,
+            })
+            .unwrap(),
+        ))
+}
+
+/// Checks an email and password (the slow hash runs here); returns a new session token.
+fn check_login(state: &AppState, body: &[u8]) -> ApiResult<String> {
+    let req: model::LoginWithPasswordRequest = read_json(body)?;
     validate_identity(&req.email, None, Some(&req.password))?;
     let user = state.store.user_by_email(&req.email)?;
     let valid = match &user {
@@ -204,47 +218,47 @@ async fn login(state: State, body: web::Bytes) -> ApiResult<HttpResponse> {
             "Incorrect email or password.",
         ));
     };
-    let (token, _) = issue_token(&state, &user.id, "password", SESSION_LIFETIME_MS)?;
-    Ok(HttpResponse::Created()
-        .cookie(session_cookie(token.clone(), SESSION_LIFETIME_MS / 1000))
-        .insert_header(("Content-Type", "application/json; charset=utf-8"))
-        .body(
-            serde_json::to_vec(&model::LoginWithPasswordResponse {
-                session_token: token,
-            })
-            .unwrap(),
-        ))
+    let (token, _) = issue_token(state, &user.id, "password", SESSION_LIFETIME_MS)?;
+    Ok(token)
 }
 
 const DUMMY_HASH: &str =
     "$pbkdf2-sha256$65535$AAAAAAAAAAAAAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
 
 async fn logout(state: State, actor: Actor) -> ApiResult<HttpResponse> {
-    state.store.delete_api_key(&actor.key_id)?;
-    state.sessions.forget_key(&actor.key_id);
+    blocking(move || {
+        state.store.delete_api_key(&actor.key_id)?;
+        state.sessions.forget_key(&actor.key_id);
+        Ok(())
+    })
+    .await?;
     Ok(HttpResponse::Ok()
         .cookie(session_cookie(String::new(), 0))
         .insert_header(("Content-Type", "application/json; charset=utf-8"))
         .body(serde_json::to_vec(&model::Response::message("Logged out!")).unwrap_or_default()))
 }
 
-async fn list_users(state: State, _actor: Actor) -> ApiResult<HttpResponse> {
-    let users = state
-        .store
-        .list_users()?
-        .iter()
-        .map(|u| user_json(&state, u))
-        .collect::<ApiResult<Vec<_>>>()?;
-    ok(&model::GetUsersResponse {
-        count: users.len(),
-        users,
+async fn list_users(state: State, _actor: Actor) -> ApiResult<Reply> {
+    blocking(move || {
+        let users = state
+            .store
+            .list_users()?
+            .iter()
+            .map(|u| user_json(&state, u))
+            .collect::<ApiResult<Vec<_>>>()?;
+        ok(&model::GetUsersResponse {
+            count: users.len(),
+            users,
+        })
     })
+    .await
 }
 
-async fn create_user(state: State, actor: Actor, body: web::Bytes) -> ApiResult<HttpResponse> {
+async fn create_user(state: State, actor: Actor, body: web::Bytes) -> ApiResult<Reply> {
+    blocking(move || {
     let req: model::CreateUserRequest = read_json(&body)?;
     validate_identity(&req.email, Some(&req.username), None)?;
-    if !actor.is_owner() {
+    if !actor.caller().manages_users() {
         return Err(ApiError::forbidden(
             "You are not authorized to create users.",
         ));
@@ -314,11 +328,16 @@ async fn create_user(state: State, actor: Actor, body: web::Bytes) -> ApiResult<
         .user_by_id(&user.id)?
         .ok_or_else(ApiError::not_found)?;
     created(&user_json(&state, &row)?)
+    })
+    .await
 }
 
-async fn get_user(state: State, actor: Actor, path: web::Path<String>) -> ApiResult<HttpResponse> {
-    let user = find_user(&state, &actor, &path)?;
-    ok(&user_json(&state, &user)?)
+async fn get_user(state: State, actor: Actor, path: web::Path<String>) -> ApiResult<Reply> {
+    blocking(move || {
+        let user = find_user(&state, &actor, &path)?;
+        ok(&user_json(&state, &user)?)
+    })
+    .await
 }
 
 async fn put_roles(
@@ -326,48 +345,50 @@ async fn put_roles(
     actor: Actor,
     path: web::Path<String>,
     body: web::Bytes,
-) -> ApiResult<HttpResponse> {
-    let user = find_user(&state, &actor, &path)?;
-    let req: model::UpdateRoles = read_json(&body)?;
-    if !actor.is_owner() {
-        return Err(forbidden());
-    }
-    if user.id == actor.user.id {
-        return Err(ApiError::bad_request("You cannot change your own roles."));
-    }
-    let mut roles = Vec::new();
-    for name in &req.roles {
-        if name == "member" {
-            continue;
+) -> ApiResult<Reply> {
+    blocking(move || {
+        let user = find_user(&state, &actor, &path)?;
+        let req: model::UpdateRoles = read_json(&body)?;
+        if !actor.caller().manages_users() {
+            return Err(forbidden());
         }
-        let role = Role::parse(name).ok_or_else(|| {
-            ApiError::bad_request(format!("Invalid role name {name:?}.")).with_detail(format!(
-                "site roles are {:?} and \"member\"",
-                Role::ALL.map(Role::name)
-            ))
-        })?;
-        if !roles.contains(&role) {
-            roles.push(role);
+        if user.id == actor.user.id {
+            return Err(ApiError::bad_request("You cannot change your own roles."));
         }
-    }
-    state.store.set_user_roles(&user.id, &roles)?;
-    state.sessions.forget_user(&user.id);
-    let row = state
-        .store
-        .user_by_id(&user.id)?
-        .ok_or_else(ApiError::not_found)?;
-    ok(&user_json(&state, &row)?)
+        let mut roles = Vec::new();
+        for name in &req.roles {
+            if name == "member" {
+                continue;
+            }
+            let role = Role::parse(name).ok_or_else(|| {
+                ApiError::bad_request(format!("Invalid role name {name:?}.")).with_detail(format!(
+                    "site roles are {:?} and \"member\"",
+                    Role::ALL.map(Role::name)
+                ))
+            })?;
+            if !roles.contains(&role) {
+                roles.push(role);
+            }
+        }
+        state.store.set_user_roles(&user.id, &roles)?;
+        state.sessions.forget_user(&user.id);
+        let row = state
+            .store
+            .user_by_id(&user.id)?
+            .ok_or_else(ApiError::not_found)?;
+        ok(&user_json(&state, &row)?)
+    })
+    .await
 }
 
-async fn create_key(
-    state: State,
-    actor: Actor,
-    path: web::Path<String>,
-) -> ApiResult<HttpResponse> {
-    let user = find_user(&state, &actor, &path)?;
-    if user.id != actor.user.id && !actor.is_owner() {
-        return Err(ApiError::not_found());
-    }
-    let (key, _) = issue_token(&state, &user.id, "token", API_KEY_LIFETIME_MS)?;
-    created(&model::GenerateApiKeyResponse { key })
+async fn create_key(state: State, actor: Actor, path: web::Path<String>) -> ApiResult<Reply> {
+    blocking(move || {
+        let user = find_user(&state, &actor, &path)?;
+        if user.id != actor.user.id && !actor.caller().manages_users() {
+            return Err(ApiError::not_found());
+        }
+        let (key, _) = issue_token(&state, &user.id, "token", API_KEY_LIFETIME_MS)?;
+        created(&model::GenerateApiKeyResponse { key })
+    })
+    .await
 }

@@ -3,7 +3,7 @@
 use super::ApiResult;
 use crate::AppState;
 use crate::model::{self, BuildStatus, JobStatus, MatchedProvisioners, Time};
-use crate::store::{BuildRow, JobRow, ResourceRow, TemplateRow, TemplateVersionRow, WorkspaceRow};
+use crate::store::{BuildRow, JobRow, TemplateRow, TemplateVersionRow, WorkspaceRow};
 use serde_json::{Value, json};
 
 pub fn job_json(
@@ -53,51 +53,17 @@ pub fn matched_provisioners(state: &AppState, job: &JobRow) -> MatchedProvisione
     }
 }
 
-/// A stored agent with its `status`: `connecting` until its connection timeout has passed
-/// since it was created, then `timeout` (kiln runs no real agents).
-fn agent_with_status(mut agent: Value, now: Time) -> Value {
-    let created = agent["created_at"]
-        .as_str()
-        .and_then(Time::parse_rfc3339)
-        .unwrap_or(now);
-    let timeout_s = agent["connection_timeout_seconds"].as_i64().unwrap_or(0);
-    let status = if timeout_s > 0 && now < created.plus_millis(timeout_s * 1000) {
-        "connecting"
-    } else {
-        "timeout"
-    };
-    agent["status"] = json!(status);
-    agent
-}
-
-pub fn resource_json(r: ResourceRow, now: Time) -> model::WorkspaceResource {
-    let agents: Vec<Value> = serde_json::from_str(&r.agents_json).unwrap_or_default();
-    model::WorkspaceResource {
-        id: r.id,
-        created_at: r.created_at,
-        job_id: r.job_id,
-        workspace_transition: r.transition,
-        kind: r.kind,
-        name: r.name,
-        hide: r.hide,
-        icon: r.icon,
-        agents: agents
-            .into_iter()
-            .map(|a| agent_with_status(a, now))
-            .collect(),
-        metadata: serde_json::from_str(&r.metadata_json).unwrap_or_default(),
-        daily_cost: r.daily_cost,
-    }
-}
-
+/// A job's resources, sorted by name, with their agents' status as of now.
 pub fn resources_json(state: &AppState, job_id: &str) -> ApiResult<Vec<model::WorkspaceResource>> {
     let now = Time::now();
-    Ok(state
-        .store
-        .resources(job_id)?
-        .into_iter()
-        .map(|r| resource_json(r, now))
-        .collect())
+    let mut resources = state.store.resources(job_id)?;
+    for r in &mut resources {
+        r.agents = std::mem::take(&mut r.agents)
+            .into_iter()
+            .map(|a| a.with_status(now))
+            .collect();
+    }
+    Ok(resources)
 }
 
 pub fn build_json(state: &AppState, b: &BuildRow) -> ApiResult<model::WorkspaceBuild> {
@@ -248,7 +214,7 @@ pub fn workspace_json(state: &AppState, w: &WorkspaceRow) -> ApiResult<model::Wo
         .resources
         .iter()
         .flat_map(|r| r.agents.iter())
-        .filter_map(|a| a["id"].as_str().map(str::to_string))
+        .map(|a| a.id.clone())
         .collect();
     Ok(model::Workspace {
         id: w.id.clone(),

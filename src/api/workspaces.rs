@@ -1,18 +1,17 @@
 //! Workspaces: create (with the first start build), read by id or by owner and name, list.
 
-use super::build_create::{BuildRequest, can_read_workspace, check_version, queue_build};
-use super::organizations::find_organization;
-use super::users::find_user;
+use super::builds::create::{BuildRequest, check_version, queue_build};
+use super::lookup::{find_organization, find_user, find_workspace, find_workspace_by_name};
 use super::views::workspace_json;
 use super::{
-    Actor, ApiError, ApiResult, auth::serde_urlencoded_pairs, created, new_id, ok, parse_uuid,
-    read_json, res, tag_failed, valid_name,
+    Actor, ApiError, ApiResult, Reply, auth::serde_urlencoded_pairs, blocking, created, ok,
+    parse_uuid, read_json, res, tag_failed, valid_name,
 };
-use crate::State;
-use crate::model::{CreateWorkspaceRequest, Transition, WorkspacesResponse};
+use crate::model::{CreateWorkspaceRequest, Transition, WorkspacesResponse, new_id};
 use crate::store::{NewWorkspace, UserRow, WorkspaceRow};
+use crate::{AppState, State};
 use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpRequest, web};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(res("/users/{user}/workspaces").route(web::post().to(create_for_user)))
@@ -31,32 +30,6 @@ fn include_deleted(req: &HttpRequest) -> bool {
         .any(|(k, v)| k == "include_deleted" && v == "true")
 }
 
-/// A workspace the caller may read, by id (deleted ones too).
-pub fn find_workspace(state: &State, actor: &Actor, raw: &str) -> ApiResult<WorkspaceRow> {
-    let id = parse_uuid(raw)?;
-    state
-        .store
-        .workspace(&id)?
-        .filter(|w| can_read_workspace(actor, w))
-        .ok_or_else(ApiError::not_found)
-}
-
-/// `{user}`'s live workspace `{name}` that the caller may read.
-pub fn find_workspace_by_name(
-    state: &State,
-    actor: &Actor,
-    user: &str,
-    name: &str,
-    deleted: bool,
-) -> ApiResult<WorkspaceRow> {
-    let owner = find_user(state, actor, user)?;
-    state
-        .store
-        .workspace_by_name(&owner.id, name, deleted)?
-        .filter(|w| can_read_workspace(actor, w))
-        .ok_or_else(ApiError::not_found)
-}
-
 fn gone() -> ApiError {
     ApiError::new(StatusCode::GONE, "Workspace was deleted.")
         .with_detail("Add ?include_deleted=true to read it anyway.")
@@ -67,12 +40,16 @@ async fn get(
     actor: Actor,
     req: HttpRequest,
     path: web::Path<String>,
-) -> ApiResult<HttpResponse> {
-    let w = find_workspace(&state, &actor, &path)?;
-    if w.deleted && !include_deleted(&req) {
-        return Err(gone());
-    }
-    ok(&workspace_json(&state, &w)?)
+) -> ApiResult<Reply> {
+    let include_deleted = include_deleted(&req);
+    blocking(move || {
+        let w = find_workspace(&state, &actor, &path)?;
+        if w.deleted && !include_deleted {
+            return Err(gone());
+        }
+        ok(&workspace_json(&state, &w)?)
+    })
+    .await
 }
 
 async fn get_by_name(
@@ -80,38 +57,47 @@ async fn get_by_name(
     actor: Actor,
     req: HttpRequest,
     path: web::Path<(String, String)>,
-) -> ApiResult<HttpResponse> {
+) -> ApiResult<Reply> {
     let (user, name) = path.into_inner();
-    let w = find_workspace_by_name(&state, &actor, &user, &name, include_deleted(&req))?;
-    ok(&workspace_json(&state, &w)?)
+    let include_deleted = include_deleted(&req);
+    blocking(move || {
+        let w = find_workspace_by_name(&state, &actor, &user, &name, include_deleted)?;
+        ok(&workspace_json(&state, &w)?)
+    })
+    .await
 }
 
-async fn list(state: State, actor: Actor, req: HttpRequest) -> ApiResult<HttpResponse> {
+async fn list(state: State, actor: Actor, req: HttpRequest) -> ApiResult<Reply> {
     // `q` understands `owner:<name|me>`; members always see only their own workspaces.
     let q = serde_urlencoded_pairs(req.query_string())
         .into_iter()
         .find(|(k, _)| k == "q")
         .map(|(_, v)| v)
         .unwrap_or_default();
-    let mut owner_id = (!actor.is_template_manager()).then(|| actor.user.id.clone());
-    for term in q.split_whitespace() {
-        if let Some(name) = term.strip_prefix("owner:") {
-            match find_user(&state, &actor, name) {
-                Ok(u) if owner_id.as_ref().is_none_or(|id| *id == u.id) => owner_id = Some(u.id),
-                _ => owner_id = Some(String::new()),
+    blocking(move || {
+        let mut owner_id = actor.caller().workspace_owner_filter().map(str::to_string);
+        for term in q.split_whitespace() {
+            if let Some(name) = term.strip_prefix("owner:") {
+                match find_user(&state, &actor, name) {
+                    Ok(u) if owner_id.as_ref().is_none_or(|id| *id == u.id) => {
+                        owner_id = Some(u.id)
+                    }
+                    _ => owner_id = Some(String::new()),
+                }
             }
         }
-    }
-    let workspaces = state
-        .store
-        .workspaces(owner_id.as_deref())?
-        .iter()
-        .map(|w| workspace_json(&state, w))
-        .collect::<ApiResult<Vec<_>>>()?;
-    ok(&WorkspacesResponse {
-        count: workspaces.len(),
-        workspaces,
+        let workspaces = state
+            .store
+            .workspaces(owner_id.as_deref())?
+            .iter()
+            .map(|w| workspace_json(&state, w))
+            .collect::<ApiResult<Vec<_>>>()?;
+        ok(&WorkspacesResponse {
+            count: workspaces.len(),
+            workspaces,
+        })
     })
+    .await
 }
 
 async fn create_for_user(
@@ -119,9 +105,12 @@ async fn create_for_user(
     actor: Actor,
     path: web::Path<String>,
     body: web::Bytes,
-) -> ApiResult<HttpResponse> {
-    let owner = find_user(&state, &actor, &path)?;
-    create(&state, &actor, owner, None, &body)
+) -> ApiResult<Reply> {
+    blocking(move || {
+        let owner = find_user(&state, &actor, &path)?;
+        create(&state, &actor, owner, None, &body)
+    })
+    .await
 }
 
 async fn create_in_org(
@@ -129,22 +118,25 @@ async fn create_in_org(
     actor: Actor,
     path: web::Path<(String, String)>,
     body: web::Bytes,
-) -> ApiResult<HttpResponse> {
+) -> ApiResult<Reply> {
     let (org, user) = path.into_inner();
-    let org = find_organization(&state, &org)?;
-    let owner = find_user(&state, &actor, &user)?;
-    create(&state, &actor, owner, Some(org.id), &body)
+    blocking(move || {
+        let org = find_organization(&state, &org)?;
+        let owner = find_user(&state, &actor, &user)?;
+        create(&state, &actor, owner, Some(org.id), &body)
+    })
+    .await
 }
 
 fn create(
-    state: &State,
+    state: &AppState,
     actor: &Actor,
     owner: UserRow,
     org_id: Option<String>,
     body: &[u8],
-) -> ApiResult<HttpResponse> {
+) -> ApiResult<Reply> {
     let req: CreateWorkspaceRequest = read_json(body)?;
-    if owner.id != actor.user.id && !actor.is_owner() {
+    if !actor.caller().may_create_workspace_for(&owner.id) {
         return Err(ApiError::forbidden(
             "You do not have permission to create workspaces for other users.",
         ));

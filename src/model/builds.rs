@@ -1,6 +1,6 @@
 //! Jobs, logs, builds and resources, in Coder's shapes.
 
-use super::{BuildStatus, JobStatus, Time, Transition};
+use super::{BuildStatus, JobStatus, Time, Transition, WorkspaceResource};
 use serde::Serialize;
 
 /// codersdk.ProvisionerJob. Unset times, worker and error are left out (Go's omitempty).
@@ -92,28 +92,4 @@ pub struct WorkspaceBuild {
     pub daily_cost: i64,
     pub matched_provisioners: MatchedProvisioners,
     pub template_version_preset_id: Option<String>,
-}
-
-/// codersdk.WorkspaceResource
-#[derive(Clone, Debug, Serialize)]
-pub struct WorkspaceResource {
-    pub id: String,
-    pub created_at: Time,
-    pub job_id: String,
-    pub workspace_transition: Transition,
-    #[serde(rename = "type")]
-    pub kind: String,
-    pub name: String,
-    pub hide: bool,
-    pub icon: String,
-    pub agents: Vec<serde_json::Value>,
-    pub metadata: Vec<WorkspaceResourceMetadata>,
-    pub daily_cost: i64,
-}
-
-#[derive(Clone, Debug, Serialize, serde::Deserialize)]
-pub struct WorkspaceResourceMetadata {
-    pub key: String,
-    pub value: String,
-    pub sensitive: bool,
 }

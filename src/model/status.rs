@@ -83,19 +83,6 @@ impl Transition {
     }
 }
 
-impl rusqlite::types::FromSql for Transition {
-    fn column_result(v: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self> {
-        let s = v.as_str()?;
-        Transition::parse(s).ok_or_else(|| rusqlite::types::FromSqlError::Other(s.into()))
-    }
-}
-
-impl rusqlite::types::ToSql for Transition {
-    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
-        Ok(self.as_str().into())
-    }
-}
-
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum BuildStatus {

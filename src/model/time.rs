@@ -1,7 +1,7 @@
 //! Times are stored as microseconds since the Unix epoch and sent as RFC 3339 UTC with
 //! fractional seconds, e.g. `2026-11-28T10:15:22.123456Z`.
 
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use time::OffsetDateTime;
 
 /// A point in time, in microseconds since the Unix epoch (UTC).
@@ -56,15 +56,11 @@ impl Serialize for Time {
     }
 }
 
-impl rusqlite::types::FromSql for Time {
-    fn column_result(v: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self> {
-        v.as_i64().map(Time)
-    }
-}
-
-impl rusqlite::types::ToSql for Time {
-    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
-        Ok(self.0.into())
+impl<'de> Deserialize<'de> for Time {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Time, D::Error> {
+        let text = String::deserialize(d)?;
+        Time::parse_rfc3339(&text)
+            .ok_or_else(|| serde::de::Error::custom(format!("not an RFC 3339 time: {text:?}")))
     }
 }
 
@@ -78,5 +74,7 @@ mod tests {
         let t = Time::parse_rfc3339("2026-11-28T10:15:22.123456+01:00").unwrap();
         assert_eq!(t.rfc3339(), "2026-11-28T09:15:22.123456Z");
         assert!(Time::parse_rfc3339("yesterday").is_none());
+        let back: Time = serde_json::from_str("\"2026-11-28T09:15:22.123456Z\"").unwrap();
+        assert_eq!(back, t);
     }
 }

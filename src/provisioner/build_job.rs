@@ -1,15 +1,15 @@
 //! A workspace build job: set up, plan, run the transition's steps, clean up, and complete
 //! everything in one transaction.
 
+use super::archive;
 use super::control::{JobControl, StopReason};
 use super::logwriter::{LogWriter, SOURCE_DAEMON};
-use super::render::render;
+use super::plan::plan_resources;
+use super::queue::{BuildWork, JobQueue};
 use super::runner::{StepContext, StepsOutcome, run_steps};
-use super::{Engine, archive};
-use crate::model::manifest::{Agent, Manifest};
-use crate::model::{Time, Transition};
-use crate::store::{BuildCompletion, BuildRow, JobRow, ResourceRow, StoreResult};
-use serde_json::json;
+use crate::domain::builds::build_end;
+use crate::model::{JobStatus, Transition, WorkspaceResource};
+use crate::store::{BuildCompletion, BuildRow, JobRow, StoreResult};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
@@ -26,14 +26,18 @@ pub fn workspace_dir(data_dir: &Path, workspace_id: &str) -> PathBuf {
     data_dir.join("workspaces").join(workspace_id)
 }
 
-pub fn run(engine: &Engine, job: &JobRow, control: &JobControl) -> StoreResult<()> {
-    let store = &engine.store;
-    let Some(build) = store.build_by_job(&job.id)? else {
-        return store.abandon_job(&job.id, "the job's workspace build does not exist");
-    };
-    let mut log = engine.log_writer(job);
-    let work_dir = engine.config.data_dir.join("jobs").join(&job.id);
-    let result = execute(engine, &build, &mut log, control, &work_dir);
+pub fn run(
+    data_dir: &Path,
+    queue: &dyn JobQueue,
+    job: &JobRow,
+    worker_id: &str,
+    work: BuildWork,
+    mut log: LogWriter,
+    control: &JobControl,
+) -> StoreResult<()> {
+    let work_dir = data_dir.join("jobs").join(&job.id);
+    let ws_dir = workspace_dir(data_dir, &work.build.workspace_id);
+    let result = execute(&work, &mut log, control, &work_dir, &ws_dir);
     let _ = std::fs::remove_dir_all(&work_dir);
     let (error, new_state, resources) = match result? {
         Executed::Done { state, resources } => (String::new(), state, resources),
@@ -57,84 +61,43 @@ pub fn run(engine: &Engine, job: &JobRow, control: &JobControl) -> StoreResult<(
             vec![],
         ),
     };
-    let now = Time::now();
-    let daily_cost = resources.iter().map(|r| r.daily_cost).sum();
-    let deadline = if build.transition == Transition::Start && error.is_empty() {
-        ttl_ms(engine, &build)?.map(|ttl| now.plus_millis(ttl))
-    } else {
-        None
+    let done = BuildCompletion {
+        error,
+        new_state,
+        resources,
+        ttl_ms: work.ttl_ms,
     };
-    let status = store.complete_build(
-        &build,
-        &BuildCompletion {
-            error,
-            new_state,
-            resources,
-            deadline,
-            daily_cost: if build.transition == Transition::Delete {
-                0
-            } else {
-                daily_cost
-            },
-        },
-        &log.take(),
-    )?;
-    if build.transition == Transition::Delete && status == crate::model::JobStatus::Succeeded {
-        let _ =
-            std::fs::remove_dir_all(workspace_dir(&engine.config.data_dir, &build.workspace_id));
+    let status = queue.complete_build(&job.id, worker_id, &done, &log.take())?;
+    if build_end(work.build.transition, status.unwrap_or(JobStatus::Failed)).deletes_workspace {
+        let _ = std::fs::remove_dir_all(ws_dir);
     }
     Ok(())
-}
-
-/// The workspace's TTL, else the template's default; `None` when neither is set.
-fn ttl_ms(engine: &Engine, build: &BuildRow) -> StoreResult<Option<i64>> {
-    let ws_ttl = engine
-        .store
-        .workspace(&build.workspace_id)?
-        .and_then(|w| w.ttl_ms);
-    let ttl = match ws_ttl {
-        Some(t) => t,
-        None => engine
-            .store
-            .template(&build.template_id)?
-            .map_or(0, |t| t.default_ttl_ms),
-    };
-    Ok((ttl > 0).then_some(ttl))
 }
 
 enum Executed {
     Done {
         state: Option<Vec<u8>>,
-        resources: Vec<ResourceRow>,
+        resources: Vec<WorkspaceResource>,
     },
     Failed(String),
     Stopped(StopReason),
 }
 
 fn execute(
-    engine: &Engine,
-    build: &BuildRow,
+    work: &BuildWork,
     log: &mut LogWriter,
     control: &JobControl,
     work_dir: &Path,
+    ws_dir: &Path,
 ) -> StoreResult<Executed> {
-    let store = &engine.store;
+    let build = &work.build;
     log.stage("Setting up")?;
-    let Some(version) = store.template_version(&build.template_version_id)? else {
-        return Ok(Executed::Failed(
-            "the build's template version no longer exists".into(),
-        ));
+    let manifest = match &work.manifest {
+        Ok(m) => m,
+        Err(why) => return Ok(Executed::Failed(why.clone())),
     };
-    let manifest: Manifest = match version.manifest.as_deref().map(serde_json::from_str) {
-        Some(Ok(m)) => m,
-        _ => {
-            return Ok(Executed::Failed(
-                "the template version has no imported manifest".into(),
-            ));
-        }
-    };
-    let params = store.build_parameters(&build.id)?;
-    let mut vars: HashMap<String, String> = params
+    let mut vars: HashMap<String, String> = work
+        .parameters
         .iter()
         .map(|(k, v)| (format!("param.{k}"), v.clone()))
         .collect();
@@ -143,23 +106,17 @@ fn execute(
     vars.insert("build.number".into(), build.build_number.to_string());
 
     let steps = manifest.steps.for_transition(build.transition);
-    let runs_steps = !build.orphan && !steps.is_empty();
-    let ws_dir = workspace_dir(&engine.config.data_dir, &build.workspace_id);
+    let runs_steps = work.runs_steps();
     let state_file = work_dir.with_extension("state");
     if runs_steps {
-        let archive_bytes = store
-            .file(&version.file_id)?
-            .map(|f| f.data)
-            .unwrap_or_default();
-        let state = store.build_state(&build.id)?;
         let unpacked = std::fs::create_dir_all(work_dir)
             .map_err(|e| e.to_string())
-            .and_then(|_| archive::extract(&archive_bytes, work_dir));
+            .and_then(|_| archive::extract(&work.archive, work_dir));
         if let Err(e) = unpacked {
             return Ok(Executed::Failed(format!("cannot unpack the template: {e}")));
         }
         let prepared =
-            std::fs::create_dir_all(&ws_dir).and_then(|_| std::fs::write(&state_file, state));
+            std::fs::create_dir_all(ws_dir).and_then(|_| std::fs::write(&state_file, &work.state));
         if let Err(e) = prepared {
             return Ok(Executed::Failed(format!(
                 "cannot prepare the workspace folder: {e}"
@@ -178,7 +135,7 @@ fn execute(
     let mut new_state = None;
     if runs_steps {
         let ctx = StepContext {
-            env: environment(build, &params, &ws_dir, &state_file),
+            env: environment(build, &work.parameters, ws_dir, &state_file),
             vars: vars.clone(),
             dir: work_dir.to_path_buf(),
         };
@@ -197,7 +154,7 @@ fn execute(
     let resources = if build.orphan {
         vec![]
     } else {
-        plan_resources(&manifest, &build.job.id, build.transition, &vars)
+        plan_resources(manifest, &build.job.id, build.transition, &vars)
     };
     Ok(Executed::Done {
         state: new_state,
@@ -252,128 +209,4 @@ fn environment(
         ));
     }
     env
-}
-
-/// The resources that exist after `transition`, with ids fixed now and placeholders filled.
-pub fn plan_resources(
-    manifest: &Manifest,
-    job_id: &str,
-    transition: Transition,
-    vars: &HashMap<String, String>,
-) -> Vec<ResourceRow> {
-    let now = Time::now();
-    manifest
-        .resources
-        .iter()
-        .filter(|r| r.transitions.contains(&transition))
-        .map(|r| {
-            let id = crate::api::new_id();
-            let metadata: Vec<_> = r
-                .metadata
-                .iter()
-                .map(|m| json!({"key": m.key, "value": render(&m.value, vars), "sensitive": m.sensitive}))
-                .collect();
-            let agents: Vec<_> = r.agents.iter().map(|a| agent_json(a, &id, now, vars)).collect();
-            ResourceRow {
-                id,
-                job_id: job_id.to_string(),
-                created_at: now,
-                transition,
-                kind: r.kind.clone(),
-                name: r.name.clone(),
-                hide: r.hide,
-                icon: r.icon.clone(),
-                daily_cost: r.daily_cost as i64,
-                metadata_json: serde_json::Value::from(metadata).to_string(),
-                agents_json: serde_json::Value::from(agents).to_string(),
-            }
-        })
-        .collect()
-}
-
-/// A WorkspaceAgent in Coder's shape, without `status` (derived from the time when read).
-fn agent_json(
-    a: &Agent,
-    resource_id: &str,
-    now: Time,
-    vars: &HashMap<String, String>,
-) -> serde_json::Value {
-    let agent_id = crate::api::new_id();
-    let apps: Vec<_> = a
-        .apps
-        .iter()
-        .map(|app| {
-            json!({
-                "id": crate::api::new_id(),
-                "url": render(&app.url, vars),
-                "external": app.external,
-                "slug": app.slug,
-                "display_name": app.display_name,
-                "command": app.command,
-                "icon": app.icon,
-                "subdomain": app.subdomain,
-                "subdomain_name": "",
-                "sharing_level": app.sharing_level,
-                "healthcheck": app.healthcheck.as_ref().map_or(json!({"url": "", "interval": 0, "threshold": 0}),
-                    |h| json!({"url": render(&h.url, vars), "interval": h.interval, "threshold": h.threshold})),
-                "health": if app.healthcheck.is_some() { "initializing" } else { "disabled" },
-                "group": app.group,
-                "hidden": app.hidden,
-                "open_in": app.open_in,
-                "tooltip": app.tooltip,
-                "statuses": [],
-            })
-        })
-        .collect();
-    let mut log_sources = Vec::new();
-    let scripts: Vec<_> = a
-        .scripts
-        .iter()
-        .map(|s| {
-            let source_id = crate::api::new_id();
-            log_sources.push(json!({
-                "id": source_id, "workspace_agent_id": agent_id, "created_at": now,
-                "display_name": s.display_name, "icon": s.icon,
-            }));
-            json!({
-                "id": crate::api::new_id(),
-                "log_source_id": source_id,
-                "log_path": s.log_path,
-                "script": s.script,
-                "cron": s.cron,
-                "run_on_start": s.run_on_start,
-                "run_on_stop": s.run_on_stop,
-                "start_blocks_login": s.start_blocks_login,
-                "timeout": s.timeout,
-                "display_name": s.display_name,
-            })
-        })
-        .collect();
-    json!({
-        "id": agent_id,
-        "created_at": now,
-        "updated_at": now,
-        "name": a.name,
-        "resource_id": resource_id,
-        "architecture": a.architecture,
-        "operating_system": a.operating_system,
-        "environment_variables": {},
-        "directory": a.directory,
-        "expanded_directory": "",
-        "version": "",
-        "api_version": "",
-        "apps": apps,
-        "scripts": scripts,
-        "log_sources": log_sources,
-        "lifecycle_state": "created",
-        "logs_length": 0,
-        "logs_overflowed": false,
-        "connection_timeout_seconds": a.connection_timeout_seconds,
-        "troubleshooting_url": a.troubleshooting_url,
-        "subsystems": [],
-        "health": {"healthy": false, "reason": "agent is not running"},
-        "display_apps": [],
-        "startup_script_behavior": "non-blocking",
-        "parent_id": null,
-    })
 }

@@ -1,7 +1,9 @@
-//! What a worker listens to while it runs a job: a cancel request or the server shutting down.
+//! What a worker listens to while it runs a job: a reason to stop (set here by the engine, or
+//! by the worker itself once its lease says so), and the job's cancel notices, which tell it
+//! to look at its lease now rather than at the next heartbeat.
 
+use crate::events::Subscription;
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -10,18 +12,25 @@ pub enum StopReason {
     Cancel,
     /// The server is shutting down and the grace period is over: the job fails.
     Shutdown,
-    /// The hung-job sweeper already failed the job: stop the work.
+    /// The job is no longer this worker's (it was given up as hung): stop, write nothing.
     Abandoned,
 }
 
-#[derive(Default)]
 pub struct JobControl {
     stop: AtomicU8,
-    lock: Mutex<()>,
-    wake: Condvar,
+    /// Cancel notices for the job (`Topic::Cancel`).
+    notices: Subscription,
 }
 
 impl JobControl {
+    pub fn new(notices: Subscription) -> JobControl {
+        JobControl {
+            stop: AtomicU8::new(0),
+            notices,
+        }
+    }
+
+    /// Stops the job's work for `reason` (the first reason given wins).
     pub fn stop(&self, reason: StopReason) {
         let code = match reason {
             StopReason::Cancel => 1,
@@ -31,8 +40,7 @@ impl JobControl {
         let _ = self
             .stop
             .compare_exchange(0, code, Ordering::SeqCst, Ordering::SeqCst);
-        let _guard = self.lock.lock().unwrap();
-        self.wake.notify_all();
+        self.notices.poke();
     }
 
     pub fn stopped(&self) -> Option<StopReason> {
@@ -44,13 +52,56 @@ impl JobControl {
         }
     }
 
-    /// Sleeps up to `d`, waking at once when the job is stopped. True when it was.
-    pub fn sleep(&self, d: Duration) -> bool {
-        let guard = self.lock.lock().unwrap();
-        let _ = self
-            .wake
-            .wait_timeout_while(guard, d, |_| self.stopped().is_none())
-            .unwrap();
-        self.stopped().is_some()
+    /// Whether a cancel notice came since the last call: time to look at the lease.
+    pub fn take_notice(&self) -> bool {
+        self.notices.take_change()
+    }
+
+    /// Sleeps up to `d`, waking at once when the job is stopped or a notice comes.
+    pub fn wait(&self, d: Duration) {
+        if self.stopped().is_none() {
+            self.notices.wait(d);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::{Hub, Topic};
+    use std::sync::Arc;
+    use std::time::Instant;
+
+    #[test]
+    fn a_stop_wakes_a_waiting_worker_and_the_first_reason_wins() {
+        let hub = Hub::new();
+        let control = Arc::new(JobControl::new(hub.subscribe(&Topic::Cancel("j".into()))));
+        let c = control.clone();
+        let t = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            c.stop(StopReason::Shutdown);
+            c.stop(StopReason::Cancel);
+        });
+        let started = Instant::now();
+        control.wait(Duration::from_secs(10));
+        assert!(started.elapsed() < Duration::from_secs(5));
+        t.join().unwrap();
+        assert_eq!(control.stopped(), Some(StopReason::Shutdown));
+        assert!(!control.take_notice(), "a stop is no notice");
+    }
+
+    #[test]
+    fn a_notice_wakes_the_worker_to_look_at_its_lease() {
+        let hub = Hub::new();
+        let control = JobControl::new(hub.subscribe(&Topic::Cancel("j".into())));
+        hub.notify(&Topic::Cancel("other".into()));
+        assert!(!control.take_notice());
+        hub.notify(&Topic::Cancel("j".into()));
+        let started = Instant::now();
+        control.wait(Duration::from_secs(10));
+        assert!(started.elapsed() < Duration::from_secs(5));
+        assert!(control.take_notice());
+        assert!(!control.take_notice());
+        assert_eq!(control.stopped(), None, "a notice alone stops nothing");
     }
 }

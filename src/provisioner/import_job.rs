@@ -1,20 +1,20 @@
 //! A template version import job: read and validate the archive's kiln.json.
 
-use super::logwriter::SOURCE_PROVISIONER;
-use super::{Engine, archive};
-use crate::store::{JobRow, StoreResult};
+use super::archive;
+use super::logwriter::{LogWriter, SOURCE_PROVISIONER};
+use super::queue::JobQueue;
+use crate::store::{ImportOutcome, JobRow, StoreResult};
 
-pub fn run(engine: &Engine, job: &JobRow) -> StoreResult<()> {
-    let store = &engine.store;
-    let version_id = job.input_id();
-    let mut log = engine.log_writer(job);
+pub fn run(
+    queue: &dyn JobQueue,
+    job: &JobRow,
+    worker_id: &str,
+    archive_bytes: &[u8],
+    mut log: LogWriter,
+) -> StoreResult<()> {
     log.stage("Setting up")?;
-    let archive_bytes = store
-        .file(&job.file_id)?
-        .map(|f| f.data)
-        .unwrap_or_default();
     log.stage("Parsing template parameters")?;
-    match archive::read_manifest(&archive_bytes) {
+    let outcome = match archive::read_manifest(archive_bytes) {
         Ok((manifest, readme)) => {
             log.line(
                 SOURCE_PROVISIONER,
@@ -29,16 +29,14 @@ pub fn run(engine: &Engine, job: &JobRow) -> StoreResult<()> {
                 ),
             )?;
             log.stage("Cleaning Up")?;
-            log.flush()?;
-            let text = serde_json::to_string(&manifest).expect("manifest serializes");
-            store.complete_import(&version_id, &job.id, &text, &readme)?;
+            ImportOutcome::Valid {
+                manifest: serde_json::to_string(&manifest).expect("manifest serializes"),
+                readme,
+            }
         }
-        Err(error) => {
-            log.flush()?;
-            // Fails the job: the error goes to job.error and, as an error line, to its logs.
-            store.abandon_job(&job.id, &format!("The template is not valid: {error}"))?;
-        }
-    }
-    engine.bus.publish(&job.id);
-    Ok(())
+        // Fails the job: the error goes to job.error and, as an error line, to its logs.
+        Err(error) => ImportOutcome::Invalid(format!("The template is not valid: {error}")),
+    };
+    // The last lines are written with the job's end, in one transaction.
+    queue.complete_import(&job.id, worker_id, &outcome, &log.take())
 }

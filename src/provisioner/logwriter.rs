@@ -1,9 +1,13 @@
-//! A job's log: lines are buffered and written in batches (one transaction each), then
-//! followers are told. Enforces the 1 MiB cap of output per job.
+//! A job's log and lease: lines are buffered and written in batches (one transaction each),
+//! which also keeps the lease; between batches the lease is renewed (every quarter of the hung
+//! timeout, at most 5 s) and looked at (at most every second, and at once on a cancel notice).
+//! What the lease says stops the work through the job's control. Enforces the 1 MiB cap of
+//! output per job.
 
-use super::logbus::LogBus;
+use super::control::{JobControl, StopReason};
+use super::queue::JobQueue;
 use crate::model::Time;
-use crate::store::{JobRow, LogBatch, NewLog, Store, StoreResult};
+use crate::store::{JobRow, LeaseState, LogBatch, NewLog, StoreResult};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -12,40 +16,57 @@ pub const OVERFLOW_MESSAGE: &str = "Provisioner logs exceeded the max size of 1M
 /// A batch is written once it holds this many lines, or once its oldest line is this old.
 const BATCH_LINES: usize = 2000;
 const BATCH_AGE: Duration = Duration::from_millis(15);
+/// The lease is looked at least this often, so a cancel reaches the job within it.
+const LEASE_CHECK: Duration = Duration::from_secs(1);
 
 pub const SOURCE_DAEMON: &str = "provisioner_daemon";
 pub const SOURCE_PROVISIONER: &str = "provisioner";
 
+/// How often a worker renews a job's lease, for a given hung-job timeout.
+pub fn renew_every(hung_timeout: Duration) -> Duration {
+    (hung_timeout / 4).clamp(Duration::from_millis(50), Duration::from_secs(5))
+}
+
 pub struct LogWriter {
-    store: Store,
-    bus: Arc<LogBus>,
+    queue: Arc<dyn JobQueue>,
+    control: Arc<JobControl>,
     job_id: String,
+    worker_id: String,
     debug: bool,
     stage: String,
     buf: Vec<NewLog>,
     oldest: Option<Instant>,
     length: i64,
     overflowed: bool,
-    last_write: Instant,
-    heartbeat_every: Duration,
+    renewed: Instant,
+    checked: Instant,
+    renew_every: Duration,
 }
 
 impl LogWriter {
-    /// The log of `job`, picking up its accounting where it stands. Without log lines, the
-    /// job's heartbeat still moves every `heartbeat_every`.
-    pub fn new(store: Store, bus: Arc<LogBus>, job: &JobRow, heartbeat_every: Duration) -> Self {
+    /// The log of `job`, held by `worker_id`, picking up its accounting where it stands.
+    pub fn new(
+        queue: Arc<dyn JobQueue>,
+        control: Arc<JobControl>,
+        job: &JobRow,
+        worker_id: &str,
+        renew_every: Duration,
+    ) -> Self {
+        let now = Instant::now();
         LogWriter {
-            store,
-            bus,
+            queue,
+            control,
             job_id: job.id.clone(),
+            worker_id: worker_id.to_string(),
             debug: job.log_level == "debug",
             stage: String::new(),
             buf: Vec::new(),
             oldest: None,
             length: job.logs_length,
             overflowed: job.logs_overflowed,
-            last_write: Instant::now(),
-            heartbeat_every,
+            renewed: now,
+            checked: now,
+            renew_every,
         }
     }
 
@@ -54,10 +75,6 @@ impl LogWriter {
         self.stage = name.to_string();
         self.push(SOURCE_DAEMON, "info", String::new());
         self.tick()
-    }
-
-    pub fn current_stage(&self) -> &str {
-        &self.stage
     }
 
     /// Adds a line; it is written with the next batch.
@@ -96,16 +113,22 @@ impl LogWriter {
         self.oldest.get_or_insert_with(Instant::now);
     }
 
-    /// Writes the batch when it is due, and moves the heartbeat when nothing was written
-    /// for a while. Call it often.
+    /// Writes the batch when it is due, and otherwise keeps and looks at the lease when that
+    /// is due. Call it often.
     pub fn tick(&mut self) -> StoreResult<()> {
         let due =
             self.buf.len() >= BATCH_LINES || self.oldest.is_some_and(|t| t.elapsed() >= BATCH_AGE);
         if due {
-            self.flush()?;
-        } else if self.last_write.elapsed() >= self.heartbeat_every {
-            self.store.heartbeat(&self.job_id)?;
-            self.last_write = Instant::now();
+            return self.flush();
+        }
+        let renew = self.renewed.elapsed() >= self.renew_every;
+        if renew || self.control.take_notice() || self.checked.elapsed() >= LEASE_CHECK {
+            let lease = self.queue.heartbeat(&self.job_id, &self.worker_id, renew)?;
+            self.checked = Instant::now();
+            if renew {
+                self.renewed = self.checked;
+            }
+            self.obey(lease);
         }
         Ok(())
     }
@@ -116,10 +139,21 @@ impl LogWriter {
             return Ok(());
         }
         let batch = self.take();
-        self.store.append_logs(&self.job_id, &batch)?;
-        self.last_write = Instant::now();
-        self.bus.publish(&self.job_id);
+        let lease = self
+            .queue
+            .append_logs(&self.job_id, &self.worker_id, &batch)?;
+        self.renewed = Instant::now();
+        self.checked = self.renewed;
+        self.obey(lease);
         Ok(())
+    }
+
+    fn obey(&self, lease: LeaseState) {
+        match lease {
+            LeaseState::Held => {}
+            LeaseState::CancelRequested => self.control.stop(StopReason::Cancel),
+            LeaseState::Lost => self.control.stop(StopReason::Abandoned),
+        }
     }
 
     /// What is buffered, for the caller to write in its own transaction (the job's

@@ -1,71 +1,70 @@
-//! The provisioner: the job queue over SQLite, a pool of worker threads, and the step runner.
+//! The provisioner: a pool of worker threads over the queue seam (`queue.rs`), the step
+//! runner, and what a job produces.
 //!
-//! Workers take the oldest pending job with one atomic UPDATE (so no job is taken twice),
-//! woken at once by `notify` when a job is queued (a 1 s poll is only the fallback). On start,
-//! jobs a previous process left running are failed; a sweeper fails jobs that stop beating.
+//! Each worker takes the oldest pending job (`JobQueue::acquire`, woken at once when one is
+//! queued), runs it, and reports its end through the queue; it never sees the store. While a
+//! job runs, its log writer keeps the lease and obeys it (a cancel, or a job given up as hung,
+//! stops the work); on shutdown the engine stops what still runs after the grace period.
 
 pub mod archive;
 mod build_job;
 pub mod control;
 mod import_job;
-pub mod logbus;
 pub mod logwriter;
+mod plan;
+pub mod queue;
 pub mod render;
 pub mod runner;
+pub mod sweeper;
 
-use crate::Config;
-use crate::store::{JOB_BUILD, JobRow, Store};
+use crate::store::{JOB_BUILD, LeaseState, LogBatch};
 use control::{JobControl, StopReason};
-use logbus::LogBus;
+use queue::{Acquired, JobQueue, Work};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 pub use build_job::workspace_dir;
 
-pub const SERVER_STOPPED_ERROR: &str = "kiln stopped while this job was running (the server was killed or restarted); the job did not finish";
+/// How long an idle worker waits in `acquire` before it looks at the engine again.
+const IDLE_WAIT: Duration = Duration::from_secs(1);
 
-#[derive(Default)]
-struct Queue {
-    /// Bumped for every job queued; a worker that saw an older value looks again.
-    generation: u64,
-    stopping: bool,
+pub struct EngineConfig {
+    /// One worker thread per id (registered with the store by the caller).
+    pub worker_ids: Vec<String>,
+    /// Where jobs unpack templates and workspaces keep their folders.
+    pub data_dir: PathBuf,
+    /// A job's lease is renewed well within this.
+    pub hung_timeout: Duration,
 }
 
 pub struct Engine {
-    pub store: Store,
-    pub config: Config,
-    pub bus: Arc<LogBus>,
-    queue: Mutex<Queue>,
-    wake: Condvar,
-    /// Wakes the sweeper on shutdown (kept apart so `notify` always reaches a worker).
-    sweeper_wake: Condvar,
+    queue: Arc<dyn JobQueue>,
+    config: EngineConfig,
     running: Mutex<HashMap<String, Arc<JobControl>>>,
     busy: AtomicUsize,
+    stopping: AtomicBool,
     threads: Mutex<Vec<JoinHandle<()>>>,
 }
 
 impl Engine {
-    /// Recovers what a previous process left, then starts the workers and the sweeper.
-    pub fn start(store: Store, config: Config) -> Arc<Engine> {
+    /// Starts the workers.
+    pub fn start(queue: Arc<dyn JobQueue>, config: EngineConfig) -> Arc<Engine> {
         let engine = Arc::new(Engine {
-            store,
+            queue,
             config,
-            bus: Arc::new(LogBus::default()),
-            queue: Mutex::new(Queue::default()),
-            wake: Condvar::new(),
-            sweeper_wake: Condvar::new(),
             running: Mutex::new(HashMap::new()),
             busy: AtomicUsize::new(0),
+            stopping: AtomicBool::new(false),
             threads: Mutex::new(Vec::new()),
         });
-        engine.recover();
         let mut threads = engine.threads.lock().unwrap();
-        for n in 0..engine.config.workers {
+        for (n, worker_id) in engine.config.worker_ids.iter().enumerate() {
             let e = engine.clone();
-            let worker_id = crate::api::new_id();
+            let worker_id = worker_id.clone();
             threads.push(
                 std::thread::Builder::new()
                     .name(format!("kiln-worker-{n}"))
@@ -73,60 +72,17 @@ impl Engine {
                     .expect("spawn worker"),
             );
         }
-        let e = engine.clone();
-        threads.push(
-            std::thread::Builder::new()
-                .name("kiln-sweeper".into())
-                .spawn(move || e.sweeper_loop())
-                .expect("spawn sweeper"),
-        );
         drop(threads);
         engine
     }
 
-    /// Fails the jobs a previous process left running: no worker of ours holds them.
-    fn recover(&self) {
-        match self.store.unfinished_jobs(None) {
-            Ok(jobs) => {
-                for job in jobs {
-                    log::warn!("job {} was interrupted by a restart: failing it", job.id);
-                    if let Err(e) = self.store.abandon_job(&job.id, SERVER_STOPPED_ERROR) {
-                        log::error!("cannot fail interrupted job {}: {e}", job.id);
-                    }
-                }
-            }
-            Err(e) => log::error!("cannot look for interrupted jobs: {e}"),
-        }
-    }
-
-    /// A job was queued: wake an idle worker.
-    pub fn notify(&self) {
-        let mut q = self.queue.lock().unwrap();
-        q.generation += 1;
-        self.wake.notify_one();
-    }
-
-    /// A job's log writer; its heartbeat beats well within the hung-job timeout.
-    pub(crate) fn log_writer(&self, job: &JobRow) -> logwriter::LogWriter {
-        let every =
-            (self.config.hung_timeout / 4).clamp(Duration::from_millis(50), Duration::from_secs(5));
-        logwriter::LogWriter::new(self.store.clone(), self.bus.clone(), job, every)
-    }
-
-    /// Stops a running job's work, if this process runs it.
-    pub fn cancel(&self, job_id: &str) {
-        if let Some(c) = self.running.lock().unwrap().get(job_id) {
-            c.stop(StopReason::Cancel);
-        }
-    }
-
     /// Shutdown has begun: no new jobs start.
     pub fn is_stopping(&self) -> bool {
-        self.queue.lock().unwrap().stopping
+        self.stopping.load(Ordering::SeqCst)
     }
 
     pub fn workers_total(&self) -> usize {
-        self.config.workers
+        self.config.worker_ids.len()
     }
 
     pub fn workers_busy(&self) -> usize {
@@ -134,66 +90,78 @@ impl Engine {
     }
 
     fn worker_loop(self: Arc<Self>, worker_id: &str) {
-        let mut seen = 0;
-        loop {
-            {
-                let q = self.queue.lock().unwrap();
-                if q.stopping {
-                    return;
-                }
-                seen = q.generation.max(seen);
-            }
-            match self.store.take_next_job(worker_id) {
+        while !self.is_stopping() {
+            match self.queue.acquire(worker_id, IDLE_WAIT) {
                 Ok(Some(job)) => {
-                    if self.queue.lock().unwrap().stopping {
+                    if self.is_stopping() {
                         // Shutdown began while this job was being taken: leave it queued
                         // for the next start.
-                        let _ = self.store.release_job(&job.id);
+                        let _ = self.queue.release(&job.job.id, worker_id);
                         return;
                     }
-                    self.run_job(job);
-                    continue;
+                    self.run_job(worker_id, job);
                 }
                 Ok(None) => {}
-                Err(e) => log::error!("taking a job: {e}"),
-            }
-            let q = self.queue.lock().unwrap();
-            if q.stopping {
-                return;
-            }
-            if q.generation == seen {
-                let _ = self.wake.wait_timeout(q, Duration::from_secs(1)).unwrap();
+                Err(e) => {
+                    log::error!("taking a job: {e}");
+                    std::thread::sleep(IDLE_WAIT);
+                }
             }
         }
     }
 
-    fn run_job(&self, job: JobRow) {
+    fn run_job(&self, worker_id: &str, acquired: Acquired) {
+        let job = acquired.job;
         self.busy.fetch_add(1, Ordering::SeqCst);
-        let control = Arc::new(JobControl::default());
+        let control = Arc::new(JobControl::new(self.queue.watch_cancel(&job.id)));
         self.running
             .lock()
             .unwrap()
             .insert(job.id.clone(), control.clone());
-        // A cancel may have landed between taking the job and registering it.
-        if let Ok(Some(j)) = self.store.job(&job.id)
-            && j.canceled_at.is_some()
-        {
-            control.stop(StopReason::Cancel);
+        // A cancel may have landed between taking the job and watching for it.
+        if job.kind == JOB_BUILD {
+            match self.queue.heartbeat(&job.id, worker_id, false) {
+                Ok(LeaseState::CancelRequested) => control.stop(StopReason::Cancel),
+                Ok(LeaseState::Lost) => control.stop(StopReason::Abandoned),
+                Ok(LeaseState::Held) | Err(_) => {}
+            }
         }
         let started = Instant::now();
-        let result = if job.kind == JOB_BUILD {
-            build_job::run(self, &job, &control)
-        } else {
-            import_job::run(self, &job)
+        let log = logwriter::LogWriter::new(
+            self.queue.clone(),
+            control.clone(),
+            &job,
+            worker_id,
+            logwriter::renew_every(self.config.hung_timeout),
+        );
+        let result = match acquired.work {
+            Work::Build(work) => build_job::run(
+                &self.config.data_dir,
+                &*self.queue,
+                &job,
+                worker_id,
+                *work,
+                log,
+                &control,
+            ),
+            Work::Import { archive } => {
+                import_job::run(&*self.queue, &job, worker_id, &archive, log)
+            }
+            Work::Broken(error) => {
+                self.queue
+                    .fail(&job.id, worker_id, &error, &LogBatch::default())
+            }
         };
         if let Err(e) = result {
             log::error!("job {} failed in the store: {e}", job.id);
-            let _ = self
-                .store
-                .abandon_job(&job.id, &format!("internal error: {e}"));
+            let _ = self.queue.fail(
+                &job.id,
+                worker_id,
+                &format!("internal error: {e}"),
+                &LogBatch::default(),
+            );
         }
         self.running.lock().unwrap().remove(&job.id);
-        self.bus.publish(&job.id);
         self.busy.fetch_sub(1, Ordering::SeqCst);
         log::debug!(
             "job {} ({}) done in {:?}",
@@ -203,54 +171,11 @@ impl Engine {
         );
     }
 
-    /// Fails running jobs whose heartbeat stopped for the hung timeout.
-    fn sweeper_loop(self: Arc<Self>) {
-        let every = (self.config.hung_timeout / 4)
-            .clamp(Duration::from_millis(200), Duration::from_secs(30));
-        loop {
-            {
-                let q = self.queue.lock().unwrap();
-                let (q, _) = self
-                    .sweeper_wake
-                    .wait_timeout_while(q, every, |q| !q.stopping)
-                    .unwrap();
-                if q.stopping {
-                    return;
-                }
-            }
-            let cutoff = crate::model::Time::now()
-                .plus_millis(-(self.config.hung_timeout.as_millis() as i64));
-            let Ok(jobs) = self.store.unfinished_jobs(Some(cutoff)) else {
-                continue;
-            };
-            for job in jobs {
-                log::warn!(
-                    "job {} has no heartbeat for {:?}: failing it",
-                    job.id,
-                    self.config.hung_timeout
-                );
-                let error = format!(
-                    "the job made no progress for {}s (the hung-job timeout); its worker is gone or stuck",
-                    self.config.hung_timeout.as_secs()
-                );
-                let _ = self.store.abandon_job(&job.id, &error);
-                if let Some(c) = self.running.lock().unwrap().get(&job.id) {
-                    c.stop(StopReason::Abandoned);
-                }
-                self.bus.publish(&job.id);
-            }
-        }
-    }
-
-    /// Stops taking jobs, lets running ones finish for `grace`, then cancels the rest and
-    /// waits for the workers: nothing is left `running`.
+    /// Stops taking jobs, lets running ones finish for `grace`, then stops the rest and waits
+    /// for the workers: nothing is left `running`.
     pub fn shutdown(&self, grace: Duration) {
-        {
-            let mut q = self.queue.lock().unwrap();
-            q.stopping = true;
-            self.wake.notify_all();
-            self.sweeper_wake.notify_all();
-        }
+        self.stopping.store(true, Ordering::SeqCst);
+        self.queue.wake_idle();
         let deadline = Instant::now() + grace;
         while self.workers_busy() > 0 && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(20));

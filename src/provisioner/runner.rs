@@ -73,13 +73,15 @@ fn sleep(ms: u64, log: &mut LogWriter, control: &JobControl) -> StoreResult<Step
     log.flush()?;
     let end = Instant::now() + Duration::from_millis(ms);
     loop {
+        if let Some(reason) = control.stopped() {
+            return Ok(StepsOutcome::Stopped(reason));
+        }
         let left = end.saturating_duration_since(Instant::now());
         if left.is_zero() {
             return Ok(StepsOutcome::Done);
         }
-        if control.sleep(left.min(Duration::from_secs(1))) {
-            return Ok(StepsOutcome::Stopped(control.stopped().unwrap()));
-        }
+        // Wakes early for a stop or a cancel notice; the tick looks at the lease.
+        control.wait(left.min(Duration::from_secs(1)));
         log.tick()?;
     }
 }

@@ -1,8 +1,6 @@
 //! Uploaded template archives, content-addressed by SHA-256.
 
-use super::{Store, StoreResult, optional};
-use crate::model::Time;
-use rusqlite::params;
+use super::StoreResult;
 
 pub struct FileRow {
     pub id: String,
@@ -11,43 +9,20 @@ pub struct FileRow {
     pub created_by: String,
 }
 
-impl Store {
-    /// Stores `data` unless a file with the same hash exists. Returns `(id, created)`.
-    pub fn insert_file(
-        &self,
-        new_id: &str,
-        hash: &str,
-        mimetype: &str,
-        data: &[u8],
-        created_by: &str,
-    ) -> StoreResult<(String, bool)> {
-        self.write(|tx| {
-            let existing: Option<String> =
-                optional(tx.query_row("SELECT id FROM files WHERE hash = ?1", [hash], |r| r.get(0)))?;
-            if let Some(id) = existing {
-                return Ok((id, false));
-            }
-            tx.execute(
-                "INSERT INTO files (id, hash, mimetype, data, created_by, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![new_id, hash, mimetype, data, created_by, Time::now()],
-            )?;
-            Ok((new_id.to_string(), true))
-        })
-    }
+/// A file to store.
+pub struct NewFile<'a> {
+    pub id: &'a str,
+    /// Hex SHA-256 of `data`.
+    pub hash: &'a str,
+    pub mimetype: &'a str,
+    pub data: &'a [u8],
+    pub created_by: &'a str,
+}
 
-    pub fn file(&self, id: &str) -> StoreResult<Option<FileRow>> {
-        let conn = self.conn()?;
-        optional(conn.query_row(
-            "SELECT id, mimetype, data, created_by FROM files WHERE id = ?1",
-            [id],
-            |r| {
-                Ok(FileRow {
-                    id: r.get(0)?,
-                    mimetype: r.get(1)?,
-                    data: r.get(2)?,
-                    created_by: r.get(3)?,
-                })
-            },
-        ))
-    }
+pub trait FileStore {
+    /// Stores the file unless one with the same hash exists. Returns `(id, created)`: the new
+    /// file's id, or the existing one's.
+    fn insert_file(&self, file: &NewFile) -> StoreResult<(String, bool)>;
+
+    fn file(&self, id: &str) -> StoreResult<Option<FileRow>>;
 }

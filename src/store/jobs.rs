@@ -1,8 +1,14 @@
-//! The provisioner job queue: one FIFO (by `seq`) for imports and builds.
+//! The provisioner job queue: one FIFO for template imports and workspace builds, with leases.
+//!
+//! A worker takes a job (`take_next_job`) and holds it: the job records the worker's id, and
+//! the worker keeps its lease by touching the job (heartbeats, log batches). Every write a
+//! worker makes to its job is conditional on still holding it, so a job that was given up
+//! (`abandon_job`) is never written by its old worker again. The server-side queue logic that
+//! uses these (wake-up, cancel delivery, lease expiry) is `crate::provisioner::queue`.
 
-use super::{Store, StoreResult, optional};
-use crate::model::{JobStatus, Time};
-use rusqlite::{Row, params};
+use super::{LogBatch, StoreResult};
+use crate::domain::{CancelAction, CancelRefusal};
+use crate::model::{JobStatus, Time, WorkspaceResource};
 
 pub const JOB_BUILD: &str = "workspace_build";
 pub const JOB_IMPORT: &str = "template_version_import";
@@ -10,6 +16,7 @@ pub const JOB_IMPORT: &str = "template_version_import";
 #[derive(Clone, Debug)]
 pub struct JobRow {
     pub id: String,
+    /// Creation order: the queue's FIFO key.
     pub seq: i64,
     pub created_at: Time,
     pub updated_at: Time,
@@ -22,7 +29,9 @@ pub struct JobRow {
     pub initiator_id: String,
     pub file_id: String,
     pub kind: String,
+    /// JSON: `{"workspace_build_id": ...}` or `{"template_version_id": ...}`.
     pub input: String,
+    /// The worker holding (or that last held) the job.
     pub worker_id: Option<String>,
     pub log_level: String,
     pub logs_length: i64,
@@ -48,237 +57,119 @@ impl JobRow {
     }
 }
 
-pub const JOB_COLUMNS: &str = "j.id, j.seq, j.created_at, j.updated_at, j.started_at, j.completed_at, \
-    j.canceled_at, j.error, j.error_code, j.organization_id, j.initiator_id, j.file_id, j.type, \
-    j.input, j.worker_id, j.log_level, j.logs_length, j.logs_overflowed";
-
-/// Reads a job from `r`, starting at column `at` (so joins can put it anywhere).
-pub fn job_from_row(r: &Row, at: usize) -> rusqlite::Result<JobRow> {
-    Ok(JobRow {
-        id: r.get(at)?,
-        seq: r.get(at + 1)?,
-        created_at: r.get(at + 2)?,
-        updated_at: r.get(at + 3)?,
-        started_at: r.get(at + 4)?,
-        completed_at: r.get(at + 5)?,
-        canceled_at: r.get(at + 6)?,
-        error: r.get(at + 7)?,
-        error_code: r.get(at + 8)?,
-        organization_id: r.get(at + 9)?,
-        initiator_id: r.get(at + 10)?,
-        file_id: r.get(at + 11)?,
-        kind: r.get(at + 12)?,
-        input: r.get(at + 13)?,
-        worker_id: r.get(at + 14)?,
-        log_level: r.get(at + 15)?,
-        logs_length: r.get(at + 16)?,
-        logs_overflowed: r.get(at + 17)?,
-    })
+/// What a worker learns when it touches its job.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LeaseState {
+    /// The worker holds the job; nothing asks it to stop.
+    Held,
+    /// The worker holds the job and a cancel was requested: stop the work.
+    CancelRequested,
+    /// The job is no longer the worker's (given up as stale, or completed): stop, write nothing.
+    Lost,
 }
 
-pub struct NewJob<'a> {
-    pub id: &'a str,
-    pub organization_id: &'a str,
-    pub initiator_id: &'a str,
-    pub file_id: &'a str,
-    pub kind: &'a str,
-    pub input: serde_json::Value,
-    pub log_level: &'a str,
+/// How a build's job ended, written in one transaction by `complete_build`.
+#[derive(Debug, Default)]
+pub struct BuildCompletion {
+    /// Non-empty: the job failed with this error (logged as its last line too).
+    pub error: String,
+    /// The new state (kept only when the job succeeded).
+    pub new_state: Option<Vec<u8>>,
+    /// The resources that exist after the build (kept only when the job succeeded).
+    pub resources: Vec<WorkspaceResource>,
+    /// The TTL of a start build: its deadline is the completion time plus this.
+    pub ttl_ms: Option<i64>,
 }
 
-/// Inserts a pending job at the end of the queue, inside the caller's transaction.
-pub fn insert_job(tx: &super::Tx, job: &NewJob, now: Time) -> StoreResult<()> {
-    tx.prepare_cached(
-        "INSERT INTO provisioner_jobs (id, seq, created_at, updated_at, organization_id, initiator_id, \
-         file_id, type, input, log_level) \
-         VALUES (?1, (SELECT coalesce(max(seq), 0) + 1 FROM provisioner_jobs), ?2, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-    )?
-    .execute(params![
-        job.id,
-        now,
-        job.organization_id,
-        job.initiator_id,
-        job.file_id,
-        job.kind,
-        job.input.to_string(),
-        job.log_level
-    ])?;
-    Ok(())
+/// How a template version's import ended.
+pub enum ImportOutcome {
+    /// The validated manifest (JSON text) and readme.
+    Valid { manifest: String, readme: String },
+    /// The template is not valid: the job fails with this error.
+    Invalid(String),
 }
 
-/// What a cancel request found, under the job's lock.
-#[derive(Debug, PartialEq, Eq)]
-pub enum CancelOutcome {
-    NotFound,
-    AlreadyCompleted,
-    AlreadyCanceling,
-    /// `expect_status` was given and the job is in another state.
-    NotExpected,
-    /// A pending job is now canceled: it will never run.
-    CanceledPending,
-    /// A running job is now canceling: its worker must stop it.
-    CancelingRunning,
+/// Which unfinished job `abandon_job` may give up: the condition is checked by the write
+/// itself, so a live worker's job is never taken from it.
+#[derive(Clone, Copy, Debug)]
+pub enum Stale<'a> {
+    /// Its lease expired: no heartbeat since this time.
+    HeartbeatBefore(Time),
+    /// It is held by this worker, which is known not to run (this server's worker from its
+    /// previous run).
+    HeldBy(&'a str),
 }
 
-/// Writes `error` as the job's last log line and completes it, inside the caller's transaction.
-pub fn fail_job_tx(tx: &super::Tx, job_id: &str, stage: &str, error: &str) -> StoreResult<()> {
-    let now = Time::now();
-    super::insert_log_tx(tx, job_id, now, "provisioner_daemon", "error", stage, error)?;
-    tx.execute(
-        "UPDATE provisioner_jobs SET completed_at = ?2, updated_at = ?2, error = ?3 \
-         WHERE id = ?1 AND completed_at IS NULL",
-        params![job_id, now, error],
-    )?;
-    Ok(())
-}
+pub trait JobStore {
+    fn job(&self, id: &str) -> StoreResult<Option<JobRow>>;
 
-impl Store {
-    pub fn job(&self, id: &str) -> StoreResult<Option<JobRow>> {
-        let conn = self.conn()?;
-        let mut stmt = conn.prepare_cached(&format!(
-            "SELECT {JOB_COLUMNS} FROM provisioner_jobs j WHERE j.id = ?1"
-        ))?;
-        optional(stmt.query_row([id], |r| job_from_row(r, 0)))
-    }
+    /// Registers the built-in workers of server `server_id` (`built-in-0`, `built-in-1`, ...)
+    /// and returns their ids, the same ones across restarts of that server.
+    fn register_workers(&self, server_id: &str, count: usize) -> StoreResult<Vec<String>>;
 
-    /// Takes the oldest pending job for `worker_id`, atomically: no job is ever taken twice.
-    pub fn take_next_job(&self, worker_id: &str) -> StoreResult<Option<JobRow>> {
-        self.write(|tx| {
-            let now = Time::now();
-            let mut stmt = tx.prepare_cached(&format!(
-                "UPDATE provisioner_jobs SET started_at = ?1, updated_at = ?1, worker_id = ?2 \
-                 WHERE seq = (SELECT seq FROM provisioner_jobs \
-                     WHERE started_at IS NULL AND completed_at IS NULL AND canceled_at IS NULL \
-                     ORDER BY seq LIMIT 1) \
-                 RETURNING {}",
-                JOB_COLUMNS.replace("j.", "")
-            ))?;
-            optional(stmt.query_row(params![now, worker_id], |r| job_from_row(r, 0)))
-        })
-    }
+    /// Takes the oldest pending job for `worker_id`: never one taken by another worker, nor one
+    /// canceled while pending.
+    fn take_next_job(&self, worker_id: &str) -> StoreResult<Option<JobRow>>;
+
+    /// Jobs waiting for a worker.
+    fn pending_job_count(&self) -> StoreResult<i64>;
 
     /// `(position, size)` of a pending job in the queue (1-based); `(0, 0)` when not pending.
-    pub fn queue_position(&self, job: &JobRow) -> StoreResult<(i64, i64)> {
-        if job.status() != JobStatus::Pending {
-            return Ok((0, 0));
-        }
-        let conn = self.conn()?;
-        let mut stmt = conn.prepare_cached(
-            "SELECT count(*) FILTER (WHERE seq <= ?1), count(*) FROM provisioner_jobs \
-             WHERE started_at IS NULL AND completed_at IS NULL AND canceled_at IS NULL",
-        )?;
-        Ok(stmt.query_row([job.seq], |r| Ok((r.get(0)?, r.get(1)?)))?)
-    }
+    fn queue_position(&self, job: &JobRow) -> StoreResult<(i64, i64)>;
 
-    /// Puts a job a worker took back in the queue (it had not begun any work).
-    pub fn release_job(&self, job_id: &str) -> StoreResult<()> {
-        self.write(|tx| {
-            tx.execute(
-                "UPDATE provisioner_jobs SET started_at = NULL, worker_id = NULL \
-                 WHERE id = ?1 AND completed_at IS NULL AND canceled_at IS NULL",
-                [job_id],
-            )?;
-            Ok(())
-        })
-    }
+    /// Puts a job `worker_id` took back in the queue (it had not begun any work).
+    fn release_job(&self, job_id: &str, worker_id: &str) -> StoreResult<()>;
 
-    /// Marks a running job as alive.
-    pub fn heartbeat(&self, job_id: &str) -> StoreResult<()> {
-        self.write(|tx| {
-            tx.execute(
-                "UPDATE provisioner_jobs SET updated_at = ?2 WHERE id = ?1",
-                params![job_id, Time::now()],
-            )?;
-            Ok(())
-        })
-    }
+    /// Tells whether `worker_id` still holds the job and whether a cancel was requested;
+    /// with `renew`, also moves the job's heartbeat (its lease) to now.
+    fn heartbeat(&self, job_id: &str, worker_id: &str, renew: bool) -> StoreResult<LeaseState>;
 
-    /// Cancels a job under its lock (spec section 4: cancel checks 3 and 4).
-    pub fn cancel_job(
+    /// Cancels a job (`domain::jobs::cancel_decision`, decided and applied atomically).
+    /// `NotFound` for an unknown job.
+    fn cancel_job(
         &self,
         job_id: &str,
         expect: Option<JobStatus>,
-    ) -> StoreResult<CancelOutcome> {
-        self.write(|tx| {
-            let job = optional(tx.query_row(
-                &format!("SELECT {JOB_COLUMNS} FROM provisioner_jobs j WHERE j.id = ?1"),
-                [job_id],
-                |r| job_from_row(r, 0),
-            ))?;
-            let Some(job) = job else {
-                return Ok(CancelOutcome::NotFound);
-            };
-            let status = job.status();
-            if job.completed_at.is_some() {
-                return Ok(CancelOutcome::AlreadyCompleted);
-            }
-            if job.canceled_at.is_some() {
-                return Ok(CancelOutcome::AlreadyCanceling);
-            }
-            if expect.is_some_and(|e| e != status) {
-                return Ok(CancelOutcome::NotExpected);
-            }
-            let now = Time::now();
-            if status == JobStatus::Pending {
-                tx.execute(
-                    "UPDATE provisioner_jobs SET canceled_at = ?2, completed_at = ?2, updated_at = ?2 WHERE id = ?1",
-                    params![job_id, now],
-                )?;
-                Ok(CancelOutcome::CanceledPending)
-            } else {
-                tx.execute(
-                    "UPDATE provisioner_jobs SET canceled_at = ?2, updated_at = ?2 WHERE id = ?1",
-                    params![job_id, now],
-                )?;
-                Ok(CancelOutcome::CancelingRunning)
-            }
-        })
-    }
+    ) -> StoreResult<Result<CancelAction, CancelRefusal>>;
 
-    /// Jobs that are started and not completed, updated before `before` (all when `None`).
-    pub fn unfinished_jobs(&self, before: Option<Time>) -> StoreResult<Vec<JobRow>> {
-        let conn = self.conn()?;
-        let mut stmt = conn.prepare_cached(&format!(
-            "SELECT {JOB_COLUMNS} FROM provisioner_jobs j \
-             WHERE j.started_at IS NOT NULL AND j.completed_at IS NULL AND j.updated_at < ?1"
-        ))?;
-        let rows = stmt.query_map([before.unwrap_or(Time(i64::MAX))], |r| job_from_row(r, 0))?;
-        Ok(rows.collect::<Result<_, _>>()?)
-    }
+    /// Ends `worker_id`'s import job in one transaction: the last logs, then the manifest and
+    /// readme (valid) or the error (invalid). False when the worker no longer held it.
+    fn complete_import(
+        &self,
+        job_id: &str,
+        worker_id: &str,
+        outcome: &ImportOutcome,
+        logs: &LogBatch,
+    ) -> StoreResult<bool>;
 
-    /// Fails a job that no worker will finish (the server stopped, or it hung), logging why.
-    /// A job whose cancel was requested ends canceled instead. No-op when already completed.
-    pub fn abandon_job(&self, job_id: &str, error: &str) -> StoreResult<()> {
-        self.write(|tx| {
-            let canceled: Option<Option<Time>> = optional(tx.query_row(
-                "SELECT canceled_at FROM provisioner_jobs WHERE id = ?1 AND completed_at IS NULL",
-                [job_id],
-                |r| r.get(0),
-            ))?;
-            match canceled {
-                None => Ok(()),
-                Some(Some(_)) => {
-                    let now = Time::now();
-                    super::insert_log_tx(tx, job_id, now, "provisioner_daemon", "warn", "Cleaning Up", error)?;
-                    tx.execute(
-                        "UPDATE provisioner_jobs SET completed_at = ?2, updated_at = ?2 WHERE id = ?1",
-                        params![job_id, now],
-                    )?;
-                    Ok(())
-                }
-                Some(None) => fail_job_tx(tx, job_id, "Cleaning Up", error),
-            }
-        })
-    }
+    /// Ends `worker_id`'s build job in one transaction: the last logs and the job's end, and
+    /// what the build's end changes (`domain::builds::build_end`). Returns the job's final
+    /// status; `None` when the worker no longer held it.
+    fn complete_build(
+        &self,
+        job_id: &str,
+        worker_id: &str,
+        done: &BuildCompletion,
+        logs: &LogBatch,
+    ) -> StoreResult<Option<JobStatus>>;
 
-    /// Jobs waiting for a worker, oldest first.
-    pub fn pending_job_count(&self) -> StoreResult<i64> {
-        let conn = self.conn()?;
-        Ok(conn.query_row(
-            "SELECT count(*) FROM provisioner_jobs \
-             WHERE started_at IS NULL AND completed_at IS NULL AND canceled_at IS NULL",
-            [],
-            |r| r.get(0),
-        )?)
-    }
+    /// Fails `worker_id`'s job with `error` (also its last log line), after `logs`. A job whose
+    /// cancel was requested ends canceled instead. False when the worker no longer held it.
+    fn fail_job(
+        &self,
+        job_id: &str,
+        worker_id: &str,
+        error: &str,
+        logs: &LogBatch,
+    ) -> StoreResult<bool>;
+
+    /// Started, unfinished jobs whose heartbeat is older than `before`.
+    fn stale_jobs(&self, before: Time) -> StoreResult<Vec<JobRow>>;
+
+    /// Started, unfinished jobs held by the workers of server `server_id`.
+    fn jobs_of_server(&self, server_id: &str) -> StoreResult<Vec<JobRow>>;
+
+    /// Fails a job no live worker holds, logging why; a job whose cancel was requested ends
+    /// canceled instead. False when it was completed meanwhile or `stale` no longer holds.
+    fn abandon_job(&self, job_id: &str, stale: Stale, error: &str) -> StoreResult<bool>;
 }

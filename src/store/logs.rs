@@ -1,8 +1,7 @@
-//! Job logs: appended in batches by the workers, read by id ranges.
+//! Job logs: appended in batches by the worker holding the job, read by id ranges.
 
-use super::{Store, StoreResult};
+use super::{LeaseState, StoreResult};
 use crate::model::Time;
-use rusqlite::params;
 
 #[derive(Clone, Debug)]
 pub struct LogRow {
@@ -23,23 +22,6 @@ pub struct NewLog {
     pub output: String,
 }
 
-pub fn insert_log_tx(
-    tx: &super::Tx,
-    job_id: &str,
-    at: Time,
-    source: &str,
-    level: &str,
-    stage: &str,
-    output: &str,
-) -> StoreResult<i64> {
-    tx.prepare_cached(
-        "INSERT INTO provisioner_job_logs (job_id, created_at, source, level, stage, output) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-    )?
-    .execute(params![job_id, at, source, level, stage, output])?;
-    Ok(tx.last_insert_rowid())
-}
-
 /// Lines to append to a job's log, with the job's log accounting after them.
 #[derive(Debug, Default)]
 pub struct LogBatch {
@@ -49,60 +31,22 @@ pub struct LogBatch {
     pub overflowed: bool,
 }
 
-/// Appends a batch inside the caller's transaction, moving the job's heartbeat with it.
-/// Returns the id of the last line written (0 when none).
-pub fn append_logs_tx(tx: &super::Tx, job_id: &str, batch: &LogBatch) -> StoreResult<i64> {
-    let mut last = 0;
-    for l in &batch.lines {
-        last = insert_log_tx(
-            tx,
-            job_id,
-            l.created_at,
-            l.source,
-            &l.level,
-            &l.stage,
-            &l.output,
-        )?;
-    }
-    tx.prepare_cached(
-        "UPDATE provisioner_jobs SET updated_at = ?2, logs_length = ?3, logs_overflowed = ?4 WHERE id = ?1",
-    )?
-    .execute(params![job_id, Time::now(), batch.length, batch.overflowed])?;
-    Ok(last)
-}
-
-impl Store {
-    /// Appends a batch of lines in one transaction.
-    pub fn append_logs(&self, job_id: &str, batch: &LogBatch) -> StoreResult<i64> {
-        self.write(|tx| append_logs_tx(tx, job_id, batch))
-    }
+pub trait LogStore {
+    /// Appends a batch in one transaction for the worker holding the job, moving its heartbeat
+    /// with it, and tells followers. Nothing is written when the worker lost the job (`Lost`).
+    fn append_logs(
+        &self,
+        job_id: &str,
+        worker_id: &str,
+        batch: &LogBatch,
+    ) -> StoreResult<LeaseState>;
 
     /// Logs of a job with `after < id < before`, in id order, at most `limit`.
-    pub fn logs(
+    fn logs(
         &self,
         job_id: &str,
         after: i64,
         before: Option<i64>,
         limit: i64,
-    ) -> StoreResult<Vec<LogRow>> {
-        let conn = self.conn()?;
-        let mut stmt = conn.prepare_cached(
-            "SELECT id, created_at, source, level, stage, output FROM provisioner_job_logs \
-             WHERE job_id = ?1 AND id > ?2 AND id < ?3 ORDER BY id LIMIT ?4",
-        )?;
-        let rows = stmt.query_map(
-            params![job_id, after, before.unwrap_or(i64::MAX), limit],
-            |r| {
-                Ok(LogRow {
-                    id: r.get(0)?,
-                    created_at: r.get(1)?,
-                    source: r.get(2)?,
-                    level: r.get(3)?,
-                    stage: r.get(4)?,
-                    output: r.get(5)?,
-                })
-            },
-        )?;
-        Ok(rows.collect::<Result<_, _>>()?)
-    }
+    ) -> StoreResult<Vec<LogRow>>;
 }

@@ -1,8 +1,7 @@
-//! Users, organizations, memberships and API keys.
+//! Users, the default organization, memberships and API keys.
 
-use super::{Store, StoreError, StoreResult, optional};
+use super::StoreResult;
 use crate::model::{Role, Time};
-use rusqlite::{Row, params};
 
 #[derive(Clone, Debug)]
 pub struct UserRow {
@@ -26,31 +25,6 @@ impl UserRow {
     }
 }
 
-const USER_COLUMNS: &str = "id, email, username, name, hashed_password, login_type, status, roles, \
-                            avatar_url, created_at, updated_at, last_seen_at";
-
-fn user_from_row(r: &Row) -> rusqlite::Result<UserRow> {
-    let roles: String = r.get(7)?;
-    Ok(UserRow {
-        id: r.get(0)?,
-        email: r.get(1)?,
-        username: r.get(2)?,
-        name: r.get(3)?,
-        hashed_password: r.get(4)?,
-        login_type: r.get(5)?,
-        status: r.get(6)?,
-        roles: roles.split_whitespace().filter_map(Role::parse).collect(),
-        avatar_url: r.get(8)?,
-        created_at: r.get(9)?,
-        updated_at: r.get(10)?,
-        last_seen_at: r.get(11)?,
-    })
-}
-
-fn roles_text(roles: &[Role]) -> String {
-    roles.iter().map(|r| r.name()).collect::<Vec<_>>().join(" ")
-}
-
 #[derive(Clone, Debug)]
 pub struct OrganizationRow {
     pub id: String,
@@ -61,22 +35,6 @@ pub struct OrganizationRow {
     pub is_default: bool,
     pub created_at: Time,
     pub updated_at: Time,
-}
-
-const ORG_COLUMNS: &str =
-    "id, name, display_name, description, icon, is_default, created_at, updated_at";
-
-fn org_from_row(r: &Row) -> rusqlite::Result<OrganizationRow> {
-    Ok(OrganizationRow {
-        id: r.get(0)?,
-        name: r.get(1)?,
-        display_name: r.get(2)?,
-        description: r.get(3)?,
-        icon: r.get(4)?,
-        is_default: r.get(5)?,
-        created_at: r.get(6)?,
-        updated_at: r.get(7)?,
-    })
 }
 
 #[derive(Clone, Debug)]
@@ -99,191 +57,52 @@ pub struct NewUser {
     pub roles: Vec<Role>,
 }
 
-fn insert_user(tx: &super::Tx, u: &NewUser, org_ids: &[String]) -> StoreResult<()> {
-    let now = Time::now();
-    tx.execute(
-        &format!("INSERT INTO users ({USER_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'active', ?7, '', ?8, ?8, ?8)"),
-        params![u.id, u.email, u.username, u.name, u.hashed_password, u.login_type, roles_text(&u.roles), now],
-    )?;
-    for org in org_ids {
-        tx.execute(
-            "INSERT INTO organization_members (organization_id, user_id, created_at) VALUES (?1, ?2, ?3)",
-            params![org, u.id, now],
-        )?;
-    }
-    Ok(())
+/// An API key to insert: only the hash of its secret.
+pub struct NewApiKey<'a> {
+    pub id: &'a str,
+    pub hashed_secret: &'a [u8],
+    pub user_id: &'a str,
+    pub login_type: &'a str,
+    pub expires_at: Time,
 }
 
-impl Store {
-    pub fn user_count(&self) -> StoreResult<i64> {
-        Ok(self
-            .conn()?
-            .query_row("SELECT count(*) FROM users", [], |r| r.get(0))?)
-    }
+pub trait UserStore {
+    fn user_count(&self) -> StoreResult<i64>;
 
-    /// Creates the first user and the default organization `coder`, in one transaction.
-    /// `Conflict` when any user exists already.
-    pub fn create_first_user(&self, user: &NewUser, org_id: &str) -> StoreResult<()> {
-        self.write(|tx| {
-            let count: i64 = tx.query_row("SELECT count(*) FROM users", [], |r| r.get(0))?;
-            if count > 0 {
-                return Err(StoreError::Conflict("a user exists".into()));
-            }
-            let now = Time::now();
-            let existing: Option<String> = optional(tx.query_row(
-                "SELECT id FROM organizations WHERE is_default = 1",
-                [],
-                |r| r.get(0),
-            ))?;
-            let org_id = match existing {
-                Some(id) => id,
-                None => {
-                    tx.execute(
-                        "INSERT INTO organizations (id, name, display_name, description, icon, is_default, created_at, updated_at) \
-                         VALUES (?1, 'coder', 'Coder', 'Builtin default organization.', '', 1, ?2, ?2)",
-                        params![org_id, now],
-                    )?;
-                    org_id.to_string()
-                }
-            };
-            insert_user(tx, user, &[org_id])
-        })
-    }
+    /// Creates the first user and the default organization `coder` (with id `org_id`), in one
+    /// transaction. `Conflict` when the first user was created already.
+    fn create_first_user(&self, user: &NewUser, org_id: &str) -> StoreResult<()>;
 
-    pub fn create_user(&self, user: &NewUser, org_ids: &[String]) -> StoreResult<()> {
-        self.write(|tx| insert_user(tx, user, org_ids))
-    }
+    /// `Conflict` when the email or username is taken.
+    fn create_user(&self, user: &NewUser, org_ids: &[String]) -> StoreResult<()>;
 
-    pub fn user_by_id(&self, id: &str) -> StoreResult<Option<UserRow>> {
-        let conn = self.conn()?;
-        let mut stmt =
-            conn.prepare_cached(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?1"))?;
-        optional(stmt.query_row([id], user_from_row))
-    }
+    fn user_by_id(&self, id: &str) -> StoreResult<Option<UserRow>>;
 
-    pub fn user_by_username(&self, username: &str) -> StoreResult<Option<UserRow>> {
-        let conn = self.conn()?;
-        let mut stmt = conn.prepare_cached(&format!(
-            "SELECT {USER_COLUMNS} FROM users WHERE username = ?1"
-        ))?;
-        optional(stmt.query_row([username], user_from_row))
-    }
+    /// Usernames compare without case.
+    fn user_by_username(&self, username: &str) -> StoreResult<Option<UserRow>>;
 
-    pub fn user_by_email(&self, email: &str) -> StoreResult<Option<UserRow>> {
-        let conn = self.conn()?;
-        optional(conn.query_row(
-            &format!("SELECT {USER_COLUMNS} FROM users WHERE email = ?1"),
-            [email],
-            user_from_row,
-        ))
-    }
+    /// Emails compare without case.
+    fn user_by_email(&self, email: &str) -> StoreResult<Option<UserRow>>;
 
-    pub fn user_exists(&self, email: &str, username: &str) -> StoreResult<bool> {
-        let conn = self.conn()?;
-        Ok(conn.query_row(
-            "SELECT EXISTS (SELECT 1 FROM users WHERE email = ?1 OR username = ?2)",
-            [email, username],
-            |r| r.get(0),
-        )?)
-    }
+    fn user_exists(&self, email: &str, username: &str) -> StoreResult<bool>;
 
     /// All users, oldest first.
-    pub fn list_users(&self) -> StoreResult<Vec<UserRow>> {
-        let conn = self.conn()?;
-        let mut stmt = conn.prepare(&format!(
-            "SELECT {USER_COLUMNS} FROM users ORDER BY created_at, username"
-        ))?;
-        let rows = stmt.query_map([], user_from_row)?;
-        Ok(rows.collect::<Result<_, _>>()?)
-    }
+    fn list_users(&self) -> StoreResult<Vec<UserRow>>;
 
-    pub fn set_user_roles(&self, id: &str, roles: &[Role]) -> StoreResult<()> {
-        self.write(|tx| {
-            tx.execute(
-                "UPDATE users SET roles = ?2, updated_at = ?3 WHERE id = ?1",
-                params![id, roles_text(roles), Time::now()],
-            )?;
-            Ok(())
-        })
-    }
+    fn set_user_roles(&self, id: &str, roles: &[Role]) -> StoreResult<()>;
 
-    pub fn user_organization_ids(&self, user_id: &str) -> StoreResult<Vec<String>> {
-        let conn = self.conn()?;
-        let mut stmt = conn.prepare_cached(
-            "SELECT organization_id FROM organization_members WHERE user_id = ?1 ORDER BY created_at",
-        )?;
-        let rows = stmt.query_map([user_id], |r| r.get(0))?;
-        Ok(rows.collect::<Result<_, _>>()?)
-    }
+    /// The organizations `user_id` belongs to, in the order they joined.
+    fn user_organization_ids(&self, user_id: &str) -> StoreResult<Vec<String>>;
 
-    pub fn list_organizations(&self) -> StoreResult<Vec<OrganizationRow>> {
-        let conn = self.conn()?;
-        let mut stmt = conn.prepare(&format!(
-            "SELECT {ORG_COLUMNS} FROM organizations ORDER BY created_at"
-        ))?;
-        let rows = stmt.query_map([], org_from_row)?;
-        Ok(rows.collect::<Result<_, _>>()?)
-    }
+    fn list_organizations(&self) -> StoreResult<Vec<OrganizationRow>>;
 
     /// An organization by id or by name.
-    pub fn organization(&self, id_or_name: &str) -> StoreResult<Option<OrganizationRow>> {
-        let conn = self.conn()?;
-        let mut stmt = conn.prepare_cached(&format!(
-            "SELECT {ORG_COLUMNS} FROM organizations WHERE id = ?1 OR name = ?1"
-        ))?;
-        optional(stmt.query_row([id_or_name], org_from_row))
-    }
+    fn organization(&self, id_or_name: &str) -> StoreResult<Option<OrganizationRow>>;
 
-    pub fn insert_api_key(
-        &self,
-        id: &str,
-        hashed_secret: &[u8],
-        user_id: &str,
-        login_type: &str,
-        expires_at: Time,
-    ) -> StoreResult<()> {
-        self.write(|tx| {
-            let now = Time::now();
-            tx.execute(
-                "INSERT INTO api_keys (id, hashed_secret, user_id, login_type, created_at, expires_at, last_used) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?5)",
-                params![id, hashed_secret, user_id, login_type, now, expires_at],
-            )?;
-            Ok(())
-        })
-    }
+    fn insert_api_key(&self, key: &NewApiKey) -> StoreResult<()>;
 
-    /// An API key and its user, in one query (every authenticated request asks).
-    pub fn api_key_with_user(&self, id: &str) -> StoreResult<Option<(ApiKeyRow, UserRow)>> {
-        let conn = self.conn()?;
-        let mut stmt = conn.prepare_cached(&format!(
-            "SELECT {}, k.id, k.hashed_secret, k.user_id, k.login_type, k.expires_at \
-             FROM api_keys k JOIN users u ON u.id = k.user_id WHERE k.id = ?1",
-            USER_COLUMNS
-                .split(", ")
-                .map(|c| format!("u.{c}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ))?;
-        optional(stmt.query_row([id], |r| {
-            let user = user_from_row(r)?;
-            Ok((
-                ApiKeyRow {
-                    id: r.get(12)?,
-                    hashed_secret: r.get(13)?,
-                    user_id: r.get(14)?,
-                    login_type: r.get(15)?,
-                    expires_at: r.get(16)?,
-                },
-                user,
-            ))
-        }))
-    }
+    /// An API key and its user, in one read (every authenticated request asks).
+    fn api_key_with_user(&self, id: &str) -> StoreResult<Option<(ApiKeyRow, UserRow)>>;
 
-    pub fn delete_api_key(&self, id: &str) -> StoreResult<()> {
-        self.write(|tx| {
-            tx.execute("DELETE FROM api_keys WHERE id = ?1", [id])?;
-            Ok(())
-        })
-    }
+    fn delete_api_key(&self, id: &str) -> StoreResult<()>;
 }

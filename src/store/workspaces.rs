@@ -1,8 +1,7 @@
 //! Workspaces.
 
-use super::{Store, StoreResult, optional};
+use super::{NewBuild, StoreResult};
 use crate::model::Time;
-use rusqlite::Row;
 
 #[derive(Clone, Debug)]
 pub struct WorkspaceRow {
@@ -22,29 +21,6 @@ pub struct WorkspaceRow {
     pub last_used_at: Time,
 }
 
-const WORKSPACE_COLUMNS: &str = "w.id, w.organization_id, w.owner_id, u.username, u.avatar_url, \
-    w.template_id, w.name, w.ttl_ms, w.autostart_schedule, w.automatic_updates, w.deleted, \
-    w.created_at, w.updated_at, w.last_used_at";
-
-fn workspace_from_row(r: &Row) -> rusqlite::Result<WorkspaceRow> {
-    Ok(WorkspaceRow {
-        id: r.get(0)?,
-        organization_id: r.get(1)?,
-        owner_id: r.get(2)?,
-        owner_name: r.get(3)?,
-        owner_avatar_url: r.get(4)?,
-        template_id: r.get(5)?,
-        name: r.get(6)?,
-        ttl_ms: r.get(7)?,
-        autostart_schedule: r.get(8)?,
-        automatic_updates: r.get(9)?,
-        deleted: r.get(10)?,
-        created_at: r.get(11)?,
-        updated_at: r.get(12)?,
-        last_used_at: r.get(13)?,
-    })
-}
-
 pub struct NewWorkspace<'a> {
     pub id: &'a str,
     pub organization_id: &'a str,
@@ -56,64 +32,23 @@ pub struct NewWorkspace<'a> {
     pub automatic_updates: &'a str,
 }
 
-pub(super) fn insert_workspace(tx: &super::Tx, w: &NewWorkspace, now: Time) -> StoreResult<()> {
-    tx.execute(
-        "INSERT INTO workspaces (id, organization_id, owner_id, template_id, name, ttl_ms, \
-         autostart_schedule, automatic_updates, created_at, updated_at, last_used_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, ?9)",
-        rusqlite::params![
-            w.id,
-            w.organization_id,
-            w.owner_id,
-            w.template_id,
-            w.name,
-            w.ttl_ms,
-            w.autostart_schedule,
-            w.automatic_updates,
-            now
-        ],
-    )?;
-    Ok(())
-}
-
-impl Store {
+pub trait WorkspaceStore {
     /// A workspace by id, deleted or not.
-    pub fn workspace(&self, id: &str) -> StoreResult<Option<WorkspaceRow>> {
-        let conn = self.conn()?;
-        let mut stmt = conn.prepare_cached(&format!(
-            "SELECT {WORKSPACE_COLUMNS} FROM workspaces w JOIN users u ON u.id = w.owner_id WHERE w.id = ?1"
-        ))?;
-        optional(stmt.query_row([id], workspace_from_row))
-    }
+    fn workspace(&self, id: &str) -> StoreResult<Option<WorkspaceRow>>;
 
-    /// The live workspace of `owner_id` named `name`; with `include_deleted`, the newest one
-    /// of that name when no live one exists.
-    pub fn workspace_by_name(
+    /// The live workspace of `owner_id` named `name` (without case); with `include_deleted`,
+    /// the newest one of that name when no live one exists.
+    fn workspace_by_name(
         &self,
         owner_id: &str,
         name: &str,
         include_deleted: bool,
-    ) -> StoreResult<Option<WorkspaceRow>> {
-        let conn = self.conn()?;
-        let mut stmt = conn.prepare_cached(&format!(
-            "SELECT {WORKSPACE_COLUMNS} FROM workspaces w JOIN users u ON u.id = w.owner_id \
-             WHERE w.owner_id = ?1 AND w.name = ?2 COLLATE NOCASE AND (w.deleted = 0 OR ?3) \
-             ORDER BY w.deleted, w.created_at DESC LIMIT 1"
-        ))?;
-        optional(stmt.query_row(
-            rusqlite::params![owner_id, name, include_deleted],
-            workspace_from_row,
-        ))
-    }
+    ) -> StoreResult<Option<WorkspaceRow>>;
 
-    /// Live workspaces, of one owner or of everyone, by name.
-    pub fn workspaces(&self, owner_id: Option<&str>) -> StoreResult<Vec<WorkspaceRow>> {
-        let conn = self.conn()?;
-        let mut stmt = conn.prepare_cached(&format!(
-            "SELECT {WORKSPACE_COLUMNS} FROM workspaces w JOIN users u ON u.id = w.owner_id \
-             WHERE w.deleted = 0 AND (?1 IS NULL OR w.owner_id = ?1) ORDER BY u.username, w.name"
-        ))?;
-        let rows = stmt.query_map([owner_id], workspace_from_row)?;
-        Ok(rows.collect::<Result<_, _>>()?)
-    }
+    /// Live workspaces, of one owner or of everyone, by owner name then name.
+    fn workspaces(&self, owner_id: Option<&str>) -> StoreResult<Vec<WorkspaceRow>>;
+
+    /// Creates a workspace and its first build, in one transaction, and wakes a worker.
+    /// `Conflict` when its owner has a live workspace of that name.
+    fn create_workspace(&self, w: &NewWorkspace, first: &NewBuild) -> StoreResult<()>;
 }

@@ -1,27 +1,32 @@
 //! `GET /api/v2/kiln/events`: Server-Sent Events that push the caller's overview when it
-//! changes. A cheap change marker is read every `POLL_EVERY`; only when it moves is the overview
-//! rebuilt, and it is sent only when what the caller sees differs from the last one sent.
+//! changes. The store's `Topic::Overview` notices wake the stream (and a backup look every
+//! `BACKUP_POLL` catches a change made by other means); a cheap change marker is then read, and
+//! only when it moved is the overview rebuilt, at most once per `MIN_GAP`. It is sent only when
+//! what the caller sees differs from the last one sent.
 
 use super::{build_overview, status_filter};
 use crate::api::auth::{authenticate, token_from_request};
 use crate::api::{Actor, ApiError, ApiResult};
+use crate::events::{Subscription, Topic};
 use crate::model::BuildStatus;
 use crate::model::overview::Overview;
 use crate::store::ChangeMarker;
 use crate::{AppState, State};
 use actix_web::http::header;
-use actix_web::rt::time::sleep;
+use actix_web::rt::time::{sleep, timeout};
 use actix_web::{HttpRequest, HttpResponse, web};
 use futures_util::StreamExt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-const POLL_EVERY: Duration = Duration::from_millis(250);
+const MIN_GAP: Duration = Duration::from_millis(250);
+const BACKUP_POLL: Duration = Duration::from_secs(1);
 const KEEPALIVE_EVERY: Duration = Duration::from_secs(15);
 
-/// What one events connection remembers between polls.
-struct Subscription {
+/// What one events connection remembers between looks.
+struct Stream {
     state: Arc<AppState>,
+    notices: Subscription,
     token: String,
     filter: Option<BuildStatus>,
     marker: Option<ChangeMarker>,
@@ -36,8 +41,11 @@ pub async fn events(state: State, _caller: Actor, req: HttpRequest) -> ApiResult
     // The Actor extractor has accepted this token; it is checked again as the stream goes on,
     // so a signed-out session stops receiving.
     let token = token_from_request(&req).unwrap_or_default();
-    let sub = Subscription {
+    let mut notices = state.events.subscribe(&Topic::Overview);
+    notices.mark_seen();
+    let sub = Stream {
         state: state.into_inner(),
+        notices,
         token,
         filter,
         marker: None,
@@ -57,14 +65,15 @@ pub async fn events(state: State, _caller: Actor, req: HttpRequest) -> ApiResult
 }
 
 /// Waits for the next thing to send: an overview, a keepalive comment, or the end.
-async fn next_event(mut sub: Subscription) -> Option<(web::Bytes, Subscription)> {
+async fn next_event(mut sub: Stream) -> Option<(web::Bytes, Stream)> {
     if sub.closed {
         return None;
     }
     let mut first_poll = sub.marker.is_none();
     loop {
         if !first_poll {
-            sleep(POLL_EVERY).await;
+            sleep(MIN_GAP).await;
+            let _ = timeout(BACKUP_POLL.saturating_sub(MIN_GAP), sub.notices.changed()).await;
         }
         first_poll = false;
         if sub.state.engine.is_stopping() {
@@ -113,7 +122,7 @@ async fn next_event(mut sub: Subscription) -> Option<(web::Bytes, Subscription)>
 }
 
 /// Authenticates again (the session may have ended) and builds the overview for that caller.
-async fn rebuild(sub: &Subscription) -> ApiResult<Overview> {
+async fn rebuild(sub: &Stream) -> ApiResult<Overview> {
     let state = sub.state.clone();
     let token = sub.token.clone();
     let filter = sub.filter;
@@ -126,7 +135,7 @@ async fn rebuild(sub: &Subscription) -> ApiResult<Overview> {
 }
 
 /// `Some(false)` when the session is gone; `None` when that could not be checked.
-async fn still_signed_in(sub: &Subscription) -> Option<bool> {
+async fn still_signed_in(sub: &Stream) -> Option<bool> {
     let state = sub.state.clone();
     let token = sub.token.clone();
     let checked = web::block(move || authenticate(&web::Data::from(state), Some(token))).await;
@@ -137,7 +146,7 @@ async fn still_signed_in(sub: &Subscription) -> Option<bool> {
     }
 }
 
-fn signed_out(sub: &mut Subscription) -> web::Bytes {
+fn signed_out(sub: &mut Stream) -> web::Bytes {
     sub.closed = true;
     web::Bytes::from_static(b"event: signed-out\ndata: {}\n\n")
 }

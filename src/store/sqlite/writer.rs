@@ -8,7 +8,7 @@
 //! commit that covers its write has happened. So a write returns only once it is durable, an
 //! idle server commits at once, and a busy one commits in batches.
 
-use super::{StoreError, StoreResult};
+use crate::store::{StoreError, StoreResult};
 use rusqlite::Connection;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
@@ -104,7 +104,7 @@ impl Writer {
             }
         }
         if let Some((_, error)) = g.errors.iter().find(|(b, _)| *b == my_batch) {
-            return Err(StoreError::Commit(error.clone()));
+            return Err(StoreError::Unavailable(format!("commit failed: {error}")));
         }
         out
     }

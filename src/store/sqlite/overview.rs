@@ -1,37 +1,14 @@
 //! Reads for the status page: the queue, busy workers, recent builds, and a cheap marker that
 //! moves whenever any of them may have changed.
 
-use super::{Store, StoreResult};
+use super::SqliteStore;
 use crate::model::Time;
 use crate::model::overview::{BuildFacts, QueuedJob};
+use crate::store::{ChangeMarker, OverviewStore, QueueRow, StoreResult};
 use rusqlite::params;
 
-/// A pending job with the owner of its workspace (none for template imports), so the caller
-/// can decide who may see it.
-#[derive(Clone, Debug)]
-pub struct QueueRow {
-    pub job: QueuedJob,
-    pub workspace_owner_id: Option<String>,
-}
-
-/// Counts and latest update times over jobs, builds and workspaces. Two equal markers mean
-/// nothing the overview shows has changed in between (every write bumps a count or an
-/// `updated_at`, and each job timestamp being set bumps its count).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct ChangeMarker {
-    pub jobs: i64,
-    pub jobs_started: i64,
-    pub jobs_completed: i64,
-    pub jobs_canceled: i64,
-    pub jobs_updated_at: Option<i64>,
-    pub builds: i64,
-    pub builds_updated_at: Option<i64>,
-    pub workspaces: i64,
-    pub workspaces_updated_at: Option<i64>,
-}
-
-impl Store {
-    pub fn overview_change_marker(&self) -> StoreResult<ChangeMarker> {
+impl OverviewStore for SqliteStore {
+    fn overview_change_marker(&self) -> StoreResult<ChangeMarker> {
         let conn = self.conn()?;
         let mut stmt = conn.prepare_cached(
             "SELECT j.n, j.started, j.completed, j.canceled, j.updated, b.n, b.updated, w.n, w.updated \
@@ -56,8 +33,7 @@ impl Store {
         })?)
     }
 
-    /// Jobs a worker has started and not completed (running or canceling).
-    pub fn busy_job_count(&self) -> StoreResult<i64> {
+    fn busy_job_count(&self) -> StoreResult<i64> {
         let conn = self.conn()?;
         let mut stmt = conn.prepare_cached(
             "SELECT count(*) FROM provisioner_jobs \
@@ -66,8 +42,7 @@ impl Store {
         Ok(stmt.query_row([], |r| r.get(0))?)
     }
 
-    /// Every pending job, oldest first, with its 1-based position in the queue.
-    pub fn pending_queue(&self) -> StoreResult<Vec<QueueRow>> {
+    fn pending_queue(&self) -> StoreResult<Vec<QueueRow>> {
         let conn = self.conn()?;
         let mut stmt = conn.prepare_cached(
             "SELECT q.id, q.type, q.position, q.created_at, w.name, wb.build_number, tv.name, w.owner_id \
@@ -96,12 +71,10 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// Walks builds newest first (of workspaces owned by `owner_id` when given), handing each
-    /// to `visit` until it returns false or the builds run out.
-    pub fn scan_recent_builds(
+    fn scan_recent_builds(
         &self,
         owner_id: Option<&str>,
-        mut visit: impl FnMut(BuildFacts) -> bool,
+        visit: &mut dyn FnMut(BuildFacts) -> bool,
     ) -> StoreResult<()> {
         let conn = self.conn()?;
         let mut stmt = conn.prepare_cached(

@@ -1,27 +1,24 @@
 //! Creating a workspace build: every check of the spec (section 4, POST builds), in order, then
 //! the build and its job in one transaction. Also used for a new workspace's first build.
 
-use super::templateversions::version_manifest;
-use super::views::build_json;
-use super::{Actor, ApiError, ApiResult, created, parse_uuid, read_json, res, tag_failed};
-use crate::State;
-use crate::model::parameters;
-use crate::model::{JobStatus, Transition, WorkspaceBuildParameter};
-use crate::store::{
-    BuildRow, CreateBuildOutcome, NewBuild, TemplateRow, TemplateVersionRow, WorkspaceRow,
+use crate::api::lookup::find_workspace;
+use crate::api::views::build_json;
+use crate::api::{
+    Actor, ApiError, ApiResult, Reply, blocking, created, parse_uuid, read_json, tag_failed,
 };
-use actix_web::http::StatusCode;
-use actix_web::{HttpResponse, web};
+use crate::domain::builds::{
+    BuildIntent, VersionFacts, WorkspaceFacts, check_previous, check_request,
+};
+use crate::model::parameters;
+use crate::model::{Transition, WorkspaceBuildParameter, new_id};
+use crate::store::{
+    BuildRow, CreateBuildOutcome, NewBuild, NewWorkspace, StoreError, TemplateRow,
+    TemplateVersionRow, WorkspaceRow,
+};
+use crate::{AppState, State};
+use actix_web::web;
 use base64::Engine as _;
 use serde::Deserialize;
-
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        res("/workspaces/{workspace}/builds")
-            .route(web::get().to(super::workspacebuilds::list))
-            .route(web::post().to(post_build)),
-    );
-}
 
 const CLIENT_REASONS: [&str; 5] = [
     "dashboard",
@@ -63,7 +60,7 @@ pub struct BuildRequest {
 }
 
 /// `[]byte` as Go encodes it (a base64 string), or an array of byte values.
-pub(super) fn decode_state(v: &serde_json::Value) -> Option<Vec<u8>> {
+pub(crate) fn decode_state(v: &serde_json::Value) -> Option<Vec<u8>> {
     match v {
         serde_json::Value::String(s) => base64::engine::general_purpose::STANDARD.decode(s).ok(),
         serde_json::Value::Array(items) => items
@@ -116,14 +113,15 @@ pub fn parse_request(body: &[u8]) -> ApiResult<BuildRequest> {
     })
 }
 
-/// Whether `actor` may see `workspace` at all (otherwise: the generic 404).
-pub fn can_read_workspace(actor: &Actor, w: &WorkspaceRow) -> bool {
-    can_read_workspace_of(actor, &w.owner_id)
-}
-
-/// Whether `actor` may see the workspaces (and builds) of the user `owner_id`.
-pub fn can_read_workspace_of(actor: &Actor, owner_id: &str) -> bool {
-    actor.is_template_manager() || actor.user.id == owner_id
+impl BuildRequest {
+    fn intent(&self) -> BuildIntent {
+        BuildIntent {
+            transition: self.transition,
+            orphan: self.orphan,
+            custom_state: self.state.is_some(),
+            debug: self.debug,
+        }
+    }
 }
 
 /// Check 5: the version exists, belongs to the template, and imported successfully.
@@ -131,39 +129,27 @@ pub fn check_version(
     version: Option<TemplateVersionRow>,
     template: &TemplateRow,
 ) -> ApiResult<TemplateVersionRow> {
-    let v = version.ok_or_else(|| ApiError::bad_request("template version does not exist"))?;
-    if v.template_id.as_deref() != Some(template.id.as_str()) {
-        return Err(ApiError::bad_request(
-            "template version doesn't match template",
-        ));
-    }
-    match v.job.status() {
-        JobStatus::Succeeded => Ok(v),
-        s @ (JobStatus::Pending | JobStatus::Running) => Err(ApiError::new(
-            StatusCode::NOT_ACCEPTABLE,
-            format!(
-                "The provided template version is {}. Wait for it to complete importing!",
-                s.as_str()
-            ),
-        )),
-        _ => Err(ApiError::bad_request(format!(
-            "The provided template version {:?} has failed to import: {:?}. You cannot build workspaces with it!",
-            v.name, v.job.error
-        ))),
-    }
+    let facts = version.as_ref().map(|v| VersionFacts {
+        template_id: v.template_id.as_deref(),
+        name: &v.name,
+        import_status: v.job.status(),
+        import_error: &v.job.error,
+    });
+    crate::domain::builds::check_version(facts, &template.id)?;
+    Ok(version.expect("checked"))
 }
 
 /// Resolves the parameters (check 7) and queues the build and its job.
 pub fn queue_build(
-    state: &State,
+    state: &AppState,
     actor: &Actor,
     workspace: &WorkspaceRow,
     version: &TemplateVersionRow,
     req: &BuildRequest,
     previous: Option<&BuildRow>,
-    first: Option<&crate::store::NewWorkspace>,
+    first: Option<&NewWorkspace>,
 ) -> ApiResult<BuildRow> {
-    let manifest = version_manifest(version).unwrap_or_default();
+    let manifest = version.imported_manifest().unwrap_or_default();
     let previous_params = match previous {
         Some(p) => Some(state.store.build_parameters(&p.id)?),
         None => None,
@@ -177,10 +163,10 @@ pub fn queue_build(
         ApiError::bad_request(format!("Unable to validate parameter {:?}", e.name))
             .with_detail(e.detail)
     })?;
-    let id = super::new_id();
+    let id = new_id();
     let build = NewBuild {
         id: &id,
-        job_id: &super::new_id(),
+        job_id: &new_id(),
         workspace_id: &workspace.id,
         organization_id: &workspace.organization_id,
         template_version_id: &version.id,
@@ -200,7 +186,7 @@ pub fn queue_build(
     };
     match first {
         Some(w) => match state.store.create_workspace(w, &build) {
-            Err(crate::store::StoreError::Conflict(_)) => {
+            Err(StoreError::Conflict(_)) => {
                 return Err(
                     ApiError::conflict(format!("Workspace {:?} already exists.", w.name))
                         .with_validation(
@@ -217,100 +203,58 @@ pub fn queue_build(
             }
         }
     }
-    state.engine.notify();
     state.store.build(&id)?.ok_or_else(ApiError::not_found)
 }
 
-async fn post_build(
+pub async fn post_build(
     state: State,
     actor: Actor,
     path: web::Path<String>,
     body: web::Bytes,
-) -> ApiResult<HttpResponse> {
-    let workspace_id = parse_uuid(&path)?;
-    let workspace = state
-        .store
-        .workspace(&workspace_id)?
-        .filter(|w| can_read_workspace(&actor, w))
-        .ok_or_else(ApiError::not_found)?;
-    // 1. Body and validation.
-    let req = parse_request(&body)?;
-    // 2. A deleted workspace can only be deleted again.
-    if workspace.deleted && req.transition != Transition::Delete {
-        return Err(ApiError::conflict(format!(
-            "Cannot {} a deleted workspace!",
-            req.transition.as_str()
-        ))
-        .with_detail("This workspace has been deleted and cannot be modified."));
-    }
-    // 3. Orphan.
-    if req.orphan && req.transition != Transition::Delete {
-        return Err(ApiError::bad_request(
-            "Orphan is only permitted when deleting a workspace.",
-        ));
-    }
-    if req.orphan && req.state.is_some() {
-        return Err(ApiError::bad_request(
-            "ProvisionerState cannot be set alongside Orphan since state intent is unclear.",
-        ));
-    }
-    // 4. Permission.
-    if !actor.is_owner() && actor.user.id != workspace.owner_id {
-        let action = if req.transition == Transition::Delete {
-            "delete"
-        } else {
-            "update"
+) -> ApiResult<Reply> {
+    blocking(move || {
+        let workspace = find_workspace(&state, &actor, &path)?;
+        // 1. Body and validation.
+        let req = parse_request(&body)?;
+        // 2 to 4: deleted workspace, orphan, permission.
+        let facts = WorkspaceFacts {
+            owner_id: &workspace.owner_id,
+            deleted: workspace.deleted,
         };
-        return Err(ApiError::forbidden(format!(
-            "You do not have permission to {action} this workspace."
-        )));
-    }
-    if (req.state.is_some() || req.orphan) && !actor.is_template_manager() {
-        return Err(ApiError::forbidden(
-            "Only template managers may provide custom state",
-        ));
-    }
-    if req.debug && !actor.is_owner() {
-        return Err(ApiError::bad_request(
-            "Workspace builds with a custom log level are restricted to administrators only.",
-        ));
-    }
-    // 5. Template version.
-    let template = state
-        .store
-        .template(&workspace.template_id)?
-        .ok_or_else(|| {
-            ApiError::internal(
-                "Internal error fetching template.",
-                "the workspace's template is gone",
-            )
-        })?;
-    let previous = state.store.latest_build(&workspace.id)?;
-    let version_id = match &req.template_version_id {
-        Some(raw) => parse_uuid(raw).ok(),
-        None => previous.as_ref().map(|p| p.template_version_id.clone()),
-    };
-    let version = match version_id {
-        Some(id) => state.store.template_version(&id)?,
-        None => None,
-    };
-    let version = check_version(version, &template)?;
-    // 6. Active build (checked again atomically when the build is inserted).
-    if previous
-        .as_ref()
-        .is_some_and(|p| p.job.status().is_active())
-    {
-        return Err(ApiError::conflict("A workspace build is already active."));
-    }
-    // 7. Parameters, then queue.
-    let build = queue_build(
-        &state,
-        &actor,
-        &workspace,
-        &version,
-        &req,
-        previous.as_ref(),
-        None,
-    )?;
-    created(&build_json(&state, &build)?)
+        check_request(actor.caller(), facts, req.intent())?;
+        // 5. Template version.
+        let template = state
+            .store
+            .template(&workspace.template_id)?
+            .ok_or_else(|| {
+                ApiError::internal(
+                    "Internal error fetching template.",
+                    "the workspace's template is gone",
+                )
+            })?;
+        let previous = state.store.latest_build(&workspace.id)?;
+        let version_id = match &req.template_version_id {
+            Some(raw) => parse_uuid(raw).ok(),
+            None => previous.as_ref().map(|p| p.template_version_id.clone()),
+        };
+        let version = match version_id {
+            Some(id) => state.store.template_version(&id)?,
+            None => None,
+        };
+        let version = check_version(version, &template)?;
+        // 6. Active build (checked again where the build is inserted).
+        check_previous(previous.as_ref().map(|p| p.job.status()))?;
+        // 7. Parameters, then queue.
+        let build = queue_build(
+            &state,
+            &actor,
+            &workspace,
+            &version,
+            &req,
+            previous.as_ref(),
+            None,
+        )?;
+        created(&build_json(&state, &build)?)
+    })
+    .await
 }

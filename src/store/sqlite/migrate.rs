@@ -1,9 +1,9 @@
 //! Versioned migrations from `schema.sql` (embedded), tracked by `PRAGMA user_version`.
 
-use super::StoreResult;
+use crate::store::{StoreError, StoreResult};
 use rusqlite::Connection;
 
-const SCHEMA: &str = include_str!("../../schema.sql");
+const SCHEMA: &str = include_str!("../../../schema.sql");
 
 /// The numbered blocks of schema.sql, in order: `(version, sql)`.
 fn migrations() -> Vec<(u32, String)> {
@@ -36,7 +36,7 @@ pub fn migrate(conn: &mut Connection) -> StoreResult<()> {
     let current: u32 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     let latest = latest_version();
     if current > latest {
-        return Err(super::StoreError::Conflict(format!(
+        return Err(StoreError::Unavailable(format!(
             "the database has schema version {current}, newer than this kiln ({latest}); \
              use a newer kiln"
         )));

@@ -1,0 +1,75 @@
+//! The server's data folder: held by one kiln at a time (a lock file), and home of the
+//! server's id, which names its built-in workers across restarts.
+
+use std::fs::File;
+use std::os::unix::io::AsRawFd;
+use std::path::{Path, PathBuf};
+
+const LOCK_FILE: &str = "kiln.lock";
+const SERVER_ID_FILE: &str = "server-id";
+
+/// An open data folder; the lock is held until it is dropped (or the process dies).
+pub struct DataDir {
+    pub path: PathBuf,
+    pub server_id: String,
+    _lock: File,
+}
+
+impl DataDir {
+    /// Creates the folder when missing, takes its lock (another kiln using it is an error),
+    /// and reads the server id, making one on first use.
+    pub fn open(path: &Path) -> Result<DataDir, String> {
+        std::fs::create_dir_all(path)
+            .map_err(|e| format!("cannot create the data directory {}: {e}", path.display()))?;
+        let lock_path = path.join(LOCK_FILE);
+        let lock = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| format!("cannot open {}: {e}", lock_path.display()))?;
+        // SAFETY: flock on a file descriptor we own; released when the file closes.
+        if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            return Err(format!(
+                "another kiln server is using the data directory {}",
+                path.display()
+            ));
+        }
+        let id_path = path.join(SERVER_ID_FILE);
+        let server_id = match std::fs::read_to_string(&id_path) {
+            Ok(text) if uuid::Uuid::parse_str(text.trim()).is_ok() => text.trim().to_string(),
+            Ok(_) => return Err(format!("{} does not hold a server id", id_path.display())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let id = crate::model::new_id();
+                let tmp = path.join(format!("{SERVER_ID_FILE}.tmp"));
+                std::fs::write(&tmp, format!("{id}\n"))
+                    .and_then(|_| std::fs::rename(&tmp, &id_path))
+                    .map_err(|e| format!("cannot write {}: {e}", id_path.display()))?;
+                id
+            }
+            Err(e) => return Err(format!("cannot read {}: {e}", id_path.display())),
+        };
+        Ok(DataDir {
+            path: path.to_path_buf(),
+            server_id,
+            _lock: lock,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_server_at_a_time_and_the_same_id_after_a_restart() {
+        let tmp = tempfile::tempdir().unwrap();
+        let first = DataDir::open(tmp.path()).unwrap();
+        let err = DataDir::open(tmp.path()).err().unwrap();
+        assert!(err.contains("another kiln server"), "{err}");
+        let id = first.server_id.clone();
+        drop(first);
+        let again = DataDir::open(tmp.path()).unwrap();
+        assert_eq!(again.server_id, id);
+    }
+}

@@ -1,0 +1,49 @@
+//! The live-events seam: "look again" notices that tell log followers, idle workers, running
+//! jobs and the status page that something they watch has changed in the store.
+//!
+//! A notice carries no data. Whoever receives one reads the store itself, from its own cursor,
+//! so a notice can be lost, doubled or merged with the next one without losing or repeating
+//! anything. The rule for every watcher: subscribe first, then read the store, then wait.
+//!
+//! Notices are published by the store when (never before) the change they announce is
+//! committed. `Hub` is the in-process implementation; a backend shared by several processes
+//! relays the same topics between them (e.g. PostgreSQL's LISTEN/NOTIFY) into its local hub.
+
+mod hub;
+
+pub use hub::{Hub, Subscription};
+
+/// What a notice is about.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Topic {
+    /// A job was queued or put back in the queue: idle workers look for work.
+    Queue,
+    /// A job's log grew, or the job changed state (canceled, completed).
+    Logs(String),
+    /// Cancel was requested for a running job: whoever runs it stops its work.
+    Cancel(String),
+    /// Something the status page's overview shows changed: jobs, builds or workspaces.
+    Overview,
+    /// A completed build changed (its state was replaced): cached copies are stale.
+    Builds,
+}
+
+/// Publishes and delivers notices.
+pub trait LiveEvents: Send + Sync {
+    /// Tells every subscriber of `topic` (in every process sharing the store) to look again.
+    /// Call it once the change is committed.
+    fn publish(&self, topic: &Topic);
+
+    /// A subscription to `topic`: notices published from now on wake it.
+    fn subscribe(&self, topic: &Topic) -> Subscription;
+}
+
+impl LiveEvents for Hub {
+    fn publish(&self, topic: &Topic) {
+        self.notify(topic);
+    }
+
+    fn subscribe(&self, topic: &Topic) -> Subscription {
+        Hub::subscribe(self, topic)
+    }
+}

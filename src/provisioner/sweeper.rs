@@ -1,0 +1,53 @@
+//! The server's hung-job sweeper: a thread that gives up the running jobs whose heartbeat
+//! stopped for the hung timeout (`LocalQueue::sweep`), wherever their worker ran.
+
+use super::queue::LocalQueue;
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+pub struct Sweeper {
+    stop: Arc<(Mutex<bool>, Condvar)>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Sweeper {
+    /// Sweeps every quarter of `hung_timeout` (between 200 ms and 30 s).
+    pub fn start(queue: Arc<LocalQueue>, hung_timeout: Duration) -> Sweeper {
+        let stop = Arc::new((Mutex::new(false), Condvar::new()));
+        let every = (hung_timeout / 4).clamp(Duration::from_millis(200), Duration::from_secs(30));
+        let s = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("kiln-sweeper".into())
+            .spawn(move || {
+                loop {
+                    let (lock, wake) = &*s;
+                    let guard = lock.lock().unwrap();
+                    let (guard, _) = wake
+                        .wait_timeout_while(guard, every, |stopped| !*stopped)
+                        .unwrap();
+                    if *guard {
+                        return;
+                    }
+                    drop(guard);
+                    if let Err(e) = queue.sweep(hung_timeout) {
+                        log::error!("looking for hung jobs: {e}");
+                    }
+                }
+            })
+            .expect("spawn sweeper");
+        Sweeper {
+            stop,
+            thread: Mutex::new(Some(thread)),
+        }
+    }
+
+    pub fn stop(&self) {
+        let (lock, wake) = &*self.stop;
+        *lock.lock().unwrap() = true;
+        wake.notify_all();
+        if let Some(t) = self.thread.lock().unwrap().take() {
+            let _ = t.join();
+        }
+    }
+}

@@ -1,0 +1,46 @@
+//! Reads for the status page: the queue, busy workers, recent builds, and a cheap marker that
+//! moves whenever any of them may have changed.
+
+use super::StoreResult;
+use crate::model::overview::{BuildFacts, QueuedJob};
+
+/// A pending job with the owner of its workspace (none for template imports), so the caller
+/// can decide who may see it.
+#[derive(Clone, Debug)]
+pub struct QueueRow {
+    pub job: QueuedJob,
+    pub workspace_owner_id: Option<String>,
+}
+
+/// Counts and latest update times over jobs, builds and workspaces. Two equal markers mean
+/// nothing the overview shows has changed in between.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ChangeMarker {
+    pub jobs: i64,
+    pub jobs_started: i64,
+    pub jobs_completed: i64,
+    pub jobs_canceled: i64,
+    pub jobs_updated_at: Option<i64>,
+    pub builds: i64,
+    pub builds_updated_at: Option<i64>,
+    pub workspaces: i64,
+    pub workspaces_updated_at: Option<i64>,
+}
+
+pub trait OverviewStore {
+    fn overview_change_marker(&self) -> StoreResult<ChangeMarker>;
+
+    /// Jobs a worker has started and not completed (running or canceling).
+    fn busy_job_count(&self) -> StoreResult<i64>;
+
+    /// Every pending job, oldest first, with its 1-based position in the queue.
+    fn pending_queue(&self) -> StoreResult<Vec<QueueRow>>;
+
+    /// Walks builds newest first (of workspaces owned by `owner_id` when given), handing each
+    /// to `visit` until it returns false or the builds run out.
+    fn scan_recent_builds(
+        &self,
+        owner_id: Option<&str>,
+        visit: &mut dyn FnMut(BuildFacts) -> bool,
+    ) -> StoreResult<()>;
+}

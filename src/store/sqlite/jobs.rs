@@ -1,0 +1,471 @@
+//! The job queue: one FIFO (by `seq`) for imports and builds, with the worker leases of
+//! `crate::store::jobs`. Every write a worker makes to its job is conditional on
+//! `worker_id = <it> AND completed_at IS NULL`, and every write made for a job nobody runs is
+//! conditional on the fact that made it stale: the condition is re-checked by the statement
+//! that writes, so a write decided from an older read never lands on a job that moved on.
+
+use super::dialect::optional;
+use super::logs::{append_lines, insert_log};
+use super::{SqliteStore, Tx};
+use crate::domain::builds::{build_end, daily_cost, deadline};
+use crate::domain::jobs::cancel_decision;
+use crate::domain::{CancelAction, CancelRefusal};
+use crate::events::Topic;
+use crate::model::{JobStatus, Time, Transition, new_id};
+use crate::store::{
+    BuildCompletion, ImportOutcome, JobRow, JobStore, LeaseState, LogBatch, Stale, StoreError,
+    StoreResult,
+};
+use rusqlite::{Row, params};
+
+pub const JOB_COLUMNS: &str = "j.id, j.seq, j.created_at, j.updated_at, j.started_at, j.completed_at, \
+    j.canceled_at, j.error, j.error_code, j.organization_id, j.initiator_id, j.file_id, j.type, \
+    j.input, j.worker_id, j.log_level, j.logs_length, j.logs_overflowed";
+
+const PENDING: &str = "started_at IS NULL AND completed_at IS NULL AND canceled_at IS NULL";
+
+/// Reads a job from `r`, starting at column `at` (so joins can put it anywhere).
+pub fn job_from_row(r: &Row, at: usize) -> rusqlite::Result<JobRow> {
+    Ok(JobRow {
+        id: r.get(at)?,
+        seq: r.get(at + 1)?,
+        created_at: r.get(at + 2)?,
+        updated_at: r.get(at + 3)?,
+        started_at: r.get(at + 4)?,
+        completed_at: r.get(at + 5)?,
+        canceled_at: r.get(at + 6)?,
+        error: r.get(at + 7)?,
+        error_code: r.get(at + 8)?,
+        organization_id: r.get(at + 9)?,
+        initiator_id: r.get(at + 10)?,
+        file_id: r.get(at + 11)?,
+        kind: r.get(at + 12)?,
+        input: r.get(at + 13)?,
+        worker_id: r.get(at + 14)?,
+        log_level: r.get(at + 15)?,
+        logs_length: r.get(at + 16)?,
+        logs_overflowed: r.get(at + 17)?,
+    })
+}
+
+pub struct NewJob<'a> {
+    pub id: &'a str,
+    pub organization_id: &'a str,
+    pub initiator_id: &'a str,
+    pub file_id: &'a str,
+    pub kind: &'a str,
+    pub input: serde_json::Value,
+    pub log_level: &'a str,
+}
+
+/// Inserts a pending job at the end of the queue, inside the caller's transaction. `seq` is
+/// `max + 1` in the same statement; with concurrent writers the unique `seq` would refuse the
+/// second of two (a backend with concurrent writers numbers jobs from a sequence instead).
+pub fn insert_job(tx: &Tx, job: &NewJob, now: Time) -> StoreResult<()> {
+    tx.prepare_cached(
+        "INSERT INTO provisioner_jobs (id, seq, created_at, updated_at, organization_id, initiator_id, \
+         file_id, type, input, log_level) \
+         VALUES (?1, (SELECT coalesce(max(seq), 0) + 1 FROM provisioner_jobs), ?2, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?
+    .execute(params![
+        job.id,
+        now,
+        job.organization_id,
+        job.initiator_id,
+        job.file_id,
+        job.kind,
+        job.input.to_string(),
+        job.log_level
+    ])?;
+    Ok(())
+}
+
+/// Who must still hold a job for `end_job` to end it.
+enum Holder<'a> {
+    Worker(&'a str),
+    Stale(Stale<'a>),
+}
+
+/// Ends job `job_id` if `holder` still holds it and it is not completed, deciding and writing
+/// in one statement. With an `error` the job fails, unless `cancel_wins` and a cancel was
+/// requested: then it ends canceled. The error is logged as its last line (an error, or a
+/// warning when the job ends canceled). Returns whether the job ended canceled; `None` when
+/// the job was not (or no longer) `holder`'s.
+fn end_job(
+    tx: &Tx,
+    job_id: &str,
+    holder: Holder,
+    error: &str,
+    cancel_wins: bool,
+    now: Time,
+) -> StoreResult<Option<bool>> {
+    let (condition, value) = match holder {
+        Holder::Worker(w) | Holder::Stale(Stale::HeldBy(w)) => ("worker_id = ?5", w.to_string()),
+        Holder::Stale(Stale::HeartbeatBefore(t)) => ("updated_at < ?5", t.0.to_string()),
+    };
+    let canceled: Option<bool> = optional(
+        tx.prepare_cached(&format!(
+            "UPDATE provisioner_jobs SET completed_at = ?2, updated_at = ?2, \
+             error = CASE WHEN ?3 = '' OR (?4 AND canceled_at IS NOT NULL) THEN error ELSE ?3 END \
+             WHERE id = ?1 AND completed_at IS NULL AND started_at IS NOT NULL AND {condition} \
+             RETURNING canceled_at IS NOT NULL"
+        ))?
+        .query_row(params![job_id, now, error, cancel_wins, value], |r| {
+            r.get(0)
+        }),
+    )?;
+    let Some(canceled) = canceled else {
+        return Ok(None);
+    };
+    Ok(Some(canceled && (cancel_wins || error.is_empty())))
+}
+
+/// The last line of a job that ended with `error`.
+fn log_end(tx: &Tx, job_id: &str, error: &str, ended_canceled: bool, now: Time) -> StoreResult<()> {
+    if error.is_empty() {
+        return Ok(());
+    }
+    let level = if ended_canceled { "warn" } else { "error" };
+    insert_log(
+        tx,
+        job_id,
+        now,
+        "provisioner_daemon",
+        level,
+        "Cleaning Up",
+        error,
+    )?;
+    Ok(())
+}
+
+impl SqliteStore {
+    fn job_query(&self, filter: &str, param: &dyn rusqlite::ToSql) -> StoreResult<Vec<JobRow>> {
+        let conn = self.conn()?;
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {JOB_COLUMNS} FROM provisioner_jobs j \
+             WHERE j.started_at IS NOT NULL AND j.completed_at IS NULL AND {filter}"
+        ))?;
+        let rows = stmt.query_map([param], |r| job_from_row(r, 0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+}
+
+impl JobStore for SqliteStore {
+    fn job(&self, id: &str) -> StoreResult<Option<JobRow>> {
+        let conn = self.conn()?;
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {JOB_COLUMNS} FROM provisioner_jobs j WHERE j.id = ?1"
+        ))?;
+        optional(stmt.query_row([id], |r| job_from_row(r, 0)))
+    }
+
+    fn register_workers(&self, server_id: &str, count: usize) -> StoreResult<Vec<String>> {
+        self.write(|tx| {
+            let now = Time::now();
+            let mut stmt = tx.prepare_cached(
+                "INSERT INTO provisioner_daemons (id, server_id, name, created_at, last_seen_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?4) \
+                 ON CONFLICT (server_id, name) DO UPDATE SET last_seen_at = excluded.last_seen_at \
+                 RETURNING id",
+            )?;
+            (0..count)
+                .map(|n| {
+                    let name = format!("built-in-{n}");
+                    Ok(stmt.query_row(params![new_id(), server_id, name, now], |r| r.get(0))?)
+                })
+                .collect()
+        })
+    }
+
+    fn take_next_job(&self, worker_id: &str) -> StoreResult<Option<JobRow>> {
+        // Idle workers look often: an empty queue costs a read, not a write.
+        if self.pending_job_count()? == 0 {
+            return Ok(None);
+        }
+        // The outer WHERE repeats the pending test: a job another worker took, or a cancel
+        // completed, after the subselect chose it is not taken (a backend with concurrent
+        // writers also locks the chosen row: `FOR UPDATE SKIP LOCKED`).
+        let job = self.write(|tx| {
+            let now = Time::now();
+            let mut stmt = tx.prepare_cached(&format!(
+                "UPDATE provisioner_jobs SET started_at = ?1, updated_at = ?1, worker_id = ?2 \
+                 WHERE seq = (SELECT seq FROM provisioner_jobs WHERE {PENDING} ORDER BY seq LIMIT 1) \
+                 AND {PENDING} \
+                 RETURNING {}",
+                JOB_COLUMNS.replace("j.", "")
+            ))?;
+            optional(stmt.query_row(params![now, worker_id], |r| job_from_row(r, 0)))
+        })?;
+        if job.is_some() {
+            self.publish(&[Topic::Overview]);
+        }
+        Ok(job)
+    }
+
+    fn pending_job_count(&self) -> StoreResult<i64> {
+        let conn = self.conn()?;
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT count(*) FROM provisioner_jobs WHERE {PENDING}"
+        ))?;
+        Ok(stmt.query_row([], |r| r.get(0))?)
+    }
+
+    fn queue_position(&self, job: &JobRow) -> StoreResult<(i64, i64)> {
+        if job.status() != JobStatus::Pending {
+            return Ok((0, 0));
+        }
+        let conn = self.conn()?;
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT count(*) FILTER (WHERE seq <= ?1), count(*) FROM provisioner_jobs WHERE {PENDING}"
+        ))?;
+        Ok(stmt.query_row([job.seq], |r| Ok((r.get(0)?, r.get(1)?)))?)
+    }
+
+    fn release_job(&self, job_id: &str, worker_id: &str) -> StoreResult<()> {
+        let released = self.write(|tx| {
+            Ok(tx.execute(
+                "UPDATE provisioner_jobs SET started_at = NULL, worker_id = NULL \
+                 WHERE id = ?1 AND worker_id = ?2 AND completed_at IS NULL AND canceled_at IS NULL",
+                params![job_id, worker_id],
+            )?)
+        })?;
+        if released > 0 {
+            self.publish(&[Topic::Queue, Topic::Overview]);
+        }
+        Ok(())
+    }
+
+    fn heartbeat(&self, job_id: &str, worker_id: &str, renew: bool) -> StoreResult<LeaseState> {
+        let canceled: Option<bool> = if renew {
+            self.write(|tx| {
+                optional(
+                    tx.prepare_cached(
+                        "UPDATE provisioner_jobs SET updated_at = ?3 \
+                         WHERE id = ?1 AND worker_id = ?2 AND completed_at IS NULL \
+                         RETURNING canceled_at IS NOT NULL",
+                    )?
+                    .query_row(params![job_id, worker_id, Time::now()], |r| r.get(0)),
+                )
+            })?
+        } else {
+            let conn = self.conn()?;
+            let mut stmt = conn.prepare_cached(
+                "SELECT canceled_at IS NOT NULL FROM provisioner_jobs \
+                 WHERE id = ?1 AND worker_id = ?2 AND completed_at IS NULL",
+            )?;
+            optional(stmt.query_row(params![job_id, worker_id], |r| r.get(0)))?
+        };
+        Ok(match canceled {
+            None => LeaseState::Lost,
+            Some(true) => LeaseState::CancelRequested,
+            Some(false) => LeaseState::Held,
+        })
+    }
+
+    fn cancel_job(
+        &self,
+        job_id: &str,
+        expect: Option<JobStatus>,
+    ) -> StoreResult<Result<CancelAction, CancelRefusal>> {
+        // Decide from the job as read, then write only if the job is still in the state the
+        // decision was made on; if it moved on (a worker took it, it completed), decide again.
+        let outcome = self.write(|tx| {
+            loop {
+                let job = optional(
+                    tx.prepare_cached(&format!(
+                        "SELECT {JOB_COLUMNS} FROM provisioner_jobs j WHERE j.id = ?1"
+                    ))?
+                    .query_row([job_id], |r| job_from_row(r, 0)),
+                )?
+                .ok_or(StoreError::NotFound)?;
+                let action = match cancel_decision(job.status(), expect) {
+                    Ok(a) => a,
+                    Err(refusal) => return Ok(Err(refusal)),
+                };
+                let now = Time::now();
+                let (set, was) = match action {
+                    CancelAction::CancelPending => (
+                        "canceled_at = ?2, completed_at = ?2, updated_at = ?2",
+                        "started_at IS NULL",
+                    ),
+                    CancelAction::StopRunning => (
+                        "canceled_at = ?2, updated_at = ?2",
+                        "started_at IS NOT NULL",
+                    ),
+                };
+                let changed = tx
+                    .prepare_cached(&format!(
+                        "UPDATE provisioner_jobs SET {set} WHERE id = ?1 AND {was} \
+                         AND completed_at IS NULL AND canceled_at IS NULL AND error = ''"
+                    ))?
+                    .execute(params![job_id, now])?;
+                if changed == 1 {
+                    return Ok(Ok(action));
+                }
+            }
+        })?;
+        match outcome {
+            Ok(CancelAction::CancelPending) => {
+                self.publish(&[Topic::Logs(job_id.into()), Topic::Overview]);
+            }
+            Ok(CancelAction::StopRunning) => self.publish(&[
+                Topic::Cancel(job_id.into()),
+                Topic::Logs(job_id.into()),
+                Topic::Overview,
+            ]),
+            Err(_) => {}
+        }
+        Ok(outcome)
+    }
+
+    fn complete_import(
+        &self,
+        job_id: &str,
+        worker_id: &str,
+        outcome: &ImportOutcome,
+        logs: &LogBatch,
+    ) -> StoreResult<bool> {
+        let ended = self.write(|tx| {
+            let now = Time::now();
+            let (error, manifest) = match outcome {
+                ImportOutcome::Valid { manifest, readme } => ("", Some((manifest, readme))),
+                ImportOutcome::Invalid(error) => (error.as_str(), None),
+            };
+            let Some(canceled) = end_job(tx, job_id, Holder::Worker(worker_id), error, true, now)?
+            else {
+                return Ok(false);
+            };
+            append_lines(tx, job_id, logs)?;
+            log_end(tx, job_id, error, canceled, now)?;
+            if let Some((manifest, readme)) = manifest {
+                tx.execute(
+                    "UPDATE template_versions SET manifest = ?2, readme = ?3, updated_at = ?4 \
+                     WHERE job_id = ?1",
+                    params![job_id, manifest, readme, now],
+                )?;
+            }
+            Ok(true)
+        })?;
+        if ended {
+            self.publish(&[Topic::Logs(job_id.into()), Topic::Overview]);
+        }
+        Ok(ended)
+    }
+
+    fn complete_build(
+        &self,
+        job_id: &str,
+        worker_id: &str,
+        done: &BuildCompletion,
+        logs: &LogBatch,
+    ) -> StoreResult<Option<JobStatus>> {
+        let status = self.write(|tx| {
+            let now = Time::now();
+            let error = done.error.as_str();
+            let Some(canceled) = end_job(tx, job_id, Holder::Worker(worker_id), error, false, now)?
+            else {
+                return Ok(None);
+            };
+            append_lines(tx, job_id, logs)?;
+            log_end(tx, job_id, error, canceled, now)?;
+            let status = match (error.is_empty(), canceled) {
+                (false, _) => JobStatus::Failed,
+                (true, true) => JobStatus::Canceled,
+                (true, false) => JobStatus::Succeeded,
+            };
+            let (build_id, workspace_id, transition): (String, String, Transition) = tx
+                .prepare_cached(
+                    "SELECT id, workspace_id, transition FROM workspace_builds WHERE job_id = ?1",
+                )?
+                .query_row([job_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+            let end = build_end(transition, status);
+            if end.keeps_outputs {
+                let mut stmt = tx.prepare_cached(
+                    "INSERT INTO workspace_resources (id, job_id, created_at, workspace_transition, type, name, hide, \
+                     icon, daily_cost, metadata, agents) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                )?;
+                for r in &done.resources {
+                    stmt.execute(params![r.id, job_id, r.created_at, r.workspace_transition, r.kind, r.name,
+                        r.hide, r.icon, r.daily_cost, super::dialect::to_json(&r.metadata),
+                        super::dialect::to_json(&r.agents)])?;
+                }
+                if let Some(state) = &done.new_state {
+                    tx.execute(
+                        "UPDATE workspace_builds SET state = ?2 WHERE id = ?1",
+                        params![build_id, state],
+                    )?;
+                }
+                tx.execute(
+                    "UPDATE workspace_builds SET deadline = ?2, daily_cost = ?3, updated_at = ?4 WHERE id = ?1",
+                    params![
+                        build_id,
+                        deadline(transition, now, done.ttl_ms),
+                        daily_cost(transition, done.resources.iter().map(|r| r.daily_cost)),
+                        now
+                    ],
+                )?;
+            }
+            if end.deletes_workspace {
+                tx.execute(
+                    "UPDATE workspaces SET deleted = 1, updated_at = ?2 WHERE id = ?1",
+                    params![workspace_id, now],
+                )?;
+            }
+            Ok(Some(status))
+        })?;
+        if status.is_some() {
+            self.publish(&[Topic::Logs(job_id.into()), Topic::Overview]);
+        }
+        Ok(status)
+    }
+
+    fn fail_job(
+        &self,
+        job_id: &str,
+        worker_id: &str,
+        error: &str,
+        logs: &LogBatch,
+    ) -> StoreResult<bool> {
+        let ended = self.write(|tx| {
+            let now = Time::now();
+            let Some(canceled) = end_job(tx, job_id, Holder::Worker(worker_id), error, true, now)?
+            else {
+                return Ok(false);
+            };
+            append_lines(tx, job_id, logs)?;
+            log_end(tx, job_id, error, canceled, now)?;
+            Ok(true)
+        })?;
+        if ended {
+            self.publish(&[Topic::Logs(job_id.into()), Topic::Overview]);
+        }
+        Ok(ended)
+    }
+
+    fn stale_jobs(&self, before: Time) -> StoreResult<Vec<JobRow>> {
+        self.job_query("j.updated_at < ?1", &before)
+    }
+
+    fn jobs_of_server(&self, server_id: &str) -> StoreResult<Vec<JobRow>> {
+        self.job_query(
+            "j.worker_id IN (SELECT id FROM provisioner_daemons WHERE server_id = ?1)",
+            &server_id,
+        )
+    }
+
+    fn abandon_job(&self, job_id: &str, stale: Stale, error: &str) -> StoreResult<bool> {
+        let ended = self.write(|tx| {
+            let now = Time::now();
+            let Some(canceled) = end_job(tx, job_id, Holder::Stale(stale), error, true, now)?
+            else {
+                return Ok(false);
+            };
+            log_end(tx, job_id, error, canceled, now)?;
+            Ok(true)
+        })?;
+        if ended {
+            self.publish(&[Topic::Logs(job_id.into()), Topic::Overview]);
+        }
+        Ok(ended)
+    }
+}

@@ -1,0 +1,119 @@
+//! The store over an embedded SQLite file. Reads use a pool of connections; every write goes
+//! through one connection with group commit (`writer.rs`), and notices are published once the
+//! write is durable. Each table family implements its trait in its own module.
+//!
+//! Concurrency: SQLite runs one write transaction at a time (`BEGIN IMMEDIATE` takes the
+//! database's write lock, also against other processes), so each transaction sees every
+//! committed write. Decisions are nevertheless written to hold without that, as a database
+//! with concurrent writers needs: conditional updates that re-check what they decided from,
+//! and unique constraints that turn a lost race into `Conflict`. Each says so where it is made.
+
+mod builds;
+mod dialect;
+mod files;
+mod jobs;
+mod logs;
+mod migrate;
+mod overview;
+mod templates;
+mod users;
+mod workspaces;
+mod writer;
+
+use crate::events::{LiveEvents, Topic};
+use crate::store::{Durability, StoreResult};
+use r2d2::{Pool, PooledConnection};
+use r2d2_sqlite::SqliteConnectionManager;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+type Conn = PooledConnection<SqliteConnectionManager>;
+
+/// A connection inside the open write transaction (see `writer.rs`).
+type Tx = rusqlite::Connection;
+
+pub struct SqliteStore {
+    pool: Pool<SqliteConnectionManager>,
+    writer: writer::Writer,
+    events: Arc<dyn LiveEvents>,
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing) the database file, brings its schema up to date, and
+    /// publishes on `events` the notices of what it writes.
+    pub fn open(
+        path: &Path,
+        durability: Durability,
+        events: Arc<dyn LiveEvents>,
+    ) -> StoreResult<SqliteStore> {
+        let sync = match durability {
+            Durability::Full => "FULL",
+            Durability::Normal => "NORMAL",
+        };
+        let init = move |c: &mut rusqlite::Connection| {
+            c.busy_timeout(Duration::from_secs(10))?;
+            c.execute_batch(&format!(
+                "PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON; PRAGMA synchronous = {sync};"
+            ))
+        };
+        let manager = SqliteConnectionManager::file(path).with_init(init);
+        let pool = Pool::builder()
+            .max_size(16)
+            // Connections open on demand: start-up does not pay for sixteen.
+            .min_idle(Some(2))
+            .connection_timeout(Duration::from_secs(30))
+            .build(manager)?;
+        migrate::migrate(&mut *pool.get()?)?;
+        let mut write_conn = rusqlite::Connection::open(path)?;
+        init(&mut write_conn)?;
+        Ok(SqliteStore {
+            pool,
+            writer: writer::Writer::new(write_conn),
+            events,
+        })
+    }
+
+    fn conn(&self) -> StoreResult<Conn> {
+        Ok(self.pool.get()?)
+    }
+
+    /// Runs `f` atomically and returns once it is durable (group commit, `writer.rs`).
+    fn write<T>(&self, f: impl FnOnce(&Tx) -> StoreResult<T>) -> StoreResult<T> {
+        self.writer.write(f)
+    }
+
+    /// Tells watchers about a committed write.
+    fn publish(&self, topics: &[Topic]) {
+        for t in topics {
+            self.events.publish(t);
+        }
+    }
+
+    /// `(writes, commits)` so far: how well writes share commits (benchmarks print it).
+    pub fn write_stats(&self) -> (usize, usize) {
+        use std::sync::atomic::Ordering::Relaxed;
+        (
+            self.writer.writes.load(Relaxed),
+            self.writer.commits.load(Relaxed),
+        )
+    }
+
+    /// Benchmarks only, on a scratch store: commits `n` single-row transactions through the
+    /// writer (same connection settings and durability as every write of kiln) and returns how
+    /// long they took.
+    pub fn commit_probe(&self, n: usize) -> StoreResult<Duration> {
+        self.conn()?.execute_batch(
+            "CREATE TABLE IF NOT EXISTS commit_probe (id INTEGER PRIMARY KEY, at INTEGER NOT NULL)",
+        )?;
+        let started = std::time::Instant::now();
+        for _ in 0..n {
+            self.write(|tx| {
+                tx.prepare_cached("INSERT INTO commit_probe (at) VALUES (?1)")?
+                    .execute([crate::model::Time::now()])?;
+                Ok(())
+            })?;
+        }
+        Ok(started.elapsed())
+    }
+}

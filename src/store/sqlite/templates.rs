@@ -1,0 +1,180 @@
+//! Templates and template versions.
+
+use super::SqliteStore;
+use super::dialect::optional;
+use super::jobs::{JOB_COLUMNS, NewJob, insert_job, job_from_row};
+use crate::events::Topic;
+use crate::model::Time;
+use crate::store::{
+    JOB_IMPORT, NewTemplate, NewTemplateVersion, StoreResult, TemplateRow, TemplateStore,
+    TemplateVersionRow,
+};
+use rusqlite::{Row, params};
+
+const TEMPLATE_COLUMNS: &str = "t.id, t.organization_id, t.name, t.display_name, t.description, t.icon, \
+    t.active_version_id, t.default_ttl_ms, t.allow_user_cancel_workspace_jobs, t.created_by, \
+    u.username, t.created_at, t.updated_at";
+
+fn template_from_row(r: &Row) -> rusqlite::Result<TemplateRow> {
+    Ok(TemplateRow {
+        id: r.get(0)?,
+        organization_id: r.get(1)?,
+        name: r.get(2)?,
+        display_name: r.get(3)?,
+        description: r.get(4)?,
+        icon: r.get(5)?,
+        active_version_id: r.get(6)?,
+        default_ttl_ms: r.get(7)?,
+        allow_user_cancel_workspace_jobs: r.get(8)?,
+        created_by: r.get(9)?,
+        created_by_name: r.get(10)?,
+        created_at: r.get(11)?,
+        updated_at: r.get(12)?,
+    })
+}
+
+const VERSION_COLUMNS: &str = "v.id, v.template_id, v.organization_id, v.name, v.message, v.readme, \
+    v.file_id, v.manifest, v.created_by, u.username, v.created_at, v.updated_at";
+
+fn version_from_row(r: &Row) -> rusqlite::Result<TemplateVersionRow> {
+    Ok(TemplateVersionRow {
+        id: r.get(0)?,
+        template_id: r.get(1)?,
+        organization_id: r.get(2)?,
+        name: r.get(3)?,
+        message: r.get(4)?,
+        readme: r.get(5)?,
+        file_id: r.get(6)?,
+        manifest: r.get(7)?,
+        created_by: r.get(8)?,
+        created_by_name: r.get(9)?,
+        created_at: r.get(10)?,
+        updated_at: r.get(11)?,
+        job: job_from_row(r, 12)?,
+    })
+}
+
+impl TemplateStore for SqliteStore {
+    fn create_template_version(&self, v: &NewTemplateVersion) -> StoreResult<()> {
+        self.write(|tx| {
+            let now = Time::now();
+            insert_job(
+                tx,
+                &NewJob {
+                    id: v.job_id,
+                    organization_id: v.organization_id,
+                    initiator_id: v.created_by,
+                    file_id: v.file_id,
+                    kind: JOB_IMPORT,
+                    input: serde_json::json!({ "template_version_id": v.id }),
+                    log_level: "info",
+                },
+                now,
+            )?;
+            tx.execute(
+                "INSERT INTO template_versions (id, template_id, organization_id, name, message, job_id, \
+                 file_id, created_by, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)",
+                params![v.id, v.template_id, v.organization_id, v.name, v.message, v.job_id, v.file_id, v.created_by, now],
+            )?;
+            Ok(())
+        })?;
+        self.publish(&[Topic::Queue, Topic::Overview]);
+        Ok(())
+    }
+
+    fn template_version(&self, id: &str) -> StoreResult<Option<TemplateVersionRow>> {
+        let conn = self.conn()?;
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {VERSION_COLUMNS}, {JOB_COLUMNS} FROM template_versions v \
+             JOIN users u ON u.id = v.created_by JOIN provisioner_jobs j ON j.id = v.job_id WHERE v.id = ?1"
+        ))?;
+        optional(stmt.query_row([id], version_from_row))
+    }
+
+    fn template_version_by_name(
+        &self,
+        template_id: &str,
+        name: &str,
+    ) -> StoreResult<Option<String>> {
+        let conn = self.conn()?;
+        optional(conn.query_row(
+            "SELECT id FROM template_versions WHERE template_id = ?1 AND name = ?2",
+            [template_id, name],
+            |r| r.get(0),
+        ))
+    }
+
+    fn template_versions(&self, template_id: &str) -> StoreResult<Vec<TemplateVersionRow>> {
+        let conn = self.conn()?;
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {VERSION_COLUMNS}, {JOB_COLUMNS} FROM template_versions v \
+             JOIN users u ON u.id = v.created_by JOIN provisioner_jobs j ON j.id = v.job_id \
+             WHERE v.template_id = ?1 ORDER BY v.created_at, v.rowid"
+        ))?;
+        let rows = stmt.query_map([template_id], version_from_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn create_template(&self, t: &NewTemplate) -> StoreResult<()> {
+        self.write(|tx| {
+            let now = Time::now();
+            tx.execute(
+                "INSERT INTO templates (id, organization_id, name, display_name, description, icon, \
+                 active_version_id, default_ttl_ms, allow_user_cancel_workspace_jobs, created_by, created_at, updated_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11)",
+                params![t.id, t.organization_id, t.name, t.display_name, t.description, t.icon, t.version_id,
+                    t.default_ttl_ms, t.allow_user_cancel_workspace_jobs, t.created_by, now],
+            )?;
+            tx.execute(
+                "UPDATE template_versions SET template_id = ?2, updated_at = ?3 WHERE id = ?1",
+                params![t.version_id, t.id, now],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn template(&self, id: &str) -> StoreResult<Option<TemplateRow>> {
+        let conn = self.conn()?;
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {TEMPLATE_COLUMNS} FROM templates t JOIN users u ON u.id = t.created_by \
+             WHERE t.id = ?1 AND t.deleted = 0"
+        ))?;
+        optional(stmt.query_row([id], template_from_row))
+    }
+
+    fn template_by_name(
+        &self,
+        organization_id: &str,
+        name: &str,
+    ) -> StoreResult<Option<TemplateRow>> {
+        let conn = self.conn()?;
+        optional(conn.query_row(
+            &format!(
+                "SELECT {TEMPLATE_COLUMNS} FROM templates t JOIN users u ON u.id = t.created_by \
+                 WHERE t.organization_id = ?1 AND t.name = ?2 AND t.deleted = 0"
+            ),
+            [organization_id, name],
+            template_from_row,
+        ))
+    }
+
+    fn templates(&self, organization_id: &str) -> StoreResult<Vec<TemplateRow>> {
+        let conn = self.conn()?;
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {TEMPLATE_COLUMNS} FROM templates t JOIN users u ON u.id = t.created_by \
+             WHERE t.organization_id = ?1 AND t.deleted = 0 ORDER BY t.name"
+        ))?;
+        let rows = stmt.query_map([organization_id], template_from_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn set_active_version(&self, template_id: &str, version_id: &str) -> StoreResult<()> {
+        self.write(|tx| {
+            tx.execute(
+                "UPDATE templates SET active_version_id = ?2, updated_at = ?3 WHERE id = ?1",
+                params![template_id, version_id, Time::now()],
+            )?;
+            Ok(())
+        })
+    }
+}

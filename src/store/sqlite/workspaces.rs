@@ -1,0 +1,100 @@
+//! Workspaces.
+
+use super::dialect::optional;
+use super::{SqliteStore, Tx};
+use crate::events::Topic;
+use crate::model::Time;
+use crate::store::{NewBuild, NewWorkspace, StoreResult, WorkspaceRow, WorkspaceStore};
+use rusqlite::Row;
+
+const WORKSPACE_COLUMNS: &str = "w.id, w.organization_id, w.owner_id, u.username, u.avatar_url, \
+    w.template_id, w.name, w.ttl_ms, w.autostart_schedule, w.automatic_updates, w.deleted, \
+    w.created_at, w.updated_at, w.last_used_at";
+
+fn workspace_from_row(r: &Row) -> rusqlite::Result<WorkspaceRow> {
+    Ok(WorkspaceRow {
+        id: r.get(0)?,
+        organization_id: r.get(1)?,
+        owner_id: r.get(2)?,
+        owner_name: r.get(3)?,
+        owner_avatar_url: r.get(4)?,
+        template_id: r.get(5)?,
+        name: r.get(6)?,
+        ttl_ms: r.get(7)?,
+        autostart_schedule: r.get(8)?,
+        automatic_updates: r.get(9)?,
+        deleted: r.get(10)?,
+        created_at: r.get(11)?,
+        updated_at: r.get(12)?,
+        last_used_at: r.get(13)?,
+    })
+}
+
+fn insert_workspace(tx: &Tx, w: &NewWorkspace, now: Time) -> StoreResult<()> {
+    tx.execute(
+        "INSERT INTO workspaces (id, organization_id, owner_id, template_id, name, ttl_ms, \
+         autostart_schedule, automatic_updates, created_at, updated_at, last_used_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, ?9)",
+        rusqlite::params![
+            w.id,
+            w.organization_id,
+            w.owner_id,
+            w.template_id,
+            w.name,
+            w.ttl_ms,
+            w.autostart_schedule,
+            w.automatic_updates,
+            now
+        ],
+    )?;
+    Ok(())
+}
+
+impl WorkspaceStore for SqliteStore {
+    fn workspace(&self, id: &str) -> StoreResult<Option<WorkspaceRow>> {
+        let conn = self.conn()?;
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {WORKSPACE_COLUMNS} FROM workspaces w JOIN users u ON u.id = w.owner_id WHERE w.id = ?1"
+        ))?;
+        optional(stmt.query_row([id], workspace_from_row))
+    }
+
+    fn workspace_by_name(
+        &self,
+        owner_id: &str,
+        name: &str,
+        include_deleted: bool,
+    ) -> StoreResult<Option<WorkspaceRow>> {
+        let conn = self.conn()?;
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {WORKSPACE_COLUMNS} FROM workspaces w JOIN users u ON u.id = w.owner_id \
+             WHERE w.owner_id = ?1 AND w.name = ?2 COLLATE NOCASE AND (w.deleted = 0 OR ?3) \
+             ORDER BY w.deleted, w.created_at DESC LIMIT 1"
+        ))?;
+        optional(stmt.query_row(
+            rusqlite::params![owner_id, name, include_deleted],
+            workspace_from_row,
+        ))
+    }
+
+    fn workspaces(&self, owner_id: Option<&str>) -> StoreResult<Vec<WorkspaceRow>> {
+        let conn = self.conn()?;
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {WORKSPACE_COLUMNS} FROM workspaces w JOIN users u ON u.id = w.owner_id \
+             WHERE w.deleted = 0 AND (?1 IS NULL OR w.owner_id = ?1) ORDER BY u.username, w.name"
+        ))?;
+        let rows = stmt.query_map([owner_id], workspace_from_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn create_workspace(&self, w: &NewWorkspace, first: &NewBuild) -> StoreResult<()> {
+        self.write(|tx| {
+            let now = Time::now();
+            insert_workspace(tx, w, now)?;
+            super::builds::insert_build(tx, first, now)?;
+            Ok(())
+        })?;
+        self.publish(&[Topic::Queue, Topic::Overview]);
+        Ok(())
+    }
+}
