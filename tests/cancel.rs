@@ -296,7 +296,7 @@ async fn cancel_a_running_command_stops_its_process() {
     );
     // The workspace can build again; a plain `sleep` (no trap) ends at SIGTERM.
     // Remove the old pid file before the build starts: a fast worker writes the new one at once.
-    let _ = std::fs::remove_file(&pid_file);
+    std::fs::remove_file(&pid_file).expect("build 1 wrote its pid file");
     let next = new_build(&owner, &ws, "start").await;
     assert_eq!(next["build_number"], 2);
     let next_id = next["id"].as_str().unwrap();
