@@ -466,30 +466,58 @@ async fn listing_pages_and_filters() {
         .expect_error(404, NOT_FOUND, None);
 }
 
+/// Microseconds since the epoch, now and of an RFC 3339 time.
+fn now_micros() -> i64 {
+    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1000) as i64
+}
+
+fn micros(t: &Value) -> i64 {
+    let parsed = time::OffsetDateTime::parse(
+        t.as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap_or_else(|e| panic!("not RFC 3339 ({e}): {t}"));
+    (parsed.unix_timestamp_nanos() / 1000) as i64
+}
+
 #[actix_web::test]
 async fn agent_status_turns_to_timeout_after_its_connection_timeout() {
+    const TIMEOUT_S: i64 = 2;
     let s = TestServer::start();
     let owner = s.owner().await;
     let m = json!({"resources": [{"name": "vm", "type": "kiln_instance",
-        "agents": [{"name": "main", "connection_timeout_seconds": 1}]}]});
+        "agents": [{"name": "main", "connection_timeout_seconds": TIMEOUT_S}]}]});
     let t = template(&owner, "t", m).await;
     let (_, first) = workspace(&owner, &t, "dev", json!([])).await;
     let b = finished(&owner, &first).await;
-    let created = b["resources"][0]["agents"][0]["created_at"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    assert_eq!(b["job"]["status"], "succeeded", "{b}");
+    let agent = &b["resources"][0]["agents"][0];
+    assert_eq!(agent["connection_timeout_seconds"], TIMEOUT_S, "{agent}");
+    let created = micros(&agent["created_at"]);
+    let times_out = created + TIMEOUT_S * 1_000_000;
+
+    // Right after the build: `connecting`. The answer was made before it arrived, so when it
+    // arrives before created_at + timeout, the agent had not timed out yet.
     let b = get_build(&owner, &first).await;
-    let status = b["resources"][0]["agents"][0]["status"].clone();
-    // `connecting` for a second after the agent was created (unless this machine is slow).
-    assert!(status == "connecting" || status == "timeout", "{status}");
-    actix_web::rt::time::sleep(Duration::from_millis(1200)).await;
-    let b = get_build(&owner, &first).await;
-    assert_eq!(
-        b["resources"][0]["agents"][0]["status"], "timeout",
-        "created {created}"
+    let answered = now_micros();
+    assert!(
+        answered < times_out,
+        "this machine is too slow for the test: the build's answer came {} ms after the agent \
+         was created, past its {TIMEOUT_S} s connection timeout",
+        (answered - created) / 1000
     );
-    assert_eq!(b["resources"][0]["agents"][0]["health"]["healthy"], false);
+    let agent = &b["resources"][0]["agents"][0];
+    assert_eq!(agent["status"], "connecting", "{agent}");
+    assert_eq!(agent["health"]["healthy"], false, "{agent}");
+
+    // Once created_at + timeout has passed: `timeout`.
+    let wait = times_out - now_micros() + 100_000;
+    actix_web::rt::time::sleep(Duration::from_micros(wait.max(0) as u64)).await;
+    assert!(now_micros() > times_out);
+    let b = get_build(&owner, &first).await;
+    let agent = &b["resources"][0]["agents"][0];
+    assert_eq!(agent["status"], "timeout", "{agent}");
+    assert_eq!(agent["health"]["healthy"], false, "{agent}");
 }
 
 #[test]

@@ -77,7 +77,7 @@ async fn cancel_a_pending_build() {
     let member = s.user(&owner, "mia", &[]).await;
     let t = template(&owner, "quick", quick()).await;
     let busy = occupy(&owner, &busy_t).await;
-    let (_, pending) = workspace(&member, &t, "dev", json!([])).await;
+    let (ws, pending) = workspace(&member, &t, "dev", json!([])).await;
     let b = get_build(&member, &pending).await;
     assert_eq!(b["status"], "pending");
     assert_eq!(b["job"]["queue_position"], 1);
@@ -128,14 +128,17 @@ async fn cancel_a_pending_build() {
         follower.await.unwrap().is_empty(),
         "no logs for a build that never ran"
     );
-    // It never runs: free the worker and look again.
+    // It never runs: free the worker and let it run a newer build. The worker takes jobs
+    // oldest first, so had the canceled job been runnable, it would have started before.
     owner
         .patch(&format!("/api/v2/workspacebuilds/{busy}/cancel"), json!({}))
         .await
         .expect(200, "codersdk.Response");
     let done = finished(&owner, &busy).await;
     assert_eq!(done["status"], "canceled");
-    actix_web::rt::time::sleep(Duration::from_millis(300)).await;
+    let newer = new_build(&member, &ws, "start").await;
+    let newer = finished(&member, newer["id"].as_str().unwrap()).await;
+    assert_eq!(newer["status"], "running", "{newer}");
     let b = get_build(&member, &pending).await;
     assert!(b["job"].get("started_at").is_none(), "{b}");
     let logs = member
@@ -188,28 +191,43 @@ async fn cancel_permission_follows_the_template_setting() {
         .expect(200, "codersdk.Response");
 }
 
+/// Waits for a step to write its shell's pid (a whole line) into `pid_file`.
+async fn wait_pid(pid_file: &std::path::Path) -> u32 {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok(text) = std::fs::read_to_string(pid_file)
+            && text.ends_with('\n')
+            && let Ok(pid) = text.trim().parse::<u32>()
+        {
+            return pid;
+        }
+        assert!(Instant::now() < deadline, "the step never started");
+        actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 #[actix_web::test]
 async fn cancel_a_running_command_stops_its_process() {
     let s = TestServer::start();
     let owner = s.owner().await;
-    // Build 1 ignores SIGTERM, so its job stays `canceling` until SIGKILL (1.5 s later).
+    // Build 1 notes SIGTERM in a marker file and goes on (its `sleep` runs in the background so
+    // the trap runs at once; a new one follows), so its job stays `canceling` until SIGKILL
+    // (1.5 s later). Build 2 has no trap: SIGTERM ends it.
     let start = json!([
         {"log": "before"},
-        {"run": "echo $$ > \"$KILN_WORKSPACE_DIR/pid\"; [ \"$KILN_BUILD_NUMBER\" = 1 ] && trap '' TERM; echo started; sleep 30"}
+        {"run": concat!(
+            "echo $$ > \"$KILN_WORKSPACE_DIR/pid\"; echo started; ",
+            "if [ \"$KILN_BUILD_NUMBER\" = 1 ]; then ",
+            "trap 'echo term > \"$KILN_WORKSPACE_DIR/got-term\"' TERM; ",
+            "while :; do sleep 30 & wait $!; done; ",
+            "else sleep 30; fi"
+        )}
     ]);
     let t = template(&owner, "t", manifest(start, json!([]))).await;
     let (ws, build) = workspace(&owner, &t, "dev", json!([])).await;
     let pid_file = s.dir.join("workspaces").join(&ws).join("pid");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let pid = loop {
-        if let Ok(text) = std::fs::read_to_string(&pid_file)
-            && let Ok(pid) = text.trim().parse::<u32>()
-        {
-            break pid;
-        }
-        assert!(Instant::now() < deadline, "the step never started");
-        actix_web::rt::time::sleep(Duration::from_millis(20)).await;
-    };
+    let marker = s.dir.join("workspaces").join(&ws).join("got-term");
+    let pid = wait_pid(&pid_file).await;
     let proc_dir = std::path::PathBuf::from(format!("/proc/{pid}"));
     assert!(proc_dir.exists());
     let cancel = format!("/api/v2/workspacebuilds/{build}/cancel");
@@ -222,15 +240,27 @@ async fn cancel_a_running_command_stops_its_process() {
         .patch(&format!("{cancel}?expect_status=running"), json!({}))
         .await
         .expect(200, "codersdk.Response");
-    let b = get_build(&owner, &build).await;
-    if b["job"]["status"] == "canceling" {
-        assert_eq!(b["status"], "canceling");
-        owner.patch(&cancel, json!({})).await.expect_error(
-            400,
-            "Job has already been marked as canceled!",
-            None,
+    // The command got SIGTERM and goes on: the job is `canceling` until SIGKILL, 1.5 s after
+    // SIGTERM (read at once, well within that).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !marker.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "the command never got SIGTERM after the cancel"
         );
+        actix_web::rt::time::sleep(Duration::from_millis(5)).await;
     }
+    let b = get_build(&owner, &build).await;
+    assert_eq!(b["job"]["status"], "canceling", "{b}");
+    assert_eq!(b["status"], "canceling", "{b}");
+    assert!(b["job"]["canceled_at"].is_string(), "{b}");
+    assert!(b["job"].get("completed_at").is_none(), "{b}");
+    owner.patch(&cancel, json!({})).await.expect_error(
+        400,
+        "Job has already been marked as canceled!",
+        None,
+    );
+    assert!(proc_dir.exists(), "the command outlives SIGTERM");
     let b = finished(&owner, &build).await;
     let took = asked.elapsed();
     assert_eq!(b["status"], "canceled", "{b}");
@@ -266,20 +296,11 @@ async fn cancel_a_running_command_stops_its_process() {
     );
     // The workspace can build again; a plain `sleep` (no trap) ends at SIGTERM.
     // Remove the old pid file before the build starts: a fast worker writes the new one at once.
-    let _ = std::fs::remove_file(&pid_file);
+    std::fs::remove_file(&pid_file).expect("build 1 wrote its pid file");
     let next = new_build(&owner, &ws, "start").await;
     assert_eq!(next["build_number"], 2);
     let next_id = next["id"].as_str().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let pid = loop {
-        if let Ok(text) = std::fs::read_to_string(&pid_file)
-            && let Ok(pid) = text.trim().parse::<u32>()
-        {
-            break pid;
-        }
-        assert!(Instant::now() < deadline, "the step never started");
-        actix_web::rt::time::sleep(Duration::from_millis(20)).await;
-    };
+    let pid = wait_pid(&pid_file).await;
     let asked = Instant::now();
     owner
         .patch(

@@ -2,25 +2,39 @@
 //! timeouts, a crash in the middle of a job, and graceful shutdown.
 
 mod common;
-use common::{TestServer, tar_of};
+use common::schema::assert_valid;
+use common::{Client, TestServer};
 use serde_json::{Value, json};
+use std::time::{Duration, Instant};
 
-/// The job's log lines, read from the database file (the log endpoints have tests of their own).
-fn log_lines(s: &TestServer, job_id: &str) -> Vec<(String, String, String, String)> {
-    let db = rusqlite::Connection::open(s.db_path()).unwrap();
-    let mut stmt = db
-        .prepare("SELECT source, level, stage, output FROM provisioner_job_logs WHERE job_id = ?1 ORDER BY id")
-        .unwrap();
-    stmt.query_map([job_id], |r| {
-        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-    })
-    .unwrap()
-    .collect::<Result<_, _>>()
-    .unwrap()
+/// A log line as (log_source, log_level, stage, output).
+type Line = (String, String, String, String);
+
+/// The build's stored log lines, read through `GET /api/v2/workspacebuilds/{id}/logs`.
+async fn log_lines(c: &Client, build_id: &str) -> Vec<Line> {
+    let logs = c
+        .get(&format!("/api/v2/workspacebuilds/{build_id}/logs"))
+        .await
+        .expect(200, "[]codersdk.ProvisionerJobLog");
+    logs.as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            let field = |k: &str| l[k].as_str().unwrap().to_string();
+            (
+                field("log_source"),
+                field("log_level"),
+                field("stage"),
+                field("output"),
+            )
+        })
+        .collect()
 }
 
-fn outputs(s: &TestServer, job_id: &str) -> Vec<String> {
-    log_lines(s, job_id)
+/// The build's non-empty log outputs, in order.
+async fn outputs(c: &Client, build_id: &str) -> Vec<String> {
+    log_lines(c, build_id)
+        .await
         .into_iter()
         .map(|l| l.3)
         .filter(|o| !o.is_empty())
@@ -34,8 +48,23 @@ fn build_id(workspace: &Value) -> String {
         .to_string()
 }
 
-fn job_id(build: &Value) -> String {
-    build["job"]["id"].as_str().unwrap().to_string()
+/// Polls a build until its job has `status`; returns the build.
+async fn wait_job(c: &Client, build_id: &str, status: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let b = c
+            .get(&format!("/api/v2/workspacebuilds/{build_id}"))
+            .await
+            .json();
+        if b["job"]["status"] == status {
+            return b;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "build {build_id} never reached job status {status:?}: {b}"
+        );
+        actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 #[actix_web::test]
@@ -79,7 +108,7 @@ async fn a_build_runs_its_steps_with_parameters_and_reports_resources() {
     assert_eq!(b["job"]["status"], "succeeded", "{b}");
     assert_eq!(b["status"], "running");
     assert_eq!(b["daily_cost"], 4);
-    let out = outputs(&s, &job_id(&b));
+    let out = outputs(&owner, &build_id(&w)).await;
     assert!(out.contains(&"hello us from dev".to_string()), "{out:?}");
     assert!(
         out.contains(&"region=us ws=dev n=1 t=start".to_string()),
@@ -90,7 +119,7 @@ async fn a_build_runs_its_steps_with_parameters_and_reports_resources() {
         "{out:?}"
     );
     assert!(!std::path::Path::new("/tmp/kiln-pwned").exists());
-    let lines = log_lines(&s, &job_id(&b));
+    let lines = log_lines(&owner, &build_id(&w)).await;
     assert!(lines.contains(&(
         "provisioner".into(),
         "error".into(),
@@ -165,34 +194,44 @@ async fn state_is_carried_from_build_to_build_and_kept_when_a_build_fails() {
         assert_eq!(r.status, 201, "{}", r.text());
         let b = owner.wait_build(r.json()["id"].as_str().unwrap()).await;
         assert_eq!(b["job"]["status"], "succeeded", "{b}");
-        last = job_id(&b);
+        last = b["id"].as_str().unwrap().to_string();
     }
-    let out = outputs(&s, &last);
+    let out = outputs(&owner, &last).await;
     assert!(out.contains(&"stopping with 2".to_string()), "{out:?}");
     assert!(
         out.contains(&"2".to_string()),
         "the workspace folder keeps its files: {out:?}"
     );
 
+    let state_of = |id: String| {
+        let owner = owner.clone();
+        async move {
+            let r = owner
+                .get(&format!("/api/v2/workspacebuilds/{id}/state"))
+                .await;
+            assert_eq!(r.status, 200, "{}", r.text());
+            r.body
+        }
+    };
+    assert_eq!(state_of(last.clone()).await, b"2\n");
+
     // A failing start: the state stays what it was.
     let r = owner
         .post(&format!("/api/v2/workspaces/{ws}/builds"), json!({"transition": "start", "rich_parameter_values": [{"name": "fail", "value": "yes"}]}))
         .await;
+    assert_eq!(r.status, 201, "{}", r.text());
     let b = owner.wait_build(r.json()["id"].as_str().unwrap()).await;
     assert_eq!(b["job"]["status"], "failed");
     assert_eq!(b["job"]["error"], "step 2: command exited with status 1");
     assert_eq!(b["status"], "failed");
-    let db = rusqlite::Connection::open(s.db_path()).unwrap();
-    let state: Vec<u8> = db
-        .query_row(
-            "SELECT state FROM workspace_builds WHERE id = ?1",
-            [b["id"].as_str().unwrap()],
-            |r| r.get(0),
-        )
-        .unwrap();
-    assert_eq!(state, b"2\n");
+    let failed_id = b["id"].as_str().unwrap();
+    assert_eq!(
+        state_of(failed_id.to_string()).await,
+        b"2\n",
+        "the failed build keeps the state it started from"
+    );
     // The error is the job's last log line too.
-    let lines = log_lines(&s, &job_id(&b));
+    let lines = log_lines(&owner, failed_id).await;
     assert_eq!(
         lines.last().unwrap().3,
         "step 2: command exited with status 1"
@@ -203,6 +242,7 @@ async fn state_is_carried_from_build_to_build_and_kept_when_a_build_fails() {
     let r = owner
         .post(&format!("/api/v2/workspaces/{ws}/builds"), json!({"transition": "delete", "rich_parameter_values": [{"name": "fail", "value": "no"}]}))
         .await;
+    assert_eq!(r.status, 201, "{}", r.text());
     let b = owner.wait_build(r.json()["id"].as_str().unwrap()).await;
     assert_eq!(b["status"], "deleted", "{b}");
     assert!(!s.dir.join("workspaces").join(&ws).exists());
@@ -241,7 +281,7 @@ async fn failing_steps_timeouts_and_missing_commands_fail_the_build_clearly() {
         let w = owner
             .workspace(t["id"].as_str().unwrap(), &format!("w{i}"), json!([]))
             .await;
-        let started = std::time::Instant::now();
+        let started = Instant::now();
         let b = owner.wait_build(&build_id(&w)).await;
         assert_eq!(b["job"]["status"], "failed", "{b}");
         assert_eq!(b["job"]["error"], error);
@@ -268,7 +308,7 @@ async fn long_lines_and_many_lines_never_stall_a_job() {
         .await;
     let b = owner.wait_build(&build_id(&w)).await;
     assert_eq!(b["job"]["status"], "succeeded");
-    let out = outputs(&s, &job_id(&b));
+    let out = outputs(&owner, &build_id(&w)).await;
     let long: usize = out
         .iter()
         .filter(|l| l.starts_with('a'))
@@ -291,16 +331,12 @@ async fn a_killed_server_fails_the_interrupted_job_and_keeps_everything_accepted
     let w1 = owner.workspace(&tid, "one", json!([])).await;
     let w2 = owner.workspace(&tid, "two", json!([])).await;
     // Wait until the first build runs (the second waits in the queue behind it).
-    for _ in 0..200 {
-        let b = owner
-            .get(&format!("/api/v2/workspacebuilds/{}", build_id(&w1)))
-            .await
-            .json();
-        if b["job"]["status"] == "running" {
-            break;
-        }
-        actix_web::rt::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    wait_job(&owner, &build_id(&w1), "running").await;
+    let b2 = owner
+        .get(&format!("/api/v2/workspacebuilds/{}", build_id(&w2)))
+        .await
+        .json();
+    assert_eq!(b2["job"]["status"], "pending", "{b2}");
     let token = owner.token().to_string();
     s.kill();
 
@@ -312,24 +348,10 @@ async fn a_killed_server_fails_the_interrupted_job_and_keeps_everything_accepted
         b1["job"]["error"],
         "kiln stopped while this job was running (the server was killed or restarted); the job did not finish"
     );
-    let lines = outputs(&s, &job_id(&b1));
+    let lines = outputs(&owner, &build_id(&w1)).await;
     assert_eq!(lines.last().unwrap(), b1["job"]["error"].as_str().unwrap());
     // The queued build survived the crash and runs now (its sleep is long: check it started).
-    for _ in 0..200 {
-        let b2 = owner
-            .get(&format!("/api/v2/workspacebuilds/{}", build_id(&w2)))
-            .await
-            .json();
-        if b2["job"]["status"] == "running" {
-            break;
-        }
-        actix_web::rt::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    let b2 = owner
-        .get(&format!("/api/v2/workspacebuilds/{}", build_id(&w2)))
-        .await
-        .json();
-    assert_eq!(b2["job"]["status"], "running", "{b2}");
+    wait_job(&owner, &build_id(&w2), "running").await;
     drop(s);
     // New builds work after a restart: workspace one can stop.
     let s = TestServer::start_in(dir.path(), &["--workers", "2"]);
@@ -365,17 +387,19 @@ async fn graceful_shutdown_leaves_nothing_running() {
         .join("workspaces")
         .join(w["id"].as_str().unwrap())
         .join("pid");
-    for _ in 0..300 {
-        if std::fs::read_to_string(&pid_file).is_ok_and(|p| p.ends_with('\n')) {
-            break;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let pid = loop {
+        if let Ok(text) = std::fs::read_to_string(&pid_file)
+            && text.ends_with('\n')
+        {
+            break text.trim().parse::<u32>().expect("a pid");
         }
-        actix_web::rt::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    let pid = std::fs::read_to_string(&pid_file)
-        .unwrap()
-        .trim()
-        .to_string();
-    let started = std::time::Instant::now();
+        assert!(Instant::now() < deadline, "the step never started");
+        actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+    };
+    let token = owner.token().to_string();
+    let build = build_id(&w);
+    let started = Instant::now();
     let status = s.terminate();
     assert!(status.success(), "{status:?}");
     assert!(
@@ -389,20 +413,33 @@ async fn graceful_shutdown_leaves_nothing_running() {
     );
     assert!(s.log().contains("shutting down"));
 
-    let db = rusqlite::Connection::open(dir.path().join("kiln.db")).unwrap();
-    let (running, error): (i64, String) = db
-        .query_row(
-            "SELECT (SELECT count(*) FROM provisioner_jobs WHERE completed_at IS NULL), \
-             (SELECT error FROM provisioner_jobs WHERE type = 'workspace_build')",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .unwrap();
-    assert_eq!(running, 0);
+    drop(s);
+
+    // A server on the same data, running no jobs, shows what the shutdown left: the job was
+    // completed before the exit (a job left running would be failed with another error on
+    // this start), and nothing is running or queued.
+    let s = TestServer::start_in(dir.path(), &["--workers", "0"]);
+    let owner = s.client(&token);
+    let b = owner
+        .get(&format!("/api/v2/workspacebuilds/{build}"))
+        .await
+        .expect(200, "codersdk.WorkspaceBuild");
+    assert_eq!(b["status"], "failed", "{b}");
+    assert_eq!(b["job"]["status"], "failed", "{b}");
     assert_eq!(
-        error,
+        b["job"]["error"],
         "kiln was shut down before this job finished; the job was canceled"
     );
+    assert!(b["job"]["completed_at"].is_string(), "{b}");
+    let lines = outputs(&owner, &build).await;
+    assert_eq!(
+        lines.last().map(String::as_str),
+        b["job"]["error"].as_str(),
+        "{lines:?}"
+    );
+    let v = owner.get("/api/v2/kiln/overview").await.json();
+    assert_eq!(v["workers"], json!({"busy": 0, "total": 0}), "{v}");
+    assert_eq!(v["queue"], json!([]), "{v}");
 }
 
 #[actix_web::test]
@@ -420,23 +457,29 @@ async fn many_builds_on_few_workers_all_finish_in_order_of_creation() {
         ids.push(build_id(&w));
     }
     let mut started = Vec::new();
+    let mut workers = std::collections::BTreeSet::new();
     for id in &ids {
         let b = owner.wait_build(id).await;
-        assert_eq!(b["job"]["status"], "succeeded");
+        assert_valid("codersdk.WorkspaceBuild", &b);
+        assert_eq!(b["job"]["status"], "succeeded", "{b}");
         started.push(b["job"]["started_at"].as_str().unwrap().to_string());
+        let worker = b["job"]["worker_id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("a completed job names its worker: {b}"));
+        assert!(
+            uuid::Uuid::parse_str(worker).is_ok(),
+            "worker_id is a UUID: {worker}"
+        );
+        workers.insert(worker.to_string());
     }
     let mut sorted = started.clone();
     sorted.sort();
     assert_eq!(started, sorted, "jobs start oldest first");
-    let db = rusqlite::Connection::open(s.db_path()).unwrap();
-    let distinct: i64 = db
-        .query_row(
-            "SELECT count(DISTINCT worker_id) FROM provisioner_jobs WHERE type = 'workspace_build'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
-    assert!(distinct >= 1);
+    assert!(
+        workers.len() <= 2,
+        "two workers ran the 12 jobs, yet the jobs name {} workers: {workers:?}",
+        workers.len()
+    );
 }
 
 #[actix_web::test]
@@ -469,6 +512,7 @@ async fn the_example_templates_build() {
                 json!({"name": name, "template_version_id": v["id"]}),
             )
             .await;
+        assert_eq!(r.status, 201, "{}", r.text());
         let t = r.json();
         let w = owner
             .workspace(t["id"].as_str().unwrap(), name, json!([]))
@@ -478,10 +522,9 @@ async fn the_example_templates_build() {
             b["job"]["status"],
             "succeeded",
             "{name}: {b} {:?}",
-            outputs(&s, &job_id(&b))
+            outputs(&owner, &build_id(&w)).await
         );
     }
-    let _ = tar_of(&[]);
 }
 
 #[actix_web::test]

@@ -222,16 +222,31 @@ async fn auth_matrix() {
     assert_eq!(r.status, 200);
     assert_eq!(owner.get(me).await.status, 200);
 
-    // Expired: move the key's expiry into the past directly in the database.
+    // Expired. The file is edited because no API makes a key expire sooner than in days.
     let db = rusqlite::Connection::open(s.db_path()).unwrap();
-    db.execute(
-        "UPDATE api_keys SET expires_at = 1000000 WHERE id = ?1",
-        [id],
-    )
-    .unwrap();
+    db.busy_timeout(std::time::Duration::from_secs(5)).unwrap();
+    let changed = db
+        .execute(
+            "UPDATE api_keys SET expires_at = 1000000 WHERE id = ?1",
+            [id],
+        )
+        .unwrap();
+    assert_eq!(changed, 1, "the session's key is in the file");
     // kiln keeps a checked key for up to a second; an edit of the file shows after that.
-    actix_web::rt::time::sleep(std::time::Duration::from_millis(1100)).await;
-    s.client(&token).get(me).await.assert_error(
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let r = loop {
+        let r = s.client(&token).get(me).await;
+        if r.status != 200 {
+            break r;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the expired key still works: {}",
+            r.text()
+        );
+        actix_web::rt::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    r.assert_error(
         401,
         SIGNED_OUT,
         Some("API key expired at \"1970-01-01T00:00:01.000000Z\"."),
@@ -327,6 +342,15 @@ async fn api_keys_work_and_secrets_never_reach_the_database() {
         bytes.extend(wal);
     }
     let hay = String::from_utf8_lossy(&bytes);
+    // What was written is in these bytes (so the search below can find a secret there).
+    assert!(
+        hay.contains("mary@example.com"),
+        "the users are in the file"
+    );
+    assert!(
+        hay.contains(key.split_once('-').unwrap().0),
+        "the key's id is in the file"
+    );
     for secret in [
         key.split_once('-').unwrap().1,
         owner.token().split_once('-').unwrap().1,

@@ -237,7 +237,12 @@ async fn followers_before_start_while_running_and_after_the_end() {
     let t = template(&owner, "target", steps).await;
     // Keep the only worker busy, so the target build waits.
     let (_, busy) = workspace(&owner, &busy_t, "busy").await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
     while build(&owner, &busy).await["job"]["status"] != "running" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the busy build never started"
+        );
         actix_web::rt::time::sleep(Duration::from_millis(20)).await;
     }
     let (_, b) = workspace(&owner, &t, "dev").await;

@@ -94,20 +94,25 @@ async fn an_import_reads_parameters_and_a_readme() {
     assert_eq!(params[1]["form_type"], "radio");
 }
 
-/// Imports `files`; returns the failed job's error after checking it is also its last log line.
-async fn failed_import(s: &TestServer, owner: &common::Client, archive: Vec<u8>) -> String {
+/// Imports `archive`; returns the failed job's error after checking it is also its last log
+/// line (read through `GET /api/v2/templateversions/{id}/logs`).
+async fn failed_import(owner: &common::Client, archive: Vec<u8>) -> String {
     let v = owner.import_version(archive, None).await;
     assert_eq!(v["job"]["status"], "failed", "{v}");
     let error = v["job"]["error"].as_str().unwrap().to_string();
-    let db = rusqlite::Connection::open(s.db_path()).unwrap();
-    let (level, last): (String, String) = db
-        .query_row(
-            "SELECT level, output FROM provisioner_job_logs WHERE job_id = ?1 ORDER BY id DESC LIMIT 1",
-            [v["job"]["id"].as_str().unwrap()],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .unwrap();
-    assert_eq!((level.as_str(), last.as_str()), ("error", error.as_str()));
+    let logs = owner
+        .get(&format!(
+            "/api/v2/templateversions/{}/logs",
+            v["id"].as_str().unwrap()
+        ))
+        .await
+        .expect(200, "[]codersdk.ProvisionerJobLog");
+    let last = logs.as_array().unwrap().last().expect("the import logged");
+    assert_eq!(
+        (&last["log_level"], &last["output"]),
+        (&json!("error"), &json!(error)),
+        "{logs}"
+    );
     // A version that failed to import cannot be built.
     let r = owner
         .post(
@@ -115,7 +120,7 @@ async fn failed_import(s: &TestServer, owner: &common::Client, archive: Vec<u8>)
             json!({"name": format!("t{}", rand_suffix()), "template_version_id": v["id"]}),
         )
         .await;
-    assert_eq!(r.status, 201);
+    assert_eq!(r.status, 201, "{}", r.text());
     let w = owner
         .post(
             "/api/v2/users/me/workspaces",
@@ -151,13 +156,12 @@ async fn broken_templates_fail_their_import_with_an_actionable_error() {
         );
     };
     check(
-        failed_import(&s, &owner, tar_of(&[("main.tf", "x")])).await,
+        failed_import(&owner, tar_of(&[("main.tf", "x")])).await,
         "no kiln.json at its root; found: main.tf",
     );
-    check(failed_import(&s, &owner, tar_of(&[("kiln.json", "{\n  \"steps\": {\n    \"start\": [\n      {\"log\": \"a\"}\n      {\"log\": \"b\"}]}}")])).await, "line 5 column");
+    check(failed_import(&owner, tar_of(&[("kiln.json", "{\n  \"steps\": {\n    \"start\": [\n      {\"log\": \"a\"}\n      {\"log\": \"b\"}]}}")])).await, "line 5 column");
     check(
         failed_import(
-            &s,
             &owner,
             tar_of(&[("kiln.json", r#"{"steps": {"start": [{"sleeep_ms": 5}]}}"#)]),
         )
@@ -166,7 +170,6 @@ async fn broken_templates_fail_their_import_with_an_actionable_error() {
     );
     check(
         failed_import(
-            &s,
             &owner,
             tar_of(&[(
                 "kiln.json",
@@ -177,12 +180,11 @@ async fn broken_templates_fail_their_import_with_an_actionable_error() {
         "parameters[0]",
     );
     check(
-        failed_import(&s, &owner, tar_of(&[("kiln.json", r#"{"parameters": [{"name": "p", "validation_regex": "([a-z", "validation_error": "no"}]}"#)])).await,
+        failed_import(&owner, tar_of(&[("kiln.json", r#"{"parameters": [{"name": "p", "validation_regex": "([a-z", "validation_error": "no"}]}"#)])).await,
         "does not compile",
     );
     check(
         failed_import(
-            &s,
             &owner,
             tar_of(&[("kiln.json", r#"{"parameters": [{"name": "p", "default_value": "x", "options": [{"name": "A", "value": "a"}, {"name": "B", "value": "b"}]}]}"#)]),
         )
@@ -200,12 +202,12 @@ async fn broken_templates_fail_their_import_with_an_actionable_error() {
         b.append(&h, body.as_bytes()).unwrap();
     }
     check(
-        failed_import(&s, &owner, b.into_inner().unwrap()).await,
+        failed_import(&owner, b.into_inner().unwrap()).await,
         "\"../evil.sh\"",
     );
     check(
-        failed_import(&s, &owner, b"not a tar at all".repeat(40)).await,
-        "",
+        failed_import(&owner, b"not a tar at all".repeat(40)).await,
+        "the template is not a valid tar archive",
     );
 }
 

@@ -1,10 +1,27 @@
 //! Workspaces: creation with its first build, names, lookups, lists, deletion.
 
 mod common;
-use common::{TestServer, tar_of};
+use common::{Client, TestServer, tar_of};
 use serde_json::json;
+use std::time::{Duration, Instant};
 
 const NOT_FOUND: &str = "Resource not found or you do not have access to this resource";
+
+/// Polls a build until its job runs.
+async fn wait_running(c: &Client, build_id: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let b = c
+            .get(&format!("/api/v2/workspacebuilds/{build_id}"))
+            .await
+            .json();
+        if b["job"]["status"] == "running" {
+            return;
+        }
+        assert!(Instant::now() < deadline, "build {build_id} never ran: {b}");
+        actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+    }
+}
 
 #[actix_web::test]
 async fn a_new_workspace_has_its_first_build_queued() {
@@ -14,13 +31,15 @@ async fn a_new_workspace_has_its_first_build_queued() {
         .template(
             "base",
             json!({"parameters": [{"name": "size", "type": "number", "default_value": "1", "mutable": true}],
-                   "steps": {"start": [{"sleep_ms": 400}]}}),
+                   "steps": {"start": [{"sleep_ms": 1500}]}}),
         )
         .await;
     let tid = t["id"].as_str().unwrap();
     let w1 = owner
         .workspace(tid, "one", json!([{"name": "size", "value": "3"}]))
         .await;
+    // Once the first build holds the only worker, the second waits alone in the queue.
+    wait_running(&owner, w1["latest_build"]["id"].as_str().unwrap()).await;
     let w2 = owner.workspace(tid, "two", json!([])).await;
     assert_eq!(w1["name"], "one");
     assert_eq!(w1["owner_name"], "owner");
@@ -223,11 +242,12 @@ async fn a_version_still_importing_cannot_be_built() {
     let s = TestServer::start_with_args(&["--workers", "1"]);
     let owner = s.owner().await;
     let t = owner
-        .template("base", json!({"steps": {"start": [{"run": "sleep 2"}]}}))
+        .template("base", json!({"steps": {"start": [{"sleep_ms": 60000}]}}))
         .await;
     let tid = t["id"].as_str().unwrap().to_string();
-    // Keep the only worker busy, so the next import waits in the queue.
-    owner.workspace(&tid, "busy", json!([])).await;
+    // Keep the only worker busy, so the next import waits in the queue, alone.
+    let busy = owner.workspace(&tid, "busy", json!([])).await;
+    wait_running(&owner, busy["latest_build"]["id"].as_str().unwrap()).await;
     let file = owner
         .post_raw(
             "/api/v2/files",
@@ -237,12 +257,14 @@ async fn a_version_still_importing_cannot_be_built() {
         .await
         .json()["hash"]
         .clone();
-    let v = owner
+    let r = owner
         .post("/api/v2/organizations/coder/templateversions", json!({"storage_method": "file", "file_id": file, "provisioner": "echo", "template_id": tid}))
-        .await
-        .json();
-    assert_eq!(v["job"]["status"], "pending");
-    assert_eq!(v["job"]["queue_position"], 1);
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let v = r.json();
+    assert_eq!(v["job"]["status"], "pending", "{v}");
+    assert_eq!(v["job"]["queue_position"], 1, "{v}");
+    assert_eq!(v["job"]["queue_size"], 1, "{v}");
     owner
         .post(
             "/api/v2/users/me/workspaces",
