@@ -526,35 +526,3 @@ async fn the_example_templates_build() {
         );
     }
 }
-
-#[actix_web::test]
-async fn a_job_without_heartbeat_is_failed_after_the_hung_timeout() {
-    let s = TestServer::start_with_args(&["--workers", "1", "--hung-timeout", "1"]);
-    let owner = s.owner().await;
-    let t = owner
-        .template("slow", json!({"steps": {"start": [{"sleep_ms": 4000}]}}))
-        .await;
-    let tid = t["id"].as_str().unwrap().to_string();
-    let busy = owner.workspace(&tid, "busy", json!([])).await;
-    let ghost = owner.workspace(&tid, "ghost", json!([])).await;
-    // Pretend a worker that no longer exists took the queued job long ago.
-    let db = rusqlite::Connection::open(s.db_path()).unwrap();
-    db.busy_timeout(std::time::Duration::from_secs(5)).unwrap();
-    let changed = db
-        .execute(
-            "UPDATE provisioner_jobs SET started_at = 1, updated_at = 1, worker_id = 'gone' \
-             WHERE id = ?1 AND started_at IS NULL",
-            [ghost["latest_build"]["job"]["id"].as_str().unwrap()],
-        )
-        .unwrap();
-    assert_eq!(changed, 1);
-    let b = owner.wait_build(&build_id(&ghost)).await;
-    assert_eq!(b["job"]["status"], "failed");
-    assert_eq!(
-        b["job"]["error"],
-        "the job made no progress for 1s (the hung-job timeout); its worker is gone or stuck"
-    );
-    // The job that beats its heartbeat (a 4 s sleep, longer than the timeout) is left alone.
-    let b = owner.wait_build(&build_id(&busy)).await;
-    assert_eq!(b["job"]["status"], "succeeded", "{b}");
-}

@@ -127,7 +127,7 @@ mod tests {
     }
 
     #[test]
-    fn concurrent_writes_all_land_and_share_commits() {
+    fn concurrent_writes_all_land() {
         let dir = tempfile::tempdir().unwrap();
         let (w, path) = writer(&dir);
         let threads: Vec<_> = (0..8)
@@ -153,7 +153,58 @@ mod tests {
             .unwrap();
         assert_eq!(n, 400);
         assert_eq!(w.writes.load(Ordering::Relaxed), 400);
-        assert!(w.commits.load(Ordering::Relaxed) <= 400);
+    }
+
+    #[test]
+    fn writes_queued_behind_a_write_share_its_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let (w, path) = writer(&dir);
+        let (started_tx, started_rx) = std::sync::mpsc::channel();
+        // The first write holds the transaction until seven more are queued behind it.
+        let first = {
+            let w = w.clone();
+            std::thread::spawn(move || {
+                w.write(|c| {
+                    c.execute("INSERT INTO t (v) VALUES ('first')", [])?;
+                    started_tx.send(()).unwrap();
+                    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+                    while w.queued.load(Ordering::SeqCst) < 7 {
+                        assert!(std::time::Instant::now() < deadline, "writers never queued");
+                        std::thread::yield_now();
+                    }
+                    Ok(())
+                })
+                .unwrap();
+            })
+        };
+        started_rx.recv().unwrap();
+        let others: Vec<_> = (0..7)
+            .map(|i| {
+                let w = w.clone();
+                std::thread::spawn(move || {
+                    w.write(|c| {
+                        c.execute("INSERT INTO t (v) VALUES (?1)", [format!("w{i}")])?;
+                        Ok(())
+                    })
+                    .unwrap();
+                })
+            })
+            .collect();
+        first.join().unwrap();
+        for t in others {
+            t.join().unwrap();
+        }
+        assert_eq!(w.writes.load(Ordering::Relaxed), 8);
+        assert_eq!(
+            w.commits.load(Ordering::Relaxed),
+            1,
+            "one commit for the eight"
+        );
+        let n: i64 = Connection::open(&path)
+            .unwrap()
+            .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 8, "all durable");
     }
 
     #[test]
