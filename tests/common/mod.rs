@@ -5,6 +5,7 @@
 pub mod builds;
 pub mod follow;
 pub mod schema;
+pub mod world;
 
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
