@@ -7,6 +7,7 @@
 //! (live notices) → `domain` (decisions) → `model` (Coder's types).
 
 pub mod api;
+pub mod config;
 pub mod data_dir;
 pub mod domain;
 pub mod events;
@@ -16,49 +17,11 @@ pub mod provisioner;
 pub mod store;
 
 use actix_web::{App, HttpServer, web};
+pub use api::{AppState, State};
+pub use config::Config;
 use std::net::TcpListener;
-use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
-use store::{Durability, Store};
-
-/// What the operator chose on the command line.
-#[derive(Clone, Debug)]
-pub struct Config {
-    pub data_dir: PathBuf,
-    pub workers: usize,
-    pub durability: Durability,
-    /// A running job with no heartbeat for this long is failed.
-    pub hung_timeout: Duration,
-    /// How long running jobs may go on after SIGINT/SIGTERM before they are canceled.
-    pub shutdown_grace: Duration,
-    pub max_upload_bytes: usize,
-}
-
-impl Config {
-    pub fn database_path(&self) -> PathBuf {
-        self.data_dir.join("kiln.db")
-    }
-}
-
-/// Everything a request handler can reach.
-pub struct AppState {
-    pub store: Arc<dyn Store>,
-    pub events: Arc<dyn events::LiveEvents>,
-    pub queue: Arc<provisioner::queue::LocalQueue>,
-    pub engine: Arc<provisioner::Engine>,
-    sweeper: provisioner::sweeper::Sweeper,
-    pub config: Config,
-    pub started_at: model::Time,
-    /// Recently checked API keys (`api/session_cache.rs`).
-    pub sessions: api::session_cache::SessionCache,
-    /// Recently read completed builds (`api/build_cache.rs`).
-    pub builds: api::build_cache::BuildCache,
-    /// Held for the server's lifetime: no other kiln uses the folder meanwhile.
-    pub data_dir: data_dir::DataDir,
-}
-
-pub type State = web::Data<AppState>;
+use store::Store;
 
 /// Opens the data folder and the store in it, gives up the jobs this server held before a
 /// restart, and starts the workers and the hung-job sweeper.
@@ -97,14 +60,6 @@ pub fn open_state(config: Config) -> Result<Arc<AppState>, Box<dyn std::error::E
         builds: api::build_cache::BuildCache::new(&*hub),
         data_dir,
     }))
-}
-
-impl AppState {
-    /// Stops taking jobs, gives running ones `grace`, then stops them and the sweeper.
-    pub fn shutdown(&self, grace: Duration) {
-        self.engine.shutdown(grace);
-        self.sweeper.stop();
-    }
 }
 
 /// The HTTP server on `listener`. Signals are left to the caller (see `main.rs`).

@@ -1,7 +1,7 @@
 //! Who is calling: the session token from cookie, query, header or Bearer (spec section 2).
 
 use super::{ApiError, ApiResult};
-use crate::State;
+use crate::api::State;
 use crate::domain::Caller;
 use crate::identity;
 use crate::model::Time;

@@ -1,7 +1,7 @@
 //! /files: template archives, content-addressed by SHA-256.
 
 use super::{Actor, ApiError, ApiResult, Reply, blocking, json, parse_uuid, res};
-use crate::State;
+use crate::api::State;
 use crate::model::{UploadResponse, new_id};
 use crate::store::NewFile;
 use actix_web::http::StatusCode;

@@ -9,7 +9,7 @@
 
 use super::query::QueryParser;
 use super::{ApiError, ApiResult};
-use crate::State;
+use crate::api::State;
 use crate::events::{Subscription, Topic};
 use crate::model::ProvisionerJobLog;
 use crate::store::LogRow;

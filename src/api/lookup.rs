@@ -3,7 +3,7 @@
 //! `blocking`.
 
 use super::{Actor, ApiError, ApiResult, parse_uuid};
-use crate::AppState;
+use crate::api::AppState;
 use crate::store::{
     BuildRow, OrganizationRow, TemplateRow, TemplateVersionRow, UserRow, WorkspaceRow,
 };

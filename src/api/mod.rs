@@ -14,6 +14,7 @@ pub use meta::version as meta_version;
 mod organizations;
 mod query;
 pub mod session_cache;
+mod state;
 mod status_page;
 mod templates;
 mod templateversions;
@@ -23,6 +24,7 @@ mod workspaces;
 
 pub use auth::Actor;
 pub use error::{ApiError, ApiResult};
+pub use state::{AppState, State};
 
 use actix_web::body::BoxBody;
 use actix_web::http::StatusCode;

@@ -2,7 +2,7 @@
 
 use super::lookup::find_organization;
 use super::{Actor, ApiResult, Reply, blocking, ok, res};
-use crate::State;
+use crate::api::State;
 use crate::model;
 use crate::store::OrganizationRow;
 use actix_web::web;

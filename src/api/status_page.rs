@@ -5,9 +5,9 @@ mod events;
 
 use super::auth::serde_urlencoded_pairs;
 use super::{Actor, ApiError, ApiResult, Reply, blocking, ok, res, route_not_found};
+use crate::api::{AppState, State};
 use crate::model::overview::{Overview, QueuedJob, Workers};
 use crate::model::{BuildStatus, Time};
-use crate::{AppState, State};
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use rust_embed::Embed;

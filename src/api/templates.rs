@@ -7,7 +7,7 @@ use super::{
     Actor, ApiError, ApiResult, Reply, blocking, created, ok, parse_uuid, read_json, res,
     tag_failed, valid_name,
 };
-use crate::State;
+use crate::api::State;
 use crate::model::{
     CreateTemplateRequest, JobStatus, Response, UpdateActiveTemplateVersion, new_id,
 };

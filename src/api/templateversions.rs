@@ -7,7 +7,7 @@ use super::{
     Actor, ApiError, ApiResult, Reply, blocking, created, ok, parse_uuid, read_json, res,
     tag_failed,
 };
-use crate::State;
+use crate::api::State;
 use crate::model::{self, CreateTemplateVersionRequest, new_id};
 use crate::store::NewTemplateVersion;
 use actix_web::http::StatusCode;

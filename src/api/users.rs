@@ -5,10 +5,10 @@ use super::{
     Actor, ApiError, ApiResult, Reply, blocking, created, ok, read_json, res, tag_failed,
     valid_name,
 };
+use crate::api::{AppState, State};
 use crate::identity;
 use crate::model::{self, Role, SlimRole, Time, new_id};
 use crate::store::{NewApiKey, NewUser, StoreError, UserRow};
-use crate::{AppState, State};
 use actix_web::cookie::{Cookie, SameSite};
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};

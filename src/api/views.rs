@@ -1,7 +1,7 @@
 //! Stored rows to Coder's JSON shapes: jobs, builds, resources, versions, templates, workspaces.
 
 use super::ApiResult;
-use crate::AppState;
+use crate::api::AppState;
 use crate::model::{self, BuildStatus, JobStatus, MatchedProvisioners, Time};
 use crate::store::{BuildRow, JobRow, TemplateRow, TemplateVersionRow, WorkspaceRow};
 use serde_json::{Value, json};

@@ -7,9 +7,9 @@ use super::{
     Actor, ApiError, ApiResult, Reply, auth::serde_urlencoded_pairs, blocking, created, ok,
     parse_uuid, read_json, res, tag_failed, valid_name,
 };
+use crate::api::{AppState, State};
 use crate::model::{CreateWorkspaceRequest, Transition, WorkspacesResponse, new_id};
 use crate::store::{NewWorkspace, UserRow, WorkspaceRow};
-use crate::{AppState, State};
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, web};
 

@@ -1,7 +1,7 @@
 //! `PATCH /workspacebuilds/{id}/cancel`: the cancel rules of `domain::jobs`, in the contract's
 //! order; the queue delivers the cancel to the job's worker.
 
-use crate::State;
+use crate::api::State;
 use crate::api::lookup::find_build;
 use crate::api::query::QueryParser;
 use crate::api::{Actor, ApiError, ApiResult, Reply, blocking, ok};

@@ -6,6 +6,7 @@ use crate::api::views::build_json;
 use crate::api::{
     Actor, ApiError, ApiResult, Reply, blocking, created, parse_uuid, read_json, tag_failed,
 };
+use crate::api::{AppState, State};
 use crate::domain::builds::{
     BuildIntent, VersionFacts, WorkspaceFacts, check_previous, check_request,
 };
@@ -15,7 +16,6 @@ use crate::store::{
     BuildRow, CreateBuildOutcome, NewBuild, NewWorkspace, StoreError, TemplateRow,
     TemplateVersionRow, WorkspaceRow,
 };
-use crate::{AppState, State};
 use actix_web::web;
 use base64::Engine as _;
 use serde::Deserialize;

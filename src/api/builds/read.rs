@@ -2,8 +2,8 @@
 //! and a build's logs, parameters, resources and state (read and replaced).
 
 use super::create::decode_state;
-use crate::AppState;
-use crate::State;
+use crate::api::AppState;
+use crate::api::State;
 use crate::api::lookup::{find_build, find_user, find_workspace, find_workspace_by_name};
 use crate::api::query::{QueryParser, go_parse_int_error};
 use crate::api::views::{build_json, resources_json};

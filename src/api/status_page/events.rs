@@ -7,11 +7,11 @@
 use super::{build_overview, status_filter};
 use crate::api::auth::{authenticate, token_from_request};
 use crate::api::{Actor, ApiError, ApiResult};
+use crate::api::{AppState, State};
 use crate::events::{Subscription, Topic};
 use crate::model::BuildStatus;
 use crate::model::overview::Overview;
 use crate::store::ChangeMarker;
-use crate::{AppState, State};
 use actix_web::http::header;
 use actix_web::rt::time::{sleep, timeout};
 use actix_web::{HttpRequest, HttpResponse, web};

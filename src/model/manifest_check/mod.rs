@@ -12,6 +12,7 @@ mod parameters;
 mod resources;
 mod shape;
 mod steps;
+mod values;
 
 use super::manifest::Manifest;
 use std::fmt::Display;

@@ -2,12 +2,13 @@
 //! typos (`defualt_value`), wrong JSON types and malformed steps are reported with their path
 //! before serde's less precise messages could be.
 
+use super::values::{TRANSITIONS, check_text, describe};
 use super::{Problems, closest, field_path, index_path};
 use serde_json::Value;
 
 /// What a field's value must be.
 #[derive(Clone, Copy)]
-pub(super) enum Kind {
+enum Kind {
     Text,
     Flag,
     /// A whole number that fits 32 bits (sign is checked by the rules pass).
@@ -174,8 +175,6 @@ static SCRIPT: Shape = Shape {
     ],
 };
 
-pub(super) const TRANSITIONS: [&str; 3] = ["start", "stop", "delete"];
-
 /// Checks the whole document.
 pub(super) fn check_manifest(value: &Value, out: &mut Problems) {
     if !value.is_object() {
@@ -232,16 +231,9 @@ fn unknown_field(key: &str, shape: &Shape) -> String {
     )
 }
 
-pub(super) fn check_kind(value: &Value, kind: Kind, path: &str, out: &mut Problems) {
+fn check_kind(value: &Value, kind: Kind, path: &str, out: &mut Problems) {
     match kind {
-        Text => {
-            if !value.is_string() {
-                out.add(
-                    path,
-                    format!("expected text (a JSON string), found {}", describe(value)),
-                );
-            }
-        }
+        Text => check_text(value, path, out),
         Flag => {
             if !value.is_boolean() {
                 out.add(
@@ -314,24 +306,4 @@ fn check_transitions(value: &Value, path: &str, out: &mut Problems) {
             );
         }
     }
-}
-
-/// A JSON value for a message: scalars as written, containers by kind.
-pub(super) fn describe(value: &Value) -> String {
-    match value {
-        Value::Null => "null".into(),
-        Value::Bool(_) | Value::Number(_) | Value::String(_) => compact(value),
-        Value::Array(_) => "a list (JSON array)".into(),
-        Value::Object(_) => "an object".into(),
-    }
-}
-
-/// A value as compact JSON, shortened past 80 characters.
-pub(super) fn compact(value: &Value) -> String {
-    let text = value.to_string();
-    if text.chars().count() <= 80 {
-        return text;
-    }
-    let cut: String = text.chars().take(77).collect();
-    format!("{cut}...")
 }

@@ -3,7 +3,7 @@
 //! `steps` has only `start`, `stop` and `delete`. (The `Step` enum is untagged, so serde alone
 //! would accept `{"log": "a", "run": "b"}` as a log step and ignore misspelt fields.)
 
-use super::shape::{Kind, TRANSITIONS, check_kind, compact, describe};
+use super::values::{TRANSITIONS, check_text, compact, describe};
 use super::{Problems, closest, field_path, index_path};
 use serde_json::Value;
 
@@ -117,7 +117,7 @@ fn check_step(step: &Value, path: &str, out: &mut Problems) {
     let main_path = field_path(path, kind);
     match kind {
         "log" => {
-            check_kind(main, Kind::Text, &main_path, out);
+            check_text(main, &main_path, out);
             if let Some(level) = map.get("level")
                 && !level.as_str().is_some_and(|l| LOG_LEVELS.contains(&l))
             {
@@ -142,7 +142,7 @@ fn check_step(step: &Value, path: &str, out: &mut Problems) {
             }
         }
         "fail" => match main.as_str() {
-            None => check_kind(main, Kind::Text, &main_path, out),
+            None => check_text(main, &main_path, out),
             Some(message) if message.trim().is_empty() => out.add(
                 &main_path,
                 "the failure message is empty; write why the build fails",
@@ -151,7 +151,7 @@ fn check_step(step: &Value, path: &str, out: &mut Problems) {
         },
         _ => {
             match main.as_str() {
-                None => check_kind(main, Kind::Text, &main_path, out),
+                None => check_text(main, &main_path, out),
                 Some(command) if command.trim().is_empty() => {
                     out.add(&main_path, "the command is empty")
                 }
