@@ -7,7 +7,7 @@ use super::{
     Actor, ApiError, ApiResult, Reply, blocking, created, ok, parse_uuid, read_json, res,
     tag_failed,
 };
-use crate::api::State;
+use crate::api::{AppState, State};
 use crate::model::{self, CreateTemplateVersionRequest, new_id};
 use crate::store::NewTemplateVersion;
 use actix_web::http::StatusCode;
@@ -48,9 +48,12 @@ async fn create(
     path: web::Path<String>,
     body: web::Bytes,
 ) -> ApiResult<Reply> {
-    blocking(move || {
-    let org = find_organization(&state, &path)?;
-    let req: CreateTemplateVersionRequest = read_json(&body)?;
+    blocking(move || create_version(&state, &actor, &path, &body)).await
+}
+
+fn create_version(state: &AppState, actor: &Actor, org: &str, body: &[u8]) -> ApiResult<Reply> {
+    let org = find_organization(state, org)?;
+    let req: CreateTemplateVersionRequest = read_json(body)?;
     let mut invalid = ApiError::validation();
     if req.storage_method != "file" {
         invalid =
@@ -128,9 +131,7 @@ async fn create(
         .store
         .template_version(&id)?
         .ok_or_else(ApiError::not_found)?;
-    created(&version_json(&state, &version)?)
-    })
-    .await
+    created(&version_json(state, &version)?)
 }
 
 async fn get(state: State, _actor: Actor, path: web::Path<String>) -> ApiResult<Reply> {

@@ -255,8 +255,11 @@ async fn list_users(state: State, _actor: Actor) -> ApiResult<Reply> {
 }
 
 async fn create_user(state: State, actor: Actor, body: web::Bytes) -> ApiResult<Reply> {
-    blocking(move || {
-    let req: model::CreateUserRequest = read_json(&body)?;
+    blocking(move || add_user(&state, &actor, &body)).await
+}
+
+fn add_user(state: &AppState, actor: &Actor, body: &[u8]) -> ApiResult<Reply> {
+    let req: model::CreateUserRequest = read_json(body)?;
     validate_identity(&req.email, Some(&req.username), None)?;
     if !actor.caller().manages_users() {
         return Err(ApiError::forbidden(
@@ -327,9 +330,7 @@ async fn create_user(state: State, actor: Actor, body: web::Bytes) -> ApiResult<
         .store
         .user_by_id(&user.id)?
         .ok_or_else(ApiError::not_found)?;
-    created(&user_json(&state, &row)?)
-    })
-    .await
+    created(&user_json(state, &row)?)
 }
 
 async fn get_user(state: State, actor: Actor, path: web::Path<String>) -> ApiResult<Reply> {

@@ -4,7 +4,7 @@
 //! conditional on the fact that made it stale: the condition is re-checked by the statement
 //! that writes, so a write decided from an older read never lands on a job that moved on.
 
-use super::dialect::optional;
+use super::dialect::{optional, to_json};
 use super::logs::{append_lines, insert_log};
 use super::{SqliteStore, Tx};
 use crate::domain::builds::{build_end, daily_cost, deadline};
@@ -80,65 +80,131 @@ pub fn insert_job(tx: &Tx, job: &NewJob, now: Time) -> StoreResult<()> {
     Ok(())
 }
 
-/// Who must still hold a job for `end_job` to end it.
+/// Who must still hold a job for it to be ended.
 enum Holder<'a> {
     Worker(&'a str),
     Stale(Stale<'a>),
 }
 
-/// Ends job `job_id` if `holder` still holds it and it is not completed, deciding and writing
-/// in one statement. With an `error` the job fails, unless `cancel_wins` and a cancel was
-/// requested: then it ends canceled. The error is logged as its last line (an error, or a
-/// warning when the job ends canceled). Returns whether the job ended canceled; `None` when
-/// the job was not (or no longer) `holder`'s.
-fn end_job(
-    tx: &Tx,
-    job_id: &str,
-    holder: Holder,
-    error: &str,
+/// How a job ends: see `SqliteStore::end_job`.
+struct JobEnd<'a> {
+    holder: Holder<'a>,
+    /// Empty: the job completes (succeeded, or canceled when a cancel was requested).
+    error: &'a str,
+    /// With an error: a requested cancel still wins (the job ends canceled, not failed).
     cancel_wins: bool,
-    now: Time,
-) -> StoreResult<Option<bool>> {
-    let (condition, value) = match holder {
-        Holder::Worker(w) | Holder::Stale(Stale::HeldBy(w)) => ("worker_id = ?5", w.to_string()),
-        Holder::Stale(Stale::HeartbeatBefore(t)) => ("updated_at < ?5", t.0.to_string()),
-    };
-    let canceled: Option<bool> = optional(
-        tx.prepare_cached(&format!(
-            "UPDATE provisioner_jobs SET completed_at = ?2, updated_at = ?2, \
-             error = CASE WHEN ?3 = '' OR (?4 AND canceled_at IS NOT NULL) THEN error ELSE ?3 END \
-             WHERE id = ?1 AND completed_at IS NULL AND started_at IS NOT NULL AND {condition} \
-             RETURNING canceled_at IS NOT NULL"
-        ))?
-        .query_row(params![job_id, now, error, cancel_wins, value], |r| {
-            r.get(0)
-        }),
-    )?;
-    let Some(canceled) = canceled else {
-        return Ok(None);
-    };
-    Ok(Some(canceled && (cancel_wins || error.is_empty())))
+    /// The job's last lines, written before its end's own line.
+    logs: &'a LogBatch,
 }
 
-/// The last line of a job that ended with `error`.
-fn log_end(tx: &Tx, job_id: &str, error: &str, ended_canceled: bool, now: Time) -> StoreResult<()> {
-    if error.is_empty() {
-        return Ok(());
+/// What a build's end changes, by its job's final status (`domain::builds::build_end`).
+fn apply_build_end(
+    tx: &Tx,
+    job_id: &str,
+    status: JobStatus,
+    done: &BuildCompletion,
+    now: Time,
+) -> StoreResult<()> {
+    let (build_id, workspace_id, transition): (String, String, Transition) = tx
+        .prepare_cached(
+            "SELECT id, workspace_id, transition FROM workspace_builds WHERE job_id = ?1",
+        )?
+        .query_row([job_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+    let end = build_end(transition, status);
+    if end.keeps_outputs {
+        let mut stmt = tx.prepare_cached(
+            "INSERT INTO workspace_resources (id, job_id, created_at, workspace_transition, type, name, hide, \
+             icon, daily_cost, metadata, agents) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+        )?;
+        for r in &done.resources {
+            stmt.execute(params![
+                r.id,
+                job_id,
+                r.created_at,
+                r.workspace_transition,
+                r.kind,
+                r.name,
+                r.hide,
+                r.icon,
+                r.daily_cost,
+                to_json(&r.metadata),
+                to_json(&r.agents)
+            ])?;
+        }
+        if let Some(state) = &done.new_state {
+            tx.execute(
+                "UPDATE workspace_builds SET state = ?2 WHERE id = ?1",
+                params![build_id, state],
+            )?;
+        }
+        tx.execute(
+            "UPDATE workspace_builds SET deadline = ?2, daily_cost = ?3, updated_at = ?4 WHERE id = ?1",
+            params![
+                build_id,
+                deadline(transition, now, done.ttl_ms),
+                daily_cost(transition, done.resources.iter().map(|r| r.daily_cost)),
+                now
+            ],
+        )?;
     }
-    let level = if ended_canceled { "warn" } else { "error" };
-    insert_log(
-        tx,
-        job_id,
-        now,
-        "provisioner_daemon",
-        level,
-        "Cleaning Up",
-        error,
-    )?;
+    if end.deletes_workspace {
+        tx.execute(
+            "UPDATE workspaces SET deleted = 1, updated_at = ?2 WHERE id = ?1",
+            params![workspace_id, now],
+        )?;
+    }
     Ok(())
 }
 
 impl SqliteStore {
+    /// Ends job `job_id` in one transaction if `end.holder` still holds it and it is not
+    /// completed: the statement that decides also writes (`completed_at`, and the error unless
+    /// the job ends canceled), so a job that moved on since it was read is left alone. Then
+    /// the last lines, the end's own line (the error, or a warning when the job ends canceled)
+    /// and `then(tx, ended_canceled, now)`; followers and the overview are told. `None` when
+    /// the job was not (or no longer) the holder's.
+    fn end_job<T>(
+        &self,
+        job_id: &str,
+        end: JobEnd,
+        then: impl FnOnce(&Tx, bool, Time) -> StoreResult<T>,
+    ) -> StoreResult<Option<T>> {
+        let (condition, value) = match end.holder {
+            Holder::Worker(w) | Holder::Stale(Stale::HeldBy(w)) => {
+                ("worker_id = ?5", w.to_string())
+            }
+            Holder::Stale(Stale::HeartbeatBefore(t)) => ("updated_at < ?5", t.0.to_string()),
+        };
+        let out = self.write(|tx| {
+            let now = Time::now();
+            let canceled: Option<bool> = optional(
+                tx.prepare_cached(&format!(
+                    "UPDATE provisioner_jobs SET completed_at = ?2, updated_at = ?2, \
+                     error = CASE WHEN ?3 = '' OR (?4 AND canceled_at IS NOT NULL) THEN error ELSE ?3 END \
+                     WHERE id = ?1 AND completed_at IS NULL AND started_at IS NOT NULL AND {condition} \
+                     RETURNING canceled_at IS NOT NULL"
+                ))?
+                .query_row(params![job_id, now, end.error, end.cancel_wins, value], |r| {
+                    r.get(0)
+                }),
+            )?;
+            let Some(canceled) = canceled else {
+                return Ok(None);
+            };
+            let ended_canceled = canceled && (end.cancel_wins || end.error.is_empty());
+            append_lines(tx, job_id, end.logs)?;
+            if !end.error.is_empty() {
+                let level = if ended_canceled { "warn" } else { "error" };
+                insert_log(tx, job_id, now, "provisioner_daemon", level, "Cleaning Up", end.error)?;
+            }
+            then(tx, ended_canceled, now).map(Some)
+        })?;
+        if out.is_some() {
+            self.publish(&[Topic::Logs(job_id.into()), Topic::Overview]);
+        }
+        Ok(out)
+    }
+
     fn job_query(&self, filter: &str, param: &dyn rusqlite::ToSql) -> StoreResult<Vec<JobRow>> {
         let conn = self.conn()?;
         let mut stmt = conn.prepare_cached(&format!(
@@ -325,18 +391,17 @@ impl JobStore for SqliteStore {
         outcome: &ImportOutcome,
         logs: &LogBatch,
     ) -> StoreResult<bool> {
-        let ended = self.write(|tx| {
-            let now = Time::now();
-            let (error, manifest) = match outcome {
-                ImportOutcome::Valid { manifest, readme } => ("", Some((manifest, readme))),
-                ImportOutcome::Invalid(error) => (error.as_str(), None),
-            };
-            let Some(canceled) = end_job(tx, job_id, Holder::Worker(worker_id), error, true, now)?
-            else {
-                return Ok(false);
-            };
-            append_lines(tx, job_id, logs)?;
-            log_end(tx, job_id, error, canceled, now)?;
+        let (error, manifest) = match outcome {
+            ImportOutcome::Valid { manifest, readme } => ("", Some((manifest, readme))),
+            ImportOutcome::Invalid(error) => (error.as_str(), None),
+        };
+        let end = JobEnd {
+            holder: Holder::Worker(worker_id),
+            error,
+            cancel_wins: true,
+            logs,
+        };
+        let ended = self.end_job(job_id, end, |tx, _, now| {
             if let Some((manifest, readme)) = manifest {
                 tx.execute(
                     "UPDATE template_versions SET manifest = ?2, readme = ?3, updated_at = ?4 \
@@ -344,12 +409,9 @@ impl JobStore for SqliteStore {
                     params![job_id, manifest, readme, now],
                 )?;
             }
-            Ok(true)
+            Ok(())
         })?;
-        if ended {
-            self.publish(&[Topic::Logs(job_id.into()), Topic::Overview]);
-        }
-        Ok(ended)
+        Ok(ended.is_some())
     }
 
     fn complete_build(
@@ -359,64 +421,21 @@ impl JobStore for SqliteStore {
         done: &BuildCompletion,
         logs: &LogBatch,
     ) -> StoreResult<Option<JobStatus>> {
-        let status = self.write(|tx| {
-            let now = Time::now();
-            let error = done.error.as_str();
-            let Some(canceled) = end_job(tx, job_id, Holder::Worker(worker_id), error, false, now)?
-            else {
-                return Ok(None);
-            };
-            append_lines(tx, job_id, logs)?;
-            log_end(tx, job_id, error, canceled, now)?;
-            let status = match (error.is_empty(), canceled) {
+        let end = JobEnd {
+            holder: Holder::Worker(worker_id),
+            error: &done.error,
+            cancel_wins: false,
+            logs,
+        };
+        self.end_job(job_id, end, |tx, canceled, now| {
+            let status = match (done.error.is_empty(), canceled) {
                 (false, _) => JobStatus::Failed,
                 (true, true) => JobStatus::Canceled,
                 (true, false) => JobStatus::Succeeded,
             };
-            let (build_id, workspace_id, transition): (String, String, Transition) = tx
-                .prepare_cached(
-                    "SELECT id, workspace_id, transition FROM workspace_builds WHERE job_id = ?1",
-                )?
-                .query_row([job_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
-            let end = build_end(transition, status);
-            if end.keeps_outputs {
-                let mut stmt = tx.prepare_cached(
-                    "INSERT INTO workspace_resources (id, job_id, created_at, workspace_transition, type, name, hide, \
-                     icon, daily_cost, metadata, agents) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-                )?;
-                for r in &done.resources {
-                    stmt.execute(params![r.id, job_id, r.created_at, r.workspace_transition, r.kind, r.name,
-                        r.hide, r.icon, r.daily_cost, super::dialect::to_json(&r.metadata),
-                        super::dialect::to_json(&r.agents)])?;
-                }
-                if let Some(state) = &done.new_state {
-                    tx.execute(
-                        "UPDATE workspace_builds SET state = ?2 WHERE id = ?1",
-                        params![build_id, state],
-                    )?;
-                }
-                tx.execute(
-                    "UPDATE workspace_builds SET deadline = ?2, daily_cost = ?3, updated_at = ?4 WHERE id = ?1",
-                    params![
-                        build_id,
-                        deadline(transition, now, done.ttl_ms),
-                        daily_cost(transition, done.resources.iter().map(|r| r.daily_cost)),
-                        now
-                    ],
-                )?;
-            }
-            if end.deletes_workspace {
-                tx.execute(
-                    "UPDATE workspaces SET deleted = 1, updated_at = ?2 WHERE id = ?1",
-                    params![workspace_id, now],
-                )?;
-            }
-            Ok(Some(status))
-        })?;
-        if status.is_some() {
-            self.publish(&[Topic::Logs(job_id.into()), Topic::Overview]);
-        }
-        Ok(status)
+            apply_build_end(tx, job_id, status, done, now)?;
+            Ok(status)
+        })
     }
 
     fn fail_job(
@@ -426,20 +445,13 @@ impl JobStore for SqliteStore {
         error: &str,
         logs: &LogBatch,
     ) -> StoreResult<bool> {
-        let ended = self.write(|tx| {
-            let now = Time::now();
-            let Some(canceled) = end_job(tx, job_id, Holder::Worker(worker_id), error, true, now)?
-            else {
-                return Ok(false);
-            };
-            append_lines(tx, job_id, logs)?;
-            log_end(tx, job_id, error, canceled, now)?;
-            Ok(true)
-        })?;
-        if ended {
-            self.publish(&[Topic::Logs(job_id.into()), Topic::Overview]);
-        }
-        Ok(ended)
+        let end = JobEnd {
+            holder: Holder::Worker(worker_id),
+            error,
+            cancel_wins: true,
+            logs,
+        };
+        Ok(self.end_job(job_id, end, |_, _, _| Ok(()))?.is_some())
     }
 
     fn stale_jobs(&self, before: Time) -> StoreResult<Vec<JobRow>> {
@@ -454,18 +466,12 @@ impl JobStore for SqliteStore {
     }
 
     fn abandon_job(&self, job_id: &str, stale: Stale, error: &str) -> StoreResult<bool> {
-        let ended = self.write(|tx| {
-            let now = Time::now();
-            let Some(canceled) = end_job(tx, job_id, Holder::Stale(stale), error, true, now)?
-            else {
-                return Ok(false);
-            };
-            log_end(tx, job_id, error, canceled, now)?;
-            Ok(true)
-        })?;
-        if ended {
-            self.publish(&[Topic::Logs(job_id.into()), Topic::Overview]);
-        }
-        Ok(ended)
+        let end = JobEnd {
+            holder: Holder::Stale(stale),
+            error,
+            cancel_wins: true,
+            logs: &LogBatch::default(),
+        };
+        Ok(self.end_job(job_id, end, |_, _, _| Ok(()))?.is_some())
     }
 }

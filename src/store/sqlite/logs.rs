@@ -26,6 +26,9 @@ pub(super) fn insert_log(
 /// Appends a batch's lines and the job's log accounting inside the caller's transaction, for
 /// a job the caller has checked is still held.
 pub(super) fn append_lines(tx: &Tx, job_id: &str, batch: &LogBatch) -> StoreResult<()> {
+    if batch.lines.is_empty() {
+        return Ok(());
+    }
     for l in &batch.lines {
         insert_log(
             tx,
