@@ -226,6 +226,21 @@ impl JobStore for SqliteStore {
     }
 
     fn register_workers(&self, server_id: &str, count: usize) -> StoreResult<Vec<String>> {
+        let names: Vec<String> = (0..count).map(|n| format!("built-in-{n}")).collect();
+        // A restart finds its workers registered: a read, no commit at start-up.
+        let known: Vec<Option<String>> = {
+            let conn = self.conn()?;
+            let mut stmt = conn.prepare_cached(
+                "SELECT id FROM provisioner_daemons WHERE server_id = ?1 AND name = ?2",
+            )?;
+            names
+                .iter()
+                .map(|name| optional(stmt.query_row(params![server_id, name], |r| r.get(0))))
+                .collect::<StoreResult<_>>()?
+        };
+        if let Some(ids) = known.iter().cloned().collect::<Option<Vec<String>>>() {
+            return Ok(ids);
+        }
         self.write(|tx| {
             let now = Time::now();
             let mut stmt = tx.prepare_cached(
@@ -234,9 +249,9 @@ impl JobStore for SqliteStore {
                  ON CONFLICT (server_id, name) DO UPDATE SET last_seen_at = excluded.last_seen_at \
                  RETURNING id",
             )?;
-            (0..count)
-                .map(|n| {
-                    let name = format!("built-in-{n}");
+            names
+                .iter()
+                .map(|name| {
                     Ok(stmt.query_row(params![new_id(), server_id, name, now], |r| r.get(0))?)
                 })
                 .collect()
