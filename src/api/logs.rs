@@ -3,9 +3,9 @@
 //! Without `follow`: the stored lines as a JSON array (or text lines), streamed page by page.
 //! With `follow`: every line once, in id order, then the end once the job has completed, over a
 //! WebSocket (an upgrade request), Server-Sent Events (`Accept: text/event-stream`) or chunked
-//! NDJSON / text lines. A follower subscribes to the log bus first, then reads the store, and
-//! on every "look again" reads the store after the last id it sent: nothing is lost or sent
-//! twice between the stored part and the live part.
+//! NDJSON / text lines. A follower subscribes to the job's `Topic::Logs` notices first, then
+//! reads the store, and on every "look again" reads the store after the last id it sent:
+//! nothing is lost or sent twice between the stored part and the live part.
 
 use super::query::QueryParser;
 use super::{ApiError, ApiResult};
@@ -293,7 +293,7 @@ enum Step {
 
 #[derive(Clone, Copy)]
 enum Phase {
-    /// Mark the bus as seen, check the job, read the first page.
+    /// Mark the notices as seen, check the job, read the first page.
     Start,
     /// A full page came: read on. `last_pass`: the job had completed when the pass began.
     Paging { last_pass: bool },
@@ -313,7 +313,7 @@ struct Follower {
 }
 
 impl Follower {
-    /// Subscribes to the job's bus channel now, before anything is read from the store.
+    /// Subscribes to the job's notices now, before anything is read from the store.
     fn new(state: &State, job_id: Arc<str>, after: i64, before: Option<i64>) -> Follower {
         let sub = state.events.subscribe(&Topic::Logs(job_id.to_string()));
         Follower {
