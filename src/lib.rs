@@ -28,11 +28,14 @@ use store::Store;
 pub fn open_state(config: Config) -> Result<Arc<AppState>, Box<dyn std::error::Error>> {
     let data_dir = data_dir::DataDir::open(&config.data_dir)?;
     let hub = Arc::new(events::Hub::new());
-    let store: Arc<dyn Store> = Arc::new(store::sqlite::SqliteStore::open(
-        &config.database_path(),
-        config.durability,
-        hub.clone(),
-    )?);
+    let store: Arc<dyn Store> = match &config.database {
+        Some(database) => Arc::new(store::postgres::PgStore::open(database, hub.clone())?),
+        None => Arc::new(store::sqlite::SqliteStore::open(
+            &config.database_path(),
+            config.durability,
+            hub.clone(),
+        )?),
+    };
     let queue = Arc::new(provisioner::queue::LocalQueue::new(
         store.clone(),
         hub.clone(),
@@ -87,7 +90,7 @@ pub async fn run(listener: TcpListener, state: Arc<AppState>) -> std::io::Result
     let server = build_server(listener, state.clone())?;
     let handle = server.handle();
     log::info!("kiln {} listening on http://{addr}", api::meta_version());
-    log::info!("database: {}", state.config.database_path().display());
+    log::info!("database: {}", state.config.database_label());
     let store = state.store.clone();
     let no_user = web::block(move || store.user_count().unwrap_or(0) == 0)
         .await

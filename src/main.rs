@@ -29,9 +29,16 @@ struct ServerArgs {
     #[arg(long, env = "KILN_ADDRESS", default_value = "127.0.0.1:3000")]
     address: String,
 
-    /// Folder for the database (kiln.db) and workspace folders; created if missing.
+    /// Folder for the database (kiln.db), the server's id and the workspace folders; created if
+    /// missing. One kiln server at a time uses it.
     #[arg(long, env = "KILN_DATA_DIR", default_value = "./kiln-data")]
     data_dir: PathBuf,
+
+    /// A PostgreSQL database to keep everything in instead of kiln.db, shared by every kiln
+    /// server that names it: a URL (postgres://user:password@host:5432/db) or a libpq string
+    /// (host=/run/postgresql dbname=kiln user=kiln).
+    #[arg(long, env = "KILN_DATABASE")]
+    database: Option<String>,
 
     /// Provisioner worker threads: how many jobs run at once. 0 queues jobs without running
     /// them (to inspect or move a queue).
@@ -86,6 +93,7 @@ fn main() {
 fn serve(args: ServerArgs) -> Result<(), Box<dyn std::error::Error>> {
     let config = kiln::Config {
         data_dir: args.data_dir,
+        database: args.database.filter(|d| !d.trim().is_empty()),
         workers: args.workers as usize,
         durability: args.durability.into(),
         hung_timeout: Duration::from_secs(args.hung_timeout),

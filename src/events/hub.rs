@@ -74,6 +74,18 @@ impl Hub {
         }
     }
 
+    /// Wakes every subscriber in this process, whatever its topic.
+    pub fn notify_all(&self) {
+        let channels: Vec<_> = {
+            let map = self.inner.channels.lock().unwrap();
+            map.values().filter_map(Weak::upgrade).collect()
+        };
+        for c in channels {
+            let n = c.bump(&c.seq);
+            c.tx.send_replace(n);
+        }
+    }
+
     pub fn subscribe(&self, topic: &Topic) -> Subscription {
         let mut map = self.inner.channels.lock().unwrap();
         if map.len() >= PRUNE_AT {

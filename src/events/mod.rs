@@ -36,6 +36,10 @@ pub trait LiveEvents: Send + Sync {
 
     /// A subscription to `topic`: notices published from now on wake it.
     fn subscribe(&self, topic: &Topic) -> Subscription;
+
+    /// Tells every subscriber in this process to look again, whatever it watches: notices
+    /// may have been lost (a relay between processes was down).
+    fn wake_all(&self);
 }
 
 impl LiveEvents for Hub {
@@ -45,5 +49,9 @@ impl LiveEvents for Hub {
 
     fn subscribe(&self, topic: &Topic) -> Subscription {
         Hub::subscribe(self, topic)
+    }
+
+    fn wake_all(&self) {
+        self.notify_all();
     }
 }

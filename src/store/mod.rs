@@ -1,6 +1,7 @@
 //! The storage boundary: what kiln keeps, as traits over neutral row types, one per table
 //! family, and `Store`, all of them at once. `sqlite/` implements them over an embedded SQLite
-//! file; nothing outside it knows which database is behind the traits.
+//! file, `postgres/` over a PostgreSQL database that several kiln servers share; nothing
+//! outside them knows which database is behind the traits.
 //!
 //! Every write that changes what a watcher sees (a job queued, started, canceled or completed,
 //! a log batch, a workspace) publishes the matching notice on the live-events seam
@@ -15,6 +16,7 @@ pub mod files;
 pub mod jobs;
 pub mod logs;
 pub mod overview;
+pub mod postgres;
 pub mod sqlite;
 pub mod templates;
 pub mod users;
@@ -92,4 +94,27 @@ impl<T> Store for T where
         + Send
         + Sync
 {
+}
+
+/// The numbered blocks of a schema file, in order: `(version, sql)`. A block starts at a line
+/// `-- migration N`; blocks must be numbered 1, 2, 3...
+pub(crate) fn numbered_blocks(schema: &str) -> Vec<(u32, String)> {
+    let mut out: Vec<(u32, String)> = Vec::new();
+    for line in schema.lines() {
+        if let Some(n) = line.trim().strip_prefix("-- migration ") {
+            let n: u32 = n.trim().parse().expect("schema: bad migration number");
+            out.push((n, String::new()));
+        } else if let Some((_, sql)) = out.last_mut() {
+            sql.push_str(line);
+            sql.push('\n');
+        }
+    }
+    for (i, (n, _)) in out.iter().enumerate() {
+        assert_eq!(
+            *n as usize,
+            i + 1,
+            "schema: migrations must be numbered 1, 2, 3..."
+        );
+    }
+    out
 }

@@ -3,28 +3,10 @@
 use crate::store::{StoreError, StoreResult};
 use rusqlite::Connection;
 
-const SCHEMA: &str = include_str!("../../../schema.sql");
+const SCHEMA: &str = include_str!("schema.sql");
 
-/// The numbered blocks of schema.sql, in order: `(version, sql)`.
 fn migrations() -> Vec<(u32, String)> {
-    let mut out: Vec<(u32, String)> = Vec::new();
-    for line in SCHEMA.lines() {
-        if let Some(n) = line.trim().strip_prefix("-- migration ") {
-            let n: u32 = n.trim().parse().expect("schema.sql: bad migration number");
-            out.push((n, String::new()));
-        } else if let Some((_, sql)) = out.last_mut() {
-            sql.push_str(line);
-            sql.push('\n');
-        }
-    }
-    for (i, (n, _)) in out.iter().enumerate() {
-        assert_eq!(
-            *n as usize,
-            i + 1,
-            "schema.sql: migrations must be numbered 1, 2, 3..."
-        );
-    }
-    out
+    crate::store::numbered_blocks(SCHEMA)
 }
 
 /// The schema version this binary writes.

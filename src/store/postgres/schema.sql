@@ -1,7 +1,8 @@
--- kiln's schema. Applied by src/store/migrate.rs: each `-- migration N` block runs once, in
--- order, inside one transaction that also sets PRAGMA user_version = N. Never edit a block that
--- has shipped; add a new one at the end.
--- Times are INTEGER microseconds since the Unix epoch (UTC). IDs are UUID strings.
+-- kiln's PostgreSQL schema. Applied by src/store/postgres/migrate.rs: each `-- migration N`
+-- block runs once, in order, in one transaction holding an advisory lock (so servers starting
+-- at once migrate once), recorded in kiln_schema. Never edit a block that has shipped.
+-- Times are BIGINT microseconds since the Unix epoch (UTC), as in the SQLite schema.
+-- IDs are UUID strings.
 
 -- migration 1
 CREATE TABLE organizations (
@@ -10,15 +11,15 @@ CREATE TABLE organizations (
     display_name TEXT NOT NULL,
     description  TEXT NOT NULL DEFAULT '',
     icon         TEXT NOT NULL DEFAULT '',
-    is_default   INTEGER NOT NULL DEFAULT 0,
-    created_at   INTEGER NOT NULL,
-    updated_at   INTEGER NOT NULL
+    is_default   BOOLEAN NOT NULL DEFAULT false,
+    created_at   BIGINT NOT NULL,
+    updated_at   BIGINT NOT NULL
 );
 
 CREATE TABLE users (
     id              TEXT PRIMARY KEY,
-    email           TEXT NOT NULL UNIQUE COLLATE NOCASE,
-    username        TEXT NOT NULL UNIQUE COLLATE NOCASE,
+    email           TEXT NOT NULL,
+    username        TEXT NOT NULL,
     name            TEXT NOT NULL DEFAULT '',
     hashed_password TEXT NOT NULL DEFAULT '',
     login_type      TEXT NOT NULL,
@@ -26,28 +27,31 @@ CREATE TABLE users (
     -- Site roles as a space-separated list: '' (member), 'owner', 'template-admin'.
     roles           TEXT NOT NULL DEFAULT '',
     avatar_url      TEXT NOT NULL DEFAULT '',
-    created_at      INTEGER NOT NULL,
-    updated_at      INTEGER NOT NULL,
-    last_seen_at    INTEGER NOT NULL
+    created_at      BIGINT NOT NULL,
+    updated_at      BIGINT NOT NULL,
+    last_seen_at    BIGINT NOT NULL
 );
+-- Emails and usernames compare without case.
+CREATE UNIQUE INDEX users_email ON users (lower(email));
+CREATE UNIQUE INDEX users_username ON users (lower(username));
 
 CREATE TABLE organization_members (
     organization_id TEXT NOT NULL REFERENCES organizations(id),
     user_id         TEXT NOT NULL REFERENCES users(id),
-    created_at      INTEGER NOT NULL,
+    created_at      BIGINT NOT NULL,
     PRIMARY KEY (organization_id, user_id)
 );
 
 -- An API key is `<id>-<secret>`; only the SHA-256 of the secret is kept.
 CREATE TABLE api_keys (
     id            TEXT PRIMARY KEY,
-    hashed_secret BLOB NOT NULL,
+    hashed_secret BYTEA NOT NULL,
     user_id       TEXT NOT NULL REFERENCES users(id),
     login_type    TEXT NOT NULL,
     token_name    TEXT NOT NULL DEFAULT '',
-    created_at    INTEGER NOT NULL,
-    expires_at    INTEGER NOT NULL,
-    last_used     INTEGER NOT NULL
+    created_at    BIGINT NOT NULL,
+    expires_at    BIGINT NOT NULL,
+    last_used     BIGINT NOT NULL
 );
 CREATE INDEX api_keys_user ON api_keys(user_id);
 
@@ -56,21 +60,21 @@ CREATE TABLE files (
     id         TEXT PRIMARY KEY,
     hash       TEXT NOT NULL UNIQUE,
     mimetype   TEXT NOT NULL,
-    data       BLOB NOT NULL,
+    data       BYTEA NOT NULL,
     created_by TEXT NOT NULL REFERENCES users(id),
-    created_at INTEGER NOT NULL
+    created_at BIGINT NOT NULL
 );
 
 -- One queue for template imports and workspace builds. The status word is derived from
 -- started_at / completed_at / canceled_at / error (src/model/status.rs), never stored.
 CREATE TABLE provisioner_jobs (
     id              TEXT PRIMARY KEY,
-    seq             INTEGER NOT NULL UNIQUE, -- creation order, the queue's FIFO key
-    created_at      INTEGER NOT NULL,
-    updated_at      INTEGER NOT NULL,
-    started_at      INTEGER,
-    completed_at    INTEGER,
-    canceled_at     INTEGER,
+    seq             BIGINT GENERATED ALWAYS AS IDENTITY UNIQUE, -- the queue's FIFO key
+    created_at      BIGINT NOT NULL,
+    updated_at      BIGINT NOT NULL,
+    started_at      BIGINT,
+    completed_at    BIGINT,
+    canceled_at     BIGINT,
     error           TEXT NOT NULL DEFAULT '',
     error_code      TEXT NOT NULL DEFAULT '',
     organization_id TEXT NOT NULL REFERENCES organizations(id),
@@ -80,22 +84,20 @@ CREATE TABLE provisioner_jobs (
     input           TEXT NOT NULL, -- JSON: {"workspace_build_id": ...} or {"template_version_id": ...}
     worker_id       TEXT,
     log_level       TEXT NOT NULL DEFAULT 'info',
-    logs_length     INTEGER NOT NULL DEFAULT 0,
-    logs_overflowed INTEGER NOT NULL DEFAULT 0
+    logs_length     BIGINT NOT NULL DEFAULT 0,
+    logs_overflowed BOOLEAN NOT NULL DEFAULT false
 );
--- The pending queue, oldest first.
 CREATE INDEX provisioner_jobs_pending ON provisioner_jobs(seq)
     WHERE started_at IS NULL AND completed_at IS NULL AND canceled_at IS NULL;
--- Jobs in flight (for start-up recovery and the hung-job sweep).
 CREATE INDEX provisioner_jobs_running ON provisioner_jobs(updated_at)
     WHERE started_at IS NOT NULL AND completed_at IS NULL;
 
 CREATE TABLE provisioner_job_logs (
-    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    id         BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     job_id     TEXT NOT NULL REFERENCES provisioner_jobs(id),
-    created_at INTEGER NOT NULL,
-    source     TEXT NOT NULL, -- provisioner_daemon | provisioner
-    level      TEXT NOT NULL, -- trace | debug | info | warn | error
+    created_at BIGINT NOT NULL,
+    source     TEXT NOT NULL,
+    level      TEXT NOT NULL,
     stage      TEXT NOT NULL,
     output     TEXT NOT NULL
 );
@@ -109,12 +111,12 @@ CREATE TABLE templates (
     description                      TEXT NOT NULL DEFAULT '',
     icon                             TEXT NOT NULL DEFAULT '',
     active_version_id                TEXT NOT NULL,
-    default_ttl_ms                   INTEGER NOT NULL DEFAULT 0,
-    allow_user_cancel_workspace_jobs INTEGER NOT NULL DEFAULT 1,
+    default_ttl_ms                   BIGINT NOT NULL DEFAULT 0,
+    allow_user_cancel_workspace_jobs BOOLEAN NOT NULL DEFAULT true,
     created_by                       TEXT NOT NULL REFERENCES users(id),
-    created_at                       INTEGER NOT NULL,
-    updated_at                       INTEGER NOT NULL,
-    deleted                          INTEGER NOT NULL DEFAULT 0,
+    created_at                       BIGINT NOT NULL,
+    updated_at                       BIGINT NOT NULL,
+    deleted                          BOOLEAN NOT NULL DEFAULT false,
     UNIQUE (organization_id, name)
 );
 
@@ -125,13 +127,14 @@ CREATE TABLE template_versions (
     name            TEXT NOT NULL,
     message         TEXT NOT NULL DEFAULT '',
     readme          TEXT NOT NULL DEFAULT '',
-    job_id          TEXT NOT NULL REFERENCES provisioner_jobs(id),
+    job_id          TEXT NOT NULL UNIQUE REFERENCES provisioner_jobs(id),
     file_id         TEXT NOT NULL REFERENCES files(id),
-    -- The validated kiln.json manifest, written by the import job when it succeeds.
     manifest        TEXT,
     created_by      TEXT NOT NULL REFERENCES users(id),
-    created_at      INTEGER NOT NULL,
-    updated_at      INTEGER NOT NULL
+    created_at      BIGINT NOT NULL,
+    updated_at      BIGINT NOT NULL,
+    -- Insertion order, the tie-break of versions created in the same microsecond.
+    pos             BIGINT GENERATED ALWAYS AS IDENTITY
 );
 CREATE INDEX template_versions_template ON template_versions(template_id, created_at);
 
@@ -141,70 +144,64 @@ CREATE TABLE workspaces (
     owner_id           TEXT NOT NULL REFERENCES users(id),
     template_id        TEXT NOT NULL REFERENCES templates(id),
     name               TEXT NOT NULL,
-    ttl_ms             INTEGER,
+    ttl_ms             BIGINT,
     autostart_schedule TEXT,
     automatic_updates  TEXT NOT NULL DEFAULT 'never',
-    deleted            INTEGER NOT NULL DEFAULT 0,
-    created_at         INTEGER NOT NULL,
-    updated_at         INTEGER NOT NULL,
-    last_used_at       INTEGER NOT NULL
+    deleted            BOOLEAN NOT NULL DEFAULT false,
+    created_at         BIGINT NOT NULL,
+    updated_at         BIGINT NOT NULL,
+    last_used_at       BIGINT NOT NULL
 );
-CREATE UNIQUE INDEX workspaces_owner_name ON workspaces(owner_id, name COLLATE NOCASE) WHERE deleted = 0;
+CREATE UNIQUE INDEX workspaces_owner_name ON workspaces(owner_id, lower(name)) WHERE NOT deleted;
 
 CREATE TABLE workspace_builds (
     id                  TEXT PRIMARY KEY,
     workspace_id        TEXT NOT NULL REFERENCES workspaces(id),
     template_version_id TEXT NOT NULL REFERENCES template_versions(id),
-    build_number        INTEGER NOT NULL,
-    transition          TEXT NOT NULL, -- start | stop | delete
+    build_number        BIGINT NOT NULL,
+    transition          TEXT NOT NULL,
     initiator_id        TEXT NOT NULL REFERENCES users(id),
     job_id              TEXT NOT NULL UNIQUE REFERENCES provisioner_jobs(id),
     reason              TEXT NOT NULL DEFAULT 'initiator',
-    orphan              INTEGER NOT NULL DEFAULT 0,
-    -- The provisioner state this build starts from; replaced by the job's new state on success.
-    state               BLOB NOT NULL DEFAULT x'',
-    deadline            INTEGER,
-    max_deadline        INTEGER,
-    daily_cost          INTEGER NOT NULL DEFAULT 0,
-    created_at          INTEGER NOT NULL,
-    updated_at          INTEGER NOT NULL,
+    orphan              BOOLEAN NOT NULL DEFAULT false,
+    state               BYTEA NOT NULL DEFAULT ''::bytea,
+    deadline            BIGINT,
+    max_deadline        BIGINT,
+    daily_cost          BIGINT NOT NULL DEFAULT 0,
+    created_at          BIGINT NOT NULL,
+    updated_at          BIGINT NOT NULL,
     UNIQUE (workspace_id, build_number)
 );
 CREATE INDEX workspace_builds_created ON workspace_builds(created_at);
 
 CREATE TABLE workspace_build_parameters (
     build_id TEXT NOT NULL REFERENCES workspace_builds(id),
-    position INTEGER NOT NULL,
+    position BIGINT NOT NULL,
     name     TEXT NOT NULL,
     value    TEXT NOT NULL,
     PRIMARY KEY (build_id, position)
 );
 
--- Resources a job produced. Agents (with their apps and scripts) and metadata are kept as JSON
--- documents in Coder's shapes, with their ids fixed when the job completes.
 CREATE TABLE workspace_resources (
     id                   TEXT PRIMARY KEY,
     job_id               TEXT NOT NULL REFERENCES provisioner_jobs(id),
-    created_at           INTEGER NOT NULL,
+    created_at           BIGINT NOT NULL,
     workspace_transition TEXT NOT NULL,
     type                 TEXT NOT NULL,
     name                 TEXT NOT NULL,
-    hide                 INTEGER NOT NULL DEFAULT 0,
+    hide                 BOOLEAN NOT NULL DEFAULT false,
     icon                 TEXT NOT NULL DEFAULT '',
-    daily_cost           INTEGER NOT NULL DEFAULT 0,
+    daily_cost           BIGINT NOT NULL DEFAULT 0,
     metadata             TEXT NOT NULL DEFAULT '[]',
     agents               TEXT NOT NULL DEFAULT '[]'
 );
 CREATE INDEX workspace_resources_job ON workspace_resources(job_id, name);
 
--- migration 2
--- The workers that take jobs. A kiln server registers its built-in workers under its own id
--- (kept in its data folder), so after a restart it knows which unfinished jobs were its own.
 CREATE TABLE provisioner_daemons (
     id           TEXT PRIMARY KEY,
     server_id    TEXT NOT NULL,
     name         TEXT NOT NULL,
-    created_at   INTEGER NOT NULL,
-    last_seen_at INTEGER NOT NULL,
+    created_at   BIGINT NOT NULL,
+    last_seen_at BIGINT NOT NULL,
     UNIQUE (server_id, name)
 );

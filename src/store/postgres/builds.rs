@@ -1,0 +1,270 @@
+//! Workspace builds, their parameters, resources and state on PostgreSQL.
+
+use super::PgStore;
+use super::dialect::from_json;
+use super::jobs::{JOB_COLUMNS, NewJob, insert_job, job_from_row};
+use crate::domain::builds::next_build_number;
+use crate::events::Topic;
+use crate::model::{Time, WorkspaceResource};
+use crate::store::{
+    BuildRow, BuildStore, CreateBuildOutcome, JOB_BUILD, NewBuild, StoreError, StoreResult,
+};
+use postgres::types::ToSql;
+use postgres::{Row, Transaction};
+
+const BUILD_SELECT: &str = "SELECT b.id, b.workspace_id, b.template_version_id, b.build_number, b.transition, \
+    b.initiator_id, b.reason, b.orphan, b.deadline, b.max_deadline, b.daily_cost, b.created_at, b.updated_at, \
+    w.name, w.owner_id, o.username, o.avatar_url, w.deleted, \
+    t.id, t.name, t.display_name, t.icon, t.allow_user_cancel_workspace_jobs, \
+    v.name, i.username";
+
+const BUILD_FROM: &str = "FROM workspace_builds b \
+    JOIN workspaces w ON w.id = b.workspace_id \
+    JOIN users o ON o.id = w.owner_id \
+    JOIN templates t ON t.id = w.template_id \
+    JOIN template_versions v ON v.id = b.template_version_id \
+    JOIN users i ON i.id = b.initiator_id \
+    JOIN provisioner_jobs j ON j.id = b.job_id";
+
+fn build_from_row(r: &Row) -> BuildRow {
+    BuildRow {
+        id: r.get(0),
+        workspace_id: r.get(1),
+        template_version_id: r.get(2),
+        build_number: r.get(3),
+        transition: r.get(4),
+        initiator_id: r.get(5),
+        reason: r.get(6),
+        orphan: r.get(7),
+        deadline: r.get(8),
+        max_deadline: r.get(9),
+        daily_cost: r.get(10),
+        created_at: r.get(11),
+        updated_at: r.get(12),
+        workspace_name: r.get(13),
+        workspace_owner_id: r.get(14),
+        workspace_owner_name: r.get(15),
+        workspace_owner_avatar_url: r.get(16),
+        workspace_deleted: r.get(17),
+        template_id: r.get(18),
+        template_name: r.get(19),
+        template_display_name: r.get(20),
+        template_icon: r.get(21),
+        template_allow_user_cancel: r.get(22),
+        template_version_name: r.get(23),
+        initiator_name: r.get(24),
+        job: job_from_row(r, 25),
+    }
+}
+
+/// Inserts a build and its pending job in the caller's transaction, numbered by
+/// `domain::builds::next_build_number` from the latest build read here. Two servers' requests
+/// may read the same latest build at once: the unique `(workspace_id, build_number)` then
+/// refuses the second insert with `Conflict` (its transaction rolls back, job included), which
+/// `create_build` answers as `ActiveBuild`.
+pub(super) fn insert_build(
+    tx: &mut Transaction,
+    b: &NewBuild,
+    now: Time,
+) -> StoreResult<CreateBuildOutcome> {
+    let latest = tx.query_opt(
+        format!(
+            "SELECT b.build_number, b.state, {JOB_COLUMNS} FROM workspace_builds b \
+             JOIN provisioner_jobs j ON j.id = b.job_id WHERE b.workspace_id = $1 \
+             ORDER BY b.build_number DESC LIMIT 1"
+        )
+        .as_str(),
+        &[&b.workspace_id],
+    )?;
+    let facts = latest
+        .as_ref()
+        .map(|r| (r.get::<_, i64>(0), job_from_row(r, 2).status()));
+    let Ok(number) = next_build_number(facts, b.previous_number) else {
+        return Ok(CreateBuildOutcome::ActiveBuild);
+    };
+    let state: Vec<u8> = match b.state {
+        Some(s) => s.to_vec(),
+        None => latest.map(|r| r.get(1)).unwrap_or_default(),
+    };
+    insert_job(
+        tx,
+        &NewJob {
+            id: b.job_id,
+            organization_id: b.organization_id,
+            initiator_id: b.initiator_id,
+            file_id: b.file_id,
+            kind: JOB_BUILD,
+            input: serde_json::json!({ "workspace_build_id": b.id }),
+            log_level: b.log_level,
+        },
+        now,
+    )?;
+    tx.execute(
+        "INSERT INTO workspace_builds (id, workspace_id, template_version_id, build_number, transition, \
+         initiator_id, job_id, reason, orphan, state, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11)",
+        &[
+            &b.id,
+            &b.workspace_id,
+            &b.template_version_id,
+            &number,
+            &b.transition,
+            &b.initiator_id,
+            &b.job_id,
+            &b.reason,
+            &b.orphan,
+            &state,
+            &now,
+        ],
+    )?;
+    for (i, (name, value)) in b.parameters.iter().enumerate() {
+        tx.execute(
+            "INSERT INTO workspace_build_parameters (build_id, position, name, value) VALUES ($1, $2, $3, $4)",
+            &[&b.id, &(i as i64), name, value],
+        )?;
+    }
+    tx.execute(
+        "UPDATE workspaces SET updated_at = $2 WHERE id = $1",
+        &[&b.workspace_id, &now],
+    )?;
+    Ok(CreateBuildOutcome::Created {
+        build_number: number,
+    })
+}
+
+impl PgStore {
+    fn builds_where(
+        &self,
+        filter: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> StoreResult<Vec<BuildRow>> {
+        let rows = self.conn()?.query(
+            format!("{BUILD_SELECT}, {JOB_COLUMNS} {BUILD_FROM} {filter}").as_str(),
+            params,
+        )?;
+        Ok(rows.iter().map(build_from_row).collect())
+    }
+}
+
+impl BuildStore for PgStore {
+    fn create_build(&self, b: &NewBuild) -> StoreResult<CreateBuildOutcome> {
+        let written = self.write(
+            |tx| insert_build(tx, b, Time::now()),
+            |outcome| match outcome {
+                CreateBuildOutcome::Created { .. } => vec![Topic::Queue, Topic::Overview],
+                CreateBuildOutcome::ActiveBuild => vec![],
+            },
+        );
+        match written {
+            Err(StoreError::Conflict(_)) => Ok(CreateBuildOutcome::ActiveBuild),
+            other => other,
+        }
+    }
+
+    fn build(&self, id: &str) -> StoreResult<Option<BuildRow>> {
+        Ok(self.builds_where("WHERE b.id = $1", &[&id])?.pop())
+    }
+
+    fn build_by_job(&self, job_id: &str) -> StoreResult<Option<BuildRow>> {
+        Ok(self.builds_where("WHERE b.job_id = $1", &[&job_id])?.pop())
+    }
+
+    fn build_by_number(&self, workspace_id: &str, number: i64) -> StoreResult<Option<BuildRow>> {
+        Ok(self
+            .builds_where(
+                "WHERE b.workspace_id = $1 AND b.build_number = $2",
+                &[&workspace_id, &number],
+            )?
+            .pop())
+    }
+
+    fn latest_build(&self, workspace_id: &str) -> StoreResult<Option<BuildRow>> {
+        Ok(self
+            .builds_where(
+                "WHERE b.workspace_id = $1 ORDER BY b.build_number DESC LIMIT 1",
+                &[&workspace_id],
+            )?
+            .pop())
+    }
+
+    fn builds(
+        &self,
+        workspace_id: &str,
+        after_number: Option<i64>,
+        since: Option<Time>,
+        offset: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<BuildRow>> {
+        // LIMIT NULL: no limit.
+        let limit = (limit > 0).then_some(limit);
+        self.builds_where(
+            "WHERE b.workspace_id = $1 AND b.build_number > $2 AND b.created_at > $3 \
+             ORDER BY b.build_number DESC LIMIT $4 OFFSET $5",
+            &[
+                &workspace_id,
+                &after_number.unwrap_or(0),
+                &since.unwrap_or(Time(i64::MIN)),
+                &limit,
+                &offset,
+            ],
+        )
+    }
+
+    fn build_state(&self, build_id: &str) -> StoreResult<Vec<u8>> {
+        let row = self
+            .conn()?
+            .query_opt(
+                "SELECT state FROM workspace_builds WHERE id = $1",
+                &[&build_id],
+            )?
+            .ok_or(StoreError::NotFound)?;
+        Ok(row.get(0))
+    }
+
+    fn set_build_state(&self, build_id: &str, state: &[u8]) -> StoreResult<()> {
+        self.write(
+            |tx| {
+                tx.execute(
+                    "UPDATE workspace_builds SET state = $2, updated_at = $3 WHERE id = $1",
+                    &[&build_id, &state, &Time::now()],
+                )?;
+                Ok(())
+            },
+            |_| vec![Topic::Builds],
+        )
+    }
+
+    fn build_parameters(&self, build_id: &str) -> StoreResult<Vec<(String, String)>> {
+        let rows = self.conn()?.query(
+            "SELECT name, value FROM workspace_build_parameters WHERE build_id = $1 ORDER BY position",
+            &[&build_id],
+        )?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    fn resources(&self, job_id: &str) -> StoreResult<Vec<WorkspaceResource>> {
+        let rows = self.conn()?.query(
+            "SELECT id, job_id, created_at, workspace_transition, type, name, hide, icon, daily_cost, \
+             metadata, agents FROM workspace_resources WHERE job_id = $1 \
+             ORDER BY name COLLATE \"C\", id COLLATE \"C\"",
+            &[&job_id],
+        )?;
+        rows.iter()
+            .map(|r| {
+                Ok(WorkspaceResource {
+                    id: r.get(0),
+                    job_id: r.get(1),
+                    created_at: r.get(2),
+                    workspace_transition: r.get(3),
+                    kind: r.get(4),
+                    name: r.get(5),
+                    hide: r.get(6),
+                    icon: r.get(7),
+                    daily_cost: r.get(8),
+                    metadata: from_json(r.get(9))?,
+                    agents: from_json(r.get(10))?,
+                })
+            })
+            .collect()
+    }
+}

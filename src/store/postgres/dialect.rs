@@ -1,0 +1,88 @@
+//! How kiln's types meet PostgreSQL: times as BIGINT microseconds, transitions as TEXT, and
+//! the driver's errors as the store's.
+
+use crate::model::{Time, Transition};
+use crate::store::StoreError;
+use postgres::types::{FromSql, IsNull, ToSql, Type};
+use std::error::Error;
+
+type BoxError = Box<dyn Error + Sync + Send>;
+
+impl ToSql for Time {
+    fn to_sql(&self, ty: &Type, out: &mut bytes::BytesMut) -> Result<IsNull, BoxError> {
+        self.0.to_sql(ty, out)
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        <i64 as ToSql>::accepts(ty)
+    }
+
+    fn to_sql_checked(&self, ty: &Type, out: &mut bytes::BytesMut) -> Result<IsNull, BoxError> {
+        self.0.to_sql_checked(ty, out)
+    }
+}
+
+impl<'a> FromSql<'a> for Time {
+    fn from_sql(ty: &Type, raw: &'a [u8]) -> Result<Self, BoxError> {
+        i64::from_sql(ty, raw).map(Time)
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        <i64 as FromSql>::accepts(ty)
+    }
+}
+
+impl ToSql for Transition {
+    fn to_sql(&self, ty: &Type, out: &mut bytes::BytesMut) -> Result<IsNull, BoxError> {
+        self.as_str().to_sql(ty, out)
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        <&str as ToSql>::accepts(ty)
+    }
+
+    fn to_sql_checked(&self, ty: &Type, out: &mut bytes::BytesMut) -> Result<IsNull, BoxError> {
+        self.as_str().to_sql_checked(ty, out)
+    }
+}
+
+impl<'a> FromSql<'a> for Transition {
+    fn from_sql(ty: &Type, raw: &'a [u8]) -> Result<Self, BoxError> {
+        let s = <&str as FromSql>::from_sql(ty, raw)?;
+        Transition::parse(s).ok_or_else(|| format!("not a transition: {s:?}").into())
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        <&str as FromSql>::accepts(ty)
+    }
+}
+
+impl From<postgres::Error> for StoreError {
+    fn from(e: postgres::Error) -> Self {
+        if e.code() == Some(&postgres::error::SqlState::UNIQUE_VIOLATION) {
+            let what = e
+                .as_db_error()
+                .and_then(|d| d.constraint())
+                .unwrap_or("unique")
+                .to_string();
+            return StoreError::Conflict(what);
+        }
+        StoreError::Unavailable(format!("database: {e}"))
+    }
+}
+
+pub(super) fn pool_error(e: r2d2::Error) -> StoreError {
+    StoreError::Unavailable(format!("database pool: {e}"))
+}
+
+/// A JSON column: `value` as text.
+pub(super) fn to_json<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_string(value).unwrap_or_else(|_| "null".into())
+}
+
+/// A JSON column back as `T`.
+pub(super) fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, StoreError> {
+    serde_json::from_str(text).map_err(|e| {
+        StoreError::Unavailable(format!("database: a JSON column does not parse: {e}"))
+    })
+}

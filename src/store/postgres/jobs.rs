@@ -1,0 +1,502 @@
+//! The job queue on PostgreSQL, with the worker leases of `crate::store::jobs`. Several servers
+//! take, cancel and end jobs at once here, so: a job is taken with `FOR UPDATE SKIP LOCKED`
+//! (two takers never wait for or get the same row); a cancel locks the job's row while it
+//! decides; every write a worker makes is conditional on `worker_id = <it> AND completed_at IS
+//! NULL`, and every write for a job nobody runs is conditional on the fact that made it stale
+//! (re-checked by PostgreSQL on the locked row, so two sweepers never both end it).
+
+use super::PgStore;
+use super::dialect::to_json;
+use super::logs::{append_lines, insert_log};
+use crate::domain::builds::{build_end, daily_cost, deadline};
+use crate::domain::jobs::cancel_decision;
+use crate::domain::{CancelAction, CancelRefusal};
+use crate::events::Topic;
+use crate::model::{JobStatus, Time, Transition, new_id};
+use crate::store::{
+    BuildCompletion, ImportOutcome, JobRow, JobStore, LeaseState, LogBatch, Stale, StoreError,
+    StoreResult,
+};
+use postgres::types::ToSql;
+use postgres::{Row, Transaction};
+
+pub const JOB_COLUMNS: &str = "j.id, j.seq, j.created_at, j.updated_at, j.started_at, j.completed_at, \
+    j.canceled_at, j.error, j.error_code, j.organization_id, j.initiator_id, j.file_id, j.type, \
+    j.input, j.worker_id, j.log_level, j.logs_length, j.logs_overflowed";
+
+const PENDING: &str = "started_at IS NULL AND completed_at IS NULL AND canceled_at IS NULL";
+
+/// Reads a job from `r`, starting at column `at` (so joins can put it anywhere).
+pub fn job_from_row(r: &Row, at: usize) -> JobRow {
+    JobRow {
+        id: r.get(at),
+        seq: r.get(at + 1),
+        created_at: r.get(at + 2),
+        updated_at: r.get(at + 3),
+        started_at: r.get(at + 4),
+        completed_at: r.get(at + 5),
+        canceled_at: r.get(at + 6),
+        error: r.get(at + 7),
+        error_code: r.get(at + 8),
+        organization_id: r.get(at + 9),
+        initiator_id: r.get(at + 10),
+        file_id: r.get(at + 11),
+        kind: r.get(at + 12),
+        input: r.get(at + 13),
+        worker_id: r.get(at + 14),
+        log_level: r.get(at + 15),
+        logs_length: r.get(at + 16),
+        logs_overflowed: r.get(at + 17),
+    }
+}
+
+pub struct NewJob<'a> {
+    pub id: &'a str,
+    pub organization_id: &'a str,
+    pub initiator_id: &'a str,
+    pub file_id: &'a str,
+    pub kind: &'a str,
+    pub input: serde_json::Value,
+    pub log_level: &'a str,
+}
+
+/// Inserts a pending job at the end of the queue (`seq` comes from an identity column, so
+/// concurrent inserts never collide), inside the caller's transaction.
+pub fn insert_job(tx: &mut Transaction, job: &NewJob, now: Time) -> StoreResult<()> {
+    tx.execute(
+        "INSERT INTO provisioner_jobs (id, created_at, updated_at, organization_id, initiator_id, \
+         file_id, type, input, log_level) VALUES ($1, $2, $2, $3, $4, $5, $6, $7, $8)",
+        &[
+            &job.id,
+            &now,
+            &job.organization_id,
+            &job.initiator_id,
+            &job.file_id,
+            &job.kind,
+            &job.input.to_string(),
+            &job.log_level,
+        ],
+    )?;
+    Ok(())
+}
+
+/// Who must still hold a job for it to be ended.
+enum Holder<'a> {
+    Worker(&'a str),
+    Stale(Stale<'a>),
+}
+
+/// How a job ends: see `PgStore::end_job`.
+struct JobEnd<'a> {
+    holder: Holder<'a>,
+    /// Empty: the job completes (succeeded, or canceled when a cancel was requested).
+    error: &'a str,
+    /// With an error: a requested cancel still wins (the job ends canceled, not failed).
+    cancel_wins: bool,
+    /// The job's last lines, written before its end's own line.
+    logs: &'a LogBatch,
+}
+
+/// What a build's end changes, by its job's final status (`domain::builds::build_end`).
+fn apply_build_end(
+    tx: &mut Transaction,
+    job_id: &str,
+    status: JobStatus,
+    done: &BuildCompletion,
+    now: Time,
+) -> StoreResult<()> {
+    let row = tx.query_one(
+        "SELECT id, workspace_id, transition FROM workspace_builds WHERE job_id = $1",
+        &[&job_id],
+    )?;
+    let (build_id, workspace_id, transition): (String, String, Transition) =
+        (row.get(0), row.get(1), row.get(2));
+    let end = build_end(transition, status);
+    if end.keeps_outputs {
+        for r in &done.resources {
+            tx.execute(
+                "INSERT INTO workspace_resources (id, job_id, created_at, workspace_transition, type, \
+                 name, hide, icon, daily_cost, metadata, agents) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                &[
+                    &r.id,
+                    &job_id,
+                    &r.created_at,
+                    &r.workspace_transition,
+                    &r.kind,
+                    &r.name,
+                    &r.hide,
+                    &r.icon,
+                    &r.daily_cost,
+                    &to_json(&r.metadata),
+                    &to_json(&r.agents),
+                ],
+            )?;
+        }
+        if let Some(state) = &done.new_state {
+            tx.execute(
+                "UPDATE workspace_builds SET state = $2 WHERE id = $1",
+                &[&build_id, state],
+            )?;
+        }
+        tx.execute(
+            "UPDATE workspace_builds SET deadline = $2, daily_cost = $3, updated_at = $4 WHERE id = $1",
+            &[
+                &build_id,
+                &deadline(transition, now, done.ttl_ms),
+                &daily_cost(transition, done.resources.iter().map(|r| r.daily_cost)),
+                &now,
+            ],
+        )?;
+    }
+    if end.deletes_workspace {
+        tx.execute(
+            "UPDATE workspaces SET deleted = true, updated_at = $2 WHERE id = $1",
+            &[&workspace_id, &now],
+        )?;
+    }
+    Ok(())
+}
+
+fn lease(canceled: Option<bool>) -> LeaseState {
+    match canceled {
+        None => LeaseState::Lost,
+        Some(true) => LeaseState::CancelRequested,
+        Some(false) => LeaseState::Held,
+    }
+}
+
+impl PgStore {
+    /// Ends job `job_id` in one transaction if `end.holder` still holds it and it is not
+    /// completed: the statement that decides also writes (PostgreSQL re-checks its condition
+    /// on the locked row), so a job that moved on since it was read is left alone. Then the
+    /// last lines, the end's own line (the error, or a warning when the job ends canceled)
+    /// and `then(tx, ended_canceled, now)`; followers and the overview are told. `None` when
+    /// the job was not (or no longer) the holder's.
+    fn end_job<T>(
+        &self,
+        job_id: &str,
+        end: JobEnd,
+        then: impl FnOnce(&mut Transaction, bool, Time) -> StoreResult<T>,
+    ) -> StoreResult<Option<T>> {
+        let (condition, worker, before) = match end.holder {
+            Holder::Worker(w) | Holder::Stale(Stale::HeldBy(w)) => ("worker_id = $5", w, 0),
+            Holder::Stale(Stale::HeartbeatBefore(t)) => ("updated_at < $5", "", t.0),
+        };
+        let holder: &(dyn ToSql + Sync) = if condition.starts_with("worker_id") {
+            &worker
+        } else {
+            &before
+        };
+        let job = job_id.to_string();
+        self.write(
+            |tx| {
+                let now = Time::now();
+                let sql = format!(
+                    "UPDATE provisioner_jobs SET completed_at = $2, updated_at = $2, \
+                     error = CASE WHEN $3 = '' OR ($4 AND canceled_at IS NOT NULL) THEN error ELSE $3 END \
+                     WHERE id = $1 AND completed_at IS NULL AND started_at IS NOT NULL AND {condition} \
+                     RETURNING canceled_at IS NOT NULL"
+                );
+                let row = tx.query_opt(
+                    sql.as_str(),
+                    &[&job_id, &now, &end.error, &end.cancel_wins, holder],
+                )?;
+                let Some(row) = row else {
+                    return Ok(None);
+                };
+                let canceled: bool = row.get(0);
+                let ended_canceled = canceled && (end.cancel_wins || end.error.is_empty());
+                append_lines(tx, job_id, end.logs)?;
+                if !end.error.is_empty() {
+                    let level = if ended_canceled { "warn" } else { "error" };
+                    insert_log(tx, job_id, now, "provisioner_daemon", level, "Cleaning Up", end.error)?;
+                }
+                then(tx, ended_canceled, now).map(Some)
+            },
+            |out| match out {
+                Some(_) => vec![Topic::Logs(job.clone()), Topic::Overview],
+                None => vec![],
+            },
+        )
+    }
+
+    fn running_jobs(&self, filter: &str, param: &(dyn ToSql + Sync)) -> StoreResult<Vec<JobRow>> {
+        let mut conn = self.conn()?;
+        let rows = conn.query(
+            format!(
+                "SELECT {JOB_COLUMNS} FROM provisioner_jobs j \
+                 WHERE j.started_at IS NOT NULL AND j.completed_at IS NULL AND {filter}"
+            )
+            .as_str(),
+            &[param],
+        )?;
+        Ok(rows.iter().map(|r| job_from_row(r, 0)).collect())
+    }
+}
+
+impl JobStore for PgStore {
+    fn job(&self, id: &str) -> StoreResult<Option<JobRow>> {
+        let mut conn = self.conn()?;
+        let row = conn.query_opt(
+            format!("SELECT {JOB_COLUMNS} FROM provisioner_jobs j WHERE j.id = $1").as_str(),
+            &[&id],
+        )?;
+        Ok(row.map(|r| job_from_row(&r, 0)))
+    }
+
+    fn register_workers(&self, server_id: &str, count: usize) -> StoreResult<Vec<String>> {
+        let names: Vec<String> = (0..count).map(|n| format!("built-in-{n}")).collect();
+        self.write(
+            |tx| {
+                let now = Time::now();
+                names
+                    .iter()
+                    .map(|name| {
+                        let row = tx.query_one(
+                            "INSERT INTO provisioner_daemons (id, server_id, name, created_at, last_seen_at) \
+                             VALUES ($1, $2, $3, $4, $4) \
+                             ON CONFLICT (server_id, name) DO UPDATE SET last_seen_at = excluded.last_seen_at \
+                             RETURNING id",
+                            &[&new_id(), &server_id, name, &now],
+                        )?;
+                        Ok(row.get(0))
+                    })
+                    .collect()
+            },
+            |_| vec![],
+        )
+    }
+
+    fn take_next_job(&self, worker_id: &str) -> StoreResult<Option<JobRow>> {
+        // An idle worker looks often: an empty queue costs a read, not a write.
+        if self.pending_job_count()? == 0 {
+            return Ok(None);
+        }
+        // SKIP LOCKED: a row another taker holds is passed over, never waited for nor taken
+        // twice; the outer WHERE re-checks that it is still pending (a cancel may have
+        // completed it).
+        self.write(
+            |tx| {
+                let row = tx.query_opt(
+                    format!(
+                        "UPDATE provisioner_jobs SET started_at = $1, updated_at = $1, worker_id = $2 \
+                         WHERE id = (SELECT id FROM provisioner_jobs WHERE {PENDING} \
+                                     ORDER BY seq LIMIT 1 FOR UPDATE SKIP LOCKED) \
+                         AND {PENDING} \
+                         RETURNING {}",
+                        JOB_COLUMNS.replace("j.", "")
+                    )
+                    .as_str(),
+                    &[&Time::now(), &worker_id],
+                )?;
+                Ok(row.map(|r| job_from_row(&r, 0)))
+            },
+            |job| match job {
+                Some(_) => vec![Topic::Overview],
+                None => vec![],
+            },
+        )
+    }
+
+    fn pending_job_count(&self) -> StoreResult<i64> {
+        let mut conn = self.conn()?;
+        let row = conn.query_one(
+            format!("SELECT count(*) FROM provisioner_jobs WHERE {PENDING}").as_str(),
+            &[],
+        )?;
+        Ok(row.get(0))
+    }
+
+    fn queue_position(&self, job: &JobRow) -> StoreResult<(i64, i64)> {
+        if job.status() != JobStatus::Pending {
+            return Ok((0, 0));
+        }
+        let mut conn = self.conn()?;
+        let row = conn.query_one(
+            format!(
+                "SELECT count(*) FILTER (WHERE seq <= $1), count(*) FROM provisioner_jobs WHERE {PENDING}"
+            )
+            .as_str(),
+            &[&job.seq],
+        )?;
+        Ok((row.get(0), row.get(1)))
+    }
+
+    fn release_job(&self, job_id: &str, worker_id: &str) -> StoreResult<()> {
+        self.write(
+            |tx| {
+                Ok(tx.execute(
+                    "UPDATE provisioner_jobs SET started_at = NULL, worker_id = NULL \
+                     WHERE id = $1 AND worker_id = $2 AND completed_at IS NULL AND canceled_at IS NULL",
+                    &[&job_id, &worker_id],
+                )?)
+            },
+            |released| match released {
+                0 => vec![],
+                _ => vec![Topic::Queue, Topic::Overview],
+            },
+        )?;
+        Ok(())
+    }
+
+    fn heartbeat(&self, job_id: &str, worker_id: &str, renew: bool) -> StoreResult<LeaseState> {
+        let row = if renew {
+            self.write(
+                |tx| {
+                    Ok(tx.query_opt(
+                        "UPDATE provisioner_jobs SET updated_at = $3 \
+                         WHERE id = $1 AND worker_id = $2 AND completed_at IS NULL \
+                         RETURNING canceled_at IS NOT NULL",
+                        &[&job_id, &worker_id, &Time::now()],
+                    )?)
+                },
+                |_| vec![],
+            )?
+        } else {
+            self.conn()?.query_opt(
+                "SELECT canceled_at IS NOT NULL FROM provisioner_jobs \
+                 WHERE id = $1 AND worker_id = $2 AND completed_at IS NULL",
+                &[&job_id, &worker_id],
+            )?
+        };
+        Ok(lease(row.map(|r| r.get(0))))
+    }
+
+    fn cancel_job(
+        &self,
+        job_id: &str,
+        expect: Option<JobStatus>,
+    ) -> StoreResult<Result<CancelAction, CancelRefusal>> {
+        let job = job_id.to_string();
+        // The job's row is locked while the decision is made and applied.
+        self.write(
+            |tx| {
+                let row = tx
+                    .query_opt(
+                        format!(
+                            "SELECT {JOB_COLUMNS} FROM provisioner_jobs j WHERE j.id = $1 FOR UPDATE"
+                        )
+                        .as_str(),
+                        &[&job_id],
+                    )?
+                    .ok_or(StoreError::NotFound)?;
+                let action = match cancel_decision(job_from_row(&row, 0).status(), expect) {
+                    Ok(a) => a,
+                    Err(refusal) => return Ok(Err(refusal)),
+                };
+                let set = match action {
+                    CancelAction::CancelPending => {
+                        "canceled_at = $2, completed_at = $2, updated_at = $2"
+                    }
+                    CancelAction::StopRunning => "canceled_at = $2, updated_at = $2",
+                };
+                tx.execute(
+                    format!("UPDATE provisioner_jobs SET {set} WHERE id = $1").as_str(),
+                    &[&job_id, &Time::now()],
+                )?;
+                Ok(Ok(action))
+            },
+            |outcome| match outcome {
+                Ok(CancelAction::CancelPending) => vec![Topic::Logs(job.clone()), Topic::Overview],
+                Ok(CancelAction::StopRunning) => vec![
+                    Topic::Cancel(job.clone()),
+                    Topic::Logs(job.clone()),
+                    Topic::Overview,
+                ],
+                Err(_) => vec![],
+            },
+        )
+    }
+
+    fn complete_import(
+        &self,
+        job_id: &str,
+        worker_id: &str,
+        outcome: &ImportOutcome,
+        logs: &LogBatch,
+    ) -> StoreResult<bool> {
+        let (error, manifest) = match outcome {
+            ImportOutcome::Valid { manifest, readme } => ("", Some((manifest, readme))),
+            ImportOutcome::Invalid(error) => (error.as_str(), None),
+        };
+        let end = JobEnd {
+            holder: Holder::Worker(worker_id),
+            error,
+            cancel_wins: true,
+            logs,
+        };
+        let ended = self.end_job(job_id, end, |tx, _, now| {
+            if let Some((manifest, readme)) = manifest {
+                tx.execute(
+                    "UPDATE template_versions SET manifest = $2, readme = $3, updated_at = $4 \
+                     WHERE job_id = $1",
+                    &[&job_id, manifest, readme, &now],
+                )?;
+            }
+            Ok(())
+        })?;
+        Ok(ended.is_some())
+    }
+
+    fn complete_build(
+        &self,
+        job_id: &str,
+        worker_id: &str,
+        done: &BuildCompletion,
+        logs: &LogBatch,
+    ) -> StoreResult<Option<JobStatus>> {
+        let end = JobEnd {
+            holder: Holder::Worker(worker_id),
+            error: &done.error,
+            cancel_wins: false,
+            logs,
+        };
+        self.end_job(job_id, end, |tx, canceled, now| {
+            let status = match (done.error.is_empty(), canceled) {
+                (false, _) => JobStatus::Failed,
+                (true, true) => JobStatus::Canceled,
+                (true, false) => JobStatus::Succeeded,
+            };
+            apply_build_end(tx, job_id, status, done, now)?;
+            Ok(status)
+        })
+    }
+
+    fn fail_job(
+        &self,
+        job_id: &str,
+        worker_id: &str,
+        error: &str,
+        logs: &LogBatch,
+    ) -> StoreResult<bool> {
+        let end = JobEnd {
+            holder: Holder::Worker(worker_id),
+            error,
+            cancel_wins: true,
+            logs,
+        };
+        Ok(self.end_job(job_id, end, |_, _, _| Ok(()))?.is_some())
+    }
+
+    fn stale_jobs(&self, before: Time) -> StoreResult<Vec<JobRow>> {
+        self.running_jobs("j.updated_at < $1", &before)
+    }
+
+    fn jobs_of_server(&self, server_id: &str) -> StoreResult<Vec<JobRow>> {
+        self.running_jobs(
+            "j.worker_id IN (SELECT id FROM provisioner_daemons WHERE server_id = $1)",
+            &server_id,
+        )
+    }
+
+    fn abandon_job(&self, job_id: &str, stale: Stale, error: &str) -> StoreResult<bool> {
+        let end = JobEnd {
+            holder: Holder::Stale(stale),
+            error,
+            cancel_wins: true,
+            logs: &LogBatch::default(),
+        };
+        Ok(self.end_job(job_id, end, |_, _, _| Ok(()))?.is_some())
+    }
+}

@@ -1,0 +1,49 @@
+//! Versioned migrations from `schema.sql` (embedded), recorded in `kiln_schema`. The whole
+//! upgrade is one transaction holding an advisory lock, so servers that start at once on an
+//! empty database migrate it once, and the others wait and find it done.
+
+use crate::store::{StoreError, StoreResult};
+use postgres::Client;
+
+const SCHEMA: &str = include_str!("schema.sql");
+/// The advisory lock key of kiln's migrations ("kiln" in ASCII).
+const LOCK: i64 = 0x6b69_6c6e;
+
+fn migrations() -> Vec<(u32, String)> {
+    crate::store::numbered_blocks(SCHEMA)
+}
+
+pub fn latest_version() -> u32 {
+    migrations().len() as u32
+}
+
+pub fn migrate(client: &mut Client) -> StoreResult<()> {
+    let latest = latest_version();
+    let mut tx = client.transaction()?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&LOCK])?;
+    tx.batch_execute("CREATE TABLE IF NOT EXISTS kiln_schema (version INTEGER NOT NULL)")?;
+    let current: i32 = match tx.query_opt("SELECT version FROM kiln_schema", &[])? {
+        Some(row) => row.get(0),
+        None => {
+            tx.execute("INSERT INTO kiln_schema (version) VALUES (0)", &[])?;
+            0
+        }
+    };
+    let current = current as u32;
+    if current > latest {
+        return Err(StoreError::Unavailable(format!(
+            "the database has schema version {current}, newer than this kiln ({latest}); \
+             use a newer kiln"
+        )));
+    }
+    if current == latest {
+        return Ok(());
+    }
+    for (_, sql) in migrations().into_iter().skip(current as usize) {
+        tx.batch_execute(&sql)?;
+    }
+    tx.execute("UPDATE kiln_schema SET version = $1", &[&(latest as i32)])?;
+    tx.commit()?;
+    log::info!("database schema migrated from version {current} to {latest}");
+    Ok(())
+}

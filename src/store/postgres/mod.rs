@@ -1,0 +1,141 @@
+//! The store over a PostgreSQL database, shared by every kiln server that names it with
+//! `--database`. Each write is a transaction on a pooled connection; concurrent writers are
+//! the normal case here, so every decision is a conditional statement, a row lock or a unique
+//! constraint (see each module).
+//!
+//! Live notices cross servers with LISTEN/NOTIFY: a write sends its notices with
+//! `pg_notify` inside its own transaction (so they are delivered only if, and only once, it
+//! commits) and publishes them on this server's hub as it commits; `relay.rs` listens on one
+//! connection and publishes the other servers' notices here.
+//!
+//! The `postgres` crate is synchronous (it drives its own Tokio runtime on the calling thread),
+//! which fits the store's callers: worker threads and the actix blocking pool, never an async
+//! executor thread.
+
+mod builds;
+mod dialect;
+mod files;
+mod jobs;
+mod logs;
+mod migrate;
+mod overview;
+mod relay;
+mod templates;
+mod users;
+mod workspaces;
+
+use crate::events::{LiveEvents, Topic};
+use crate::store::{StoreError, StoreResult};
+use dialect::pool_error;
+use postgres::{NoTls, Transaction};
+use r2d2::{Pool, PooledConnection};
+use r2d2_postgres::PostgresConnectionManager;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+type Manager = PostgresConnectionManager<NoTls>;
+type Conn = PooledConnection<Manager>;
+
+/// The channel every kiln server listens on; a notice's payload is `<origin> <topic>`.
+const CHANNEL: &str = "kiln_events";
+
+pub struct PgStore {
+    pool: Pool<Manager>,
+    events: Arc<dyn LiveEvents>,
+    /// This process, in the notices it sends (the relay skips its own).
+    origin: String,
+    relay: relay::Relay,
+}
+
+impl PgStore {
+    /// Connects to `database` (a `postgres://` URL or a libpq `key=value` string), brings the
+    /// schema up to date and starts relaying other servers' notices onto `events`. Errors are
+    /// one line naming what failed.
+    pub fn open(database: &str, events: Arc<dyn LiveEvents>) -> StoreResult<PgStore> {
+        let config = postgres::Config::from_str(database).map_err(|e| {
+            StoreError::Unavailable(format!(
+                "--database is not a PostgreSQL connection string: {e}"
+            ))
+        })?;
+        let target = describe(&config);
+        let mut first = config.connect(NoTls).map_err(|e| {
+            StoreError::Unavailable(format!("cannot connect to PostgreSQL ({target}): {e}"))
+        })?;
+        migrate::migrate(&mut first)?;
+        drop(first);
+        let pool = Pool::builder()
+            .max_size(16)
+            .min_idle(Some(2))
+            .connection_timeout(Duration::from_secs(10))
+            .build(PostgresConnectionManager::new(config.clone(), NoTls))
+            .map_err(pool_error)?;
+        let origin = crate::model::new_id();
+        let relay = relay::Relay::start(config, origin.clone(), events.clone());
+        Ok(PgStore {
+            pool,
+            events,
+            origin,
+            relay,
+        })
+    }
+
+    fn conn(&self) -> StoreResult<Conn> {
+        self.pool.get().map_err(pool_error)
+    }
+
+    /// Runs `f` in a transaction; once it succeeded, sends the notices `topics` names (inside
+    /// the transaction), commits, and publishes them on this server.
+    fn write<T>(
+        &self,
+        f: impl FnOnce(&mut Transaction) -> StoreResult<T>,
+        topics: impl FnOnce(&T) -> Vec<Topic>,
+    ) -> StoreResult<T> {
+        let mut conn = self.conn()?;
+        let mut tx = conn.transaction()?;
+        let out = f(&mut tx)?;
+        let topics = topics(&out);
+        for t in &topics {
+            let payload = format!("{} {}", self.origin, relay::encode(t));
+            tx.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &payload])?;
+        }
+        tx.commit()?;
+        for t in &topics {
+            self.events.publish(t);
+        }
+        Ok(out)
+    }
+
+    /// Whether the connection relaying other servers' notices is up.
+    pub fn relay_connected(&self) -> bool {
+        self.relay.connected()
+    }
+}
+
+/// The server a connection string names, for error messages (never the password).
+fn describe(config: &postgres::Config) -> String {
+    let hosts: Vec<String> = config
+        .get_hosts()
+        .iter()
+        .map(|h| match h {
+            postgres::config::Host::Tcp(name) => name.clone(),
+            postgres::config::Host::Unix(path) => path.display().to_string(),
+        })
+        .collect();
+    let host = if hosts.is_empty() {
+        "localhost".to_string()
+    } else {
+        hosts.join(",")
+    };
+    format!(
+        "host {host}, database {}, user {}",
+        config.get_dbname().unwrap_or("(default)"),
+        config.get_user().unwrap_or("(default)")
+    )
+}
+
+impl Drop for PgStore {
+    fn drop(&mut self) {
+        self.relay.stop();
+    }
+}

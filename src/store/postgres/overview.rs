@@ -1,0 +1,116 @@
+//! Reads for the status page on PostgreSQL: the queue, busy workers, recent builds, and the
+//! change marker.
+
+use super::PgStore;
+use crate::model::overview::{BuildFacts, QueuedJob};
+use crate::store::{ChangeMarker, OverviewStore, QueueRow, StoreResult};
+use postgres::fallible_iterator::FallibleIterator;
+use postgres::types::ToSql;
+
+impl OverviewStore for PgStore {
+    fn overview_change_marker(&self) -> StoreResult<ChangeMarker> {
+        let r = self.conn()?.query_one(
+            "SELECT j.n, j.started, j.completed, j.canceled, j.updated, b.n, b.updated, w.n, w.updated \
+             FROM (SELECT count(*) AS n, count(started_at) AS started, count(completed_at) AS completed, \
+                          count(canceled_at) AS canceled, max(updated_at) AS updated \
+                   FROM provisioner_jobs) j, \
+                  (SELECT count(*) AS n, max(updated_at) AS updated FROM workspace_builds) b, \
+                  (SELECT count(*) AS n, max(updated_at) AS updated FROM workspaces) w",
+            &[],
+        )?;
+        Ok(ChangeMarker {
+            jobs: r.get(0),
+            jobs_started: r.get(1),
+            jobs_completed: r.get(2),
+            jobs_canceled: r.get(3),
+            jobs_updated_at: r.get(4),
+            builds: r.get(5),
+            builds_updated_at: r.get(6),
+            workspaces: r.get(7),
+            workspaces_updated_at: r.get(8),
+        })
+    }
+
+    fn busy_job_count(&self) -> StoreResult<i64> {
+        Ok(self
+            .conn()?
+            .query_one(
+                "SELECT count(*) FROM provisioner_jobs \
+                 WHERE started_at IS NOT NULL AND completed_at IS NULL",
+                &[],
+            )?
+            .get(0))
+    }
+
+    fn pending_queue(&self) -> StoreResult<Vec<QueueRow>> {
+        let rows = self.conn()?.query(
+            "SELECT q.id, q.type, q.position, q.created_at, w.name, wb.build_number, tv.name, w.owner_id \
+             FROM (SELECT id, type, created_at, ROW_NUMBER() OVER (ORDER BY seq) AS position \
+                   FROM provisioner_jobs \
+                   WHERE started_at IS NULL AND completed_at IS NULL AND canceled_at IS NULL) q \
+             LEFT JOIN workspace_builds wb ON wb.job_id = q.id \
+             LEFT JOIN workspaces w ON w.id = wb.workspace_id \
+             LEFT JOIN template_versions tv ON tv.job_id = q.id \
+             ORDER BY q.position",
+            &[],
+        )?;
+        Ok(rows
+            .iter()
+            .map(|r| QueueRow {
+                job: QueuedJob {
+                    job_id: r.get(0),
+                    job_type: r.get(1),
+                    position: r.get(2),
+                    created_at: r.get(3),
+                    workspace_name: r.get(4),
+                    build_number: r.get(5),
+                    template_version_name: r.get(6),
+                },
+                workspace_owner_id: r.get(7),
+            })
+            .collect())
+    }
+
+    fn scan_recent_builds(
+        &self,
+        owner_id: Option<&str>,
+        visit: &mut dyn FnMut(BuildFacts) -> bool,
+    ) -> StoreResult<()> {
+        let mut conn = self.conn()?;
+        // Rows stream from the server as they are visited.
+        let params: [&(dyn ToSql + Sync); 1] = [&owner_id];
+        let mut rows = conn.query_raw(
+            "SELECT wb.id, wb.workspace_id, w.name, coalesce(o.username, ''), wb.build_number, \
+                    wb.transition, coalesce(i.username, ''), wb.created_at, \
+                    j.started_at, j.completed_at, j.canceled_at, j.error \
+             FROM workspace_builds wb \
+             JOIN workspaces w ON w.id = wb.workspace_id \
+             JOIN provisioner_jobs j ON j.id = wb.job_id \
+             LEFT JOIN users o ON o.id = w.owner_id \
+             LEFT JOIN users i ON i.id = wb.initiator_id \
+             WHERE $1::text IS NULL OR w.owner_id = $1 \
+             ORDER BY wb.created_at DESC, j.seq DESC",
+            params.iter().copied(),
+        )?;
+        while let Some(r) = rows.next()? {
+            let facts = BuildFacts {
+                id: r.get(0),
+                workspace_id: r.get(1),
+                workspace_name: r.get(2),
+                owner_name: r.get(3),
+                build_number: r.get(4),
+                transition: r.get(5),
+                initiator_name: r.get(6),
+                created_at: r.get(7),
+                job_started_at: r.get(8),
+                job_completed_at: r.get(9),
+                job_canceled_at: r.get(10),
+                job_error: r.get(11),
+            };
+            if !visit(facts) {
+                break;
+            }
+        }
+        Ok(())
+    }
+}

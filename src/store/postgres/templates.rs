@@ -1,0 +1,212 @@
+//! Templates and template versions on PostgreSQL.
+
+use super::PgStore;
+use super::jobs::{JOB_COLUMNS, NewJob, insert_job, job_from_row};
+use crate::events::Topic;
+use crate::model::Time;
+use crate::store::{
+    JOB_IMPORT, NewTemplate, NewTemplateVersion, StoreResult, TemplateRow, TemplateStore,
+    TemplateVersionRow,
+};
+use postgres::Row;
+
+const TEMPLATE_COLUMNS: &str = "t.id, t.organization_id, t.name, t.display_name, t.description, t.icon, \
+    t.active_version_id, t.default_ttl_ms, t.allow_user_cancel_workspace_jobs, t.created_by, \
+    u.username, t.created_at, t.updated_at";
+
+fn template_from_row(r: &Row) -> TemplateRow {
+    TemplateRow {
+        id: r.get(0),
+        organization_id: r.get(1),
+        name: r.get(2),
+        display_name: r.get(3),
+        description: r.get(4),
+        icon: r.get(5),
+        active_version_id: r.get(6),
+        default_ttl_ms: r.get(7),
+        allow_user_cancel_workspace_jobs: r.get(8),
+        created_by: r.get(9),
+        created_by_name: r.get(10),
+        created_at: r.get(11),
+        updated_at: r.get(12),
+    }
+}
+
+const VERSION_COLUMNS: &str = "v.id, v.template_id, v.organization_id, v.name, v.message, v.readme, \
+    v.file_id, v.manifest, v.created_by, u.username, v.created_at, v.updated_at";
+
+const VERSION_FROM: &str = "FROM template_versions v JOIN users u ON u.id = v.created_by \
+    JOIN provisioner_jobs j ON j.id = v.job_id";
+
+fn version_from_row(r: &Row) -> TemplateVersionRow {
+    TemplateVersionRow {
+        id: r.get(0),
+        template_id: r.get(1),
+        organization_id: r.get(2),
+        name: r.get(3),
+        message: r.get(4),
+        readme: r.get(5),
+        file_id: r.get(6),
+        manifest: r.get(7),
+        created_by: r.get(8),
+        created_by_name: r.get(9),
+        created_at: r.get(10),
+        updated_at: r.get(11),
+        job: job_from_row(r, 12),
+    }
+}
+
+impl PgStore {
+    fn templates_where(&self, filter: &str, a: &str, b: &str) -> StoreResult<Vec<TemplateRow>> {
+        let rows = self.conn()?.query(
+            format!(
+                "SELECT {TEMPLATE_COLUMNS} FROM templates t JOIN users u ON u.id = t.created_by \
+                 WHERE NOT t.deleted AND {filter} ORDER BY t.name COLLATE \"C\""
+            )
+            .as_str(),
+            &[&a, &b],
+        )?;
+        Ok(rows.iter().map(template_from_row).collect())
+    }
+}
+
+impl TemplateStore for PgStore {
+    fn create_template_version(&self, v: &NewTemplateVersion) -> StoreResult<()> {
+        self.write(
+            |tx| {
+                let now = Time::now();
+                insert_job(
+                    tx,
+                    &NewJob {
+                        id: v.job_id,
+                        organization_id: v.organization_id,
+                        initiator_id: v.created_by,
+                        file_id: v.file_id,
+                        kind: JOB_IMPORT,
+                        input: serde_json::json!({ "template_version_id": v.id }),
+                        log_level: "info",
+                    },
+                    now,
+                )?;
+                tx.execute(
+                    "INSERT INTO template_versions (id, template_id, organization_id, name, message, \
+                     job_id, file_id, created_by, created_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)",
+                    &[
+                        &v.id,
+                        &v.template_id,
+                        &v.organization_id,
+                        &v.name,
+                        &v.message,
+                        &v.job_id,
+                        &v.file_id,
+                        &v.created_by,
+                        &now,
+                    ],
+                )?;
+                Ok(())
+            },
+            |_| vec![Topic::Queue, Topic::Overview],
+        )
+    }
+
+    fn template_version(&self, id: &str) -> StoreResult<Option<TemplateVersionRow>> {
+        let row = self.conn()?.query_opt(
+            format!("SELECT {VERSION_COLUMNS}, {JOB_COLUMNS} {VERSION_FROM} WHERE v.id = $1")
+                .as_str(),
+            &[&id],
+        )?;
+        Ok(row.map(|r| version_from_row(&r)))
+    }
+
+    fn template_version_by_name(
+        &self,
+        template_id: &str,
+        name: &str,
+    ) -> StoreResult<Option<String>> {
+        let row = self.conn()?.query_opt(
+            "SELECT id FROM template_versions WHERE template_id = $1 AND name = $2",
+            &[&template_id, &name],
+        )?;
+        Ok(row.map(|r| r.get(0)))
+    }
+
+    fn template_versions(&self, template_id: &str) -> StoreResult<Vec<TemplateVersionRow>> {
+        let rows = self.conn()?.query(
+            format!(
+                "SELECT {VERSION_COLUMNS}, {JOB_COLUMNS} {VERSION_FROM} \
+                 WHERE v.template_id = $1 ORDER BY v.created_at, v.pos"
+            )
+            .as_str(),
+            &[&template_id],
+        )?;
+        Ok(rows.iter().map(version_from_row).collect())
+    }
+
+    fn create_template(&self, t: &NewTemplate) -> StoreResult<()> {
+        self.write(
+            |tx| {
+                let now = Time::now();
+                tx.execute(
+                    "INSERT INTO templates (id, organization_id, name, display_name, description, icon, \
+                     active_version_id, default_ttl_ms, allow_user_cancel_workspace_jobs, created_by, \
+                     created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11)",
+                    &[
+                        &t.id,
+                        &t.organization_id,
+                        &t.name,
+                        &t.display_name,
+                        &t.description,
+                        &t.icon,
+                        &t.version_id,
+                        &t.default_ttl_ms,
+                        &t.allow_user_cancel_workspace_jobs,
+                        &t.created_by,
+                        &now,
+                    ],
+                )?;
+                tx.execute(
+                    "UPDATE template_versions SET template_id = $2, updated_at = $3 WHERE id = $1",
+                    &[&t.version_id, &t.id, &now],
+                )?;
+                Ok(())
+            },
+            |_| vec![],
+        )
+    }
+
+    fn template(&self, id: &str) -> StoreResult<Option<TemplateRow>> {
+        Ok(self.templates_where("t.id = $1 AND $2 = ''", id, "")?.pop())
+    }
+
+    fn template_by_name(
+        &self,
+        organization_id: &str,
+        name: &str,
+    ) -> StoreResult<Option<TemplateRow>> {
+        Ok(self
+            .templates_where(
+                "t.organization_id = $1 AND t.name = $2",
+                organization_id,
+                name,
+            )?
+            .pop())
+    }
+
+    fn templates(&self, organization_id: &str) -> StoreResult<Vec<TemplateRow>> {
+        self.templates_where("t.organization_id = $1 AND $2 = ''", organization_id, "")
+    }
+
+    fn set_active_version(&self, template_id: &str, version_id: &str) -> StoreResult<()> {
+        self.write(
+            |tx| {
+                tx.execute(
+                    "UPDATE templates SET active_version_id = $2, updated_at = $3 WHERE id = $1",
+                    &[&template_id, &version_id, &Time::now()],
+                )?;
+                Ok(())
+            },
+            |_| vec![],
+        )
+    }
+}
