@@ -18,13 +18,16 @@ use actix_web::web::{self, Bytes};
 use actix_web::{HttpRequest, HttpResponse};
 use futures_util::stream;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Lines read from the store at once: the most a request holds in memory.
 const PAGE: i64 = 1000;
 /// A follower with nothing to send re-checks the job this often, and WebSocket / SSE
 /// followers get a keep-alive.
 const KEEPALIVE: Duration = Duration::from_secs(15);
+/// A follower with nothing new looks at the store this often even without a notice (one may
+/// have been lost between servers).
+const BACKUP_LOOK: Duration = Duration::from_secs(2);
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Format {
@@ -310,6 +313,8 @@ struct Follower {
     last: i64,
     before: Option<i64>,
     phase: Phase,
+    /// When the follower last had something for its transport.
+    quiet_since: Instant,
 }
 
 impl Follower {
@@ -323,6 +328,7 @@ impl Follower {
             last: after,
             before,
             phase: Phase::Start,
+            quiet_since: Instant::now(),
         }
     }
 
@@ -331,10 +337,13 @@ impl Follower {
             let (last_pass, read_completion) = match self.phase {
                 Phase::Drained { last_pass: true } => return (self, Step::End),
                 Phase::Drained { last_pass: false } => {
-                    let changed = actix_web::rt::time::timeout(KEEPALIVE, self.sub.changed()).await;
+                    let keepalive_in = KEEPALIVE.saturating_sub(self.quiet_since.elapsed());
+                    let wait = keepalive_in.min(BACKUP_LOOK);
+                    let changed = actix_web::rt::time::timeout(wait, self.sub.changed()).await;
                     self.phase = Phase::Start;
-                    if changed.is_err() {
-                        // Timed out: the transport may send a keep-alive; then look again.
+                    if changed.is_err() && self.quiet_since.elapsed() >= KEEPALIVE {
+                        // Quiet for a while: the transport may send a keep-alive.
+                        self.quiet_since = Instant::now();
                         return (self, Step::Idle);
                     }
                     continue;
@@ -373,6 +382,7 @@ impl Follower {
             };
             if let Some(r) = rows.last() {
                 self.last = r.id;
+                self.quiet_since = Instant::now();
                 return (self, Step::Logs(rows));
             }
         }

@@ -23,6 +23,10 @@ use crate::store::{
 use std::sync::Arc;
 use std::time::Duration;
 
+/// A job no worker takes for this long is failed (Coder's pending-job reaper).
+pub const PENDING_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+pub const PENDING_ERROR: &str = "no worker took this job within 30 minutes of its creation (are any workers running? `--workers 0` runs none); the job was failed";
+
 pub const SERVER_STOPPED_ERROR: &str = "kiln stopped while this job was running (the server was killed or restarted); the job did not finish";
 
 /// A job a worker took, with everything it needs to run it.
@@ -200,9 +204,12 @@ impl LocalQueue {
     }
 
     /// Fails the running jobs whose heartbeat stopped for `hung_timeout`: their worker is gone
-    /// or stuck (a live worker keeps its heartbeat well within it). Returns how many.
+    /// or stuck (a live worker keeps its heartbeat well within it); and the pending jobs no
+    /// worker took for `PENDING_TIMEOUT`. Each is failed by one server only: the write checks
+    /// that it is still stale. Returns how many.
     pub fn sweep(&self, hung_timeout: Duration) -> StoreResult<usize> {
-        let cutoff = crate::model::Time::now().plus_millis(-(hung_timeout.as_millis() as i64));
+        let now = crate::model::Time::now();
+        let cutoff = now.plus_millis(-(hung_timeout.as_millis() as i64));
         let error = format!(
             "the job made no progress for {}s (the hung-job timeout); its worker is gone or stuck",
             hung_timeout.as_secs()
@@ -219,6 +226,19 @@ impl LocalQueue {
                 );
                 // Its worker, if it still runs somewhere, looks at its lease and stops.
                 self.events.publish(&Topic::Cancel(job.id.clone()));
+                failed += 1;
+            }
+        }
+        let queued_before = now.plus_millis(-(PENDING_TIMEOUT.as_millis() as i64));
+        for job in self.store.pending_jobs_queued_before(queued_before)? {
+            if self
+                .store
+                .abandon_job(&job.id, Stale::QueuedBefore(queued_before), PENDING_ERROR)?
+            {
+                log::warn!(
+                    "job {} waited {PENDING_TIMEOUT:?} in the queue: failed it",
+                    job.id
+                );
                 failed += 1;
             }
         }

@@ -98,6 +98,8 @@ pub enum Stale<'a> {
     /// It is held by this worker, which is known not to run (this server's worker from its
     /// previous run).
     HeldBy(&'a str),
+    /// It is still pending, queued before this time: no worker took it.
+    QueuedBefore(Time),
 }
 
 pub trait JobStore {
@@ -165,6 +167,9 @@ pub trait JobStore {
 
     /// Started, unfinished jobs whose heartbeat is older than `before`.
     fn stale_jobs(&self, before: Time) -> StoreResult<Vec<JobRow>>;
+
+    /// Pending jobs queued before `before`.
+    fn pending_jobs_queued_before(&self, before: Time) -> StoreResult<Vec<JobRow>>;
 
     /// Started, unfinished jobs held by the workers of server `server_id`.
     fn jobs_of_server(&self, server_id: &str) -> StoreResult<Vec<JobRow>>;

@@ -67,8 +67,23 @@ impl From<postgres::Error> for StoreError {
                 .to_string();
             return StoreError::Conflict(what);
         }
-        StoreError::Unavailable(format!("database: {e}"))
+        StoreError::Unavailable(format!("database: {}", error_chain(&e)))
     }
+}
+
+/// An error with its causes, on one line: `error connecting to server: Connection refused`.
+pub(super) fn error_chain(e: &dyn Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let next = s.to_string();
+        if !text.ends_with(&next) {
+            text.push_str(": ");
+            text.push_str(&next);
+        }
+        source = s.source();
+    }
+    text
 }
 
 pub(super) fn pool_error(e: r2d2::Error) -> StoreError {

@@ -180,10 +180,19 @@ impl PgStore {
         then: impl FnOnce(&mut Transaction, bool, Time) -> StoreResult<T>,
     ) -> StoreResult<Option<T>> {
         let (condition, worker, before) = match end.holder {
-            Holder::Worker(w) | Holder::Stale(Stale::HeldBy(w)) => ("worker_id = $5", w, 0),
-            Holder::Stale(Stale::HeartbeatBefore(t)) => ("updated_at < $5", "", t.0),
+            Holder::Worker(w) | Holder::Stale(Stale::HeldBy(w)) => {
+                ("started_at IS NOT NULL AND worker_id = $5", w, 0)
+            }
+            Holder::Stale(Stale::HeartbeatBefore(t)) => {
+                ("started_at IS NOT NULL AND updated_at < $5", "", t.0)
+            }
+            Holder::Stale(Stale::QueuedBefore(t)) => (
+                "started_at IS NULL AND canceled_at IS NULL AND created_at < $5",
+                "",
+                t.0,
+            ),
         };
-        let holder: &(dyn ToSql + Sync) = if condition.starts_with("worker_id") {
+        let holder: &(dyn ToSql + Sync) = if condition.ends_with("worker_id = $5") {
             &worker
         } else {
             &before
@@ -195,7 +204,7 @@ impl PgStore {
                 let sql = format!(
                     "UPDATE provisioner_jobs SET completed_at = $2, updated_at = $2, \
                      error = CASE WHEN $3 = '' OR ($4 AND canceled_at IS NOT NULL) THEN error ELSE $3 END \
-                     WHERE id = $1 AND completed_at IS NULL AND started_at IS NOT NULL AND {condition} \
+                     WHERE id = $1 AND completed_at IS NULL AND {condition} \
                      RETURNING canceled_at IS NOT NULL"
                 );
                 let row = tx.query_opt(
@@ -481,6 +490,19 @@ impl JobStore for PgStore {
 
     fn stale_jobs(&self, before: Time) -> StoreResult<Vec<JobRow>> {
         self.running_jobs("j.updated_at < $1", &before)
+    }
+
+    fn pending_jobs_queued_before(&self, before: Time) -> StoreResult<Vec<JobRow>> {
+        let rows = self.conn()?.query(
+            format!(
+                "SELECT {JOB_COLUMNS} FROM provisioner_jobs j \
+                 WHERE j.started_at IS NULL AND j.completed_at IS NULL AND j.canceled_at IS NULL \
+                 AND j.created_at < $1"
+            )
+            .as_str(),
+            &[&before],
+        )?;
+        Ok(rows.iter().map(|r| job_from_row(r, 0)).collect())
     }
 
     fn jobs_of_server(&self, server_id: &str) -> StoreResult<Vec<JobRow>> {

@@ -53,14 +53,21 @@ impl PgStore {
     /// schema up to date and starts relaying other servers' notices onto `events`. Errors are
     /// one line naming what failed.
     pub fn open(database: &str, events: Arc<dyn LiveEvents>) -> StoreResult<PgStore> {
-        let config = postgres::Config::from_str(database).map_err(|e| {
+        let mut config = postgres::Config::from_str(database).map_err(|e| {
             StoreError::Unavailable(format!(
-                "--database is not a PostgreSQL connection string: {e}"
+                "--database is not a PostgreSQL connection string: {}",
+                dialect::error_chain(&e)
             ))
         })?;
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(Duration::from_secs(5));
+        }
         let target = describe(&config);
         let mut first = config.connect(NoTls).map_err(|e| {
-            StoreError::Unavailable(format!("cannot connect to PostgreSQL ({target}): {e}"))
+            StoreError::Unavailable(format!(
+                "cannot connect to PostgreSQL ({target}): {}",
+                dialect::error_chain(&e)
+            ))
         })?;
         migrate::migrate(&mut first)?;
         drop(first);

@@ -171,9 +171,16 @@ impl SqliteStore {
     ) -> StoreResult<Option<T>> {
         let (condition, value) = match end.holder {
             Holder::Worker(w) | Holder::Stale(Stale::HeldBy(w)) => {
-                ("worker_id = ?5", w.to_string())
+                ("started_at IS NOT NULL AND worker_id = ?5", w.to_string())
             }
-            Holder::Stale(Stale::HeartbeatBefore(t)) => ("updated_at < ?5", t.0.to_string()),
+            Holder::Stale(Stale::HeartbeatBefore(t)) => (
+                "started_at IS NOT NULL AND updated_at < ?5",
+                t.0.to_string(),
+            ),
+            Holder::Stale(Stale::QueuedBefore(t)) => (
+                "started_at IS NULL AND canceled_at IS NULL AND created_at < ?5",
+                t.0.to_string(),
+            ),
         };
         let out = self.write(|tx| {
             let now = Time::now();
@@ -181,7 +188,7 @@ impl SqliteStore {
                 tx.prepare_cached(&format!(
                     "UPDATE provisioner_jobs SET completed_at = ?2, updated_at = ?2, \
                      error = CASE WHEN ?3 = '' OR (?4 AND canceled_at IS NOT NULL) THEN error ELSE ?3 END \
-                     WHERE id = ?1 AND completed_at IS NULL AND started_at IS NOT NULL AND {condition} \
+                     WHERE id = ?1 AND completed_at IS NULL AND {condition} \
                      RETURNING canceled_at IS NOT NULL"
                 ))?
                 .query_row(params![job_id, now, end.error, end.cancel_wins, value], |r| {
@@ -471,6 +478,16 @@ impl JobStore for SqliteStore {
 
     fn stale_jobs(&self, before: Time) -> StoreResult<Vec<JobRow>> {
         self.job_query("j.updated_at < ?1", &before)
+    }
+
+    fn pending_jobs_queued_before(&self, before: Time) -> StoreResult<Vec<JobRow>> {
+        let conn = self.conn()?;
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {JOB_COLUMNS} FROM provisioner_jobs j WHERE j.{} AND j.created_at < ?1",
+            PENDING.replace(" AND ", " AND j.")
+        ))?;
+        let rows = stmt.query_map([before], |r| job_from_row(r, 0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     fn jobs_of_server(&self, server_id: &str) -> StoreResult<Vec<JobRow>> {
