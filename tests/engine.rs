@@ -401,7 +401,7 @@ async fn graceful_shutdown_leaves_nothing_running() {
     let build = build_id(&w);
     let started = Instant::now();
     let status = s.terminate();
-    assert!(status.success(), "{status:?}");
+    assert!(status.success(), "{status:?}; the log:\n{}", s.log());
     assert!(
         started.elapsed().as_secs() < 8,
         "shutdown took {:?}",

@@ -113,6 +113,8 @@ async fn a_second_server_on_the_same_data_folder_is_refused() {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_kiln"))
         .args(["server", "--address", "127.0.0.1:0", "--data-dir"])
         .arg(&s.dir)
+        .args(s.store_args())
+        .env_remove("KILN_DATABASE")
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));

@@ -1,23 +1,51 @@
 //! Test helpers: a real `kiln server` process on a free port with a fresh data dir, and a small
 //! HTTP client over awc.
+//!
+//! The store: SQLite (`<data-dir>/kiln.db`) unless `KILN_TEST_STORE=postgres`, which gives every
+//! server a PostgreSQL database (`--database`) of its own on a throwaway cluster (`pg`), the same
+//! one again for a restart on the same data dir.
 #![allow(dead_code)]
 
 pub mod builds;
 pub mod follow;
+pub mod pg;
 pub mod schema;
 pub mod world;
 
 use serde_json::Value;
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+/// Whether the servers keep their data in PostgreSQL (`KILN_TEST_STORE=postgres`) rather than
+/// in SQLite.
+pub fn postgres_mode() -> bool {
+    std::env::var("KILN_TEST_STORE").is_ok_and(|v| v == "postgres")
+}
+
+/// PostgreSQL mode: the database of each data dir (a server restarted on a data dir finds its
+/// data again; servers sharing a database have one entry each).
+static DATABASES: Mutex<BTreeMap<PathBuf, String>> = Mutex::new(BTreeMap::new());
+
+fn database_for(dir: &Path) -> String {
+    DATABASES
+        .lock()
+        .unwrap()
+        .entry(dir.to_path_buf())
+        .or_insert_with(pg::fresh_database)
+        .clone()
+}
+
 pub struct TestServer {
     child: Child,
     pub addr: String,
     pub dir: PathBuf,
+    /// PostgreSQL mode: the `--database` connection string.
+    pub database: Option<String>,
     _tmp: Option<tempfile::TempDir>,
     log: Arc<Mutex<String>>,
 }
@@ -36,12 +64,46 @@ impl TestServer {
         s
     }
 
-    /// A server on `dir` (kept by the caller, e.g. across a restart).
+    /// A second server on the database of `other` (PostgreSQL mode only), with a data dir of its
+    /// own, as on another machine.
+    pub fn start_sharing(other: &TestServer, args: &[&str]) -> TestServer {
+        let Some(database) = &other.database else {
+            panic!(
+                "TestServer::start_sharing needs KILN_TEST_STORE=postgres: with SQLite two \
+                 servers cannot share a database (one kiln per data folder); skip the test \
+                 unless common::postgres_mode()"
+            )
+        };
+        let tmp = tempfile::tempdir().unwrap();
+        DATABASES
+            .lock()
+            .unwrap()
+            .insert(tmp.path().to_path_buf(), database.clone());
+        let mut s = Self::start_in(tmp.path(), args);
+        s._tmp = Some(tmp);
+        s
+    }
+
+    /// A server on `dir` (kept by the caller, e.g. across a restart; in PostgreSQL mode the
+    /// same dir means the same database).
     pub fn start_in(dir: &Path, args: &[&str]) -> TestServer {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_kiln"))
-            .arg("server")
+        let database = postgres_mode().then(|| database_for(dir));
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_kiln"));
+        cmd.arg("server")
             .args(["--address", "127.0.0.1:0", "--data-dir"])
             .arg(dir)
+            .env_remove("KILN_DATABASE");
+        if let Some(db) = &database {
+            cmd.args(["--database", db]);
+        }
+        // Killed with this thread (the test's), should the test binary die without its drops.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let mut child = cmd
             .args(args)
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
@@ -73,6 +135,7 @@ impl TestServer {
             child,
             addr,
             dir: dir.to_path_buf(),
+            database,
             _tmp: None,
             log,
         }
@@ -117,8 +180,32 @@ impl TestServer {
         self.child.wait().unwrap()
     }
 
+    /// The SQLite file (SQLite mode only).
     pub fn db_path(&self) -> PathBuf {
+        assert!(
+            self.database.is_none(),
+            "db_path: this server keeps its data in PostgreSQL (KILN_TEST_STORE=postgres), not \
+             in kiln.db; see pg_database()"
+        );
         self.dir.join("kiln.db")
+    }
+
+    /// The PostgreSQL database's name (PostgreSQL mode only), for `pg::psql` and `pg::dump`.
+    pub fn pg_database(&self) -> &str {
+        let db = self
+            .database
+            .as_deref()
+            .expect("pg_database: this server keeps its data in SQLite (kiln.db)");
+        pg::database_name(db)
+    }
+
+    /// The arguments that name this server's store (for a kiln started by hand on its data):
+    /// `--database <conn>` in PostgreSQL mode, none with SQLite.
+    pub fn store_args(&self) -> Vec<String> {
+        match &self.database {
+            Some(db) => vec!["--database".into(), db.clone()],
+            None => vec![],
+        }
     }
 
     /// Creates the first user (owner) and returns a client with its session token.

@@ -1,0 +1,364 @@
+//! A throwaway PostgreSQL cluster for the tests of one test binary: initdb on a temporary folder,
+//! one postmaster listening only on a unix socket inside it, started on first use and shared by
+//! every test of the binary; each test takes a database of its own (`fresh_database`).
+//!
+//! Nothing outlives the test binary:
+//! - at a normal exit (all tests passed or not) an `atexit` handler stops the postmaster (fast
+//!   shutdown) and removes the folder;
+//! - if the binary is killed, the postmaster gets SIGKILL from the kernel (a parent-death
+//!   signal, set by `setpriv --pdeathsig` after it changed to the postgres user). That signal
+//!   follows the death of the *thread* that spawned the postmaster, so the postmaster is spawned
+//!   from a thread of its own that waits on it for the whole life of the process (test threads
+//!   end with their test). Its backends end on their own once the postmaster is gone. The folder
+//!   such a binary leaves is removed by the next cluster started on this machine.
+//!
+//! initdb and postgres refuse to run as root: as root (CI) they run as the `postgres` system
+//! user; as any other user they run as that user.
+
+use std::ffi::CString;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Stdio};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+/// Where Debian's `postgresql` package puts the server and client programs.
+pub const BIN: &str = "/usr/lib/postgresql/15/bin";
+
+/// The clusters' folders are `/tmp/kiln-pg-<pid>-<random>`: /tmp, whatever TMPDIR says, since
+/// the postgres user must reach the folder (and a unix socket's path must stay short).
+const TMP: &str = "/tmp";
+const PREFIX: &str = "kiln-pg-";
+
+struct Cluster {
+    /// The folder: `data/` (the cluster), the socket, `postmaster.log`.
+    root: PathBuf,
+    pid: i32,
+    /// Set (and notified) once the postmaster has exited.
+    exited: Arc<(Mutex<Option<ExitStatus>>, Condvar)>,
+}
+
+static CLUSTER: OnceLock<Result<Cluster, String>> = OnceLock::new();
+
+fn cluster() -> &'static Cluster {
+    match CLUSTER.get_or_init(start) {
+        Ok(c) => c,
+        Err(e) => panic!("the test PostgreSQL cluster did not start: {e}"),
+    }
+}
+
+/// The folder holding the cluster's unix socket (libpq's `host=`).
+pub fn socket_dir() -> &'static Path {
+    &cluster().root
+}
+
+/// A new empty database on the shared cluster; returns its libpq connection string.
+pub fn fresh_database() -> String {
+    let name = format!("kiln_{}", uuid::Uuid::new_v4().simple());
+    psql("postgres", &format!("CREATE DATABASE {name}"));
+    conn_string(&name)
+}
+
+/// The libpq connection string for database `name` on the shared cluster.
+pub fn conn_string(name: &str) -> String {
+    format!(
+        "host={} user=postgres dbname={name}",
+        socket_dir().display()
+    )
+}
+
+/// The database name in a connection string `fresh_database` returned.
+pub fn database_name(conn: &str) -> &str {
+    conn.split_whitespace()
+        .find_map(|kv| kv.strip_prefix("dbname="))
+        .unwrap_or_else(|| panic!("no dbname in {conn:?}"))
+}
+
+/// Runs `sql` (one or more statements) on database `db` with psql; panics with psql's output if
+/// it fails. Returns what psql printed (unaligned, tuples only).
+pub fn psql(db: &str, sql: &str) -> String {
+    let out = Command::new(Path::new(BIN).join("psql"))
+        .arg("-h")
+        .arg(socket_dir())
+        .args(["-U", "postgres", "-d", db, "-X", "-q", "-A", "-t"])
+        .args(["-v", "ON_ERROR_STOP=1", "-c", sql])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run psql");
+    assert!(
+        out.status.success(),
+        "psql -d {db} -c {sql:?} failed ({}): {}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `pg_dump` of database `db` (plain SQL, data included): everything the database holds.
+pub fn dump(db: &str) -> Vec<u8> {
+    let out = Command::new(Path::new(BIN).join("pg_dump"))
+        .arg("-h")
+        .arg(socket_dir())
+        .args(["-U", "postgres", db])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run pg_dump");
+    assert!(
+        out.status.success(),
+        "pg_dump {db} failed ({}): {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+/// A command that runs `program` as the postgres system user when we are root (initdb and
+/// postgres refuse root), as ourselves otherwise. `pdeathsig`: SIGKILL once the spawning thread
+/// ends (setpriv sets it after the change of user, which would clear it).
+fn as_postgres(program: &str, pdeathsig: bool) -> Command {
+    let program = Path::new(BIN).join(program);
+    if unsafe { libc::geteuid() } != 0 {
+        let mut c = Command::new(program);
+        if pdeathsig {
+            use std::os::unix::process::CommandExt;
+            unsafe {
+                c.pre_exec(|| {
+                    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                    Ok(())
+                });
+            }
+        }
+        return c;
+    }
+    let mut c = Command::new("setpriv");
+    c.args(["--reuid=postgres", "--regid=postgres", "--init-groups"]);
+    if pdeathsig {
+        c.args(["--pdeathsig", "SIGKILL"]);
+    }
+    c.arg(program);
+    c
+}
+
+fn start() -> Result<Cluster, String> {
+    let t0 = Instant::now();
+    if !Path::new(BIN).join("initdb").exists() {
+        return Err(format!(
+            "{BIN}/initdb is missing: install PostgreSQL 15 (apt-get install -y postgresql)"
+        ));
+    }
+    remove_stale_folders();
+    let root = Path::new(TMP).join(format!(
+        "{PREFIX}{}-{}",
+        std::process::id(),
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    ));
+    std::fs::create_dir(&root).map_err(|e| format!("create {}: {e}", root.display()))?;
+    let fail = |msg: String| {
+        let _ = std::fs::remove_dir_all(&root);
+        Err(msg)
+    };
+    if unsafe { libc::geteuid() } == 0 {
+        let (uid, gid) = match postgres_user() {
+            Some(ids) => ids,
+            None => return fail("there is no postgres system user".into()),
+        };
+        if let Err(e) = std::os::unix::fs::chown(&root, Some(uid), Some(gid)) {
+            return fail(format!("chown {}: {e}", root.display()));
+        }
+    }
+
+    let data = root.join("data");
+    let out = as_postgres("initdb", false)
+        .arg("-D")
+        .arg(&data)
+        .args(["-A", "trust", "-U", "postgres", "-E", "UTF8", "--locale=C"])
+        .arg("--no-sync")
+        .current_dir(&root)
+        .stdin(Stdio::null())
+        .output();
+    match out {
+        Ok(o) if o.status.success() => {}
+        Ok(o) => {
+            return fail(format!(
+                "initdb failed ({}): {}{}",
+                o.status,
+                String::from_utf8_lossy(&o.stdout),
+                String::from_utf8_lossy(&o.stderr)
+            ));
+        }
+        Err(e) => return fail(format!("run initdb: {e}")),
+    }
+    let log_path = root.join("postmaster.log");
+    let log = match std::fs::File::create(&log_path) {
+        Ok(f) => f,
+        Err(e) => return fail(format!("create {}: {e}", log_path.display())),
+    };
+    let mut cmd = as_postgres("postgres", true);
+    cmd.arg("-D").arg(&data).arg("-k").arg(&root);
+    for setting in [
+        "listen_addresses=",
+        "fsync=off",
+        "synchronous_commit=off",
+        "full_page_writes=off",
+        "max_connections=300",
+        "shared_buffers=32MB",
+        "log_min_messages=warning",
+    ] {
+        cmd.args(["-c", setting]);
+    }
+    cmd.current_dir(&root)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(log));
+
+    // The spawning thread waits on the postmaster for as long as the process lives: when it
+    // ends (the process dies), the kernel sends the postmaster its parent-death SIGKILL.
+    let exited: Arc<(Mutex<Option<ExitStatus>>, Condvar)> = Arc::default();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let exited2 = exited.clone();
+    std::thread::Builder::new()
+        .name("postmaster".into())
+        .spawn(move || {
+            let mut child = match cmd.spawn() {
+                Ok(c) => c,
+                Err(e) => {
+                    let _ = tx.send(Err(format!("run postgres: {e}")));
+                    return;
+                }
+            };
+            let _ = tx.send(Ok(child.id() as i32));
+            let status = child.wait().expect("wait for the postmaster");
+            let (lock, cv) = &*exited2;
+            *lock.lock().unwrap() = Some(status);
+            cv.notify_all();
+        })
+        .expect("spawn the postmaster thread");
+    let pid = match rx.recv() {
+        Ok(Ok(pid)) => pid,
+        Ok(Err(e)) => return fail(e),
+        Err(_) => return fail("the postmaster thread died".into()),
+    };
+    let cluster = Cluster { root, pid, exited };
+    // From here on the cluster is stopped and removed at exit, whatever happens next.
+    unsafe { libc::atexit(stop_at_exit) };
+
+    // Ready once it accepts connections.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(status) = *cluster.exited.0.lock().unwrap() {
+            let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+            let msg = format!("postgres exited ({status}): {log}");
+            cluster.stop();
+            return Err(msg);
+        }
+        let ready = Command::new(Path::new(BIN).join("pg_isready"))
+            .arg("-h")
+            .arg(&cluster.root)
+            .args(["-U", "postgres", "-d", "postgres", "-q", "-t", "1"])
+            .stdin(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if ready {
+            break;
+        }
+        if Instant::now() > deadline {
+            let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+            cluster.stop();
+            return Err(format!(
+                "postgres did not accept connections in 30 s: {log}"
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    if std::env::var_os("KILN_TEST_PG_VERBOSE").is_some() {
+        eprintln!(
+            "test PostgreSQL cluster at {} (pid {}) ready in {:?}",
+            cluster.root.display(),
+            cluster.pid,
+            t0.elapsed()
+        );
+    }
+    Ok(cluster)
+}
+
+impl Cluster {
+    /// Fast shutdown (SIGINT: sessions are ended, no checkpoint wait to speak of with fsync off),
+    /// SIGKILL if it takes more than 10 s; then the folder goes.
+    fn stop(&self) {
+        let (lock, cv) = &*self.exited;
+        let mut exited = lock.lock().unwrap_or_else(|e| e.into_inner());
+        if exited.is_none() {
+            unsafe { libc::kill(self.pid, libc::SIGINT) };
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while exited.is_none() && Instant::now() < deadline {
+                exited = cv
+                    .wait_timeout(exited, Duration::from_millis(50))
+                    .unwrap_or_else(|e| e.into_inner())
+                    .0;
+            }
+            if exited.is_none() {
+                unsafe { libc::kill(self.pid, libc::SIGKILL) };
+                let deadline = Instant::now() + Duration::from_secs(5);
+                while exited.is_none() && Instant::now() < deadline {
+                    exited = cv
+                        .wait_timeout(exited, Duration::from_millis(50))
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0;
+                }
+            }
+        }
+        drop(exited);
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
+}
+
+extern "C" fn stop_at_exit() {
+    if let Some(Ok(c)) = CLUSTER.get() {
+        c.stop();
+    }
+}
+
+/// The postgres system user's uid and gid.
+fn postgres_user() -> Option<(u32, u32)> {
+    let name = CString::new("postgres").unwrap();
+    let pw = unsafe { libc::getpwnam(name.as_ptr()) };
+    if pw.is_null() {
+        return None;
+    }
+    Some(unsafe { ((*pw).pw_uid, (*pw).pw_gid) })
+}
+
+/// Removes the folders of clusters whose test binary is gone (it was killed: its postmaster
+/// died with it, but the folder stayed).
+fn remove_stale_folders() {
+    let Ok(entries) = std::fs::read_dir(TMP) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(PREFIX)) else {
+            continue;
+        };
+        let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<u32>().ok()) else {
+            continue;
+        };
+        if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
+            // Its postmaster, if somehow still there, has no binary left to serve.
+            if let Ok(text) = std::fs::read_to_string(entry.path().join("data/postmaster.pid"))
+                && let Some(Ok(pm)) = text.lines().next().map(str::parse::<i32>)
+                && postmaster_of(pm, &entry.path())
+            {
+                unsafe { libc::kill(pm, libc::SIGKILL) };
+            }
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+/// Whether process `pid` is a postgres serving the cluster in `root` (its command line names
+/// the folder), so that a reused pid is never signalled.
+fn postmaster_of(pid: i32, root: &Path) -> bool {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|c| String::from_utf8_lossy(&c).contains(&*root.to_string_lossy()))
+        .unwrap_or(false)
+}
