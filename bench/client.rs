@@ -86,6 +86,15 @@ impl Api {
             .await
     }
 
+    /// The same session, on another server (a replica on the same database).
+    pub fn on(&self, base: &str) -> Api {
+        Api {
+            base: base.to_string(),
+            token: self.token.clone(),
+            client: self.client.clone(),
+        }
+    }
+
     /// Imports `manifest` and makes a template named `name` of it; returns its id.
     pub async fn template(&self, name: &str, manifest: Value) -> String {
         let mut res = self
@@ -150,14 +159,24 @@ impl Api {
     }
 }
 
-pub fn start_server(kiln: &Path, workers: usize, durability: &str) -> Server {
+/// A kiln server on a scratch data dir (and on `database` when given).
+pub fn start_server(
+    kiln: &Path,
+    workers: usize,
+    durability: &str,
+    database: Option<&str>,
+) -> Server {
     let dir = tempfile::Builder::new()
         .prefix("kiln-bench")
         .tempdir_in(std::env::temp_dir())
         .unwrap();
     let port = free_port();
-    let child = Command::new(kiln)
-        .arg("server")
+    let mut cmd = Command::new(kiln);
+    cmd.arg("server");
+    if let Some(db) = database {
+        cmd.args(["--database", db]);
+    }
+    let child = cmd
         .args(["--address", &format!("127.0.0.1:{port}")])
         .arg("--data-dir")
         .arg(dir.path())

@@ -12,15 +12,20 @@
 //!    is stored and until a live WebSocket follower has received them all.
 
 mod client;
+mod cross;
 
 use awc::ws::Frame;
 use clap::Parser;
 use client::{Api, Server, load, percentile, sign_in, start_server, wait_ready};
 use futures_util::StreamExt;
+use kiln::events::Hub;
+use kiln::store::Store;
+use kiln::store::postgres::PgStore;
 use kiln::store::sqlite::SqliteStore;
 use serde_json::{Value, json};
 use std::io::Read;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 #[derive(Parser)]
@@ -43,30 +48,34 @@ struct Args {
     /// Provisioner workers of the server.
     #[arg(long, default_value_t = 3)]
     workers: usize,
-    /// The server's --durability (full or normal).
+    /// The server's --durability (full or normal; SQLite only).
     #[arg(long, default_value = "full")]
     durability: String,
+    /// Run the server on this PostgreSQL database (`bench/run.sh --postgres` starts a scratch
+    /// cluster and passes it); adds the figures across two servers.
+    #[arg(long)]
+    database: Option<String>,
 }
 
-fn now_micros() -> i64 {
+pub fn now_micros() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_micros() as i64
 }
 
-fn micros_of(rfc3339: &str) -> i64 {
+pub fn micros_of(rfc3339: &str) -> i64 {
     let t = time::OffsetDateTime::parse(rfc3339, &time::format_description::well_known::Rfc3339)
         .expect("an RFC 3339 time");
     (t.unix_timestamp_nanos() / 1000) as i64
 }
 
-fn ms(d: Duration) -> String {
+pub fn ms(d: Duration) -> String {
     format!("{:.2} ms", d.as_secs_f64() * 1000.0)
 }
 
 /// Two resources (one with an agent and two apps); steps as given.
-fn manifest(start: Value, stop: Value) -> Value {
+pub fn manifest(start: Value, stop: Value) -> Value {
     json!({
         "resources": [
             {"name": "vm", "type": "kiln_instance", "daily_cost": 3,
@@ -120,11 +129,15 @@ async fn part1(api: &Api, seconds: u64) {
 }
 
 /// Waits until the server has no pending or running job (read through kiln's store).
-async fn drained(store: &SqliteStore, every: Duration) {
-    use kiln::store::{JobStore, OverviewStore};
+async fn drained(store: &Arc<dyn Store>, every: Duration) {
     loop {
-        let pending = store.pending_job_count().unwrap();
-        let running = store.busy_job_count().unwrap();
+        // Off the async thread: the PostgreSQL driver blocks on a runtime of its own.
+        let s = store.clone();
+        let (pending, running) = actix_web::web::block(move || {
+            (s.pending_job_count().unwrap(), s.busy_job_count().unwrap())
+        })
+        .await
+        .unwrap();
         if pending == 0 && running == 0 {
             return;
         }
@@ -139,12 +152,7 @@ async fn part2(api: &Api, server: &Server, args: &Args) {
         args.in_flight, args.workers, args.durability
     );
     let t = api.template("noop", json!({})).await;
-    let store = SqliteStore::open(
-        &server.dir.path().join("kiln.db"),
-        kiln::store::Durability::Normal,
-        std::sync::Arc::new(kiln::events::Hub::new()),
-    )
-    .expect("open the server's store to watch its queue");
+    let store = open_store(server, args);
     // The workspaces (each with its first build), made ahead and left idle.
     let mut workspaces = Vec::with_capacity(n);
     let mut made = futures_util::stream::iter((0..n).map(|i| {
@@ -194,29 +202,63 @@ async fn part2(api: &Api, server: &Server, args: &Args) {
     );
 
     // Raw single-row committed transactions, same durability, same disk, same connection setup.
-    let durability = if args.durability == "normal" {
-        kiln::store::Durability::Normal
-    } else {
-        kiln::store::Durability::Full
-    };
-    let scratch = tempfile::Builder::new()
-        .prefix("kiln-commit-probe")
-        .tempdir_in(std::env::temp_dir())
-        .unwrap();
-    let probe = SqliteStore::open(
-        &scratch.path().join("probe.db"),
-        durability,
-        std::sync::Arc::new(kiln::events::Hub::new()),
-    )
-    .unwrap();
     let commits = 2000;
-    let took = probe.commit_probe(commits).unwrap();
+    let (what, took) = match &args.database {
+        Some(db) => {
+            let db = db.clone();
+            let took = std::thread::spawn(move || {
+                let probe =
+                    PgStore::open(&db, Arc::new(Hub::new())).expect("the benchmark's database");
+                probe.commit_probe(commits).unwrap()
+            })
+            .join()
+            .unwrap();
+            ("PostgreSQL", took)
+        }
+        None => {
+            let durability = if args.durability == "normal" {
+                kiln::store::Durability::Normal
+            } else {
+                kiln::store::Durability::Full
+            };
+            let scratch = tempfile::Builder::new()
+                .prefix("kiln-commit-probe")
+                .tempdir_in(std::env::temp_dir())
+                .unwrap();
+            let probe = SqliteStore::open(
+                &scratch.path().join("probe.db"),
+                durability,
+                Arc::new(Hub::new()),
+            )
+            .unwrap();
+            ("SQLite", probe.commit_probe(commits).unwrap())
+        }
+    };
     let rate = commits as f64 / took.as_secs_f64();
     println!(
-        "   raw SQLite: {rate:.0} single-row committed transactions/s (--durability {}); a no-op build costs about {:.1} commits' time",
-        args.durability,
+        "   raw {what}: {rate:.0} single-row committed transactions/s; a no-op build costs about {:.1} commits' time",
         rate / (n as f64 / elapsed.as_secs_f64())
     );
+}
+
+/// The server's store, opened beside it to watch its queue (on a thread of its own: the
+/// PostgreSQL driver blocks on a runtime of its own, which an async thread must not).
+fn open_store(server: &Server, args: &Args) -> Arc<dyn Store> {
+    let database = args.database.clone();
+    let path = server.dir.path().join("kiln.db");
+    std::thread::spawn(move || -> Arc<dyn Store> {
+        match database {
+            Some(db) => {
+                Arc::new(PgStore::open(&db, Arc::new(Hub::new())).expect("the server's database"))
+            }
+            None => Arc::new(
+                SqliteStore::open(&path, kiln::store::Durability::Normal, Arc::new(Hub::new()))
+                    .expect("open the server's store to watch its queue"),
+            ),
+        }
+    })
+    .join()
+    .unwrap()
 }
 
 async fn part3(api: &Api, args: &Args) {
@@ -341,12 +383,20 @@ fn main() {
     let args = Args::parse();
     println!("kiln benchmark: {}", machine());
     actix_web::rt::System::new().block_on(async {
-        let server = start_server(&args.kiln, args.workers, &args.durability);
+        let server = start_server(
+            &args.kiln,
+            args.workers,
+            &args.durability,
+            args.database.as_deref(),
+        );
         wait_ready(&server.base).await;
         let api = sign_in(&server.base).await;
         part1(&api, args.seconds).await;
         part2(&api, &server, &args).await;
         part3(&api, &args).await;
         part4(&api).await;
+        if let Some(db) = &args.database {
+            cross::part5(&api, &server, &args.kiln, db).await;
+        }
     });
 }

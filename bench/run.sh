@@ -1,10 +1,18 @@
 #!/usr/bin/env bash
 # kiln's benchmark: builds the release binary and the load generator (bench/loadgen.rs), then
 # prints the figures of one run on this machine. It asserts nothing.
-#   bash bench/run.sh                 # everything, defaults
+#   bash bench/run.sh                 # everything, defaults, on SQLite
+#   bash bench/run.sh --postgres      # the same on a scratch PostgreSQL cluster (default
+#                                     # synchronous_commit), plus the figures across two servers
 #   bash bench/run.sh --builds 1000   # options of bench/loadgen.rs (--help lists them)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+postgres=no
+args=()
+for a in "$@"; do
+  if [ "$a" = --postgres ]; then postgres=yes; else args+=("$a"); fi
+done
 
 # wrk measures part 1 when it can be installed; otherwise the load generator's own client does.
 if ! command -v wrk >/dev/null 2>&1; then
@@ -18,4 +26,27 @@ if ! command -v wrk >/dev/null 2>&1; then
 fi
 
 cargo build --release --bin kiln --example loadgen
-exec target/release/examples/loadgen --kiln target/release/kiln "$@"
+
+if [ "$postgres" = yes ]; then
+  pgbin=/usr/lib/postgresql/15/bin
+  if [ ! -x "$pgbin/initdb" ]; then
+    echo "installing postgresql..." >&2
+    (apt-get update -qq && apt-get install -y -qq postgresql) >/dev/null
+  fi
+  pg=$(mktemp -d /tmp/kiln-bench-pg-XXXXXX)
+  as_pg=()
+  if [ "$(id -u)" = 0 ]; then chown postgres "$pg"; as_pg=(runuser -u postgres --); fi
+  stop_pg() {
+    "${as_pg[@]}" "$pgbin/pg_ctl" -D "$pg/data" -m fast stop >/dev/null 2>&1 || true
+    rm -rf "$pg"
+  }
+  trap stop_pg EXIT
+  "${as_pg[@]}" "$pgbin/initdb" -D "$pg/data" -A trust -U postgres >/dev/null
+  "${as_pg[@]}" "$pgbin/pg_ctl" -D "$pg/data" -l "$pg/log" -w \
+    -o "-k $pg -c listen_addresses='' -c max_connections=200" start >/dev/null
+  "$pgbin/createdb" -h "$pg" -U postgres kiln
+  target/release/examples/loadgen --kiln target/release/kiln \
+    --database "host=$pg user=postgres dbname=kiln" "${args[@]}"
+else
+  exec target/release/examples/loadgen --kiln target/release/kiln "${args[@]}"
+fi

@@ -1,7 +1,8 @@
-//! The store contract: the same cases run against every implementation of `kiln::store::Store`
-//! (today: SQLite, as one instance and as two instances on one database file, the way two
-//! processes would share it). Each case is a plain function over a `Pair` of stores on one
-//! database; `contract!` runs them all for a backend.
+//! The store contract: the same cases run against every implementation of `kiln::store::Store`:
+//! SQLite and PostgreSQL, each as one instance and as two instances on one database (the way
+//! two processes, or two servers, share it). Each case is a plain function over a `Pair` of
+//! stores on one database; `contract!` runs them all for a backend. The PostgreSQL cases run
+//! with `KILN_TEST_STORE=postgres` (a throwaway cluster, `tests/common/pg.rs`), as CI does.
 
 mod common;
 
@@ -24,7 +25,8 @@ struct Pair {
 }
 
 trait Backend {
-    fn pair() -> Pair;
+    /// `None`: the backend is not available in this run.
+    fn pair() -> Option<Pair>;
 }
 
 /// One SQLite store, used as both of the pair.
@@ -44,31 +46,74 @@ fn sqlite(dir: &tempfile::TempDir, hub: &Arc<Hub>) -> Arc<dyn Store> {
 }
 
 impl Backend for Sqlite {
-    fn pair() -> Pair {
+    fn pair() -> Option<Pair> {
         let dir = tempfile::tempdir().unwrap();
         let hub_a = Arc::new(Hub::new());
         let a = sqlite(&dir, &hub_a);
-        Pair {
+        Some(Pair {
             b: a.clone(),
             a,
             hub_a,
             _dir: dir,
-        }
+        })
     }
 }
 
 impl Backend for SqliteTwice {
-    fn pair() -> Pair {
+    fn pair() -> Option<Pair> {
         let dir = tempfile::tempdir().unwrap();
         let hub_a = Arc::new(Hub::new());
         let a = sqlite(&dir, &hub_a);
         let b = sqlite(&dir, &Arc::new(Hub::new()));
-        Pair {
+        Some(Pair {
             a,
             b,
             hub_a,
             _dir: dir,
-        }
+        })
+    }
+}
+
+/// One PostgreSQL store on a fresh database, used as both of the pair.
+struct Postgres;
+/// Two PostgreSQL stores on one database, as two servers: each with its own pool and hub, the
+/// notices crossing between them by LISTEN/NOTIFY.
+struct PostgresTwice;
+
+fn postgres(database: &str, hub: &Arc<Hub>) -> Arc<dyn Store> {
+    Arc::new(kiln::store::postgres::PgStore::open(database, hub.clone()).unwrap())
+}
+
+fn postgres_pair(two: bool) -> Option<Pair> {
+    if !common::postgres_mode() {
+        eprintln!("skipped: the PostgreSQL store runs with KILN_TEST_STORE=postgres");
+        return None;
+    }
+    let database = common::pg::fresh_database();
+    let hub_a = Arc::new(Hub::new());
+    let a = postgres(&database, &hub_a);
+    let b = if two {
+        postgres(&database, &Arc::new(Hub::new()))
+    } else {
+        a.clone()
+    };
+    Some(Pair {
+        a,
+        b,
+        hub_a,
+        _dir: tempfile::tempdir().unwrap(),
+    })
+}
+
+impl Backend for Postgres {
+    fn pair() -> Option<Pair> {
+        postgres_pair(false)
+    }
+}
+
+impl Backend for PostgresTwice {
+    fn pair() -> Option<Pair> {
+        postgres_pair(true)
     }
 }
 
@@ -322,6 +367,45 @@ fn leases_expire_and_only_then_are_given_up(p: Pair) {
     );
 }
 
+fn pending_jobs_nobody_takes_are_given_up(p: Pair) {
+    let w = world(&*p.a, "{}");
+    let (_, _, waiting) = w.workspace(&*p.a, "waiting");
+    let (_, _, second) = w.workspace(&*p.a, "second");
+    let long_ago = Time::now().plus_millis(-3_600_000);
+    assert!(p.b.pending_jobs_queued_before(long_ago).unwrap().is_empty());
+    assert!(
+        !p.b.abandon_job(&waiting, Stale::QueuedBefore(long_ago), "late")
+            .unwrap()
+    );
+    let later = Time::now().plus_millis(1000);
+    let taken = p.a.take_next_job("w").unwrap().unwrap();
+    assert_eq!(taken.id, waiting);
+    // A job a worker took is no longer pending, however old.
+    assert!(
+        !p.b.abandon_job(&waiting, Stale::QueuedBefore(later), "late")
+            .unwrap()
+    );
+    let queued: Vec<_> = p.b.pending_jobs_queued_before(later).unwrap();
+    assert_eq!(
+        queued.iter().map(|j| j.id.as_str()).collect::<Vec<_>>(),
+        [second.as_str()]
+    );
+    assert!(
+        p.b.abandon_job(&second, Stale::QueuedBefore(later), "late")
+            .unwrap()
+    );
+    let failed = p.a.job(&second).unwrap().unwrap();
+    assert_eq!(
+        (failed.status(), failed.error.as_str()),
+        (JobStatus::Failed, "late")
+    );
+    assert!(p.a.take_next_job("w").unwrap().is_none());
+    assert_eq!(
+        p.a.job(&waiting).unwrap().unwrap().status(),
+        JobStatus::Running
+    );
+}
+
 fn a_restarted_server_gives_up_its_own_jobs_only(p: Pair) {
     let w = world(&*p.a, "{}");
     let mine = p.a.register_workers("server-a", 2).unwrap();
@@ -477,7 +561,9 @@ macro_rules! contract {
             $(
                 #[test]
                 fn $case() {
-                    super::$case(<super::$backend as super::Backend>::pair());
+                    if let Some(pair) = <super::$backend as super::Backend>::pair() {
+                        super::$case(pair);
+                    }
                 }
             )*
         }
@@ -495,6 +581,7 @@ macro_rules! every_case {
             cancel_of_a_pending_job,
             cancel_of_a_running_job,
             leases_expire_and_only_then_are_given_up,
+            pending_jobs_nobody_takes_are_given_up,
             a_restarted_server_gives_up_its_own_jobs_only,
             log_cursors,
             first_user_and_file_races,
@@ -505,3 +592,5 @@ macro_rules! every_case {
 
 every_case!(sqlite, Sqlite);
 every_case!(sqlite_two_instances, SqliteTwice);
+every_case!(postgres, Postgres);
+every_case!(postgres_two_instances, PostgresTwice);

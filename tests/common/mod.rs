@@ -84,9 +84,40 @@ impl TestServer {
         s
     }
 
+    /// Two servers started at the same moment on one new, empty database (PostgreSQL mode only),
+    /// each with a data dir of its own: both migrate it at once.
+    pub fn start_two_at_once(args: &[&str]) -> (TestServer, TestServer) {
+        assert!(
+            postgres_mode(),
+            "TestServer::start_two_at_once needs KILN_TEST_STORE=postgres"
+        );
+        let database = pg::fresh_database();
+        let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+        for d in &dirs {
+            DATABASES
+                .lock()
+                .unwrap()
+                .insert(d.path().to_path_buf(), database.clone());
+        }
+        let [one, two] = dirs;
+        let (a, b) = (
+            Self::spawn_in(one.path(), args),
+            Self::spawn_in(two.path(), args),
+        );
+        let (mut a, mut b) = (a.ready(), b.ready());
+        a._tmp = Some(one);
+        b._tmp = Some(two);
+        (a, b)
+    }
+
     /// A server on `dir` (kept by the caller, e.g. across a restart; in PostgreSQL mode the
     /// same dir means the same database).
     pub fn start_in(dir: &Path, args: &[&str]) -> TestServer {
+        Self::spawn_in(dir, args).ready()
+    }
+
+    /// A server process on `dir`, started but not yet waited for (`Starting::ready`).
+    pub fn spawn_in(dir: &Path, args: &[&str]) -> Starting {
         let database = postgres_mode().then(|| database_for(dir));
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_kiln"));
         cmd.arg("server")
@@ -128,15 +159,11 @@ impl TestServer {
                 l.push('\n');
             }
         });
-        let addr = rx
-            .recv_timeout(Duration::from_secs(20))
-            .unwrap_or_else(|_| panic!("kiln did not start: {}", log.lock().unwrap()));
-        TestServer {
+        Starting {
             child,
-            addr,
+            rx,
             dir: dir.to_path_buf(),
             database,
-            _tmp: None,
             log,
         }
     }
@@ -255,6 +282,33 @@ impl TestServer {
             assert_eq!(r.status, 200, "{}", r.text());
         }
         self.login(&email, "member-password").await
+    }
+}
+
+/// A server process that was started and has not yet said where it listens.
+pub struct Starting {
+    child: Child,
+    rx: std::sync::mpsc::Receiver<String>,
+    dir: PathBuf,
+    database: Option<String>,
+    log: Arc<Mutex<String>>,
+}
+
+impl Starting {
+    /// Waits until the server listens.
+    pub fn ready(self) -> TestServer {
+        let addr = self
+            .rx
+            .recv_timeout(Duration::from_secs(20))
+            .unwrap_or_else(|_| panic!("kiln did not start: {}", self.log.lock().unwrap()));
+        TestServer {
+            child: self.child,
+            addr,
+            dir: self.dir,
+            database: self.database,
+            _tmp: None,
+            log: self.log,
+        }
     }
 }
 

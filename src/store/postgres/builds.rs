@@ -3,14 +3,15 @@
 use super::PgStore;
 use super::dialect::from_json;
 use super::jobs::{JOB_COLUMNS, NewJob, insert_job, job_from_row};
+use super::pool::Tx;
 use crate::domain::builds::next_build_number;
 use crate::events::Topic;
 use crate::model::{Time, WorkspaceResource};
 use crate::store::{
     BuildRow, BuildStore, CreateBuildOutcome, JOB_BUILD, NewBuild, StoreError, StoreResult,
 };
+use postgres::Row;
 use postgres::types::ToSql;
-use postgres::{Row, Transaction};
 
 const BUILD_SELECT: &str = "SELECT b.id, b.workspace_id, b.template_version_id, b.build_number, b.transition, \
     b.initiator_id, b.reason, b.orphan, b.deadline, b.max_deadline, b.daily_cost, b.created_at, b.updated_at, \
@@ -63,7 +64,7 @@ fn build_from_row(r: &Row) -> BuildRow {
 /// refuses the second insert with `Conflict` (its transaction rolls back, job included), which
 /// `create_build` answers as `ActiveBuild`.
 pub(super) fn insert_build(
-    tx: &mut Transaction,
+    tx: &mut Tx,
     b: &NewBuild,
     now: Time,
 ) -> StoreResult<CreateBuildOutcome> {

@@ -8,6 +8,7 @@
 use super::PgStore;
 use super::dialect::to_json;
 use super::logs::{append_lines, insert_log};
+use super::pool::Tx;
 use crate::domain::builds::{build_end, daily_cost, deadline};
 use crate::domain::jobs::cancel_decision;
 use crate::domain::{CancelAction, CancelRefusal};
@@ -17,8 +18,8 @@ use crate::store::{
     BuildCompletion, ImportOutcome, JobRow, JobStore, LeaseState, LogBatch, Stale, StoreError,
     StoreResult,
 };
+use postgres::Row;
 use postgres::types::ToSql;
-use postgres::{Row, Transaction};
 
 pub const JOB_COLUMNS: &str = "j.id, j.seq, j.created_at, j.updated_at, j.started_at, j.completed_at, \
     j.canceled_at, j.error, j.error_code, j.organization_id, j.initiator_id, j.file_id, j.type, \
@@ -62,7 +63,7 @@ pub struct NewJob<'a> {
 
 /// Inserts a pending job at the end of the queue (`seq` comes from an identity column, so
 /// concurrent inserts never collide), inside the caller's transaction.
-pub fn insert_job(tx: &mut Transaction, job: &NewJob, now: Time) -> StoreResult<()> {
+pub fn insert_job(tx: &mut Tx, job: &NewJob, now: Time) -> StoreResult<()> {
     tx.execute(
         "INSERT INTO provisioner_jobs (id, created_at, updated_at, organization_id, initiator_id, \
          file_id, type, input, log_level) VALUES ($1, $2, $2, $3, $4, $5, $6, $7, $8)",
@@ -99,7 +100,7 @@ struct JobEnd<'a> {
 
 /// What a build's end changes, by its job's final status (`domain::builds::build_end`).
 fn apply_build_end(
-    tx: &mut Transaction,
+    tx: &mut Tx,
     job_id: &str,
     status: JobStatus,
     done: &BuildCompletion,
@@ -177,7 +178,7 @@ impl PgStore {
         &self,
         job_id: &str,
         end: JobEnd,
-        then: impl FnOnce(&mut Transaction, bool, Time) -> StoreResult<T>,
+        then: impl FnOnce(&mut Tx, bool, Time) -> StoreResult<T>,
     ) -> StoreResult<Option<T>> {
         let (condition, worker, before) = match end.holder {
             Holder::Worker(w) | Holder::Stale(Stale::HeldBy(w)) => {

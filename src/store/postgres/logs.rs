@@ -3,13 +3,13 @@
 //! commit order and a follower's "after this id" cursor never skips a line.
 
 use super::PgStore;
+use super::pool::Tx;
 use crate::events::Topic;
 use crate::model::Time;
 use crate::store::{LeaseState, LogBatch, LogRow, LogStore, StoreResult};
-use postgres::Transaction;
 
 pub(super) fn insert_log(
-    tx: &mut Transaction,
+    tx: &mut Tx,
     job_id: &str,
     at: Time,
     source: &str,
@@ -27,11 +27,7 @@ pub(super) fn insert_log(
 
 /// Appends a batch's lines and the job's log accounting inside the caller's transaction, for a
 /// job the caller has checked is still held. The lines go in one statement.
-pub(super) fn append_lines(
-    tx: &mut Transaction,
-    job_id: &str,
-    batch: &LogBatch,
-) -> StoreResult<()> {
+pub(super) fn append_lines(tx: &mut Tx, job_id: &str, batch: &LogBatch) -> StoreResult<()> {
     if batch.lines.is_empty() {
         return Ok(());
     }

@@ -10,7 +10,7 @@
 //!
 //! The `postgres` crate is synchronous (it drives its own Tokio runtime on the calling thread),
 //! which fits the store's callers: worker threads and the actix blocking pool, never an async
-//! executor thread.
+//! executor thread. Each pooled connection prepares a statement once (`pool.rs`).
 
 mod builds;
 mod dialect;
@@ -19,6 +19,7 @@ mod jobs;
 mod logs;
 mod migrate;
 mod overview;
+mod pool;
 mod relay;
 mod templates;
 mod users;
@@ -27,21 +28,22 @@ mod workspaces;
 use crate::events::{LiveEvents, Topic};
 use crate::store::{StoreError, StoreResult};
 use dialect::pool_error;
-use postgres::{NoTls, Transaction};
+use pool::{Manager, Tx};
+use postgres::NoTls;
 use r2d2::{Pool, PooledConnection};
-use r2d2_postgres::PostgresConnectionManager;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-type Manager = PostgresConnectionManager<NoTls>;
 type Conn = PooledConnection<Manager>;
 
-/// The channel every kiln server listens on; a notice's payload is `<origin> <topic>`.
+/// The channel every kiln server listens on; a notice's payload is `<origin> <topics>`, one
+/// topic a line.
 const CHANNEL: &str = "kiln_events";
 
 pub struct PgStore {
-    pool: Pool<Manager>,
+    /// Always `Some` until the store is dropped (see `Drop`).
+    pool: Option<Pool<Manager>>,
     events: Arc<dyn LiveEvents>,
     /// This process, in the notices it sends (the relay skips its own).
     origin: String,
@@ -75,12 +77,15 @@ impl PgStore {
             .max_size(16)
             .min_idle(Some(2))
             .connection_timeout(Duration::from_secs(10))
-            .build(PostgresConnectionManager::new(config.clone(), NoTls))
+            // A broken connection is found when it is used (and then dropped), not by a round
+            // trip at every checkout.
+            .test_on_check_out(false)
+            .build(Manager::new(config.clone()))
             .map_err(pool_error)?;
         let origin = crate::model::new_id();
         let relay = relay::Relay::start(config, origin.clone(), events.clone());
         Ok(PgStore {
-            pool,
+            pool: Some(pool),
             events,
             origin,
             relay,
@@ -88,22 +93,28 @@ impl PgStore {
     }
 
     fn conn(&self) -> StoreResult<Conn> {
-        self.pool.get().map_err(pool_error)
+        let pool = self
+            .pool
+            .as_ref()
+            .expect("the pool lives as long as the store");
+        pool.get().map_err(pool_error)
     }
 
     /// Runs `f` in a transaction; once it succeeded, sends the notices `topics` names (inside
     /// the transaction), commits, and publishes them on this server.
     fn write<T>(
         &self,
-        f: impl FnOnce(&mut Transaction) -> StoreResult<T>,
+        f: impl FnOnce(&mut Tx) -> StoreResult<T>,
         topics: impl FnOnce(&T) -> Vec<Topic>,
     ) -> StoreResult<T> {
         let mut conn = self.conn()?;
         let mut tx = conn.transaction()?;
         let out = f(&mut tx)?;
         let topics = topics(&out);
-        for t in &topics {
-            let payload = format!("{} {}", self.origin, relay::encode(t));
+        if !topics.is_empty() {
+            // One notice for the whole transaction: `<origin> <topic>`, a line per topic.
+            let lines: Vec<String> = topics.iter().map(relay::encode).collect();
+            let payload = format!("{} {}", self.origin, lines.join("\n"));
             tx.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &payload])?;
         }
         tx.commit()?;
@@ -111,6 +122,28 @@ impl PgStore {
             self.events.publish(t);
         }
         Ok(out)
+    }
+
+    /// Benchmarks only: commits `n` single-row transactions into a scratch table through the
+    /// pool (the same path as every write of kiln) and returns how long they took.
+    pub fn commit_probe(&self, n: usize) -> StoreResult<Duration> {
+        self.conn()?.batch_execute(
+            "CREATE TABLE IF NOT EXISTS commit_probe (id BIGINT GENERATED ALWAYS AS IDENTITY, at BIGINT NOT NULL)",
+        )?;
+        let started = std::time::Instant::now();
+        for _ in 0..n {
+            self.write(
+                |tx| {
+                    tx.execute(
+                        "INSERT INTO commit_probe (at) VALUES ($1)",
+                        &[&crate::model::Time::now()],
+                    )?;
+                    Ok(())
+                },
+                |_| vec![],
+            )?;
+        }
+        Ok(started.elapsed())
     }
 
     /// Whether the connection relaying other servers' notices is up.
@@ -142,7 +175,13 @@ fn describe(config: &postgres::Config) -> String {
 }
 
 impl Drop for PgStore {
+    /// The driver's connections block on a runtime of their own as they close, which must not
+    /// happen on an async executor thread (the last owner of the store may be one, at
+    /// shutdown): they are closed on a thread of their own.
     fn drop(&mut self) {
         self.relay.stop();
+        if let Some(pool) = self.pool.take() {
+            let _ = std::thread::spawn(move || drop(pool)).join();
+        }
     }
 }

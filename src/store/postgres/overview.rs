@@ -4,8 +4,6 @@
 use super::PgStore;
 use crate::model::overview::{BuildFacts, QueuedJob};
 use crate::store::{ChangeMarker, OverviewStore, QueueRow, StoreResult};
-use postgres::fallible_iterator::FallibleIterator;
-use postgres::types::ToSql;
 
 impl OverviewStore for PgStore {
     fn overview_change_marker(&self) -> StoreResult<ChangeMarker> {
@@ -78,8 +76,7 @@ impl OverviewStore for PgStore {
     ) -> StoreResult<()> {
         let mut conn = self.conn()?;
         // Rows stream from the server as they are visited.
-        let params: [&(dyn ToSql + Sync); 1] = [&owner_id];
-        let mut rows = conn.query_raw(
+        conn.query_each(
             "SELECT wb.id, wb.workspace_id, w.name, coalesce(o.username, ''), wb.build_number, \
                     wb.transition, coalesce(i.username, ''), wb.created_at, \
                     j.started_at, j.completed_at, j.canceled_at, j.error \
@@ -90,27 +87,24 @@ impl OverviewStore for PgStore {
              LEFT JOIN users i ON i.id = wb.initiator_id \
              WHERE $1::text IS NULL OR w.owner_id = $1 \
              ORDER BY wb.created_at DESC, j.seq DESC",
-            params.iter().copied(),
+            &[&owner_id],
+            |r| {
+                visit(BuildFacts {
+                    id: r.get(0),
+                    workspace_id: r.get(1),
+                    workspace_name: r.get(2),
+                    owner_name: r.get(3),
+                    build_number: r.get(4),
+                    transition: r.get(5),
+                    initiator_name: r.get(6),
+                    created_at: r.get(7),
+                    job_started_at: r.get(8),
+                    job_completed_at: r.get(9),
+                    job_canceled_at: r.get(10),
+                    job_error: r.get(11),
+                })
+            },
         )?;
-        while let Some(r) = rows.next()? {
-            let facts = BuildFacts {
-                id: r.get(0),
-                workspace_id: r.get(1),
-                workspace_name: r.get(2),
-                owner_name: r.get(3),
-                build_number: r.get(4),
-                transition: r.get(5),
-                initiator_name: r.get(6),
-                created_at: r.get(7),
-                job_started_at: r.get(8),
-                job_completed_at: r.get(9),
-                job_canceled_at: r.get(10),
-                job_error: r.get(11),
-            };
-            if !visit(facts) {
-                break;
-            }
-        }
         Ok(())
     }
 }

@@ -110,13 +110,13 @@ fn listen(
                 loop {
                     match iter.next() {
                         Ok(Some(n)) => {
-                            let Some((from, topic)) = n.payload().split_once(' ') else {
+                            let Some((from, topics)) = n.payload().split_once(' ') else {
                                 continue;
                             };
-                            if from != origin
-                                && let Some(topic) = decode(topic)
-                            {
-                                events.publish(&topic);
+                            if from != origin {
+                                for topic in topics.lines().filter_map(decode) {
+                                    events.publish(&topic);
+                                }
                             }
                         }
                         Ok(None) => break,

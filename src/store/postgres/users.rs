@@ -2,11 +2,12 @@
 //! without case (unique indexes on `lower(...)`).
 
 use super::PgStore;
+use super::pool::Tx;
 use crate::model::{Role, Time};
 use crate::store::{
     ApiKeyRow, NewApiKey, NewUser, OrganizationRow, StoreError, StoreResult, UserRow, UserStore,
 };
-use postgres::{Row, Transaction};
+use postgres::Row;
 
 const USER_COLUMNS: &str = "u.id, u.email, u.username, u.name, u.hashed_password, u.login_type, \
     u.status, u.roles, u.avatar_url, u.created_at, u.updated_at, u.last_seen_at";
@@ -49,7 +50,7 @@ fn org_from_row(r: &Row) -> OrganizationRow {
     }
 }
 
-fn insert_user(tx: &mut Transaction, u: &NewUser, org_ids: &[String]) -> StoreResult<()> {
+fn insert_user(tx: &mut Tx, u: &NewUser, org_ids: &[String]) -> StoreResult<()> {
     let now = Time::now();
     tx.execute(
         "INSERT INTO users (id, email, username, name, hashed_password, login_type, status, roles, \

@@ -2,10 +2,11 @@
 //! unique index on `lower(name)`).
 
 use super::PgStore;
+use super::pool::Tx;
 use crate::events::Topic;
 use crate::model::Time;
 use crate::store::{NewBuild, NewWorkspace, StoreResult, WorkspaceRow, WorkspaceStore};
-use postgres::{Row, Transaction};
+use postgres::Row;
 
 const WORKSPACE_COLUMNS: &str = "w.id, w.organization_id, w.owner_id, u.username, u.avatar_url, \
     w.template_id, w.name, w.ttl_ms, w.autostart_schedule, w.automatic_updates, w.deleted, \
@@ -30,7 +31,7 @@ fn workspace_from_row(r: &Row) -> WorkspaceRow {
     }
 }
 
-fn insert_workspace(tx: &mut Transaction, w: &NewWorkspace, now: Time) -> StoreResult<()> {
+fn insert_workspace(tx: &mut Tx, w: &NewWorkspace, now: Time) -> StoreResult<()> {
     tx.execute(
         "INSERT INTO workspaces (id, organization_id, owner_id, template_id, name, ttl_ms, \
          autostart_schedule, automatic_updates, created_at, updated_at, last_used_at) \
