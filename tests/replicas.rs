@@ -332,3 +332,86 @@ async fn two_servers_started_at_once_on_an_empty_database_both_serve() {
         .count();
     assert_eq!(migrated, 1, "{}\n---\n{}", a.log(), b.log());
 }
+
+#[actix_web::test]
+async fn followers_lose_nothing_while_the_notice_connection_is_cut() {
+    if skip() {
+        return;
+    }
+    let a = TestServer::start();
+    let b = TestServer::start_sharing(&a, &["--workers", "0"]);
+    let owner_a = a.owner().await;
+    let owner_b = b.client(owner_a.token());
+    let steps = json!([
+        {"sleep_ms": 1000},
+        {"run": "for i in $(seq 1 50); do echo line $i; sleep 0.02; done"},
+        {"sleep_ms": 500}
+    ]);
+    let t = template(&owner_a, "t", manifest(steps, json!([]))).await;
+    let (_, build) = workspace(&owner_a, &t, "dev", json!([])).await;
+    let path = format!("/api/v2/workspacebuilds/{build}/logs");
+    let follower = actix_web::rt::spawn(follow(owner_b.clone(), path.clone(), STYLES[0]));
+    // Cut every server's LISTEN connection while the job runs.
+    actix_web::rt::time::sleep(Duration::from_millis(600)).await;
+    let db = a.pg_database().to_string();
+    let cut = common::pg::psql(
+        &db,
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+         WHERE query = 'LISTEN kiln_events' AND datname = current_database()",
+    );
+    assert_eq!(cut.trim(), "2", "both servers were listening");
+    let done = finished(&owner_a, &build).await;
+    assert_eq!(done["job"]["status"], "succeeded", "{done}");
+    let stored = owner_b
+        .get(&path)
+        .await
+        .expect(200, "[]codersdk.ProvisionerJobLog");
+    let got = follower.await.unwrap();
+    assert_complete(
+        &got,
+        stored.as_array().unwrap(),
+        "a follower across the cut",
+    );
+    // The servers listen again.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !b.log().contains("listening again") {
+        assert!(
+            Instant::now() < deadline,
+            "B never listened again: {}",
+            b.log()
+        );
+        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[test]
+fn a_database_written_by_a_newer_kiln_is_refused() {
+    if skip() {
+        return;
+    }
+    let a = TestServer::start();
+    let db = a.pg_database().to_string();
+    let conn = common::pg::conn_string(&db);
+    drop(a);
+    common::pg::psql(&db, "UPDATE kiln_schema SET version = 99");
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .args([
+            "server",
+            "--address",
+            "127.0.0.1:0",
+            "--database",
+            &conn,
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("the database has schema version 99, newer than this kiln"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}

@@ -113,8 +113,13 @@ impl LogWriter {
         self.oldest.get_or_insert_with(Instant::now);
     }
 
+    /// How long a caller may wait between ticks without the lease lapsing or a cancel waiting.
+    pub fn tick_within(&self) -> Duration {
+        self.renew_every.min(LEASE_CHECK)
+    }
+
     /// Writes the batch when it is due, and otherwise keeps and looks at the lease when that
-    /// is due. Call it often.
+    /// is due. Call it at least every `tick_within`.
     pub fn tick(&mut self) -> StoreResult<()> {
         let due =
             self.buf.len() >= BATCH_LINES || self.oldest.is_some_and(|t| t.elapsed() >= BATCH_AGE);

@@ -80,8 +80,8 @@ fn sleep(ms: u64, log: &mut LogWriter, control: &JobControl) -> StoreResult<Step
         if left.is_zero() {
             return Ok(StepsOutcome::Done);
         }
-        // Wakes early for a stop or a cancel notice; the tick looks at the lease.
-        control.wait(left.min(Duration::from_secs(1)));
+        // Wakes early for a stop or a cancel notice; the tick keeps and looks at the lease.
+        control.wait(left.min(log.tick_within()));
         log.tick()?;
     }
 }
