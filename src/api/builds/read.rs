@@ -12,10 +12,11 @@ use crate::model::{Time, WorkspaceBuildParameter};
 use crate::store::BuildRow;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
+use futures_util::future::LocalBoxFuture;
 use serde::Deserialize;
 
 /// The hot read: a completed build's JSON comes from the build cache when it is there, with
-/// no store call (and no hop to the blocking pool).
+/// no store call (and no hop to the blocking pool, nor the allocation that path needs).
 pub async fn get(state: State, actor: Actor, path: web::Path<String>) -> ApiResult<Reply> {
     let id = crate::api::parse_uuid(&path)?;
     if let Some(hit) = state.builds.get(&id) {
@@ -24,14 +25,18 @@ pub async fn get(state: State, actor: Actor, path: web::Path<String>) -> ApiResu
         }
         return Ok(Reply::new(StatusCode::OK, JSON, hit.body));
     }
-    blocking(move || {
+    read_build(state, actor, id).await
+}
+
+/// A build read from the store (and kept in the cache when it is complete).
+fn read_build(state: State, actor: Actor, id: String) -> LocalBoxFuture<'static, ApiResult<Reply>> {
+    Box::pin(blocking(move || {
         let build = find_build(&state, &actor, &id)?;
         let json = build_json(&state, &build)?;
         let body = web::Bytes::from(serde_json::to_vec(&json).unwrap_or_default());
         state.builds.put(&json, body.clone());
         Ok(Reply::new(StatusCode::OK, JSON, body))
-    })
-    .await
+    }))
 }
 
 /// Go's `strconv.ParseInt(raw, 10, 32)`.
