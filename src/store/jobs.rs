@@ -81,12 +81,33 @@ pub struct BuildCompletion {
     pub ttl_ms: Option<i64>,
 }
 
+impl BuildCompletion {
+    /// The job's final status, once it ended (canceled or not).
+    pub fn final_status(&self, ended_canceled: bool) -> JobStatus {
+        match (self.error.is_empty(), ended_canceled) {
+            (false, _) => JobStatus::Failed,
+            (true, true) => JobStatus::Canceled,
+            (true, false) => JobStatus::Succeeded,
+        }
+    }
+}
+
 /// How a template version's import ended.
 pub enum ImportOutcome {
     /// The validated manifest (JSON text) and readme.
     Valid { manifest: String, readme: String },
     /// The template is not valid: the job fails with this error.
     Invalid(String),
+}
+
+impl ImportOutcome {
+    /// The job's error (empty when valid), and the manifest and readme to keep.
+    pub fn parts(&self) -> (&str, Option<(&str, &str)>) {
+        match self {
+            ImportOutcome::Valid { manifest, readme } => ("", Some((manifest, readme))),
+            ImportOutcome::Invalid(error) => (error, None),
+        }
+    }
 }
 
 /// Which unfinished job `abandon_job` may give up: the condition is checked by the write

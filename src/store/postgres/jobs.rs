@@ -426,10 +426,7 @@ impl JobStore for PgStore {
         outcome: &ImportOutcome,
         logs: &LogBatch,
     ) -> StoreResult<bool> {
-        let (error, manifest) = match outcome {
-            ImportOutcome::Valid { manifest, readme } => ("", Some((manifest, readme))),
-            ImportOutcome::Invalid(error) => (error.as_str(), None),
-        };
+        let (error, manifest) = outcome.parts();
         let end = JobEnd {
             holder: Holder::Worker(worker_id),
             error,
@@ -441,7 +438,7 @@ impl JobStore for PgStore {
                 tx.execute(
                     "UPDATE template_versions SET manifest = $2, readme = $3, updated_at = $4 \
                      WHERE job_id = $1",
-                    &[&job_id, manifest, readme, &now],
+                    &[&job_id, &manifest, &readme, &now],
                 )?;
             }
             Ok(())
@@ -463,11 +460,7 @@ impl JobStore for PgStore {
             logs,
         };
         self.end_job(job_id, end, |tx, canceled, now| {
-            let status = match (done.error.is_empty(), canceled) {
-                (false, _) => JobStatus::Failed,
-                (true, true) => JobStatus::Canceled,
-                (true, false) => JobStatus::Succeeded,
-            };
+            let status = done.final_status(canceled);
             apply_build_end(tx, job_id, status, done, now)?;
             Ok(status)
         })

@@ -413,10 +413,7 @@ impl JobStore for SqliteStore {
         outcome: &ImportOutcome,
         logs: &LogBatch,
     ) -> StoreResult<bool> {
-        let (error, manifest) = match outcome {
-            ImportOutcome::Valid { manifest, readme } => ("", Some((manifest, readme))),
-            ImportOutcome::Invalid(error) => (error.as_str(), None),
-        };
+        let (error, manifest) = outcome.parts();
         let end = JobEnd {
             holder: Holder::Worker(worker_id),
             error,
@@ -450,11 +447,7 @@ impl JobStore for SqliteStore {
             logs,
         };
         self.end_job(job_id, end, |tx, canceled, now| {
-            let status = match (done.error.is_empty(), canceled) {
-                (false, _) => JobStatus::Failed,
-                (true, true) => JobStatus::Canceled,
-                (true, false) => JobStatus::Succeeded,
-            };
+            let status = done.final_status(canceled);
             apply_build_end(tx, job_id, status, done, now)?;
             Ok(status)
         })
