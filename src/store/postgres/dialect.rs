@@ -86,10 +86,6 @@ pub(super) fn error_chain(e: &dyn Error) -> String {
     text
 }
 
-pub(super) fn pool_error(e: r2d2::Error) -> StoreError {
-    StoreError::Unavailable(format!("database pool: {e}"))
-}
-
 /// A JSON column: `value` as text.
 pub(super) fn to_json<T: serde::Serialize>(value: &T) -> String {
     serde_json::to_string(value).unwrap_or_else(|_| "null".into())

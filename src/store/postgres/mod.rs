@@ -27,15 +27,11 @@ mod workspaces;
 
 use crate::events::{LiveEvents, Topic};
 use crate::store::{StoreError, StoreResult};
-use dialect::pool_error;
-use pool::{Manager, Tx};
+use pool::{Conn, Pool, PoolError, Tx};
 use postgres::NoTls;
-use r2d2::{Pool, PooledConnection};
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
-
-type Conn = PooledConnection<Manager>;
 
 /// The channel every kiln server listens on; a notice's payload is `<origin> <topics>`, one
 /// topic a line.
@@ -43,7 +39,7 @@ const CHANNEL: &str = "kiln_events";
 
 pub struct PgStore {
     /// Always `Some` until the store is dropped (see `Drop`).
-    pool: Option<Pool<Manager>>,
+    pool: Option<Pool>,
     events: Arc<dyn LiveEvents>,
     /// This process, in the notices it sends (the relay skips its own).
     origin: String,
@@ -73,15 +69,7 @@ impl PgStore {
         })?;
         migrate::migrate(&mut first)?;
         drop(first);
-        let pool = Pool::builder()
-            .max_size(16)
-            .min_idle(Some(2))
-            .connection_timeout(Duration::from_secs(10))
-            // A broken connection is found when it is used (and then dropped), not by a round
-            // trip at every checkout.
-            .test_on_check_out(false)
-            .build(Manager::new(config.clone()))
-            .map_err(pool_error)?;
+        let pool = Pool::new(config.clone(), 16, Duration::from_secs(10));
         let origin = crate::model::new_id();
         let relay = relay::Relay::start(config, origin.clone(), events.clone());
         Ok(PgStore {
@@ -92,12 +80,20 @@ impl PgStore {
         })
     }
 
-    fn conn(&self) -> StoreResult<Conn> {
+    fn conn(&self) -> StoreResult<Conn<'_>> {
         let pool = self
             .pool
             .as_ref()
             .expect("the pool lives as long as the store");
-        pool.get().map_err(pool_error)
+        pool.get().map_err(|e| match e {
+            PoolError::Connect(e) => StoreError::Unavailable(format!(
+                "cannot connect to PostgreSQL: {}",
+                dialect::error_chain(&e)
+            )),
+            PoolError::Timeout(t) => {
+                StoreError::Unavailable(format!("database pool: no connection free within {t:?}"))
+            }
+        })
     }
 
     /// Runs `f` in a transaction; once it succeeded, sends the notices `topics` names (inside

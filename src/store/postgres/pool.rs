@@ -1,11 +1,13 @@
-//! Pooled connections that prepare each statement once: a connection keeps the statements it
-//! prepared, by their text, so a query costs one round trip instead of two. `Client` and `Tx`
+//! A small pool of connections that prepare each statement once: a connection keeps the
+//! statements it prepared, by their text, so a query costs one round trip instead of two. `Client` and `Tx`
 //! have the driver's method names; the SQL elsewhere does not know the difference.
 
 use postgres::fallible_iterator::FallibleIterator;
 use postgres::types::ToSql;
 use postgres::{NoTls, Row, RowIter, Statement, Transaction};
 use std::collections::HashMap;
+use std::sync::{Condvar, Mutex};
+use std::time::{Duration, Instant};
 
 type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
 
@@ -111,33 +113,122 @@ impl Tx<'_> {
     }
 }
 
-/// r2d2's manager for `Client`.
-pub struct Manager {
+/// A pool of `Client`s: connections open on demand up to `max`, are handed to one caller at a
+/// time, and go back when the `Conn` is dropped (a connection the server closed is dropped
+/// instead). A caller waits up to `timeout` for a free one.
+pub struct Pool {
     config: postgres::Config,
+    max: usize,
+    timeout: Duration,
+    state: Mutex<Slots>,
+    freed: Condvar,
 }
 
-impl Manager {
-    pub fn new(config: postgres::Config) -> Manager {
-        Manager { config }
+struct Slots {
+    idle: Vec<Client>,
+    /// Connections open, idle or lent.
+    open: usize,
+}
+
+impl Pool {
+    pub fn new(config: postgres::Config, max: usize, timeout: Duration) -> Pool {
+        Pool {
+            config,
+            max,
+            timeout,
+            state: Mutex::new(Slots {
+                idle: Vec::new(),
+                open: 0,
+            }),
+            freed: Condvar::new(),
+        }
+    }
+
+    pub fn get(&self) -> Result<Conn<'_>, PoolError> {
+        let deadline = Instant::now() + self.timeout;
+        let mut slots = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if let Some(client) = slots.idle.pop() {
+                return Ok(Conn {
+                    pool: self,
+                    client: Some(client),
+                });
+            }
+            if slots.open < self.max {
+                slots.open += 1;
+                drop(slots);
+                return match self.config.connect(NoTls) {
+                    Ok(client) => Ok(Conn {
+                        pool: self,
+                        client: Some(Client {
+                            client,
+                            statements: Statements::default(),
+                        }),
+                    }),
+                    Err(e) => {
+                        self.release_slot();
+                        Err(PoolError::Connect(e))
+                    }
+                };
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(PoolError::Timeout(self.timeout));
+            }
+            slots = self
+                .freed
+                .wait_timeout(slots, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+
+    fn release_slot(&self) {
+        let mut slots = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        slots.open -= 1;
+        self.freed.notify_one();
+    }
+
+    fn give_back(&self, client: Client) {
+        if client.client.is_closed() {
+            drop(client);
+            return self.release_slot();
+        }
+        let mut slots = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        slots.idle.push(client);
+        self.freed.notify_one();
     }
 }
 
-impl r2d2::ManageConnection for Manager {
-    type Connection = Client;
-    type Error = postgres::Error;
+pub enum PoolError {
+    Connect(postgres::Error),
+    Timeout(Duration),
+}
 
-    fn connect(&self) -> Result<Client, postgres::Error> {
-        Ok(Client {
-            client: self.config.connect(NoTls)?,
-            statements: Statements::default(),
-        })
+/// A connection lent by the pool; it goes back when dropped.
+pub struct Conn<'a> {
+    pool: &'a Pool,
+    client: Option<Client>,
+}
+
+impl std::ops::Deref for Conn<'_> {
+    type Target = Client;
+
+    fn deref(&self) -> &Client {
+        self.client.as_ref().expect("lent until dropped")
     }
+}
 
-    fn is_valid(&self, conn: &mut Client) -> Result<(), postgres::Error> {
-        conn.client.simple_query("").map(drop)
+impl std::ops::DerefMut for Conn<'_> {
+    fn deref_mut(&mut self) -> &mut Client {
+        self.client.as_mut().expect("lent until dropped")
     }
+}
 
-    fn has_broken(&self, conn: &mut Client) -> bool {
-        conn.client.is_closed()
+impl Drop for Conn<'_> {
+    fn drop(&mut self) {
+        if let Some(client) = self.client.take() {
+            self.pool.give_back(client);
+        }
     }
 }
