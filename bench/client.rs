@@ -211,7 +211,13 @@ pub async fn wait_ready(base: &str) {
 pub async fn sign_in(base: &str) -> Api {
     let client = awc::Client::builder()
         .timeout(Duration::from_secs(60))
-        .connector(awc::Connector::new().limit(0))
+        // Idle connections are dropped before the server's 5 s keep-alive closes them: a
+        // request sent on a connection the server is closing at that moment gets no answer.
+        .connector(
+            awc::Connector::new()
+                .limit(0)
+                .conn_keep_alive(Duration::from_secs(3)),
+        )
         .finish();
     let mut api = Api {
         base: base.to_string(),
