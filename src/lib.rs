@@ -65,6 +65,9 @@ pub fn open_state(config: Config) -> Result<Arc<AppState>, Box<dyn std::error::E
     }))
 }
 
+pub const REQUEST_HEAD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+pub const KEEP_ALIVE: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// The HTTP server on `listener`. Signals are left to the caller (see `main.rs`).
 pub fn build_server(
     listener: TcpListener,
@@ -74,10 +77,15 @@ pub fn build_server(
     let server = HttpServer::new(move || {
         App::new()
             .app_data(data.clone())
-            .wrap(actix_web::middleware::Logger::new("%r %s %Dms").log_target("kiln::http"))
+            .wrap(api::access_log::logger())
             .configure(api::configure)
     })
     .disable_signals()
+    // A request's head must arrive within 10 s of the connection (or of the previous
+    // answer); a connection is kept for 60 s between requests, so clients that reuse
+    // connections (as Coder's do: its server keeps them) rarely meet one being closed.
+    .client_request_timeout(REQUEST_HEAD_TIMEOUT)
+    .keep_alive(KEEP_ALIVE)
     .shutdown_timeout(5)
     .listen(listener)?
     .run();
@@ -87,6 +95,7 @@ pub fn build_server(
 /// Serves until SIGINT or SIGTERM, then shuts down gracefully.
 pub async fn run(listener: TcpListener, state: Arc<AppState>) -> std::io::Result<()> {
     let addr = listener.local_addr()?;
+    raise_open_file_limit();
     let server = build_server(listener, state.clone())?;
     let handle = server.handle();
     log::info!("kiln {} listening on http://{addr}", api::meta_version());
@@ -119,5 +128,30 @@ async fn wait_for_signal() {
     tokio::select! {
         _ = actix_web::rt::signal::ctrl_c() => {},
         _ = term.recv() => {},
+    }
+}
+
+/// Every connection, log follower and database file is a file descriptor: the soft limit
+/// (often 1,024) is raised to the hard one, as Go's runtime does for Coder.
+fn raise_open_file_limit() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: plain system calls on a local struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
+        {
+            let wanted = libc::rlimit {
+                rlim_cur: limit.rlim_max,
+                rlim_max: limit.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &wanted) != 0 {
+                log::warn!(
+                    "could not raise the open-file limit from {}",
+                    limit.rlim_cur
+                );
+            }
+        }
     }
 }

@@ -221,6 +221,15 @@ async fn auth_matrix() {
     let r = c.get(&format!("{me}?coder_session_token={token}")).await;
     assert_eq!(r.status, 200);
     assert_eq!(owner.get(me).await.status, 200);
+    // The access log shows the request, not the token (nor the secret half of it).
+    let log = s.log();
+    assert!(
+        log.contains(&format!(
+            "GET {me}?coder_session_token=[redacted] HTTP/1.1 200"
+        )),
+        "{log}"
+    );
+    assert!(!log.contains(secret), "a token's secret is in the log");
 
     // Expired. The database is edited because no API makes a key expire sooner than in days.
     let changed = if postgres_mode() {

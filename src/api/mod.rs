@@ -2,7 +2,9 @@
 //! the store on the blocking pool (`blocking`), take decisions from `crate::domain`, and answer
 //! in Coder's shapes (`views.rs`); every error is an `ApiError` (`error.rs`).
 
+pub mod access_log;
 pub mod auth;
+pub mod body;
 pub mod build_cache;
 mod builds;
 pub mod error;
@@ -118,12 +120,7 @@ pub async fn blocking<T: Send + 'static>(
         .map_err(|e| ApiError::internal("Internal error: the request could not run.", e))?
 }
 
-/// Reads a JSON body whatever its Content-Type (Coder does the same).
-pub fn read_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> ApiResult<T> {
-    serde_json::from_slice(body).map_err(|e| {
-        ApiError::bad_request("Request body must be valid JSON.").with_detail(e.to_string())
-    })
-}
+pub use body::read_json;
 
 /// A UUID from the path: 400 `Invalid UUID "<raw>".` when it does not parse.
 pub fn parse_uuid(raw: &str) -> ApiResult<String> {

@@ -8,6 +8,7 @@ use super::{
     tag_failed, valid_name,
 };
 use crate::api::State;
+use crate::api::body::{Body, MEDIUM};
 use crate::model::{
     CreateTemplateRequest, JobStatus, Response, UpdateActiveTemplateVersion, new_id,
 };
@@ -33,7 +34,7 @@ async fn create(
     state: State,
     actor: Actor,
     path: web::Path<String>,
-    body: web::Bytes,
+    body: Body<MEDIUM>,
 ) -> ApiResult<Reply> {
     blocking(move || {
         let org = find_organization(&state, &path)?;
@@ -135,7 +136,7 @@ async fn promote(
     state: State,
     actor: Actor,
     path: web::Path<String>,
-    body: web::Bytes,
+    body: Body<MEDIUM>,
 ) -> ApiResult<Reply> {
     blocking(move || {
         let template = find_template(&state, &path)?;

@@ -7,6 +7,7 @@ use super::{
     Actor, ApiError, ApiResult, Reply, blocking, created, ok, parse_uuid, read_json, res,
     tag_failed,
 };
+use crate::api::body::{Body, MEDIUM};
 use crate::api::{AppState, State};
 use crate::model::{self, CreateTemplateVersionRequest, new_id};
 use crate::store::NewTemplateVersion;
@@ -46,7 +47,7 @@ async fn create(
     state: State,
     actor: Actor,
     path: web::Path<String>,
-    body: web::Bytes,
+    body: Body<MEDIUM>,
 ) -> ApiResult<Reply> {
     blocking(move || create_version(&state, &actor, &path, &body)).await
 }

@@ -5,6 +5,7 @@ use super::{
     Actor, ApiError, ApiResult, Reply, blocking, created, ok, read_json, res, tag_failed,
     valid_name,
 };
+use crate::api::body::{Body, SMALL};
 use crate::api::{AppState, State};
 use crate::identity;
 use crate::model::{self, Role, SlimRole, Time, new_id};
@@ -121,7 +122,7 @@ async fn get_first_user(state: State) -> ApiResult<Reply> {
     .await
 }
 
-async fn post_first_user(state: State, body: web::Bytes) -> ApiResult<Reply> {
+async fn post_first_user(state: State, body: Body<SMALL>) -> ApiResult<Reply> {
     blocking(move || {
         let req: model::CreateFirstUserRequest = read_json(&body)?;
         validate_identity(&req.email, Some(&req.username), Some(&req.password))?;
@@ -185,7 +186,7 @@ fn session_cookie(value: String, max_age_secs: i64) -> Cookie<'static> {
         .finish()
 }
 
-async fn login(state: State, body: web::Bytes) -> ApiResult<HttpResponse> {
+async fn login(state: State, body: Body<SMALL>) -> ApiResult<HttpResponse> {
     let token = blocking(move || check_login(&state, &body)).await?;
     Ok(HttpResponse::Created()
         .cookie(session_cookie(token.clone(), SESSION_LIFETIME_MS / 1000))
@@ -254,7 +255,7 @@ async fn list_users(state: State, _actor: Actor) -> ApiResult<Reply> {
     .await
 }
 
-async fn create_user(state: State, actor: Actor, body: web::Bytes) -> ApiResult<Reply> {
+async fn create_user(state: State, actor: Actor, body: Body<SMALL>) -> ApiResult<Reply> {
     blocking(move || add_user(&state, &actor, &body)).await
 }
 
@@ -345,7 +346,7 @@ async fn put_roles(
     state: State,
     actor: Actor,
     path: web::Path<String>,
-    body: web::Bytes,
+    body: Body<SMALL>,
 ) -> ApiResult<Reply> {
     blocking(move || {
         let user = find_user(&state, &actor, &path)?;

@@ -7,6 +7,7 @@ use super::{
     Actor, ApiError, ApiResult, Reply, auth::serde_urlencoded_pairs, blocking, created, ok,
     parse_uuid, read_json, res, tag_failed, valid_name,
 };
+use crate::api::body::{Body, MEDIUM};
 use crate::api::{AppState, State};
 use crate::model::{CreateWorkspaceRequest, Transition, WorkspacesResponse, new_id};
 use crate::store::{NewWorkspace, UserRow, WorkspaceRow};
@@ -104,7 +105,7 @@ async fn create_for_user(
     state: State,
     actor: Actor,
     path: web::Path<String>,
-    body: web::Bytes,
+    body: Body<MEDIUM>,
 ) -> ApiResult<Reply> {
     blocking(move || {
         let owner = find_user(&state, &actor, &path)?;
@@ -117,7 +118,7 @@ async fn create_in_org(
     state: State,
     actor: Actor,
     path: web::Path<(String, String)>,
-    body: web::Bytes,
+    body: Body<MEDIUM>,
 ) -> ApiResult<Reply> {
     let (org, user) = path.into_inner();
     blocking(move || {

@@ -1,6 +1,7 @@
 //! Creating a workspace build: every check of the spec (section 4, POST builds), in order, then
 //! the build and its job in one transaction. Also used for a new workspace's first build.
 
+use crate::api::body::{Body, LARGE};
 use crate::api::lookup::find_workspace;
 use crate::api::views::build_json;
 use crate::api::{
@@ -210,7 +211,7 @@ pub async fn post_build(
     state: State,
     actor: Actor,
     path: web::Path<String>,
-    body: web::Bytes,
+    body: Body<LARGE>,
 ) -> ApiResult<Reply> {
     blocking(move || {
         let workspace = find_workspace(&state, &actor, &path)?;

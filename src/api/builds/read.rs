@@ -4,6 +4,7 @@
 use super::create::decode_state;
 use crate::api::AppState;
 use crate::api::State;
+use crate::api::body::{Body, LARGE};
 use crate::api::lookup::{find_build, find_user, find_workspace, find_workspace_by_name};
 use crate::api::query::{QueryParser, go_parse_int_error};
 use crate::api::views::{build_json, resources_json};
@@ -198,7 +199,7 @@ pub async fn put_state(
     state: State,
     actor: Actor,
     path: web::Path<String>,
-    body: web::Bytes,
+    body: Body<LARGE>,
 ) -> ApiResult<Reply> {
     blocking(move || {
         let build = find_build_for_state(&state, &actor, &path)?;
