@@ -239,3 +239,35 @@ async fn a_slow_body_and_a_thousand_idle_connections_hold_nobody_up() {
         "an idle connection stays open"
     );
 }
+
+#[actix_web::test]
+async fn null_members_count_as_absent_as_in_go() {
+    let s = TestServer::start();
+    let owner = s.owner().await;
+    let t = template(&owner, "base", quick()).await;
+    let (ws, first) = workspace(&owner, &t, "one", json!([])).await;
+    let first = finished(&owner, &first).await;
+    let r = owner
+        .post(
+            &format!("/api/v2/workspaces/{ws}/builds"),
+            json!({"transition": "stop", "rich_parameter_values": null, "state": null,
+                   "template_version_id": "00000000-0000-0000-0000-000000000000",
+                   "orphan": null, "log_level": null}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let b = r.json();
+    assert_valid("codersdk.WorkspaceBuild", &b);
+    assert_eq!(b["template_version_id"], first["template_version_id"]);
+    assert_eq!(b["transition"], "stop");
+    let me = owner.get("/api/v2/users/me").await.json();
+    let r = owner
+        .post(
+            "/api/v2/users",
+            json!({"email": "nell@example.com", "username": "nell", "password": "a-long-password-1",
+                   "login_type": null, "name": null, "organization_ids": me["organization_ids"]}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert_eq!(r.json()["login_type"], "password");
+}

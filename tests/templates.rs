@@ -81,6 +81,10 @@ async fn an_import_reads_parameters_and_a_readme() {
     assert_eq!(v["job"]["input"], json!({"template_version_id": v["id"]}));
     assert_eq!(v["readme"], "# Hello");
     assert_eq!(v["created_by"]["username"], "owner");
+    assert_eq!(
+        v["created_by"]["avatar_url"], "",
+        "Coder's clients read it: {v}"
+    );
     let id = v["id"].as_str().unwrap();
     let params = owner
         .get(&format!("/api/v2/templateversions/{id}/rich-parameters"))

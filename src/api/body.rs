@@ -101,22 +101,44 @@ impl<const LIMIT: usize> FromRequest for Body<LIMIT> {
     }
 }
 
-/// Decodes a JSON object whatever the Content-Type (Coder does the same). Anything else (an
-/// array, a string, `null`) is refused, as Coder's decoder refuses it: read as a struct, an
-/// array would fill the fields in order.
+/// Decodes a JSON object whatever the Content-Type, as Coder's decoder (Go's) does:
+/// - anything but an object (an array, a string, `null`) is refused: read as a struct, an
+///   array would fill the fields in order;
+/// - a member that is `null` counts as absent, at any depth (Go leaves the field as it was).
 pub fn read_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> ApiResult<T> {
     let invalid = || ApiError::bad_request("Request body must be valid JSON.");
-    match body
-        .iter()
-        .find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
-    {
-        Some(b'{') => {}
-        Some(_) => {
-            return Err(invalid().with_detail("The request body must be a JSON object."));
-        }
-        None => return Err(invalid().with_detail("The request body is empty.")),
+    let mut value: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| invalid().with_detail(e.to_string()))?;
+    if !value.is_object() {
+        return Err(invalid().with_detail(format!(
+            "The request body must be a JSON object, not {}.",
+            kind(&value)
+        )));
     }
-    serde_json::from_slice(body).map_err(|e| invalid().with_detail(e.to_string()))
+    drop_nulls(&mut value);
+    serde_json::from_value(value).map_err(|e| invalid().with_detail(e.to_string()))
+}
+
+fn kind(v: &serde_json::Value) -> &'static str {
+    match v {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "an array",
+        serde_json::Value::Object(_) => "an object",
+    }
+}
+
+fn drop_nulls(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::Object(map) => {
+            map.retain(|_, member| !member.is_null());
+            map.values_mut().for_each(drop_nulls);
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(drop_nulls),
+        _ => {}
+    }
 }
 
 #[cfg(test)]
@@ -127,6 +149,31 @@ mod tests {
     #[allow(dead_code)]
     struct Req {
         transition: String,
+    }
+
+    #[derive(serde::Deserialize, Debug)]
+    struct WithDefaults {
+        #[serde(default)]
+        name: String,
+        #[serde(default)]
+        values: Vec<String>,
+        #[serde(default)]
+        inner: Option<Inner>,
+    }
+
+    #[derive(serde::Deserialize, Debug)]
+    struct Inner {
+        #[serde(default)]
+        flag: bool,
+    }
+
+    #[test]
+    fn null_members_are_absent() {
+        let v: WithDefaults =
+            read_json(br#"{"name": null, "values": null, "inner": {"flag": null}}"#).unwrap();
+        assert_eq!(v.name, "");
+        assert!(v.values.is_empty());
+        assert!(!v.inner.unwrap().flag);
     }
 
     #[test]

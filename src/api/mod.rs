@@ -122,6 +122,12 @@ pub async fn blocking<T: Send + 'static>(
 
 pub use body::read_json;
 
+/// An optional id from a body: empty and the nil UUID mean "not given", as in Coder.
+pub fn given_id(id: &Option<String>) -> Option<&str> {
+    id.as_deref()
+        .filter(|s| !s.is_empty() && *s != "00000000-0000-0000-0000-000000000000")
+}
+
 /// A UUID from the path: 400 `Invalid UUID "<raw>".` when it does not parse.
 pub fn parse_uuid(raw: &str) -> ApiResult<String> {
     uuid::Uuid::parse_str(raw)

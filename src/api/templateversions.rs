@@ -4,7 +4,7 @@ use super::lookup::{find_organization, find_version};
 use super::users::forbidden;
 use super::views::version_json;
 use super::{
-    Actor, ApiError, ApiResult, Reply, blocking, created, ok, parse_uuid, read_json, res,
+    Actor, ApiError, ApiResult, Reply, blocking, created, given_id, ok, parse_uuid, read_json, res,
     tag_failed,
 };
 use crate::api::body::{Body, MEDIUM};
@@ -87,11 +87,7 @@ fn create_version(state: &AppState, actor: &Actor, org: &str, body: &[u8]) -> Ap
     if state.store.file(&file_id)?.is_none() {
         return Err(ApiError::new(StatusCode::NOT_FOUND, "File not found."));
     }
-    let template_id = match req
-        .template_id
-        .as_deref()
-        .filter(|s| !s.is_empty() && *s != "00000000-0000-0000-0000-000000000000")
-    {
+    let template_id = match given_id(&req.template_id) {
         Some(raw) => {
             let id = parse_uuid(raw)?;
             state.store.template(&id)?.ok_or_else(|| {

@@ -4,8 +4,8 @@ use super::builds::create::{BuildRequest, check_version, queue_build};
 use super::lookup::{find_organization, find_user, find_workspace, find_workspace_by_name};
 use super::views::workspace_json;
 use super::{
-    Actor, ApiError, ApiResult, Reply, auth::serde_urlencoded_pairs, blocking, created, ok,
-    parse_uuid, read_json, res, tag_failed, valid_name,
+    Actor, ApiError, ApiResult, Reply, auth::serde_urlencoded_pairs, blocking, created, given_id,
+    ok, parse_uuid, read_json, res, tag_failed, valid_name,
 };
 use crate::api::body::{Body, MEDIUM};
 use crate::api::{AppState, State};
@@ -142,14 +142,8 @@ fn create(
             "You do not have permission to create workspaces for other users.",
         ));
     }
-    let template_id = req
-        .template_id
-        .as_deref()
-        .filter(|s| !s.is_empty() && *s != "00000000-0000-0000-0000-000000000000");
-    let version_id = req
-        .template_version_id
-        .as_deref()
-        .filter(|s| !s.is_empty() && *s != "00000000-0000-0000-0000-000000000000");
+    let template_id = given_id(&req.template_id);
+    let version_id = given_id(&req.template_version_id);
     let (template, version) = match (template_id, version_id) {
         (Some(_), Some(_)) => {
             return Err(ApiError::bad_request(

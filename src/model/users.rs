@@ -67,15 +67,14 @@ pub struct User {
     pub avatar_url: String,
 }
 
-/// codersdk.MinimalUser: `name` and `avatar_url` are left out when empty (Go's omitempty;
-/// an empty `avatar_url` is no valid `uri`).
+/// codersdk.MinimalUser: `name` is left out when empty (Go's omitempty); `avatar_url` is
+/// always there, as Coder's clients expect (empty when the user has none, as in `User`).
 #[derive(Clone, Debug, Serialize)]
 pub struct MinimalUser {
     pub id: String,
     pub username: String,
     #[serde(skip_serializing_if = "String::is_empty")]
     pub name: String,
-    #[serde(skip_serializing_if = "String::is_empty")]
     pub avatar_url: String,
 }
 

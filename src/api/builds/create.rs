@@ -5,7 +5,8 @@ use crate::api::body::{Body, LARGE};
 use crate::api::lookup::find_workspace;
 use crate::api::views::build_json;
 use crate::api::{
-    Actor, ApiError, ApiResult, Reply, blocking, created, parse_uuid, read_json, tag_failed,
+    Actor, ApiError, ApiResult, Reply, blocking, created, given_id, parse_uuid, read_json,
+    tag_failed,
 };
 use crate::api::{AppState, State};
 use crate::domain::builds::{
@@ -101,7 +102,7 @@ pub fn parse_request(body: &[u8]) -> ApiResult<BuildRequest> {
     invalid.if_any()?;
     Ok(BuildRequest {
         transition: transition.unwrap(),
-        template_version_id: b.template_version_id.filter(|s| !s.is_empty()),
+        template_version_id: given_id(&b.template_version_id).map(str::to_string),
         rich_parameter_values: b.rich_parameter_values,
         state: state.filter(|s| !s.is_empty()),
         orphan: b.orphan,
