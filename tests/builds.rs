@@ -527,6 +527,14 @@ fn the_schema_check_is_not_vacuous() {
         "created_at": "2026-11-28T10:15:22.123456Z", "deadline": null, "reason": "cli",
         "build_number": 1, "job": {"status": "pending"}});
     assert!(validates(BUILD, &ok));
+    // Coder sends "" for a user without an avatar; anything else must be a URI.
+    let user = |avatar: &str| json!({"id": "9d7f5e4c-1f2a-4b3c-8d9e-0a1b2c3d4e5f", "username": "u", "avatar_url": avatar});
+    assert!(validates("codersdk.MinimalUser", &user("")));
+    assert!(validates(
+        "codersdk.MinimalUser",
+        &user("https://example.com/a.png")
+    ));
+    assert!(!validates("codersdk.MinimalUser", &user("not a uri")));
     for (field, bad) in [
         ("status", json!("bogus")),
         ("created_at", json!("yesterday")),

@@ -89,6 +89,30 @@ async fn overview_and_events_need_a_session() {
     assert_eq!(r.status, 404);
 }
 
+#[actix_web::test]
+async fn the_page_learns_who_is_there_in_one_request_that_never_fails() {
+    let s = TestServer::start_with_args(&["--workers", "0"]);
+    let r = s.anon().get("/api/v2/kiln/session").await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json(), json!({"has_first_user": false, "user": null}));
+    let owner = s.owner().await;
+    let r = s.anon().get("/api/v2/kiln/session").await;
+    assert_eq!(r.json(), json!({"has_first_user": true, "user": null}));
+    // A bad or ended session reads as nobody signed in.
+    let r = s
+        .client("0123456789-abcdefghijklmnopqrstuv")
+        .get("/api/v2/kiln/session")
+        .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["user"], Value::Null);
+    let r = owner.get("/api/v2/kiln/session").await;
+    assert_eq!(r.status, 200);
+    let v = r.json();
+    assert_eq!(v["has_first_user"], true);
+    assert_eq!(v["user"], owner.get("/api/v2/users/me").await.json());
+    common::schema::assert_valid("codersdk.User", &v["user"]);
+}
+
 fn assert_empty_overview(v: &Value, workers: u64) {
     assert!(v["version"].as_str().unwrap().starts_with('v'), "{v}");
     assert!(v["started_at"].as_str().unwrap().ends_with('Z'), "{v}");

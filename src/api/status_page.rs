@@ -1,5 +1,6 @@
 //! The status page: its files (embedded in the binary from `static/`), and kiln's own overview
-//! endpoints it reads: `GET /api/v2/kiln/overview` and the live `GET /api/v2/kiln/events`.
+//! endpoints it reads: `GET /api/v2/kiln/session`, `GET /api/v2/kiln/overview` and the live
+//! `GET /api/v2/kiln/events`.
 
 mod events;
 
@@ -24,10 +25,25 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(res("/static/{file}").route(web::get().to(asset)))
         .service(
             web::scope("/api/v2/kiln")
+                .service(res("/session").route(web::get().to(session)))
                 .service(res("/overview").route(web::get().to(overview)))
                 .service(res("/events").route(web::get().to(events::events)))
                 .default_service(web::to(route_not_found)),
         );
+}
+
+/// What the page shows first, in one request that answers 200 whatever the case (so a first
+/// visit logs no failed request): whether a user exists yet, and who is signed in, if anyone.
+async fn session(state: State, actor: Option<Actor>) -> ApiResult<Reply> {
+    blocking(move || {
+        let user = match &actor {
+            Some(a) => Some(super::users::user_json(&state, &a.user)?),
+            None => None,
+        };
+        let has_first_user = user.is_some() || state.store.user_count()? > 0;
+        ok(&serde_json::json!({"has_first_user": has_first_user, "user": user}))
+    })
+    .await
 }
 
 async fn index(req: HttpRequest) -> ApiResult<HttpResponse> {

@@ -31,6 +31,19 @@ fn swagger_path() -> PathBuf {
         })
 }
 
+/// Go's `format:"uri"` is documentation: Coder sends `""` for "none" (a user without an
+/// avatar), so an empty string is accepted wherever a `uri` is; any other value must be one.
+fn allow_empty_uri(schema: &mut Value) {
+    match schema {
+        Value::Object(map) if map.get("format").and_then(Value::as_str) == Some("uri") => {
+            *schema = json!({"anyOf": [schema.take(), {"type": "string", "maxLength": 0}]});
+        }
+        Value::Object(map) => map.values_mut().for_each(allow_empty_uri),
+        Value::Array(items) => items.iter_mut().for_each(allow_empty_uri),
+        _ => {}
+    }
+}
+
 /// Wraps every non-required property schema `S` as `{"anyOf": [S, {"type": "null"}]}`,
 /// recursively.
 fn allow_null(schema: &mut Value) {
@@ -82,6 +95,7 @@ fn definitions() -> &'static Value {
             reason.remove("enum");
         }
         allow_null(&mut defs);
+        allow_empty_uri(&mut defs);
         defs
     })
 }
