@@ -3,6 +3,7 @@
 //! in Coder's shapes (`views.rs`); every error is an `ApiError` (`error.rs`).
 
 pub mod access_log;
+mod agents;
 pub mod auth;
 pub mod body;
 pub mod build_cache;
@@ -21,6 +22,7 @@ mod status_page;
 mod templates;
 mod templateversions;
 mod users;
+mod version_parts;
 pub mod views;
 mod workspaces;
 
@@ -47,8 +49,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .configure(organizations::routes)
             .configure(files::routes)
             .configure(templateversions::routes)
+            .configure(version_parts::routes)
             .configure(templates::routes)
             .configure(workspaces::routes)
+            .configure(agents::routes)
             .default_service(web::to(route_not_found)),
     );
 }

@@ -1,6 +1,6 @@
 //! /organizations: kiln has one, the default `coder`.
 
-use super::lookup::find_organization;
+use super::lookup::{find_organization, find_user};
 use super::{Actor, ApiResult, Reply, blocking, ok, res};
 use crate::api::State;
 use crate::model;
@@ -9,7 +9,8 @@ use actix_web::web;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(res("/organizations").route(web::get().to(list)))
-        .service(res("/organizations/{organization}").route(web::get().to(get)));
+        .service(res("/organizations/{organization}").route(web::get().to(get)))
+        .service(res("/users/{user}/organizations").route(web::get().to(of_user)));
 }
 
 pub fn organization_json(o: OrganizationRow) -> model::Organization {
@@ -40,4 +41,19 @@ async fn list(state: State, _actor: Actor) -> ApiResult<Reply> {
 
 async fn get(state: State, _actor: Actor, path: web::Path<String>) -> ApiResult<Reply> {
     blocking(move || ok(&organization_json(find_organization(&state, &path)?))).await
+}
+
+/// The organizations `{user}` is a member of.
+async fn of_user(state: State, actor: Actor, path: web::Path<String>) -> ApiResult<Reply> {
+    blocking(move || {
+        let user = find_user(&state, &actor, &path)?;
+        let mut orgs = Vec::new();
+        for id in state.store.user_organization_ids(&user.id)? {
+            if let Some(o) = state.store.organization(&id)? {
+                orgs.push(organization_json(o));
+            }
+        }
+        ok(&orgs)
+    })
+    .await
 }

@@ -7,12 +7,12 @@ use super::{
     Actor, ApiError, ApiResult, Reply, blocking, created, ok, parse_uuid, read_json, res,
     tag_failed, valid_name,
 };
-use crate::api::State;
 use crate::api::body::{Body, MEDIUM};
+use crate::api::{AppState, State};
 use crate::model::{
     CreateTemplateRequest, JobStatus, Response, UpdateActiveTemplateVersion, new_id,
 };
-use crate::store::{NewTemplate, StoreError};
+use crate::store::{NewTemplate, StoreError, TemplateRow};
 use actix_web::http::StatusCode;
 use actix_web::web;
 
@@ -21,6 +21,16 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         res("/organizations/{organization}/templates")
             .route(web::get().to(list))
             .route(web::post().to(create)),
+    )
+    .service(res("/templates").route(web::get().to(list_all)))
+    .service(
+        res("/organizations/{organization}/templates/{templatename}").route(web::get().to(by_name)),
+    )
+    .service(
+        res(
+            "/organizations/{organization}/templates/{templatename}/versions/{templateversionname}",
+        )
+        .route(web::get().to(version_by_name)),
     )
     .service(res("/templates/{template}").route(web::get().to(get)))
     .service(
@@ -110,6 +120,61 @@ async fn list(state: State, _actor: Actor, path: web::Path<String>) -> ApiResult
             .map(|t| template_json(&state, t))
             .collect::<ApiResult<Vec<_>>>()?;
         ok(&templates)
+    })
+    .await
+}
+
+/// Every template the caller may see: kiln's one organization's.
+async fn list_all(state: State, _actor: Actor) -> ApiResult<Reply> {
+    blocking(move || {
+        let mut templates = Vec::new();
+        for org in state.store.list_organizations()? {
+            for t in state.store.templates(&org.id)? {
+                templates.push(template_json(&state, &t)?);
+            }
+        }
+        ok(&templates)
+    })
+    .await
+}
+
+fn find_by_name(state: &AppState, org: &str, name: &str) -> ApiResult<TemplateRow> {
+    let org = find_organization(state, org)?;
+    state
+        .store
+        .template_by_name(&org.id, name)?
+        .ok_or_else(ApiError::not_found)
+}
+
+async fn by_name(
+    state: State,
+    _actor: Actor,
+    path: web::Path<(String, String)>,
+) -> ApiResult<Reply> {
+    let (org, name) = path.into_inner();
+    blocking(move || ok(&template_json(&state, &find_by_name(&state, &org, &name)?)?)).await
+}
+
+async fn version_by_name(
+    state: State,
+    _actor: Actor,
+    path: web::Path<(String, String, String)>,
+) -> ApiResult<Reply> {
+    let (org, name, version) = path.into_inner();
+    blocking(move || {
+        let template = find_by_name(&state, &org, &name)?;
+        let missing = || {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                format!("No template version found by name {version:?}."),
+            )
+        };
+        let id = state
+            .store
+            .template_version_by_name(&template.id, &version)?
+            .ok_or_else(missing)?;
+        let v = state.store.template_version(&id)?.ok_or_else(missing)?;
+        ok(&version_json(&state, &v)?)
     })
     .await
 }

@@ -25,6 +25,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route(web::post().to(post_first_user)),
     )
     .service(res("/users/login").route(web::post().to(login)))
+    .service(res("/users/authmethods").route(web::get().to(auth_methods)))
     .service(res("/users/logout").route(web::post().to(logout)))
     .service(
         res("/users")
@@ -120,6 +121,16 @@ async fn get_first_user(state: State) -> ApiResult<Reply> {
         ))
     })
     .await
+}
+
+/// How one may sign in (asked before signing in, so no session is needed): a password only.
+async fn auth_methods() -> ApiResult<Reply> {
+    ok(&serde_json::json!({
+        "terms_of_service_url": "",
+        "password": {"enabled": true},
+        "github": {"enabled": false, "default_provider_configured": false},
+        "oidc": {"enabled": false, "signInText": "", "iconUrl": ""},
+    }))
 }
 
 async fn post_first_user(state: State, body: Body<SMALL>) -> ApiResult<Reply> {

@@ -11,7 +11,7 @@ mod build_job;
 pub mod control;
 mod import_job;
 pub mod logwriter;
-mod plan;
+pub mod plan;
 pub mod queue;
 pub mod render;
 pub mod runner;
