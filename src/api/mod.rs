@@ -24,6 +24,7 @@ mod templateversions;
 mod users;
 mod version_parts;
 pub mod views;
+mod workspace_list;
 mod workspaces;
 
 pub use auth::Actor;

@@ -9,7 +9,7 @@ use super::{
 };
 use crate::api::body::{Body, MEDIUM};
 use crate::api::{AppState, State};
-use crate::model::{CreateWorkspaceRequest, Transition, WorkspacesResponse, new_id};
+use crate::model::{CreateWorkspaceRequest, Transition, new_id};
 use crate::store::{NewWorkspace, UserRow, WorkspaceRow};
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, web};
@@ -21,7 +21,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route(web::post().to(create_in_org)),
         )
         .service(res("/users/{user}/workspace/{name}").route(web::get().to(get_by_name)))
-        .service(res("/workspaces").route(web::get().to(list)))
+        .service(res("/workspaces").route(web::get().to(super::workspace_list::list)))
         .service(res("/workspaces/{workspace}").route(web::get().to(get)));
 }
 
@@ -64,39 +64,6 @@ async fn get_by_name(
     blocking(move || {
         let w = find_workspace_by_name(&state, &actor, &user, &name, include_deleted)?;
         ok(&workspace_json(&state, &w)?)
-    })
-    .await
-}
-
-async fn list(state: State, actor: Actor, req: HttpRequest) -> ApiResult<Reply> {
-    // `q` understands `owner:<name|me>`; members always see only their own workspaces.
-    let q = serde_urlencoded_pairs(req.query_string())
-        .into_iter()
-        .find(|(k, _)| k == "q")
-        .map(|(_, v)| v)
-        .unwrap_or_default();
-    blocking(move || {
-        let mut owner_id = actor.caller().workspace_owner_filter().map(str::to_string);
-        for term in q.split_whitespace() {
-            if let Some(name) = term.strip_prefix("owner:") {
-                match find_user(&state, &actor, name) {
-                    Ok(u) if owner_id.as_ref().is_none_or(|id| *id == u.id) => {
-                        owner_id = Some(u.id)
-                    }
-                    _ => owner_id = Some(String::new()),
-                }
-            }
-        }
-        let workspaces = state
-            .store
-            .workspaces(owner_id.as_deref())?
-            .iter()
-            .map(|w| workspace_json(&state, w))
-            .collect::<ApiResult<Vec<_>>>()?;
-        ok(&WorkspacesResponse {
-            count: workspaces.len(),
-            workspaces,
-        })
     })
     .await
 }

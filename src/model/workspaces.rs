@@ -44,7 +44,7 @@ pub struct WorkspaceHealth {
     pub failing_agents: Vec<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Default, Serialize)]
 pub struct WorkspacesResponse {
     pub workspaces: Vec<Workspace>,
     pub count: usize,

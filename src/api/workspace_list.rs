@@ -1,0 +1,75 @@
+//! `GET /workspaces`: Coder's search syntax (`q`, parsed by `domain::search`) and pagination
+//! (`limit`, `offset`). Members see only their own workspaces, whatever they search for.
+
+use super::lookup::find_user;
+use super::query::QueryParser;
+use super::views::workspace_json;
+use super::{Actor, ApiError, ApiResult, Reply, blocking, ok};
+use crate::api::State;
+use crate::domain::search::{WorkspaceSearch, workspace_search};
+use crate::model::{Workspace, WorkspacesResponse};
+use actix_web::HttpRequest;
+
+pub async fn list(state: State, actor: Actor, req: HttpRequest) -> ApiResult<Reply> {
+    let mut q = QueryParser::new(&req);
+    let query = q.first("q").unwrap_or_default().to_string();
+    let limit = q.positive_int32("limit", 0) as usize;
+    let offset = q.positive_int32("offset", 0) as usize;
+    q.finish()?;
+    let search = workspace_search(&query).map_err(|errors| {
+        let mut e = ApiError::bad_request("Invalid workspace search query.");
+        e.body.validations = errors;
+        e
+    })?;
+    blocking(move || {
+        // Members: their own, always. Others: the owner searched for, if any.
+        let mut owner_id = actor.caller().workspace_owner_filter().map(str::to_string);
+        if let Some(name) = &search.owner {
+            match find_user(&state, &actor, name) {
+                Ok(u) if owner_id.as_ref().is_none_or(|id| *id == u.id) => owner_id = Some(u.id),
+                _ => return ok(&WorkspacesResponse::default()),
+            }
+        }
+        let mut found = Vec::new();
+        for row in state.store.workspaces(owner_id.as_deref())? {
+            let w = workspace_json(&state, &row)?;
+            if matches(&search, &w) {
+                found.push(w);
+            }
+        }
+        let count = found.len();
+        let page: Vec<Workspace> = found
+            .into_iter()
+            .skip(offset)
+            .take(if limit == 0 { usize::MAX } else { limit })
+            .collect();
+        ok(&WorkspacesResponse {
+            workspaces: page,
+            count,
+        })
+    })
+    .await
+}
+
+/// Whether `w` passes every filter of the search but the owner (applied by the store).
+fn matches(s: &WorkspaceSearch, w: &Workspace) -> bool {
+    let name_ok = s
+        .name
+        .as_ref()
+        .is_none_or(|n| w.name.to_lowercase().contains(n.as_str()));
+    let template_ok = s
+        .template
+        .as_ref()
+        .is_none_or(|t| w.template_name.eq_ignore_ascii_case(t));
+    let status_ok = s
+        .status
+        .as_ref()
+        .is_none_or(|st| w.latest_build.status.as_str() == st);
+    let outdated_ok = s.outdated.is_none_or(|o| w.outdated == o);
+    let id_ok = s.ids.is_empty() || s.ids.contains(&w.id);
+    let org_ok = s
+        .organization
+        .as_ref()
+        .is_none_or(|o| w.organization_name.eq_ignore_ascii_case(o) || w.organization_id == *o);
+    name_ok && template_ok && status_ok && outdated_ok && id_ok && org_ok && !s.dormant
+}
