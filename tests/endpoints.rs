@@ -279,3 +279,61 @@ async fn agent_logs_are_empty_and_a_follow_ends_at_once() {
         other => panic!("expected a normal close, got {other:?}"),
     }
 }
+
+#[actix_web::test]
+async fn a_suspended_user_is_signed_out_at_once_and_can_come_back() {
+    let s = TestServer::start();
+    let owner = s.owner().await;
+    let admin = s.user(&owner, "uadmin", &["owner"]).await;
+    let mia = s.user(&owner, "mia", &[]).await;
+    assert_eq!(mia.get("/api/v2/users/me").await.status, 200);
+
+    let r = mia
+        .put("/api/v2/users/uadmin/status/suspend", json!({}))
+        .await;
+    assert_eq!(r.status, 403, "{}", r.text());
+    owner
+        .put("/api/v2/users/me/status/suspend", json!({}))
+        .await
+        .expect_error(400, "You cannot suspend yourself.", None);
+    owner
+        .put("/api/v2/users/uadmin/status/suspend", json!({}))
+        .await
+        .expect_error(
+            400,
+            "You cannot suspend a user with the \"owner\" role. You must remove the role first.",
+            None,
+        );
+    let _ = admin;
+
+    let u = owner
+        .put("/api/v2/users/mia/status/suspend", json!({}))
+        .await
+        .expect(200, "codersdk.User");
+    assert_eq!(u["status"], "suspended");
+    // Her session stops at once (the session was cached a moment ago).
+    mia.get("/api/v2/users/me").await.expect_error(
+        401,
+        "User is not active (status = \"suspended\"). Contact an admin to reactivate your account.",
+        None,
+    );
+    let r = s
+        .anon()
+        .post(
+            "/api/v2/users/login",
+            json!({"email": "mia@example.com", "password": "member-password"}),
+        )
+        .await;
+    r.expect_error(
+        401,
+        "Your account is suspended. Contact an admin to reactivate your account.",
+        None,
+    );
+
+    let u = owner
+        .put("/api/v2/users/mia/status/activate", json!({}))
+        .await
+        .expect(200, "codersdk.User");
+    assert_eq!(u["status"], "active");
+    assert_eq!(mia.get("/api/v2/users/me").await.status, 200);
+}

@@ -7,6 +7,7 @@ use crate::identity;
 use crate::model::Time;
 use crate::store::{ApiKeyRow, UserRow};
 use actix_web::dev::Payload;
+use actix_web::http::StatusCode;
 use actix_web::{FromRequest, HttpRequest};
 use futures_util::future::{Either, LocalBoxFuture};
 use std::future::{Ready, ready};
@@ -96,6 +97,15 @@ fn check_key(key: ApiKeyRow, user: UserRow, secret: &str) -> ApiResult<Actor> {
             "API key expired at {:?}.",
             key.expires_at.rfc3339()
         )));
+    }
+    if user.status != "active" {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            format!(
+                "User is not active (status = {:?}). Contact an admin to reactivate your account.",
+                user.status
+            ),
+        ));
     }
     Ok(Actor {
         user,

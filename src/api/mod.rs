@@ -21,6 +21,7 @@ mod state;
 mod status_page;
 mod templates;
 mod templateversions;
+mod user_status;
 mod users;
 mod version_parts;
 pub mod views;
@@ -47,6 +48,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .configure(builds::routes)
             .configure(meta::routes)
             .configure(users::routes)
+            .configure(user_status::routes)
             .configure(organizations::routes)
             .configure(files::routes)
             .configure(templateversions::routes)

@@ -230,6 +230,12 @@ fn check_login(state: &AppState, body: &[u8]) -> ApiResult<String> {
             "Incorrect email or password.",
         ));
     };
+    if user.status != "active" {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "Your account is suspended. Contact an admin to reactivate your account.",
+        ));
+    }
     let (token, _) = issue_token(state, &user.id, "password", SESSION_LIFETIME_MS)?;
     Ok(token)
 }

@@ -91,6 +91,9 @@ pub trait UserStore {
 
     fn set_user_roles(&self, id: &str, roles: &[Role]) -> StoreResult<()>;
 
+    /// `active` or `suspended`.
+    fn set_user_status(&self, id: &str, status: &str) -> StoreResult<()>;
+
     /// The organizations `user_id` belongs to, in the order they joined.
     fn user_organization_ids(&self, user_id: &str) -> StoreResult<Vec<String>>;
 

@@ -164,6 +164,19 @@ impl UserStore for PgStore {
         )
     }
 
+    fn set_user_status(&self, id: &str, status: &str) -> StoreResult<()> {
+        self.write(
+            |tx| {
+                tx.execute(
+                    "UPDATE users SET status = $2, updated_at = $3 WHERE id = $1",
+                    &[&id, &status, &Time::now()],
+                )?;
+                Ok(())
+            },
+            |_| vec![],
+        )
+    }
+
     fn user_organization_ids(&self, user_id: &str) -> StoreResult<Vec<String>> {
         let rows = self.conn()?.query(
             "SELECT organization_id FROM organization_members WHERE user_id = $1 ORDER BY created_at",

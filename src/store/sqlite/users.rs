@@ -146,6 +146,16 @@ impl UserStore for SqliteStore {
         })
     }
 
+    fn set_user_status(&self, id: &str, status: &str) -> StoreResult<()> {
+        self.write(|tx| {
+            tx.execute(
+                "UPDATE users SET status = ?2, updated_at = ?3 WHERE id = ?1",
+                params![id, status, Time::now()],
+            )?;
+            Ok(())
+        })
+    }
+
     fn user_organization_ids(&self, user_id: &str) -> StoreResult<Vec<String>> {
         let conn = self.conn()?;
         let mut stmt = conn.prepare_cached(
