@@ -233,14 +233,6 @@ async fn template_versions_reject_what_kiln_cannot_run() {
     let r = owner
         .post(
             path,
-            json!({"storage_method": "file", "file_id": file, "provisioner": "terraform"}),
-        )
-        .await;
-    r.assert_error(400, "Provisioner \"terraform\" is not supported.", None);
-    assert!(r.json()["detail"].as_str().unwrap().contains("\"echo\""));
-    let r = owner
-        .post(
-            path,
             json!({"storage_method": "file", "file_id": file, "provisioner": "docker"}),
         )
         .await;
@@ -362,4 +354,85 @@ async fn templates_are_managed_by_owners_and_template_admins() {
         )
         .await
         .assert_error(409, "Template with name \"base\" already exists.", None);
+}
+
+#[actix_web::test]
+async fn the_terraform_provisioner_runs_the_kiln_json_and_is_reported_back() {
+    let s = TestServer::start();
+    let owner = s.owner().await;
+    let path = "/api/v2/organizations/coder/templateversions";
+    let upload = |files: Vec<(&'static str, &'static str)>| {
+        let owner = owner.clone();
+        async move {
+            owner
+                .post_raw("/api/v2/files", "application/x-tar", tar_of(&files))
+                .await
+                .json()["hash"]
+                .clone()
+        }
+    };
+    // What Coder's dashboard and SDKs send: "terraform". The archive's kiln.json runs.
+    let file = upload(vec![("kiln.json", "{}")]).await;
+    let r = owner
+        .post(
+            path,
+            json!({"storage_method": "file", "file_id": file, "provisioner": "terraform"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let id = r.json()["id"].as_str().unwrap().to_string();
+    let v = owner
+        .wait_for(&format!("/api/v2/templateversions/{id}"), "/job/status")
+        .await;
+    assert_eq!(v["job"]["status"], "succeeded", "{v}");
+    let t = owner
+        .post(
+            "/api/v2/organizations/coder/templates",
+            json!({"name": "tf", "template_version_id": id}),
+        )
+        .await;
+    assert_eq!(t.status, 201, "{}", t.text());
+    assert_eq!(t.json()["provisioner"], "terraform");
+    // An echo version says echo.
+    let echo = owner.template("plain", json!({})).await;
+    assert_eq!(echo["provisioner"], "echo");
+    let listed = owner
+        .get("/api/v2/organizations/coder/templates")
+        .await
+        .json();
+    let by_name = |n: &str| {
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["name"] == n)
+            .unwrap()["provisioner"]
+            .clone()
+    };
+    assert_eq!(
+        (by_name("tf"), by_name("plain")),
+        (json!("terraform"), json!("echo"))
+    );
+
+    // A Terraform template (no kiln.json) fails its import with a pointer to the docs.
+    let file = upload(vec![("main.tf", "resource \"null_resource\" \"x\" {}")]).await;
+    let r = owner
+        .post(
+            path,
+            json!({"storage_method": "file", "file_id": file, "provisioner": "terraform"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let id = r.json()["id"].as_str().unwrap().to_string();
+    let v = owner
+        .wait_for(&format!("/api/v2/templateversions/{id}"), "/job/status")
+        .await;
+    assert_eq!(v["job"]["status"], "failed", "{v}");
+    let error = v["job"]["error"].as_str().unwrap();
+    assert!(error.contains("main.tf"), "{error}");
+    assert!(
+        error.contains("kiln runs kiln.json templates, not Terraform files")
+            && error.contains("docs/templates.md"),
+        "{error}"
+    );
 }

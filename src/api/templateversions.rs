@@ -67,11 +67,8 @@ fn create_version(state: &AppState, actor: &Actor, org: &str, body: &[u8]) -> Ap
     if !actor.caller().manages_templates() {
         return Err(forbidden());
     }
-    if req.provisioner == "terraform" {
-        return Err(ApiError::bad_request("Provisioner \"terraform\" is not supported.").with_detail(
-            "kiln supports the \"echo\" provisioner: upload a tar archive with a kiln.json manifest (see docs/templates.md).",
-        ));
-    }
+    // Either provisioner runs the archive's kiln.json (Coder's clients always send
+    // "terraform"); the version remembers which one the client chose.
     if !req.example_id.is_empty() {
         return Err(ApiError::bad_request(
             "Examples are not supported; upload a file and send its file_id.",
@@ -115,6 +112,7 @@ fn create_version(state: &AppState, actor: &Actor, org: &str, body: &[u8]) -> Ap
     }
     let id = new_id();
     state.store.create_template_version(&NewTemplateVersion {
+        provisioner: &req.provisioner,
         id: &id,
         job_id: &new_id(),
         template_id: template_id.as_deref(),

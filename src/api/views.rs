@@ -170,7 +170,11 @@ pub fn template_json(state: &AppState, t: &TemplateRow) -> ApiResult<model::Temp
         organization_icon: org.as_ref().map(|o| o.icon.clone()).unwrap_or_default(),
         name: t.name.clone(),
         display_name: t.display_name.clone(),
-        provisioner: "terraform".into(),
+        provisioner: state
+            .store
+            .template_version(&t.active_version_id)?
+            .map(|v| v.provisioner)
+            .unwrap_or_else(|| "echo".into()),
         active_version_id: t.active_version_id.clone(),
         active_user_count: 0,
         build_time_stats: json!({

@@ -289,6 +289,15 @@ fn no_manifest_message(files: &[String], nested: Option<&Path>) -> String {
             message.push_str(&format!(" and {} more", files.len() - LISTED_ENTRIES));
         }
     }
+    if files
+        .iter()
+        .any(|f| f.ends_with(".tf") || f.ends_with(".tf.json"))
+    {
+        message.push_str(
+            ". kiln runs kiln.json templates, not Terraform files: docs/templates.md describes \
+             the manifest",
+        );
+    }
     if let Some(nested) = nested {
         let folder = nested.parent().unwrap_or(Path::new("."));
         message.push_str(&format!(

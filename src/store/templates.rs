@@ -37,6 +37,8 @@ pub struct TemplateVersionRow {
     pub created_by_name: String,
     pub created_at: Time,
     pub updated_at: Time,
+    /// `echo` or `terraform`, as the client chose it.
+    pub provisioner: String,
     pub job: JobRow,
 }
 
@@ -59,6 +61,8 @@ pub struct NewTemplateVersion<'a> {
     pub message: &'a str,
     pub file_id: &'a str,
     pub created_by: &'a str,
+    /// `echo` or `terraform`, as the client sent it.
+    pub provisioner: &'a str,
 }
 
 pub struct NewTemplate<'a> {

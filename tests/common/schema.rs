@@ -94,6 +94,15 @@ fn definitions() -> &'static Value {
         {
             reason.remove("enum");
         }
+        // Coder's Template.provisioner lists only "terraform", but Coder reports the
+        // provisioner the version was imported with ("echo" too), and so does kiln.
+        if let Some(p) = defs
+            .pointer_mut("/codersdk.Template/properties/provisioner/enum")
+            .and_then(Value::as_array_mut)
+            && !p.contains(&json!("echo"))
+        {
+            p.push(json!("echo"));
+        }
         allow_null(&mut defs);
         allow_empty_uri(&mut defs);
         defs

@@ -43,6 +43,7 @@ pub fn world(s: &dyn Store, manifest: &str) -> World {
         .unwrap();
     let (version, job) = (new_id(), new_id());
     s.create_template_version(&NewTemplateVersion {
+        provisioner: "echo",
         id: &version,
         job_id: &job,
         template_id: None,

@@ -205,3 +205,8 @@ CREATE TABLE provisioner_daemons (
     last_seen_at BIGINT NOT NULL,
     UNIQUE (server_id, name)
 );
+
+-- migration 2
+-- The provisioner a template version was imported with, as the client chose it (Coder's
+-- clients send "terraform"; kiln runs the archive's kiln.json either way).
+ALTER TABLE template_versions ADD COLUMN provisioner TEXT NOT NULL DEFAULT 'echo';

@@ -33,7 +33,7 @@ fn template_from_row(r: &Row) -> TemplateRow {
 }
 
 const VERSION_COLUMNS: &str = "v.id, v.template_id, v.organization_id, v.name, v.message, v.readme, \
-    v.file_id, v.manifest, v.created_by, u.username, v.created_at, v.updated_at";
+    v.file_id, v.manifest, v.created_by, u.username, v.created_at, v.updated_at, v.provisioner";
 
 const VERSION_FROM: &str = "FROM template_versions v JOIN users u ON u.id = v.created_by \
     JOIN provisioner_jobs j ON j.id = v.job_id";
@@ -52,7 +52,8 @@ fn version_from_row(r: &Row) -> TemplateVersionRow {
         created_by_name: r.get(9),
         created_at: r.get(10),
         updated_at: r.get(11),
-        job: job_from_row(r, 12),
+        provisioner: r.get(12),
+        job: job_from_row(r, 13),
     }
 }
 
@@ -90,8 +91,8 @@ impl TemplateStore for PgStore {
                 )?;
                 tx.execute(
                     "INSERT INTO template_versions (id, template_id, organization_id, name, message, \
-                     job_id, file_id, created_by, created_at, updated_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)",
+                     job_id, file_id, created_by, created_at, updated_at, provisioner) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10)",
                     &[
                         &v.id,
                         &v.template_id,
@@ -102,6 +103,7 @@ impl TemplateStore for PgStore {
                         &v.file_id,
                         &v.created_by,
                         &now,
+                        &v.provisioner,
                     ],
                 )?;
                 Ok(())

@@ -208,3 +208,8 @@ CREATE TABLE provisioner_daemons (
     last_seen_at INTEGER NOT NULL,
     UNIQUE (server_id, name)
 );
+
+-- migration 3
+-- The provisioner a template version was imported with, as the client chose it (Coder's
+-- clients send "terraform"; kiln runs the archive's kiln.json either way).
+ALTER TABLE template_versions ADD COLUMN provisioner TEXT NOT NULL DEFAULT 'echo';

@@ -34,7 +34,7 @@ fn template_from_row(r: &Row) -> rusqlite::Result<TemplateRow> {
 }
 
 const VERSION_COLUMNS: &str = "v.id, v.template_id, v.organization_id, v.name, v.message, v.readme, \
-    v.file_id, v.manifest, v.created_by, u.username, v.created_at, v.updated_at";
+    v.file_id, v.manifest, v.created_by, u.username, v.created_at, v.updated_at, v.provisioner";
 
 fn version_from_row(r: &Row) -> rusqlite::Result<TemplateVersionRow> {
     Ok(TemplateVersionRow {
@@ -50,7 +50,8 @@ fn version_from_row(r: &Row) -> rusqlite::Result<TemplateVersionRow> {
         created_by_name: r.get(9)?,
         created_at: r.get(10)?,
         updated_at: r.get(11)?,
-        job: job_from_row(r, 12)?,
+        provisioner: r.get(12)?,
+        job: job_from_row(r, 13)?,
     })
 }
 
@@ -73,8 +74,9 @@ impl TemplateStore for SqliteStore {
             )?;
             tx.execute(
                 "INSERT INTO template_versions (id, template_id, organization_id, name, message, job_id, \
-                 file_id, created_by, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)",
-                params![v.id, v.template_id, v.organization_id, v.name, v.message, v.job_id, v.file_id, v.created_by, now],
+                 file_id, created_by, created_at, updated_at, provisioner) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, ?10)",
+                params![v.id, v.template_id, v.organization_id, v.name, v.message, v.job_id, v.file_id, v.created_by, now, v.provisioner],
             )?;
             Ok(())
         })?;
