@@ -15,6 +15,7 @@ mod lookup;
 mod meta;
 pub use meta::version as meta_version;
 mod organizations;
+mod provisioner_jobs;
 mod query;
 pub mod session_cache;
 mod state;
@@ -50,6 +51,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .configure(users::routes)
             .configure(user_status::routes)
             .configure(organizations::routes)
+            .configure(provisioner_jobs::routes)
             .configure(files::routes)
             .configure(templateversions::routes)
             .configure(version_parts::routes)

@@ -123,12 +123,59 @@ impl QueryParser {
         }
     }
 
+    /// Every value of `key`, split at commas, as UUIDs (Coder's `UUIDs`).
+    pub fn uuids(&mut self, key: &str) -> Vec<String> {
+        let mut ids = Vec::new();
+        let mut bad = Vec::new();
+        for v in self.values(key).iter().flat_map(|v| v.split(',')) {
+            let v = v.trim();
+            match uuid::Uuid::parse_str(v) {
+                Ok(u) => ids.push(u.to_string()),
+                Err(_) if v.len() != 36 => bad.push(format!("invalid UUID length: {}", v.len())),
+                Err(_) => bad.push("invalid UUID format".to_string()),
+            }
+        }
+        if !bad.is_empty() {
+            let detail = format!("Query param {key:?} has invalid values: {}", bad.join("\n"));
+            self.invalid(key, detail);
+        }
+        ids
+    }
+
+    /// Every value of `key`, split at commas (Coder's `Strings`).
+    pub fn strings(&self, key: &str) -> Vec<String> {
+        self.values(key)
+            .iter()
+            .flat_map(|v| v.split(','))
+            .filter(|v| !v.is_empty())
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// A validation for each parameter not in `known` (Coder's `ErrorExcessParams`).
+    pub fn reject_others(&mut self, known: &[&str]) {
+        let mut others: Vec<String> = Vec::new();
+        for (k, _) in &self.pairs {
+            if !known.contains(&k.as_str()) && !others.contains(k) {
+                others.push(k.clone());
+            }
+        }
+        for k in others {
+            self.invalid(&k, format!("{k:?} is not a valid query param"));
+        }
+    }
+
     /// 400 `Query parameters have invalid values.` when anything was invalid.
     pub fn finish(self) -> ApiResult<()> {
+        self.finish_with("Query parameters have invalid values.")
+    }
+
+    /// 400 with `message` when anything was invalid.
+    pub fn finish_with(self, message: &str) -> ApiResult<()> {
         if self.errors.is_empty() {
             return Ok(());
         }
-        let mut e = ApiError::bad_request("Query parameters have invalid values.");
+        let mut e = ApiError::bad_request(message);
         e.body.validations = self.errors;
         Err(e)
     }

@@ -66,8 +66,9 @@ pub fn resources_json(state: &AppState, job_id: &str) -> ApiResult<Vec<model::Wo
     Ok(resources)
 }
 
-pub fn build_json(state: &AppState, b: &BuildRow) -> ApiResult<model::WorkspaceBuild> {
-    let metadata = model::ProvisionerJobMetadata {
+/// What a build's job is about.
+pub fn build_metadata(b: &BuildRow) -> model::ProvisionerJobMetadata {
+    model::ProvisionerJobMetadata {
         template_version_name: b.template_version_name.clone(),
         template_id: b.template_id.clone(),
         template_name: b.template_name.clone(),
@@ -75,8 +76,11 @@ pub fn build_json(state: &AppState, b: &BuildRow) -> ApiResult<model::WorkspaceB
         template_icon: b.template_icon.clone(),
         workspace_id: Some(b.workspace_id.clone()),
         workspace_name: Some(b.workspace_name.clone()),
-    };
-    let job = job_json(state, &b.job, metadata)?;
+    }
+}
+
+pub fn build_json(state: &AppState, b: &BuildRow) -> ApiResult<model::WorkspaceBuild> {
+    let job = job_json(state, &b.job, build_metadata(b))?;
     let resources = if b.job.completed_at.is_some() {
         resources_json(state, &b.job.id)?
     } else {
@@ -109,12 +113,16 @@ pub fn build_json(state: &AppState, b: &BuildRow) -> ApiResult<model::WorkspaceB
     })
 }
 
-pub fn version_json(state: &AppState, v: &TemplateVersionRow) -> ApiResult<model::TemplateVersion> {
+/// What an import job is about.
+pub fn version_metadata(
+    state: &AppState,
+    v: &TemplateVersionRow,
+) -> ApiResult<model::ProvisionerJobMetadata> {
     let template = match &v.template_id {
         Some(id) => state.store.template(id)?,
         None => None,
     };
-    let metadata = model::ProvisionerJobMetadata {
+    Ok(model::ProvisionerJobMetadata {
         template_version_name: v.name.clone(),
         template_id: v.template_id.clone().unwrap_or_default(),
         template_name: template
@@ -131,7 +139,11 @@ pub fn version_json(state: &AppState, v: &TemplateVersionRow) -> ApiResult<model
             .unwrap_or_default(),
         workspace_id: None,
         workspace_name: None,
-    };
+    })
+}
+
+pub fn version_json(state: &AppState, v: &TemplateVersionRow) -> ApiResult<model::TemplateVersion> {
+    let metadata = version_metadata(state, v)?;
     Ok(model::TemplateVersion {
         id: v.id.clone(),
         template_id: v.template_id.clone(),

@@ -1,7 +1,7 @@
 //! Reads for the status page: the queue, busy workers, recent builds, and a cheap marker that
 //! moves whenever any of them may have changed.
 
-use super::StoreResult;
+use super::{JobRow, StoreResult};
 use crate::model::overview::{BuildFacts, QueuedJob};
 
 /// A pending job with the owner of its workspace (none for template imports), so the caller
@@ -42,5 +42,13 @@ pub trait OverviewStore {
         &self,
         owner_id: Option<&str>,
         visit: &mut dyn FnMut(BuildFacts) -> bool,
+    ) -> StoreResult<()>;
+
+    /// Walks an organization's jobs (imports and builds) newest first, handing each to `visit`
+    /// until it returns false or the jobs run out.
+    fn scan_recent_jobs(
+        &self,
+        organization_id: &str,
+        visit: &mut dyn FnMut(JobRow) -> bool,
     ) -> StoreResult<()>;
 }

@@ -2,8 +2,9 @@
 //! change marker.
 
 use super::PgStore;
+use super::jobs::{JOB_COLUMNS, job_from_row};
 use crate::model::overview::{BuildFacts, QueuedJob};
-use crate::store::{ChangeMarker, OverviewStore, QueueRow, StoreResult};
+use crate::store::{ChangeMarker, JobRow, OverviewStore, QueueRow, StoreResult};
 
 impl OverviewStore for PgStore {
     fn overview_change_marker(&self) -> StoreResult<ChangeMarker> {
@@ -104,6 +105,23 @@ impl OverviewStore for PgStore {
                     job_error: r.get(11),
                 })
             },
+        )?;
+        Ok(())
+    }
+
+    fn scan_recent_jobs(
+        &self,
+        organization_id: &str,
+        visit: &mut dyn FnMut(JobRow) -> bool,
+    ) -> StoreResult<()> {
+        let mut conn = self.conn()?;
+        conn.query_each(
+            &format!(
+                "SELECT {JOB_COLUMNS} FROM provisioner_jobs j WHERE j.organization_id = $1 \
+                 ORDER BY j.seq DESC"
+            ),
+            &[&organization_id],
+            |r| visit(job_from_row(r, 0)),
         )?;
         Ok(())
     }

@@ -2,9 +2,10 @@
 //! moves whenever any of them may have changed.
 
 use super::SqliteStore;
+use super::jobs::{JOB_COLUMNS, job_from_row};
 use crate::model::Time;
 use crate::model::overview::{BuildFacts, QueuedJob};
-use crate::store::{ChangeMarker, OverviewStore, QueueRow, StoreResult};
+use crate::store::{ChangeMarker, JobRow, OverviewStore, QueueRow, StoreResult};
 use rusqlite::params;
 
 impl OverviewStore for SqliteStore {
@@ -106,6 +107,25 @@ impl OverviewStore for SqliteStore {
                 job_error: r.get(11)?,
             };
             if !visit(facts) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn scan_recent_jobs(
+        &self,
+        organization_id: &str,
+        visit: &mut dyn FnMut(JobRow) -> bool,
+    ) -> StoreResult<()> {
+        let conn = self.conn()?;
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {JOB_COLUMNS} FROM provisioner_jobs j WHERE j.organization_id = ?1 \
+             ORDER BY j.seq DESC"
+        ))?;
+        let mut rows = stmt.query(params![organization_id])?;
+        while let Some(r) = rows.next()? {
+            if !visit(job_from_row(r, 0)?) {
                 break;
             }
         }
