@@ -41,7 +41,7 @@ pub fn open_state(config: Config) -> Result<Arc<AppState>, Box<dyn std::error::E
         hub.clone(),
     ));
     let worker_ids = store.register_workers(&data_dir.server_id, config.workers)?;
-    queue.recover(&data_dir.server_id)?;
+    queue.recover(&data_dir.server_id, &config.data_dir)?;
     let sweeper = provisioner::sweeper::Sweeper::start(queue.clone(), config.hung_timeout);
     let engine = provisioner::Engine::start(
         queue.clone(),

@@ -5,6 +5,7 @@ use super::archive;
 use super::control::{JobControl, StopReason};
 use super::logwriter::{LogWriter, SOURCE_DAEMON};
 use super::plan::plan_resources;
+use super::procs::{Marks, Record};
 use super::queue::{BuildWork, JobQueue};
 use super::runner::{StepContext, StepsOutcome, run_steps};
 use crate::domain::builds::build_end;
@@ -38,7 +39,8 @@ pub fn run(
     let work_dir = data_dir.join("jobs").join(&job.id);
     let ws_dir = workspace_dir(data_dir, &work.build.workspace_id);
     let result = execute(&work, &mut log, control, &work_dir, &ws_dir);
-    let _ = std::fs::remove_dir_all(&work_dir);
+    // Whatever the end (the steps' processes are gone by now), before the job is reported.
+    remove_leftovers(&work_dir);
     let (error, new_state, resources) = match result? {
         Executed::Done { state, resources } => (String::new(), state, resources),
         Executed::Failed(error) => (error, None, vec![]),
@@ -72,6 +74,15 @@ pub fn run(
         let _ = std::fs::remove_dir_all(ws_dir);
     }
     Ok(())
+}
+
+/// What a job keeps in `<data-dir>/jobs` while it runs: the unpacked template, the state file
+/// and the record of its step processes (`procs`).
+fn remove_leftovers(work_dir: &Path) {
+    let _ = std::fs::remove_dir_all(work_dir);
+    for ext in ["state", "procs"] {
+        let _ = std::fs::remove_file(work_dir.with_extension(ext));
+    }
 }
 
 enum Executed {
@@ -108,6 +119,7 @@ fn execute(
     let steps = manifest.steps.for_transition(build.transition);
     let runs_steps = work.runs_steps();
     let state_file = work_dir.with_extension("state");
+    let mut record = None;
     if runs_steps {
         let unpacked = std::fs::create_dir_all(work_dir)
             .map_err(|e| e.to_string())
@@ -122,6 +134,14 @@ fn execute(
                 "cannot prepare the workspace folder: {e}"
             )));
         }
+        match Record::create(work_dir.with_extension("procs"), marks(build)) {
+            Ok(r) => record = Some(r),
+            Err(e) => {
+                return Ok(Executed::Failed(format!(
+                    "cannot record the job's processes: {e}"
+                )));
+            }
+        }
     }
     log.stage("Planning infrastructure")?;
     if build.orphan {
@@ -133,11 +153,12 @@ fn execute(
     }
     log.stage(stage_name(build.transition))?;
     let mut new_state = None;
-    if runs_steps {
+    if let Some(record) = record {
         let ctx = StepContext {
             env: environment(build, &work.parameters, ws_dir, &state_file),
             vars: vars.clone(),
             dir: work_dir.to_path_buf(),
+            record,
         };
         let outcome = run_steps(steps, &ctx, log, control)?;
         let state = std::fs::read(&state_file).unwrap_or_default();
@@ -160,6 +181,15 @@ fn execute(
         state: new_state,
         resources,
     })
+}
+
+/// The entries of `environment` that mark the processes of this build's steps (one build of
+/// one workspace), and whatever they start.
+fn marks(build: &BuildRow) -> Marks {
+    [
+        format!("KILN_WORKSPACE_ID={}", build.workspace_id),
+        format!("KILN_BUILD_NUMBER={}", build.build_number),
+    ]
 }
 
 /// The clean environment of `run` steps.

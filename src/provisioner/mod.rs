@@ -12,6 +12,7 @@ pub mod control;
 mod import_job;
 pub mod logwriter;
 pub mod plan;
+pub mod procs;
 pub mod queue;
 pub mod render;
 pub mod runner;

@@ -20,6 +20,7 @@ use crate::store::{
     BuildCompletion, BuildRow, ImportOutcome, JOB_BUILD, JobRow, LeaseState, LogBatch, Stale,
     Store, StoreResult,
 };
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -188,9 +189,12 @@ impl LocalQueue {
         Ok(Some(Acquired { job, work }))
     }
 
-    /// Start-up: fails the jobs this server's workers held when it stopped (none of them runs
-    /// now). Jobs of other workers are left to their leases (`sweep`).
-    pub fn recover(&self, server_id: &str) -> StoreResult<()> {
+    /// Start-up: ends what is left on this machine of the steps a previous kiln on `data_dir`
+    /// ran and removes its jobs' folders (`procs::recover`), then fails the jobs this server's
+    /// workers held when it stopped (none of them runs now, nor does any of their processes).
+    /// Jobs of other workers are left to their leases (`sweep`).
+    pub fn recover(&self, server_id: &str, data_dir: &Path) -> StoreResult<()> {
+        super::procs::recover(&data_dir.join("jobs"));
         for job in self.store.jobs_of_server(server_id)? {
             let holder = job.worker_id.as_deref().unwrap_or_default();
             if self

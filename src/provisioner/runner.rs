@@ -2,6 +2,7 @@
 
 use super::control::{JobControl, StopReason};
 use super::logwriter::{LogWriter, SOURCE_PROVISIONER};
+use super::procs::{self, Guard, Marks, Record};
 use super::render::render;
 use crate::model::manifest::Step;
 use crate::store::StoreResult;
@@ -28,6 +29,8 @@ pub struct StepContext {
     pub env: Vec<(String, String)>,
     /// The folder commands run in (the extracted template).
     pub dir: PathBuf,
+    /// The job's record of its step processes; `env` holds its marks.
+    pub record: Record,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -130,25 +133,72 @@ fn pump(r: impl Read, tx: SyncSender<Output>, wrap: fn(String) -> Output) {
     }
 }
 
-fn signal_group(child: &Child, signal: i32) {
-    // The child leads its own process group, so -pid reaches every process it started.
-    unsafe {
-        libc::kill(-(child.id() as i32), signal);
+/// A step's running shell, leader of the step's process group. `finish` (or a drop, when the
+/// job ends early) kills the whole group before the shell is reaped, so that the group id is
+/// surely the step's, then every process that still carries the job's marks.
+struct StepProcess<'a> {
+    child: Child,
+    pgid: i32,
+    guard: Option<Guard>,
+    marks: &'a Marks,
+    finished: bool,
+}
+
+impl StepProcess<'_> {
+    fn signal(&self, signal: i32) {
+        // SAFETY: kill(2) takes no pointers. The shell is not reaped before `finish`, so -pgid
+        // reaches the step's group and no other.
+        unsafe {
+            libc::kill(-self.pgid, signal);
+        }
+    }
+
+    /// Whether the shell exited; it is left unreaped (a zombie keeps its pid and group id).
+    fn exited(&self) -> bool {
+        // SAFETY: waitid writes into the siginfo_t we own.
+        unsafe {
+            let mut info: libc::siginfo_t = std::mem::zeroed();
+            let flags = libc::WEXITED | libc::WNOHANG | libc::WNOWAIT;
+            let r = libc::waitid(libc::P_PID, self.pgid as libc::id_t, &mut info, flags);
+            r != 0 || info.si_pid() != 0
+        }
+    }
+
+    /// SIGTERM to the group; waits up to the grace period for the shell (`finish` kills the
+    /// rest).
+    fn stop(&self) {
+        self.signal(libc::SIGTERM);
+        let deadline = Instant::now() + KILL_GRACE;
+        while Instant::now() < deadline && !self.exited() {
+            std::thread::sleep(POLL);
+        }
+    }
+
+    /// Ends what is left of the step; returns the shell's exit status.
+    fn finish(&mut self) -> std::io::Result<std::process::ExitStatus> {
+        self.finished = true;
+        self.signal(libc::SIGKILL);
+        if let Some(guard) = self.guard.take() {
+            guard.release();
+        }
+        let status = self.child.wait();
+        procs::kill_marked(self.marks);
+        status
     }
 }
 
-/// Stops a command's whole process group: SIGTERM, then SIGKILL after the grace period.
-fn stop_group(child: &mut Child) {
-    signal_group(child, libc::SIGTERM);
-    let deadline = Instant::now() + KILL_GRACE;
-    while Instant::now() < deadline {
-        if let Ok(Some(_)) = child.try_wait() {
-            break;
+impl Drop for StepProcess<'_> {
+    fn drop(&mut self) {
+        if !self.finished {
+            let _ = self.finish();
         }
-        std::thread::sleep(POLL);
     }
-    signal_group(child, libc::SIGKILL);
-    let _ = child.wait();
+}
+
+enum End {
+    /// The shell exited: its status decides.
+    Exited,
+    Outcome(StepsOutcome),
 }
 
 fn run_command(
@@ -178,71 +228,106 @@ fn run_command(
             )));
         }
     };
-    let (tx, rx): (SyncSender<Output>, Receiver<Output>) = sync_channel(8192);
+    let pgid = child.id() as i32;
+    if let Some(start) = procs::start_time(pgid) {
+        ctx.record.add_group(pgid, start);
+    }
+    let guard = match Guard::spawn(pgid, ctx.record.marks()) {
+        Ok(g) => Some(g),
+        Err(e) => {
+            log::warn!("step {index}: cannot start the guard of its processes: {e}");
+            None
+        }
+    };
     let out = child.stdout.take().unwrap();
     let err = child.stderr.take().unwrap();
+    let mut step = StepProcess {
+        child,
+        pgid,
+        guard,
+        marks: ctx.record.marks(),
+        finished: false,
+    };
+    let (tx, rx): (SyncSender<Output>, Receiver<Output>) = sync_channel(8192);
     let tx2 = tx.clone();
     let readers = [
         std::thread::spawn(move || pump(out, tx, Output::Stdout)),
         std::thread::spawn(move || pump(err, tx2, Output::Stderr)),
     ];
     let started = Instant::now();
-    let mut exited: Option<(std::process::ExitStatus, Instant)> = None;
+    let mut exited: Option<Instant> = None;
+    let mut last_output = started;
+    let mut pipes_open = true;
+    let mut closed_at: Option<Instant> = None;
     let mut leftovers_killed = false;
-    let outcome = loop {
-        match rx.recv_timeout(POLL) {
-            Ok(Output::Stdout(l)) => log.line(SOURCE_PROVISIONER, "info", l)?,
-            Ok(Output::Stderr(l)) => log.line(SOURCE_PROVISIONER, "error", l)?,
-            Err(RecvTimeoutError::Disconnected) => {
-                // Both pipes closed: the exit status decides.
-                break match exited {
-                    Some((status, _)) => exit_outcome(index, status),
-                    None => match child.wait() {
-                        Ok(status) => exit_outcome(index, status),
-                        Err(e) => StepsOutcome::Failed(format!("step {index}: {e}")),
-                    },
-                };
+    let end = loop {
+        if pipes_open {
+            match rx.recv_timeout(POLL) {
+                Ok(line) => {
+                    last_output = Instant::now();
+                    match line {
+                        Output::Stdout(l) => log.line(SOURCE_PROVISIONER, "info", l)?,
+                        Output::Stderr(l) => log.line(SOURCE_PROVISIONER, "error", l)?,
+                    }
+                }
+                Err(RecvTimeoutError::Disconnected) => pipes_open = false,
+                Err(RecvTimeoutError::Timeout) => log.tick()?,
             }
-            Err(RecvTimeoutError::Timeout) => log.tick()?,
+        } else {
+            // Both pipes closed: the shell is exiting (look again soon), or closed them and goes
+            // on (look as often as while reading). A stop wakes the wait.
+            let soon = closed_at.get_or_insert_with(Instant::now).elapsed() < POLL * 5;
+            control.wait(if soon { Duration::from_millis(1) } else { POLL });
+            log.tick()?;
         }
         if let Some(reason) = control.stopped() {
-            stop_group(&mut child);
-            break StepsOutcome::Stopped(reason);
+            step.stop();
+            break End::Outcome(StepsOutcome::Stopped(reason));
         }
         if started.elapsed() >= timeout {
-            stop_group(&mut child);
-            break StepsOutcome::Failed(format!(
+            step.stop();
+            break End::Outcome(StepsOutcome::Failed(format!(
                 "step {index}: command timed out after {}s: {}",
                 timeout.as_secs(),
                 first_line(command)
-            ));
+            )));
+        }
+        if exited.is_none() && step.exited() {
+            exited = Some(Instant::now());
         }
         match exited {
-            None => {
-                if let Ok(Some(status)) = child.try_wait() {
-                    exited = Some((status, Instant::now()));
-                }
-            }
-            // The shell is gone but something it started still holds the pipes open: stop
-            // it, then keep reading until the pipes close (what is buffered is not lost).
-            Some((_, at)) if !leftovers_killed && at.elapsed() > Duration::from_millis(200) => {
-                signal_group(&child, libc::SIGKILL);
+            Some(_) if !pipes_open => break End::Exited,
+            // The shell is gone but the pipes are not closed yet: output still to read, or
+            // something the shell started holds them. End what is left of the step, then keep
+            // reading until the pipes close (what is buffered is not lost).
+            Some(at) if !leftovers_killed && at.elapsed() > Duration::from_millis(200) => {
+                step.signal(libc::SIGKILL);
+                procs::kill_marked(step.marks);
                 leftovers_killed = true;
             }
-            // A process that left the group still holds the pipes: give up on them.
-            Some((status, at)) if at.elapsed() > Duration::from_secs(2) => {
-                break exit_outcome(index, status);
+            // A process that escaped both still holds the pipes, and writes nothing: give up
+            // on them.
+            Some(at)
+                if at.elapsed() > Duration::from_secs(2)
+                    && last_output.elapsed() > Duration::from_secs(2) =>
+            {
+                break End::Exited;
             }
-            Some(_) => {}
+            _ => {}
         }
     };
+    let status = step.finish();
     drop(rx);
     for r in readers {
         if r.is_finished() {
             let _ = r.join();
         }
     }
-    Ok(outcome)
+    Ok(match (end, status) {
+        (End::Outcome(outcome), _) => outcome,
+        (End::Exited, Ok(status)) => exit_outcome(index, status),
+        (End::Exited, Err(e)) => StepsOutcome::Failed(format!("step {index}: {e}")),
+    })
 }
 
 fn first_line(command: &str) -> String {
