@@ -337,3 +337,61 @@ async fn a_suspended_user_is_signed_out_at_once_and_can_come_back() {
     assert_eq!(u["status"], "active");
     assert_eq!(mia.get("/api/v2/users/me").await.status, 200);
 }
+
+#[actix_web::test]
+async fn a_user_is_deleted_once_their_workspaces_are_gone() {
+    let s = TestServer::start();
+    let owner = s.owner().await;
+    let mia = s.user(&owner, "mia", &[]).await;
+    let t = template(&owner, "base", quick()).await;
+    let w = mia.workspace(&t, "dev", json!([])).await;
+    mia.wait_build(w["latest_build"]["id"].as_str().unwrap())
+        .await;
+
+    let r = mia
+        .method_json("DELETE", "/api/v2/users/owner", json!({}))
+        .await;
+    assert_eq!(r.status, 403, "{}", r.text());
+    owner
+        .method_json("DELETE", "/api/v2/users/me", json!({}))
+        .await
+        .expect_error(403, "You cannot delete yourself!", None);
+    owner
+        .method_json("DELETE", "/api/v2/users/mia", json!({}))
+        .await
+        .expect_error(
+            417,
+            "You cannot delete a user that has workspaces. Delete their workspaces and try again!",
+            None,
+        );
+    let del = owner
+        .post(
+            &format!("/api/v2/workspaces/{}/builds", w["id"].as_str().unwrap()),
+            json!({"transition": "delete"}),
+        )
+        .await;
+    assert_eq!(del.status, 201, "{}", del.text());
+    owner.wait_build(del.json()["id"].as_str().unwrap()).await;
+
+    let r = owner
+        .method_json("DELETE", "/api/v2/users/mia", json!({}))
+        .await
+        .expect(200, "codersdk.Response");
+    assert_eq!(r["message"], "User has been deleted!");
+    // Gone everywhere: lookups, the list, her sessions; her builds still name her.
+    owner
+        .get("/api/v2/users/mia")
+        .await
+        .expect_error(404, NOT_FOUND, None);
+    let users = owner.get("/api/v2/users").await.json();
+    assert!(!users.to_string().contains("\"mia\""), "{users}");
+    assert_eq!(mia.get("/api/v2/users/me").await.status, 401);
+    let b = owner
+        .get(&format!(
+            "/api/v2/workspacebuilds/{}",
+            w["latest_build"]["id"].as_str().unwrap()
+        ))
+        .await
+        .json();
+    assert_eq!(b["initiator_name"], "mia");
+}

@@ -32,7 +32,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route(web::get().to(list_users))
             .route(web::post().to(create_user)),
     )
-    .service(res("/users/{user}").route(web::get().to(get_user)))
+    .service(
+        res("/users/{user}")
+            .route(web::get().to(get_user))
+            .route(web::delete().to(super::user_status::delete)),
+    )
     .service(
         res("/users/{user}/roles")
             .route(web::get().to(get_user))

@@ -94,6 +94,11 @@ pub trait UserStore {
     /// `active` or `suspended`.
     fn set_user_status(&self, id: &str, status: &str) -> StoreResult<()>;
 
+    /// Deletes a user as Coder does: the row stays (builds and templates still name them) with
+    /// status `deleted`, which no lookup finds; their keys and memberships go. Their email and
+    /// username stay taken.
+    fn delete_user(&self, id: &str) -> StoreResult<()>;
+
     /// The organizations `user_id` belongs to, in the order they joined.
     fn user_organization_ids(&self, user_id: &str) -> StoreResult<Vec<String>>;
 

@@ -79,7 +79,8 @@ fn insert_user(tx: &mut Tx, u: &NewUser, org_ids: &[String]) -> StoreResult<()> 
 impl PgStore {
     fn user_where(&self, filter: &str, value: &str) -> StoreResult<Option<UserRow>> {
         let row = self.conn()?.query_opt(
-            format!("SELECT {USER_COLUMNS} FROM users u WHERE {filter}").as_str(),
+            format!("SELECT {USER_COLUMNS} FROM users u WHERE {filter} AND u.status <> 'deleted'")
+                .as_str(),
             &[&value],
         )?;
         Ok(row.map(|r| user_from_row(&r)))
@@ -145,7 +146,7 @@ impl UserStore for PgStore {
 
     fn list_users(&self) -> StoreResult<Vec<UserRow>> {
         let rows = self.conn()?.query(
-            format!("SELECT {USER_COLUMNS} FROM users u ORDER BY u.created_at, lower(u.username) COLLATE \"C\"").as_str(),
+            format!("SELECT {USER_COLUMNS} FROM users u WHERE u.status <> 'deleted' ORDER BY u.created_at, lower(u.username) COLLATE \"C\"").as_str(),
             &[],
         )?;
         Ok(rows.iter().map(user_from_row).collect())
@@ -170,6 +171,24 @@ impl UserStore for PgStore {
                 tx.execute(
                     "UPDATE users SET status = $2, updated_at = $3 WHERE id = $1",
                     &[&id, &status, &Time::now()],
+                )?;
+                Ok(())
+            },
+            |_| vec![],
+        )
+    }
+
+    fn delete_user(&self, id: &str) -> StoreResult<()> {
+        self.write(
+            |tx| {
+                tx.execute("DELETE FROM api_keys WHERE user_id = $1", &[&id])?;
+                tx.execute(
+                    "DELETE FROM organization_members WHERE user_id = $1",
+                    &[&id],
+                )?;
+                tx.execute(
+                    "UPDATE users SET status = 'deleted', updated_at = $2 WHERE id = $1",
+                    &[&id, &Time::now()],
                 )?;
                 Ok(())
             },

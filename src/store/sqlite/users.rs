@@ -96,15 +96,16 @@ impl UserStore for SqliteStore {
 
     fn user_by_id(&self, id: &str) -> StoreResult<Option<UserRow>> {
         let conn = self.conn()?;
-        let mut stmt =
-            conn.prepare_cached(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?1"))?;
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {USER_COLUMNS} FROM users WHERE id = ?1 AND status <> 'deleted'"
+        ))?;
         optional(stmt.query_row([id], user_from_row))
     }
 
     fn user_by_username(&self, username: &str) -> StoreResult<Option<UserRow>> {
         let conn = self.conn()?;
         let mut stmt = conn.prepare_cached(&format!(
-            "SELECT {USER_COLUMNS} FROM users WHERE username = ?1"
+            "SELECT {USER_COLUMNS} FROM users WHERE username = ?1 AND status <> 'deleted'"
         ))?;
         optional(stmt.query_row([username], user_from_row))
     }
@@ -112,7 +113,7 @@ impl UserStore for SqliteStore {
     fn user_by_email(&self, email: &str) -> StoreResult<Option<UserRow>> {
         let conn = self.conn()?;
         optional(conn.query_row(
-            &format!("SELECT {USER_COLUMNS} FROM users WHERE email = ?1"),
+            &format!("SELECT {USER_COLUMNS} FROM users WHERE email = ?1 AND status <> 'deleted'"),
             [email],
             user_from_row,
         ))
@@ -130,7 +131,7 @@ impl UserStore for SqliteStore {
     fn list_users(&self) -> StoreResult<Vec<UserRow>> {
         let conn = self.conn()?;
         let mut stmt = conn.prepare(&format!(
-            "SELECT {USER_COLUMNS} FROM users ORDER BY created_at, username"
+            "SELECT {USER_COLUMNS} FROM users WHERE status <> 'deleted' ORDER BY created_at, username"
         ))?;
         let rows = stmt.query_map([], user_from_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -151,6 +152,18 @@ impl UserStore for SqliteStore {
             tx.execute(
                 "UPDATE users SET status = ?2, updated_at = ?3 WHERE id = ?1",
                 params![id, status, Time::now()],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn delete_user(&self, id: &str) -> StoreResult<()> {
+        self.write(|tx| {
+            tx.execute("DELETE FROM api_keys WHERE user_id = ?1", [id])?;
+            tx.execute("DELETE FROM organization_members WHERE user_id = ?1", [id])?;
+            tx.execute(
+                "UPDATE users SET status = 'deleted', updated_at = ?2 WHERE id = ?1",
+                params![id, Time::now()],
             )?;
             Ok(())
         })
