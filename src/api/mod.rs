@@ -27,6 +27,7 @@ mod users;
 mod version_parts;
 pub mod views;
 mod workspace_list;
+mod workspace_watch;
 mod workspaces;
 
 pub use auth::Actor;

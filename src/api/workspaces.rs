@@ -22,7 +22,15 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         )
         .service(res("/users/{user}/workspace/{name}").route(web::get().to(get_by_name)))
         .service(res("/workspaces").route(web::get().to(super::workspace_list::list)))
-        .service(res("/workspaces/{workspace}").route(web::get().to(get)));
+        .service(res("/workspaces/{workspace}").route(web::get().to(get)))
+        .service(
+            res("/workspaces/{workspace}/watch")
+                .route(web::get().to(super::workspace_watch::watch)),
+        )
+        .service(
+            res("/workspaces/{workspace}/watch-ws")
+                .route(web::get().to(super::workspace_watch::watch_ws)),
+        );
 }
 
 fn include_deleted(req: &HttpRequest) -> bool {
