@@ -190,9 +190,9 @@ fn run_command(
     let mut exited: Option<(std::process::ExitStatus, Instant)> = None;
     let mut leftovers_killed = false;
     let outcome = loop {
-        match rx.recv_timeout(POLL) {
-            Ok(Output::Stdout(l)) => log.line(SOURCE_PROVISIONER, "info", l)?,
-            Ok(Output::Stderr(l)) => log.line(SOURCE_PROVISIONER, "error", l)?,
+        let logged = match rx.recv_timeout(POLL) {
+            Ok(Output::Stdout(l)) => log.line(SOURCE_PROVISIONER, "info", l),
+            Ok(Output::Stderr(l)) => log.line(SOURCE_PROVISIONER, "error", l),
             Err(RecvTimeoutError::Disconnected) => {
                 // Both pipes closed: the exit status decides.
                 break match exited {
@@ -203,7 +203,12 @@ fn run_command(
                     },
                 };
             }
-            Err(RecvTimeoutError::Timeout) => log.tick()?,
+            Err(RecvTimeoutError::Timeout) => log.tick(),
+        };
+        if let Err(e) = logged {
+            // The store refuses the log (a full disk): the job ends, and so does its command.
+            stop_group(&mut child);
+            return Err(e);
         }
         if let Some(reason) = control.stopped() {
             stop_group(&mut child);
