@@ -27,7 +27,13 @@ impl DataDir {
             .truncate(false)
             .write(true)
             .open(&lock_path)
-            .map_err(|e| format!("cannot open {}: {e}", lock_path.display()))?;
+            .map_err(|e| {
+                // A read-only folder (or disk) fails here first: say which folder, and why.
+                format!(
+                    "cannot use the data directory {}: cannot open {LOCK_FILE} for writing: {e}",
+                    path.display()
+                )
+            })?;
         // SAFETY: flock on a file descriptor we own; released when the file closes.
         if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
             return Err(format!(
@@ -41,9 +47,7 @@ impl DataDir {
             Ok(_) => return Err(format!("{} does not hold a server id", id_path.display())),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let id = crate::model::new_id();
-                let tmp = path.join(format!("{SERVER_ID_FILE}.tmp"));
-                std::fs::write(&tmp, format!("{id}\n"))
-                    .and_then(|_| std::fs::rename(&tmp, &id_path))
+                write_durably(&id_path, format!("{id}\n").as_bytes())
                     .map_err(|e| format!("cannot write {}: {e}", id_path.display()))?;
                 id
             }
@@ -55,6 +59,20 @@ impl DataDir {
             _lock: lock,
         })
     }
+}
+
+/// Writes `file` whole or not at all, and durably: a temporary file beside it, flushed, then
+/// renamed over it, and the folder flushed. A crash at any moment (a kill, a power loss) leaves
+/// either no file or the whole one, never an empty one.
+fn write_durably(file: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let tmp = file.with_extension("tmp");
+    let mut f = File::create(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, file)?;
+    let dir = file.parent().filter(|d| !d.as_os_str().is_empty());
+    File::open(dir.unwrap_or(Path::new(".")))?.sync_all()
 }
 
 #[cfg(test)]

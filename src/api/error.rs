@@ -7,6 +7,8 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 
 pub const NOT_FOUND: &str = "Resource not found or you do not have access to this resource";
+/// 507: the store's disk is full (the request's write was not stored).
+pub const DISK_FULL: &str = "The server's disk is full.";
 pub const SIGNED_OUT: &str =
     "You are signed out or your session has expired. Please sign in again to continue.";
 
@@ -104,6 +106,10 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> ApiError {
         match e {
             StoreError::NotFound => ApiError::not_found(),
+            StoreError::DiskFull(why) => ApiError::new(StatusCode::INSUFFICIENT_STORAGE, DISK_FULL)
+                .with_detail(format!(
+                    "Nothing was stored ({why}); free space on the server."
+                )),
             e => ApiError::internal("Internal error talking to the database.", e),
         }
     }

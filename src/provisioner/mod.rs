@@ -18,7 +18,7 @@ pub mod render;
 pub mod runner;
 pub mod sweeper;
 
-use crate::store::{JOB_BUILD, LeaseState, LogBatch};
+use crate::store::{JOB_BUILD, LeaseState, LogBatch, StoreError};
 use control::{JobControl, StopReason};
 use queue::{Acquired, JobQueue, Work};
 use std::collections::HashMap;
@@ -32,6 +32,8 @@ pub use build_job::workspace_dir;
 
 /// How long an idle worker waits in `acquire` before it looks at the engine again.
 const IDLE_WAIT: Duration = Duration::from_secs(1);
+/// How often a job's failure is tried again while the disk is full.
+const FAIL_RETRY: Duration = Duration::from_millis(200);
 
 pub struct EngineConfig {
     /// One worker thread per id (registered with the store by the caller).
@@ -155,12 +157,7 @@ impl Engine {
         };
         if let Err(e) = result {
             log::error!("job {} failed in the store: {e}", job.id);
-            let _ = self.queue.fail(
-                &job.id,
-                worker_id,
-                &format!("internal error: {e}"),
-                &LogBatch::default(),
-            );
+            self.fail_once_stored(&job.id, worker_id, &e);
         }
         self.running.lock().unwrap().remove(&job.id);
         self.busy.fetch_sub(1, Ordering::SeqCst);
@@ -170,6 +167,36 @@ impl Engine {
             job.kind,
             started.elapsed()
         );
+    }
+
+    /// Fails a job whose work the store refused, with an error that names why. While the disk
+    /// is full, the failure is tried again until it is stored, or until shutdown or the hung
+    /// timeout (then the next start or the sweeper ends the job).
+    fn fail_once_stored(&self, job_id: &str, worker_id: &str, cause: &StoreError) {
+        let error = match cause {
+            StoreError::DiskFull(_) => {
+                format!("{cause}: kiln could not store this job's progress, so it was stopped")
+            }
+            e => format!("internal error: {e}"),
+        };
+        let deadline = Instant::now() + self.config.hung_timeout;
+        loop {
+            match self
+                .queue
+                .fail(job_id, worker_id, &error, &LogBatch::default())
+            {
+                Ok(()) => return,
+                Err(StoreError::DiskFull(_))
+                    if !self.is_stopping() && Instant::now() < deadline =>
+                {
+                    std::thread::sleep(FAIL_RETRY);
+                }
+                Err(e) => {
+                    log::error!("job {job_id}: its failure could not be stored: {e}");
+                    return;
+                }
+            }
+        }
     }
 
     /// Stops taking jobs, lets running ones finish for `grace`, then stops the rest and waits

@@ -8,6 +8,7 @@
 
 pub mod builds;
 pub mod follow;
+pub mod mount;
 pub mod pg;
 pub mod schema;
 pub mod world;
@@ -145,7 +146,7 @@ impl TestServer {
         let log = Arc::new(Mutex::new(String::new()));
         let (tx, rx) = std::sync::mpsc::channel();
         let log2 = log.clone();
-        std::thread::spawn(move || {
+        let reader = std::thread::spawn(move || {
             let mut tx = Some(tx);
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 if let Some(i) = line.find("listening on http://") {
@@ -165,6 +166,7 @@ impl TestServer {
             dir: dir.to_path_buf(),
             database,
             log,
+            reader,
         }
     }
 
@@ -292,9 +294,45 @@ pub struct Starting {
     dir: PathBuf,
     database: Option<String>,
     log: Arc<Mutex<String>>,
+    /// The thread reading the process's stderr into `log`.
+    reader: std::thread::JoinHandle<()>,
 }
 
 impl Starting {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// What the process logged so far.
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// SIGKILL, wherever the start-up is; returns what it logged.
+    pub fn kill(mut self) -> String {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = self.reader.join();
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Waits for a process that does not start to exit (within 20 s): its status and its
+    /// whole log.
+    pub fn exit(mut self) -> (std::process::ExitStatus, String) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                let _ = self.reader.join();
+                return (status, self.log.lock().unwrap().clone());
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("kiln did not exit: {}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     /// Waits until the server listens.
     pub fn ready(self) -> TestServer {
         let addr = self

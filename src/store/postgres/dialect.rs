@@ -67,6 +67,9 @@ impl From<postgres::Error> for StoreError {
                 .to_string();
             return StoreError::Conflict(what);
         }
+        if e.code() == Some(&postgres::error::SqlState::DISK_FULL) {
+            return StoreError::DiskFull(error_chain(&e));
+        }
         StoreError::Unavailable(format!("database: {}", error_chain(&e)))
     }
 }

@@ -39,6 +39,7 @@ pub fn migrate(client: &mut Client) -> StoreResult<()> {
     if current == latest {
         return Ok(());
     }
+    log::info!("database schema at version {current}: migrating to {latest}");
     for (_, sql) in migrations().into_iter().skip(current as usize) {
         tx.batch_execute(&sql)?;
     }

@@ -40,6 +40,16 @@ impl From<rusqlite::Error> for StoreError {
                 StoreError::Conflict(msg.clone().unwrap_or_default())
             }
             rusqlite::Error::QueryReturnedNoRows => StoreError::NotFound,
+            // SQLITE_FULL: a write found no room on the disk (SQLite's word for ENOSPC).
+            rusqlite::Error::SqliteFailure(err, _) if err.code == rusqlite::ErrorCode::DiskFull => {
+                StoreError::DiskFull(e.to_string())
+            }
+            // The -shm file (the WAL's index) could not grow: SQLite's I/O error for the same.
+            rusqlite::Error::SqliteFailure(err, _)
+                if err.extended_code == rusqlite::ffi::SQLITE_IOERR_SHMSIZE =>
+            {
+                StoreError::DiskFull(format!("{e}: the database's -shm file cannot grow"))
+            }
             _ => StoreError::Unavailable(format!("database: {e}")),
         }
     }

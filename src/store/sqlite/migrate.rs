@@ -9,16 +9,16 @@ fn migrations() -> Vec<(u32, String)> {
     crate::store::numbered_blocks(SCHEMA)
 }
 
-/// The schema version this binary writes.
-pub fn latest_version() -> u32 {
-    migrations().len() as u32
-}
-
 /// Brings the schema up to date in one exclusive transaction (one commit, however many
 /// blocks run). The version is read inside it, so two processes opening the same file at once
 /// migrate it once.
 pub fn migrate(conn: &mut Connection) -> StoreResult<()> {
-    let latest = latest_version();
+    migrate_with(conn, &migrations())
+}
+
+/// `migrate` over the given blocks (`(version, sql)`, numbered 1, 2, 3...).
+fn migrate_with(conn: &mut Connection, migrations: &[(u32, String)]) -> StoreResult<()> {
+    let latest = migrations.len() as u32;
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Exclusive)?;
     let current: u32 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     if current > latest {
@@ -30,8 +30,9 @@ pub fn migrate(conn: &mut Connection) -> StoreResult<()> {
     if current == latest {
         return Ok(());
     }
-    for (_, sql) in migrations().into_iter().skip(current as usize) {
-        tx.execute_batch(&sql)?;
+    log::info!("database schema at version {current}: migrating to {latest}");
+    for (_, sql) in migrations.iter().skip(current as usize) {
+        tx.execute_batch(sql)?;
     }
     tx.execute_batch(&format!("PRAGMA user_version = {latest}"))?;
     tx.commit()?;
@@ -53,10 +54,56 @@ mod tests {
         let version: u32 = conn
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
-        assert_eq!(version, latest_version());
-        conn.execute_batch(&format!("PRAGMA user_version = {}", latest_version() + 1))
+        let latest = migrations().len() as u32;
+        assert_eq!(version, latest);
+        conn.execute_batch(&format!("PRAGMA user_version = {}", latest + 1))
             .unwrap();
         let err = migrate(&mut conn).unwrap_err().to_string();
         assert!(err.contains("newer than this kiln"), "{err}");
+    }
+
+    fn blocks(sql: &[&str]) -> Vec<(u32, String)> {
+        (1..).zip(sql.iter().map(|s| s.to_string())).collect()
+    }
+
+    fn tables(conn: &Connection) -> Vec<String> {
+        let mut stmt = conn
+            .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+            .unwrap();
+        stmt.query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    }
+
+    /// The blocks run in one transaction: a block that fails leaves the file as it was, at its
+    /// old version, with nothing of the blocks before it (as a kill in the middle would).
+    #[test]
+    fn a_failing_block_leaves_the_old_version_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn = Connection::open(dir.path().join("m.db")).unwrap();
+        conn.execute_batch("PRAGMA journal_mode = WAL").unwrap();
+        let one = blocks(&["CREATE TABLE a (x); INSERT INTO a VALUES (1);"]);
+        migrate_with(&mut conn, &one).unwrap();
+        let three = blocks(&[
+            "CREATE TABLE a (x); INSERT INTO a VALUES (1);",
+            "CREATE TABLE b (x); INSERT INTO a VALUES (2);",
+            "CREATE TABLE c (x); INSERT INTO nowhere VALUES (3);",
+        ]);
+        let err = migrate_with(&mut conn, &three).unwrap_err().to_string();
+        assert!(err.contains("no such table: nowhere"), "{err}");
+        let version: u32 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, 1);
+        assert_eq!(tables(&conn), ["a"]);
+        let rows: i64 = conn
+            .query_row("SELECT count(*) FROM a", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(rows, 1);
+        // And the connection migrates again once the blocks are right.
+        let fixed = blocks(&[&three[0].1, &three[1].1, "CREATE TABLE c (x);"]);
+        migrate_with(&mut conn, &fixed).unwrap();
+        assert_eq!(tables(&conn), ["a", "b", "c"]);
     }
 }

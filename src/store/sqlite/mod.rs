@@ -57,6 +57,13 @@ impl SqliteStore {
                 "PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON; PRAGMA synchronous = {sync};"
             ))
         };
+        // The writer's connection first, alone: it turns a new file to WAL and migrates it
+        // before any other connection is open. (Pool connections opening at once on a new file
+        // raced for the journal mode change, and one lost with "database is locked", which the
+        // busy timeout does not cover.)
+        let mut write_conn = rusqlite::Connection::open(path)?;
+        init(&mut write_conn)?;
+        migrate::migrate(&mut write_conn)?;
         let manager = SqliteConnectionManager::file(path).with_init(init);
         let pool = Pool::builder()
             .max_size(16)
@@ -64,9 +71,6 @@ impl SqliteStore {
             .min_idle(Some(2))
             .connection_timeout(Duration::from_secs(30))
             .build(manager)?;
-        migrate::migrate(&mut *pool.get()?)?;
-        let mut write_conn = rusqlite::Connection::open(path)?;
-        init(&mut write_conn)?;
         Ok(SqliteStore {
             pool,
             writer: writer::Writer::new(write_conn),

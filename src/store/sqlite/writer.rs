@@ -7,9 +7,16 @@
 //! commits; otherwise it leaves the transaction open for the next one and waits until the
 //! commit that covers its write has happened. So a write returns only once it is durable, an
 //! idle server commits at once, and a busy one commits in batches.
+//!
+//! A batch can also fail as a whole, and then every write in it hears of it: when its COMMIT
+//! fails, and when SQLite itself rolls the whole transaction back in the middle of a write (it
+//! does so on a full disk, `SQLITE_FULL`, and on some I/O errors, rather than keep a
+//! statement's partial changes). The connection stays usable either way: the next write begins
+//! a new batch, so writes work again as soon as the disk does.
 
 use crate::store::{StoreError, StoreResult};
 use rusqlite::Connection;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
 
@@ -18,10 +25,72 @@ struct Inner {
     /// The batch the open transaction belongs to (0: none yet).
     batch: u64,
     open: bool,
-    /// The last batch whose commit has finished.
-    committed: u64,
-    /// Recent batches whose commit failed.
-    errors: Vec<(u64, String)>,
+    /// Writes made in the open batch so far.
+    members: usize,
+    /// The last batch that has ended (committed, or failed as a whole).
+    ended: u64,
+    /// Batches that failed as a whole: the error, and how many of their writes have yet to
+    /// take it (the last one removes the entry).
+    failed: HashMap<u64, (StoreError, usize)>,
+}
+
+impl Inner {
+    fn begin(&mut self) -> StoreResult<()> {
+        if !self.conn.is_autocommit() {
+            // A transaction a failure left behind (its ROLLBACK failed too): end it first.
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
+        self.conn.execute_batch("BEGIN IMMEDIATE")?;
+        self.open = true;
+        self.batch += 1;
+        self.members = 0;
+        Ok(())
+    }
+
+    /// Runs `f` in a savepoint of the open transaction: its changes are kept when it succeeds
+    /// and undone alone when it fails. The transaction is gone afterwards (autocommit) when
+    /// SQLite rolled it back, or the savepoint could not be ended.
+    fn run<T>(&self, f: impl FnOnce(&Connection) -> StoreResult<T>) -> StoreResult<T> {
+        self.conn.execute_batch("SAVEPOINT w")?;
+        let out = f(&self.conn);
+        if self.conn.is_autocommit() {
+            // SQLite rolled the whole transaction back: there is no savepoint left to end.
+            return out;
+        }
+        let end = if out.is_ok() {
+            "RELEASE w"
+        } else {
+            "ROLLBACK TO w; RELEASE w"
+        };
+        if let Err(e) = self.conn.execute_batch(end) {
+            // The savepoint cannot be ended, so what `f` left is unknown: the whole batch goes.
+            let _ = self.conn.execute_batch("ROLLBACK");
+            return Err(e.into());
+        }
+        out
+    }
+
+    /// Ends the open batch; `result` is its outcome, for every write in it.
+    fn end(&mut self, result: StoreResult<()>) {
+        self.open = false;
+        self.ended = self.batch;
+        if let Err(e) = result {
+            self.failed.insert(self.batch, (e, self.members));
+        }
+    }
+
+    /// The outcome of `batch` for one of its writes (`Ok` when it committed).
+    fn take_outcome(&mut self, batch: u64) -> StoreResult<()> {
+        let Some((error, left)) = self.failed.get_mut(&batch) else {
+            return Ok(());
+        };
+        let error = error.clone();
+        *left -= 1;
+        if *left == 0 {
+            self.failed.remove(&batch);
+        }
+        Err(error)
+    }
 }
 
 pub struct Writer {
@@ -41,8 +110,9 @@ impl Writer {
                 conn,
                 batch: 0,
                 open: false,
-                committed: 0,
-                errors: Vec::new(),
+                members: 0,
+                ended: 0,
+                failed: HashMap::new(),
             }),
             queued: AtomicUsize::new(0),
             committed: Condvar::new(),
@@ -55,57 +125,51 @@ impl Writer {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Runs `f` atomically in the shared transaction and returns once it is committed.
+    /// Runs `f` atomically in the shared transaction and returns once it is committed. An
+    /// error means nothing of `f` was stored.
     pub fn write<T>(&self, f: impl FnOnce(&Connection) -> StoreResult<T>) -> StoreResult<T> {
         self.queued.fetch_add(1, Ordering::SeqCst);
         let mut g = self.lock();
         self.queued.fetch_sub(1, Ordering::SeqCst);
         if !g.open {
-            g.conn.execute_batch("BEGIN IMMEDIATE")?;
-            g.open = true;
-            g.batch += 1;
+            g.begin()?;
         }
         let my_batch = g.batch;
-        let out = match g.conn.execute_batch("SAVEPOINT w") {
-            Err(e) => Err(e.into()),
-            Ok(()) => {
-                let out = f(&g.conn);
-                let end = if out.is_ok() {
-                    "RELEASE w"
-                } else {
-                    "ROLLBACK TO w; RELEASE w"
-                };
-                match g.conn.execute_batch(end) {
-                    Ok(()) => out,
-                    Err(e) => Err(e.into()),
-                }
-            }
-        };
+        g.members += 1;
+        let out = g.run(f);
         self.writes.fetch_add(1, Ordering::Relaxed);
-        if self.queued.load(Ordering::SeqCst) == 0 {
+        if g.conn.is_autocommit() {
+            // The transaction was rolled back in the middle of this write (by SQLite, on a full
+            // disk or an I/O error): the writes before it in the batch are gone too.
+            let cause = match &out {
+                Err(e) => e.clone(),
+                Ok(_) => {
+                    StoreError::Unavailable("database: the transaction was rolled back".into())
+                }
+            };
+            g.end(Err(cause));
+            self.committed.notify_all();
+        } else if self.queued.load(Ordering::SeqCst) == 0 {
             self.commits.fetch_add(1, Ordering::Relaxed);
             // Nobody behind: commit this batch now (everyone in it is waiting for this).
-            let result = g.conn.execute_batch("COMMIT");
-            if result.is_err() {
+            let result = g.conn.execute_batch("COMMIT").map_err(|e| match e.into() {
+                StoreError::Unavailable(why) => {
+                    StoreError::Unavailable(format!("commit failed: {why}"))
+                }
+                e => e,
+            });
+            if result.is_err() && !g.conn.is_autocommit() {
                 let _ = g.conn.execute_batch("ROLLBACK");
             }
-            g.open = false;
-            g.committed = my_batch;
-            if let Err(e) = result {
-                g.errors.push((my_batch, e.to_string()));
-                let excess = g.errors.len().saturating_sub(16);
-                g.errors.drain(..excess);
-            }
+            g.end(result);
             self.committed.notify_all();
         } else {
             // The last writer of the batch commits it.
-            while g.committed < my_batch {
+            while g.ended < my_batch {
                 g = self.committed.wait(g).unwrap_or_else(|e| e.into_inner());
             }
         }
-        if let Some((_, error)) = g.errors.iter().find(|(b, _)| *b == my_batch) {
-            return Err(StoreError::Unavailable(format!("commit failed: {error}")));
-        }
+        g.take_outcome(my_batch)?;
         out
     }
 }
@@ -228,14 +292,132 @@ mod tests {
             Ok(())
         })
         .unwrap();
-        let rows: Vec<String> = {
-            let c = Connection::open(&path).unwrap();
-            let mut s = c.prepare("SELECT v FROM t ORDER BY id").unwrap();
-            s.query_map([], |r| r.get(0))
-                .unwrap()
-                .map(Result::unwrap)
-                .collect()
+        assert_eq!(rows(&path), ["a", "c"]);
+    }
+
+    /// The values in `t`, in order.
+    fn rows(path: &std::path::Path) -> Vec<String> {
+        let c = Connection::open(path).unwrap();
+        let mut s = c.prepare("SELECT v FROM t ORDER BY id").unwrap();
+        s.query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    }
+
+    fn insert(c: &Connection, v: &str) -> StoreResult<()> {
+        c.execute("INSERT INTO t (v) VALUES (?1)", [v])?;
+        Ok(())
+    }
+
+    /// Two writes in one batch: the first inserts `a` and keeps the transaction open until the
+    /// second (`second`) is queued behind it, so the second commits both. Their results.
+    fn one_batch(
+        w: &Arc<Writer>,
+        second: impl FnOnce(&Connection) -> StoreResult<()> + Send + 'static,
+    ) -> (StoreResult<()>, StoreResult<()>) {
+        let (started_tx, started_rx) = std::sync::mpsc::channel();
+        let first = {
+            let w = w.clone();
+            std::thread::spawn(move || {
+                w.write(|c| {
+                    insert(c, "a")?;
+                    started_tx.send(()).unwrap();
+                    while w.queued.load(Ordering::SeqCst) == 0 {
+                        std::thread::yield_now();
+                    }
+                    Ok(())
+                })
+            })
         };
-        assert_eq!(rows, ["a", "c"]);
+        started_rx.recv().unwrap();
+        let w2 = w.clone();
+        let second = std::thread::spawn(move || w2.write(second));
+        (first.join().unwrap(), second.join().unwrap())
+    }
+
+    /// SQLite rolls the whole transaction back in the middle of a write (as on a full disk):
+    /// the earlier write of the batch hears of it too, and the next write works.
+    #[test]
+    fn a_batch_rolled_back_by_sqlite_fails_every_write_in_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let (w, path) = writer(&dir);
+        let full = StoreError::DiskFull("database or disk is full".into());
+        let cause = full.clone();
+        let (a, b) = one_batch(&w, move |c| {
+            insert(c, "b")?;
+            c.execute_batch("ROLLBACK")?;
+            Err(cause)
+        });
+        assert_eq!(a, Err(full.clone()));
+        assert_eq!(b, Err(full));
+        assert!(rows(&path).is_empty());
+        w.write(|c| insert(c, "c")).unwrap();
+        assert_eq!(rows(&path), ["c"]);
+        assert!(w.lock().failed.is_empty(), "every write took its error");
+    }
+
+    /// A COMMIT that fails (here a deferred foreign key) fails every write of its batch, and
+    /// the writer goes on.
+    #[test]
+    fn a_failed_commit_is_reported_to_every_write_of_the_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let (w, path) = writer(&dir);
+        w.write(|c| {
+            c.execute_batch(
+                "CREATE TABLE child (parent INTEGER \
+                 REFERENCES t (id) DEFERRABLE INITIALLY DEFERRED)",
+            )?;
+            Ok(())
+        })
+        .unwrap();
+        w.lock()
+            .conn
+            .execute_batch("PRAGMA foreign_keys = ON")
+            .unwrap();
+        let (a, b) = one_batch(&w, |c| {
+            c.execute("INSERT INTO child (parent) VALUES (999)", [])?;
+            Ok(())
+        });
+        for result in [a, b] {
+            let err = result.unwrap_err().to_string();
+            assert!(err.starts_with("commit failed: "), "{err}");
+            assert!(err.contains("FOREIGN KEY constraint failed"), "{err}");
+        }
+        assert!(rows(&path).is_empty());
+        w.write(|c| insert(c, "c")).unwrap();
+        assert_eq!(rows(&path), ["c"]);
+    }
+
+    /// A real SQLITE_FULL (the file at its page limit): the write fails as `DiskFull`, nothing
+    /// of it stays, and once there is room again (the limit raised) writes work at once.
+    #[test]
+    fn a_full_database_fails_the_write_and_recovers_with_room() {
+        let dir = tempfile::tempdir().unwrap();
+        let (w, path) = writer(&dir);
+        w.write(|c| insert(c, "kept")).unwrap();
+        let pages: i64 = w
+            .lock()
+            .conn
+            .query_row("PRAGMA page_count", [], |r| r.get(0))
+            .unwrap();
+        w.lock()
+            .conn
+            .execute_batch(&format!("PRAGMA max_page_count = {}", pages + 2))
+            .unwrap();
+        let big = "x".repeat(64 * 1024);
+        let err = w.write(|c| insert(c, &big)).unwrap_err();
+        assert!(matches!(err, StoreError::DiskFull(_)), "{err:?}");
+        assert_eq!(
+            err.to_string(),
+            "the server's disk is full (database or disk is full)"
+        );
+        assert_eq!(rows(&path), ["kept"]);
+        w.lock()
+            .conn
+            .execute_batch("PRAGMA max_page_count = 1000000")
+            .unwrap();
+        w.write(|c| insert(c, &big)).unwrap();
+        assert_eq!(rows(&path).len(), 2);
     }
 }
