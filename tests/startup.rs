@@ -297,8 +297,7 @@ fn objects_of_blocks_columns(n: usize, table: &str) -> Vec<String> {
 
 /// Turns a SQLite file at the latest version into one at the version before, as an older kiln
 /// left it: drops what the last block adds (objects, or columns of a table it changed), and
-/// checks that what remains is exactly the schema
-/// of the blocks before it.
+/// checks that what remains is exactly the schema of the blocks before it.
 fn downgrade(db: &Path) {
     let latest = latest_version() as usize;
     let (newest, older) = (objects_of_blocks(latest), objects_of_blocks(latest - 1));
