@@ -226,6 +226,7 @@ fn create(
         orphan: false,
         debug: false,
         reason: "initiator".into(),
+        on_success: None,
     };
     queue_build(state, actor, &row, &version, &build, None, Some(&new))?;
     let stored = state

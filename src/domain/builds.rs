@@ -133,6 +133,9 @@ pub struct BuildEnd {
     pub keeps_outputs: bool,
     /// A delete that succeeded: the workspace is deleted.
     pub deletes_workspace: bool,
+    /// The build queues the one it carries (`on_success`), if any: only when it succeeded.
+    /// A failed or canceled stop queues nothing.
+    pub queues_follow_up: bool,
 }
 
 pub fn build_end(transition: Transition, job: JobStatus) -> BuildEnd {
@@ -140,6 +143,7 @@ pub fn build_end(transition: Transition, job: JobStatus) -> BuildEnd {
     BuildEnd {
         keeps_outputs: succeeded,
         deletes_workspace: succeeded && transition == Transition::Delete,
+        queues_follow_up: succeeded,
     }
 }
 
@@ -331,6 +335,9 @@ mod tests {
         assert!(!end.keeps_outputs && !end.deletes_workspace);
         assert!(!build_end(Transition::Stop, Succeeded).deletes_workspace);
         assert!(!build_end(Transition::Start, Failed).keeps_outputs);
+        assert!(build_end(Transition::Stop, Succeeded).queues_follow_up);
+        assert!(!build_end(Transition::Stop, Failed).queues_follow_up);
+        assert!(!build_end(Transition::Stop, Canceled).queues_follow_up);
     }
 
     #[test]

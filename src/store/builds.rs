@@ -51,6 +51,20 @@ pub struct NewBuild<'a> {
     pub log_level: &'a str,
     /// The latest build number the caller based its checks on (`None`: no build yet).
     pub previous_number: Option<i64>,
+    /// A build to queue when this one succeeds, in the same transaction as its completion.
+    pub on_success: Option<&'a FollowUp>,
+}
+
+/// The build a stop queues when it succeeds (Coder's restart), prepared when the stop is
+/// queued. The rest (workspace, version, initiator) is the stop's.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct FollowUp {
+    pub id: String,
+    pub job_id: String,
+    pub transition: Transition,
+    pub parameters: Vec<(String, String)>,
+    pub reason: String,
+    pub log_level: String,
 }
 
 #[derive(Debug, PartialEq, Eq)]

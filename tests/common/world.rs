@@ -113,6 +113,7 @@ impl World {
             parameters: &[],
             log_level: "info",
             previous_number: previous,
+            on_success: None,
         }
     }
 

@@ -15,7 +15,7 @@ use crate::domain::builds::{
 use crate::model::parameters;
 use crate::model::{Transition, WorkspaceBuildParameter, new_id};
 use crate::store::{
-    BuildRow, CreateBuildOutcome, NewBuild, NewWorkspace, StoreError, TemplateRow,
+    BuildRow, CreateBuildOutcome, FollowUp, NewBuild, NewWorkspace, StoreError, TemplateRow,
     TemplateVersionRow, WorkspaceRow,
 };
 use actix_web::web;
@@ -48,6 +48,8 @@ struct CreateBuildBody {
     log_level: String,
     #[serde(default)]
     reason: String,
+    #[serde(default)]
+    on_success: Option<serde_json::Value>,
 }
 
 /// A build request after body validation.
@@ -59,6 +61,8 @@ pub struct BuildRequest {
     pub orphan: bool,
     pub debug: bool,
     pub reason: String,
+    /// The start to queue when this stop succeeds.
+    pub on_success: Option<super::on_success::OnSuccess>,
 }
 
 /// `[]byte` as Go encodes it (a base64 string), or an array of byte values.
@@ -99,6 +103,8 @@ pub fn parse_request(body: &[u8]) -> ApiResult<BuildRequest> {
         },
         None => None,
     };
+    let (invalid, on_success) =
+        super::on_success::parse(b.on_success.as_ref(), transition, invalid);
     invalid.if_any()?;
     Ok(BuildRequest {
         transition: transition.unwrap(),
@@ -112,6 +118,7 @@ pub fn parse_request(body: &[u8]) -> ApiResult<BuildRequest> {
         } else {
             b.reason
         },
+        on_success,
     })
 }
 
@@ -165,6 +172,27 @@ pub fn queue_build(
         ApiError::bad_request(format!("Unable to validate parameter {:?}", e.name))
             .with_detail(e.detail)
     })?;
+    let unvalidated = |e: parameters::ParameterError| {
+        ApiError::bad_request(format!("Unable to validate parameter {:?}", e.name))
+            .with_detail(e.detail)
+    };
+    // The start a stop carries takes its parameters as a start after this stop would.
+    let follow_up = match &req.on_success {
+        Some(next) => Some(FollowUp {
+            id: new_id(),
+            job_id: new_id(),
+            transition: Transition::Start,
+            parameters: parameters::resolve(
+                &manifest.parameters,
+                &next.rich_parameter_values,
+                Some(&params),
+            )
+            .map_err(unvalidated)?,
+            reason: req.reason.clone(),
+            log_level: if req.debug { "debug" } else { "info" }.to_string(),
+        }),
+        None => None,
+    };
     let id = new_id();
     let build = NewBuild {
         id: &id,
@@ -185,6 +213,7 @@ pub fn queue_build(
         parameters: &params,
         log_level: if req.debug { "debug" } else { "info" },
         previous_number: previous.map(|p| p.build_number),
+        on_success: follow_up.as_ref(),
     };
     match first {
         Some(w) => match state.store.create_workspace(w, &build) {

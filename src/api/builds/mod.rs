@@ -3,6 +3,7 @@
 
 mod cancel;
 pub mod create;
+mod on_success;
 mod read;
 
 use super::res;

@@ -1,14 +1,15 @@
 //! Workspace builds, their parameters, resources and state on PostgreSQL.
 
 use super::PgStore;
-use super::dialect::from_json;
+use super::dialect::{from_json, to_json};
 use super::jobs::{JOB_COLUMNS, NewJob, insert_job, job_from_row};
 use super::pool::Tx;
 use crate::domain::builds::next_build_number;
 use crate::events::Topic;
 use crate::model::{Time, WorkspaceResource};
 use crate::store::{
-    BuildRow, BuildStore, CreateBuildOutcome, JOB_BUILD, NewBuild, StoreError, StoreResult,
+    BuildRow, BuildStore, CreateBuildOutcome, FollowUp, JOB_BUILD, NewBuild, StoreError,
+    StoreResult,
 };
 use postgres::Row;
 use postgres::types::ToSql;
@@ -102,8 +103,8 @@ pub(super) fn insert_build(
     )?;
     tx.execute(
         "INSERT INTO workspace_builds (id, workspace_id, template_version_id, build_number, transition, \
-         initiator_id, job_id, reason, orphan, state, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11)",
+         initiator_id, job_id, reason, orphan, state, created_at, updated_at, on_success) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, $12)",
         &[
             &b.id,
             &b.workspace_id,
@@ -116,6 +117,7 @@ pub(super) fn insert_build(
             &b.orphan,
             &state,
             &now,
+            &b.on_success.map(to_json),
         ],
     )?;
     for (i, (name, value)) in b.parameters.iter().enumerate() {
@@ -145,6 +147,48 @@ impl PgStore {
         )?;
         Ok(rows.iter().map(build_from_row).collect())
     }
+}
+
+/// Queues the build that the build of `job_id` carries (`on_success`), in the caller's
+/// transaction: the one that completes it, so a restart finishes even if its client has gone.
+/// Whether one was queued.
+pub(super) fn queue_follow_up(tx: &mut Tx, job_id: &str, now: Time) -> StoreResult<bool> {
+    let row = tx.query_opt(
+        "SELECT b.workspace_id, b.template_version_id, b.build_number, b.initiator_id, \
+         b.on_success, j.organization_id, j.file_id \
+         FROM workspace_builds b JOIN provisioner_jobs j ON j.id = b.job_id WHERE b.job_id = $1",
+        &[&job_id],
+    )?;
+    let Some(row) = row else {
+        return Ok(false);
+    };
+    let Some(text) = row.get::<_, Option<String>>(4) else {
+        return Ok(false);
+    };
+    let next: FollowUp = from_json(&text)?;
+    let (workspace, version, initiator, org, file): (String, String, String, String, String) =
+        (row.get(0), row.get(1), row.get(3), row.get(5), row.get(6));
+    let b = NewBuild {
+        id: &next.id,
+        job_id: &next.job_id,
+        workspace_id: &workspace,
+        organization_id: &org,
+        template_version_id: &version,
+        file_id: &file,
+        transition: next.transition,
+        initiator_id: &initiator,
+        reason: &next.reason,
+        orphan: false,
+        state: None,
+        parameters: &next.parameters,
+        log_level: &next.log_level,
+        previous_number: Some(row.get(2)),
+        on_success: None,
+    };
+    Ok(matches!(
+        insert_build(tx, &b, now)?,
+        CreateBuildOutcome::Created { .. }
+    ))
 }
 
 impl BuildStore for PgStore {

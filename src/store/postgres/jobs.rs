@@ -105,7 +105,7 @@ fn apply_build_end(
     status: JobStatus,
     done: &BuildCompletion,
     now: Time,
-) -> StoreResult<()> {
+) -> StoreResult<bool> {
     let row = tx.query_one(
         "SELECT id, workspace_id, transition FROM workspace_builds WHERE job_id = $1",
         &[&job_id],
@@ -156,7 +156,10 @@ fn apply_build_end(
             &[&workspace_id, &now],
         )?;
     }
-    Ok(())
+    if end.queues_follow_up {
+        return super::builds::queue_follow_up(tx, job_id, now);
+    }
+    Ok(false)
 }
 
 fn lease(canceled: Option<bool>) -> LeaseState {
@@ -179,6 +182,7 @@ impl PgStore {
         job_id: &str,
         end: JobEnd,
         then: impl FnOnce(&mut Tx, bool, Time) -> StoreResult<T>,
+        queued_a_job: impl FnOnce(&T) -> bool,
     ) -> StoreResult<Option<T>> {
         let (condition, worker, before) = match end.holder {
             Holder::Worker(w) | Holder::Stale(Stale::HeldBy(w)) => {
@@ -225,6 +229,9 @@ impl PgStore {
                 then(tx, ended_canceled, now).map(Some)
             },
             |out| match out {
+                Some(t) if queued_a_job(t) => {
+                    vec![Topic::Logs(job.clone()), Topic::Overview, Topic::Queue]
+                }
                 Some(_) => vec![Topic::Logs(job.clone()), Topic::Overview],
                 None => vec![],
             },
@@ -433,7 +440,7 @@ impl JobStore for PgStore {
             cancel_wins: true,
             logs,
         };
-        let ended = self.end_job(job_id, end, |tx, _, now| {
+        let import_end = |tx: &mut Tx, _: bool, now: Time| {
             if let Some((manifest, readme)) = manifest {
                 tx.execute(
                     "UPDATE template_versions SET manifest = $2, readme = $3, updated_at = $4 \
@@ -442,7 +449,8 @@ impl JobStore for PgStore {
                 )?;
             }
             Ok(())
-        })?;
+        };
+        let ended = self.end_job(job_id, end, import_end, |_| false)?;
         Ok(ended.is_some())
     }
 
@@ -459,11 +467,17 @@ impl JobStore for PgStore {
             cancel_wins: false,
             logs,
         };
-        self.end_job(job_id, end, |tx, canceled, now| {
-            let status = done.final_status(canceled);
-            apply_build_end(tx, job_id, status, done, now)?;
-            Ok(status)
-        })
+        let ended = self.end_job(
+            job_id,
+            end,
+            |tx, canceled, now| {
+                let status = done.final_status(canceled);
+                let queued = apply_build_end(tx, job_id, status, done, now)?;
+                Ok((status, queued))
+            },
+            |(_, queued)| *queued,
+        )?;
+        Ok(ended.map(|(status, _)| status))
     }
 
     fn fail_job(
@@ -479,7 +493,9 @@ impl JobStore for PgStore {
             cancel_wins: true,
             logs,
         };
-        Ok(self.end_job(job_id, end, |_, _, _| Ok(()))?.is_some())
+        Ok(self
+            .end_job(job_id, end, |_, _, _| Ok(()), |_| false)?
+            .is_some())
     }
 
     fn stale_jobs(&self, before: Time) -> StoreResult<Vec<JobRow>> {
@@ -513,6 +529,8 @@ impl JobStore for PgStore {
             cancel_wins: true,
             logs: &LogBatch::default(),
         };
-        Ok(self.end_job(job_id, end, |_, _, _| Ok(()))?.is_some())
+        Ok(self
+            .end_job(job_id, end, |_, _, _| Ok(()), |_| false)?
+            .is_some())
     }
 }

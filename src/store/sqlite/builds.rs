@@ -1,13 +1,14 @@
 //! Workspace builds, their parameters, resources and state.
 
-use super::dialect::{from_json, optional};
+use super::dialect::{from_json, optional, to_json};
 use super::jobs::{JOB_COLUMNS, NewJob, insert_job, job_from_row};
 use super::{SqliteStore, Tx};
 use crate::domain::builds::next_build_number;
 use crate::events::Topic;
 use crate::model::{Time, WorkspaceResource};
 use crate::store::{
-    BuildRow, BuildStore, CreateBuildOutcome, JOB_BUILD, JobRow, NewBuild, StoreError, StoreResult,
+    BuildRow, BuildStore, CreateBuildOutcome, FollowUp, JOB_BUILD, JobRow, NewBuild, StoreError,
+    StoreResult,
 };
 use rusqlite::{Row, params};
 
@@ -99,11 +100,11 @@ pub(super) fn insert_build(tx: &Tx, b: &NewBuild, now: Time) -> StoreResult<Crea
     )?;
     tx.prepare_cached(
             "INSERT INTO workspace_builds (id, workspace_id, template_version_id, build_number, transition, \
-             initiator_id, job_id, reason, orphan, state, created_at, updated_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11)",
+             initiator_id, job_id, reason, orphan, state, created_at, updated_at, on_success) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11, ?12)",
         )?
         .execute(params![b.id, b.workspace_id, b.template_version_id, number, b.transition, b.initiator_id,
-            b.job_id, b.reason, b.orphan, state, now])?;
+            b.job_id, b.reason, b.orphan, state, now, b.on_success.map(to_json)])?;
     let mut stmt = tx.prepare_cached(
         "INSERT INTO workspace_build_parameters (build_id, position, name, value) VALUES (?1, ?2, ?3, ?4)",
     )?;
@@ -117,6 +118,48 @@ pub(super) fn insert_build(tx: &Tx, b: &NewBuild, now: Time) -> StoreResult<Crea
     Ok(CreateBuildOutcome::Created {
         build_number: number,
     })
+}
+
+/// Queues the build that the build of `job_id` carries (`on_success`), in the caller's
+/// transaction: the one that completes it, so a restart finishes even if its client has gone.
+/// Whether one was queued.
+pub(super) fn queue_follow_up(tx: &Tx, job_id: &str, now: Time) -> StoreResult<bool> {
+    type Found = (String, String, i64, String, Option<String>, String, String);
+    let found: Option<Found> = optional(
+        tx.prepare_cached(
+            "SELECT b.workspace_id, b.template_version_id, b.build_number, b.initiator_id, \
+             b.on_success, j.organization_id, j.file_id \
+             FROM workspace_builds b JOIN provisioner_jobs j ON j.id = b.job_id WHERE b.job_id = ?1",
+        )?
+        .query_row([job_id], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?))
+        }),
+    )?;
+    let Some((workspace, version, number, initiator, Some(text), org, file)) = found else {
+        return Ok(false);
+    };
+    let next: FollowUp = from_json(4, &text)?;
+    let b = NewBuild {
+        id: &next.id,
+        job_id: &next.job_id,
+        workspace_id: &workspace,
+        organization_id: &org,
+        template_version_id: &version,
+        file_id: &file,
+        transition: next.transition,
+        initiator_id: &initiator,
+        reason: &next.reason,
+        orphan: false,
+        state: None,
+        parameters: &next.parameters,
+        log_level: &next.log_level,
+        previous_number: Some(number),
+        on_success: None,
+    };
+    Ok(matches!(
+        insert_build(tx, &b, now)?,
+        CreateBuildOutcome::Created { .. }
+    ))
 }
 
 impl BuildStore for SqliteStore {

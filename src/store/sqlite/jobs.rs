@@ -104,7 +104,7 @@ fn apply_build_end(
     status: JobStatus,
     done: &BuildCompletion,
     now: Time,
-) -> StoreResult<()> {
+) -> StoreResult<bool> {
     let (build_id, workspace_id, transition): (String, String, Transition) = tx
         .prepare_cached(
             "SELECT id, workspace_id, transition FROM workspace_builds WHERE job_id = ?1",
@@ -153,7 +153,10 @@ fn apply_build_end(
             params![workspace_id, now],
         )?;
     }
-    Ok(())
+    if end.queues_follow_up {
+        return super::builds::queue_follow_up(tx, job_id, now);
+    }
+    Ok(false)
 }
 
 impl SqliteStore {
@@ -446,11 +449,15 @@ impl JobStore for SqliteStore {
             cancel_wins: false,
             logs,
         };
-        self.end_job(job_id, end, |tx, canceled, now| {
+        let ended = self.end_job(job_id, end, |tx, canceled, now| {
             let status = done.final_status(canceled);
-            apply_build_end(tx, job_id, status, done, now)?;
-            Ok(status)
-        })
+            let queued = apply_build_end(tx, job_id, status, done, now)?;
+            Ok((status, queued))
+        })?;
+        if let Some((_, true)) = ended {
+            self.publish(&[Topic::Queue]);
+        }
+        Ok(ended.map(|(status, _)| status))
     }
 
     fn fail_job(

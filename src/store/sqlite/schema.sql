@@ -213,3 +213,8 @@ CREATE TABLE provisioner_daemons (
 -- The provisioner a template version was imported with, as the client chose it (Coder's
 -- clients send "terraform"; kiln runs the archive's kiln.json either way).
 ALTER TABLE template_versions ADD COLUMN provisioner TEXT NOT NULL DEFAULT 'echo';
+
+-- migration 4
+-- A stop build may carry the start build to queue when it succeeds (Coder's restart): JSON of
+-- store::FollowUp, queued in the same transaction as the stop's completion.
+ALTER TABLE workspace_builds ADD COLUMN on_success TEXT;
