@@ -68,6 +68,7 @@ pub fn run(
         new_state,
         resources,
         ttl_ms: work.ttl_ms,
+        timings: log.timings.take(),
     };
     let status = queue.complete_build(&job.id, worker_id, &done, &log.take())?;
     if build_end(work.build.transition, status.unwrap_or(JobStatus::Failed)).deletes_workspace {

@@ -6,6 +6,7 @@
 
 use super::control::{JobControl, StopReason};
 use super::queue::JobQueue;
+use super::timings::Timings;
 use crate::model::Time;
 use crate::store::{JobRow, LeaseState, LogBatch, NewLog, StoreResult};
 use std::sync::Arc;
@@ -41,6 +42,8 @@ pub struct LogWriter {
     renewed: Instant,
     checked: Instant,
     renew_every: Duration,
+    /// The job's stages and steps, with their times.
+    pub timings: Timings,
 }
 
 impl LogWriter {
@@ -67,11 +70,13 @@ impl LogWriter {
             renewed: now,
             checked: now,
             renew_every,
+            timings: Timings::default(),
         }
     }
 
     /// Starts a stage: later lines carry its name; a marker line (empty output) opens it.
     pub fn stage(&mut self, name: &str) -> StoreResult<()> {
+        self.timings.stage(name);
         self.stage = name.to_string();
         self.push(SOURCE_DAEMON, "info", String::new());
         self.tick()

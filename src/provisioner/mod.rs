@@ -17,6 +17,7 @@ pub mod queue;
 pub mod render;
 pub mod runner;
 pub mod sweeper;
+pub mod timings;
 
 use crate::store::{JOB_BUILD, LeaseState, LogBatch, StoreError};
 use control::{JobControl, StopReason};

@@ -50,6 +50,7 @@ pub fn run_steps(
         if let Some(reason) = control.stopped() {
             return Ok(StepsOutcome::Stopped(reason));
         }
+        let started = crate::model::Time::now();
         let outcome = match step {
             Step::Log { log: text, level } => {
                 log.line(SOURCE_PROVISIONER, level, render(text, &ctx.vars))?;
@@ -64,6 +65,13 @@ pub fn run_steps(
                 run_command(i + 1, run, timeout, ctx, log, control)?
             }
         };
+        let action = match step {
+            Step::Log { .. } => "log",
+            Step::Sleep { .. } => "sleep",
+            Step::Fail { .. } => "fail",
+            Step::Run { .. } => "run",
+        };
+        log.timings.step(i + 1, action, started);
         if outcome != StepsOutcome::Done {
             return Ok(outcome);
         }

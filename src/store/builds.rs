@@ -1,6 +1,6 @@
 //! Workspace builds, their parameters, resources and state.
 
-use super::{JobRow, StoreResult};
+use super::{JobRow, StoreResult, Timing};
 use crate::model::{Time, Transition, WorkspaceResource};
 
 /// A build joined with the names a response needs.
@@ -108,6 +108,9 @@ pub trait BuildStore {
 
     /// The resolved parameter values stored with a build, in template order.
     fn build_parameters(&self, build_id: &str) -> StoreResult<Vec<(String, String)>>;
+
+    /// What a build's job did and when, in order (empty until it ended).
+    fn timings(&self, job_id: &str) -> StoreResult<Vec<Timing>>;
 
     /// Resources a job produced, by name (agents without their status, which depends on when
     /// they are read).

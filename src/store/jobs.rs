@@ -79,6 +79,22 @@ pub struct BuildCompletion {
     pub resources: Vec<WorkspaceResource>,
     /// The TTL of a start build: its deadline is the completion time plus this.
     pub ttl_ms: Option<i64>,
+    /// What the job did and when (stages and steps).
+    pub timings: Vec<Timing>,
+}
+
+/// One stage or step of a job, with its real start and end.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Timing {
+    /// Coder's stage word: `init`, `plan` or `apply`.
+    pub stage: String,
+    pub source: String,
+    /// `stage` for a stage; the step's kind (`log`, `sleep`, `fail`, `run`) for a step.
+    pub action: String,
+    /// The stage's name, or `step N`.
+    pub resource: String,
+    pub started_at: Time,
+    pub ended_at: Time,
 }
 
 impl BuildCompletion {

@@ -1,10 +1,11 @@
 //! Workspace builds: create (`create.rs`), read, list, parameters, resources and state
-//! (`read.rs`), cancel (`cancel.rs`); their logs are `api/logs.rs`.
+//! (`read.rs`), timings (`timings.rs`), cancel (`cancel.rs`); their logs are `api/logs.rs`.
 
 mod cancel;
 pub mod create;
 mod on_success;
 mod read;
+mod timings;
 
 use super::res;
 use actix_web::web;
@@ -22,6 +23,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(
             res("/workspacebuilds/{workspacebuild}/resources")
                 .route(web::get().to(read::resources)),
+        )
+        .service(
+            res("/workspacebuilds/{workspacebuild}/timings").route(web::get().to(timings::timings)),
         )
         .service(
             res("/workspacebuilds/{workspacebuild}/state")

@@ -9,7 +9,7 @@ use crate::events::Topic;
 use crate::model::{Time, WorkspaceResource};
 use crate::store::{
     BuildRow, BuildStore, CreateBuildOutcome, FollowUp, JOB_BUILD, NewBuild, StoreError,
-    StoreResult,
+    StoreResult, Timing,
 };
 use postgres::Row;
 use postgres::types::ToSql;
@@ -191,6 +191,27 @@ pub(super) fn queue_follow_up(tx: &mut Tx, job_id: &str, now: Time) -> StoreResu
     ))
 }
 
+/// Writes a job's timings, in the transaction that ends it.
+pub(super) fn insert_timings(tx: &mut Tx, job_id: &str, timings: &[Timing]) -> StoreResult<()> {
+    for (i, t) in timings.iter().enumerate() {
+        tx.execute(
+            "INSERT INTO provisioner_job_timings (job_id, position, stage, source, action, \
+             resource, started_at, ended_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            &[
+                &job_id,
+                &(i as i64),
+                &t.stage,
+                &t.source,
+                &t.action,
+                &t.resource,
+                &t.started_at,
+                &t.ended_at,
+            ],
+        )?;
+    }
+    Ok(())
+}
+
 impl BuildStore for PgStore {
     fn create_build(&self, b: &NewBuild) -> StoreResult<CreateBuildOutcome> {
         let written = self.write(
@@ -253,6 +274,25 @@ impl BuildStore for PgStore {
                 &offset,
             ],
         )
+    }
+
+    fn timings(&self, job_id: &str) -> StoreResult<Vec<Timing>> {
+        let rows = self.conn()?.query(
+            "SELECT stage, source, action, resource, started_at, ended_at \
+             FROM provisioner_job_timings WHERE job_id = $1 ORDER BY position",
+            &[&job_id],
+        )?;
+        Ok(rows
+            .iter()
+            .map(|r| Timing {
+                stage: r.get(0),
+                source: r.get(1),
+                action: r.get(2),
+                resource: r.get(3),
+                started_at: r.get(4),
+                ended_at: r.get(5),
+            })
+            .collect())
     }
 
     fn build_state(&self, build_id: &str) -> StoreResult<Vec<u8>> {

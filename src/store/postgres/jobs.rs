@@ -113,6 +113,7 @@ fn apply_build_end(
     let (build_id, workspace_id, transition): (String, String, Transition) =
         (row.get(0), row.get(1), row.get(2));
     let end = build_end(transition, status);
+    super::builds::insert_timings(tx, job_id, &done.timings)?;
     if end.keeps_outputs {
         for r in &done.resources {
             tx.execute(

@@ -215,3 +215,18 @@ ALTER TABLE template_versions ADD COLUMN provisioner TEXT NOT NULL DEFAULT 'echo
 -- A stop build may carry the start build to queue when it succeeds (Coder's restart): JSON of
 -- store::FollowUp, queued in the same transaction as the stop's completion.
 ALTER TABLE workspace_builds ADD COLUMN on_success TEXT;
+
+-- migration 4
+-- What a build's job did and when: a row per stage and per step, in order, written with the
+-- job's end.
+CREATE TABLE provisioner_job_timings (
+    job_id     TEXT NOT NULL REFERENCES provisioner_jobs(id),
+    position   BIGINT NOT NULL,
+    stage      TEXT NOT NULL,
+    source     TEXT NOT NULL,
+    action     TEXT NOT NULL,
+    resource   TEXT NOT NULL,
+    started_at BIGINT NOT NULL,
+    ended_at   BIGINT NOT NULL,
+    PRIMARY KEY (job_id, position)
+);

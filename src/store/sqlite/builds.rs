@@ -8,7 +8,7 @@ use crate::events::Topic;
 use crate::model::{Time, WorkspaceResource};
 use crate::store::{
     BuildRow, BuildStore, CreateBuildOutcome, FollowUp, JOB_BUILD, JobRow, NewBuild, StoreError,
-    StoreResult,
+    StoreResult, Timing,
 };
 use rusqlite::{Row, params};
 
@@ -162,6 +162,27 @@ pub(super) fn queue_follow_up(tx: &Tx, job_id: &str, now: Time) -> StoreResult<b
     ))
 }
 
+/// Writes a job's timings, in the transaction that ends it.
+pub(super) fn insert_timings(tx: &Tx, job_id: &str, timings: &[Timing]) -> StoreResult<()> {
+    let mut stmt = tx.prepare_cached(
+        "INSERT INTO provisioner_job_timings (job_id, position, stage, source, action, resource, \
+         started_at, ended_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?;
+    for (i, t) in timings.iter().enumerate() {
+        stmt.execute(params![
+            job_id,
+            i as i64,
+            t.stage,
+            t.source,
+            t.action,
+            t.resource,
+            t.started_at,
+            t.ended_at
+        ])?;
+    }
+    Ok(())
+}
+
 impl BuildStore for SqliteStore {
     fn create_build(&self, b: &NewBuild) -> StoreResult<CreateBuildOutcome> {
         let outcome = match self.write(|tx| insert_build(tx, b, Time::now())) {
@@ -225,6 +246,25 @@ impl BuildStore for SqliteStore {
             ],
             build_from_row,
         )?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn timings(&self, job_id: &str) -> StoreResult<Vec<Timing>> {
+        let conn = self.conn()?;
+        let mut stmt = conn.prepare_cached(
+            "SELECT stage, source, action, resource, started_at, ended_at \
+             FROM provisioner_job_timings WHERE job_id = ?1 ORDER BY position",
+        )?;
+        let rows = stmt.query_map([job_id], |r| {
+            Ok(Timing {
+                stage: r.get(0)?,
+                source: r.get(1)?,
+                action: r.get(2)?,
+                resource: r.get(3)?,
+                started_at: r.get(4)?,
+                ended_at: r.get(5)?,
+            })
+        })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 

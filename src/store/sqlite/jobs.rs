@@ -111,6 +111,7 @@ fn apply_build_end(
         )?
         .query_row([job_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
     let end = build_end(transition, status);
+    super::builds::insert_timings(tx, job_id, &done.timings)?;
     if end.keeps_outputs {
         let mut stmt = tx.prepare_cached(
             "INSERT INTO workspace_resources (id, job_id, created_at, workspace_transition, type, name, hide, \

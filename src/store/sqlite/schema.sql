@@ -218,3 +218,18 @@ ALTER TABLE template_versions ADD COLUMN provisioner TEXT NOT NULL DEFAULT 'echo
 -- A stop build may carry the start build to queue when it succeeds (Coder's restart): JSON of
 -- store::FollowUp, queued in the same transaction as the stop's completion.
 ALTER TABLE workspace_builds ADD COLUMN on_success TEXT;
+
+-- migration 5
+-- What a build's job did and when: a row per stage and per step, in order, written with the
+-- job's end.
+CREATE TABLE provisioner_job_timings (
+    job_id     TEXT NOT NULL REFERENCES provisioner_jobs(id),
+    position   INTEGER NOT NULL,
+    stage      TEXT NOT NULL,
+    source     TEXT NOT NULL,
+    action     TEXT NOT NULL,
+    resource   TEXT NOT NULL,
+    started_at INTEGER NOT NULL,
+    ended_at   INTEGER NOT NULL,
+    PRIMARY KEY (job_id, position)
+);
