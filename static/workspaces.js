@@ -3,7 +3,7 @@
 
 import { get, post } from './api.js';
 import {
-  ACTIVE_BUILD_STATUSES, announce, badge, errorBox, fill, h, table, timeAgo,
+  ACTIVE_BUILD_STATUSES, absoluteTime, announce, badge, errorBox, fill, h, table, timeAgo,
 } from './ui.js';
 
 function actionButtons(workspace, act) {
@@ -22,6 +22,20 @@ function actionButtons(workspace, act) {
     button('start', 'Start', status === 'running'),
     button('stop', 'Stop', status === 'stopped'),
     button('delete', 'Delete', status === 'deleted', 'button-danger'));
+}
+
+/** When the workspace stops by itself (its deadline) or starts by itself (its schedule). */
+function schedule(workspace) {
+  const build = workspace.latest_build;
+  const lines = [];
+  if (build?.status === 'running' && build.deadline) {
+    lines.push(h('span', {}, 'Stops ', h('time', { datetime: build.deadline }, absoluteTime(build.deadline))));
+  }
+  if (workspace.next_start_at) {
+    lines.push(h('span', {}, 'Starts ', h('time', { datetime: workspace.next_start_at }, absoluteTime(workspace.next_start_at))));
+  }
+  if (!lines.length) return h('span', { class: 'muted' }, '—');
+  return h('span', { class: 'schedule-cell' }, ...lines);
 }
 
 export function workspacesView(app) {
@@ -67,7 +81,7 @@ export function workspacesView(app) {
       fill(list, h('p', { class: 'empty' }, 'No workspaces yet.'));
       return;
     }
-    fill(list, table('Workspaces', ['Workspace', 'Template', 'Status', 'Latest build', 'Last used', 'Actions'],
+    fill(list, table('Workspaces', ['Workspace', 'Template', 'Status', 'Latest build', 'Schedule', 'Last used', 'Actions'],
       workspaces.map((w) => ({
         attrs: { dataset: { workspaceId: w.id } },
         cells: [
@@ -78,6 +92,7 @@ export function workspacesView(app) {
             ? h('a', { href: `#/builds/${encodeURIComponent(w.latest_build.id)}` },
               `#${w.latest_build.build_number} ${w.latest_build.transition}`)
             : '—',
+          schedule(w),
           timeAgo(w.last_used_at),
           actionButtons(w, act),
         ],
