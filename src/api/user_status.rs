@@ -1,14 +1,12 @@
 //! `PUT /users/{user}/status/suspend` and `…/activate`, with Coder's guards: nobody suspends
 //! themselves or an owner. A suspended user's sessions stop working at once on this server
 //! (its session cache forgets them) and within a second on the others (their caches expire).
-//! `DELETE /users/{user}` too, refused while the user owns workspaces, as in Coder.
 
 use super::lookup::find_user;
 use super::users::{forbidden, user_json};
 use super::{Actor, ApiError, ApiResult, Reply, blocking, ok, res};
 use crate::api::State;
-use crate::model::{Response, Role};
-use actix_web::http::StatusCode;
+use crate::model::Role;
 use actix_web::web;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -52,33 +50,6 @@ async fn set_status(
             .user_by_id(&user.id)?
             .ok_or_else(ApiError::not_found)?;
         ok(&user_json(&state, &row)?)
-    })
-    .await
-}
-
-/// `DELETE /users/{user}` (routed with `GET /users/{user}` in `users.rs`).
-pub(super) async fn delete(
-    state: State,
-    actor: Actor,
-    path: web::Path<String>,
-) -> ApiResult<Reply> {
-    blocking(move || {
-        let user = find_user(&state, &actor, &path)?;
-        if !actor.caller().manages_users() {
-            return Err(forbidden());
-        }
-        if user.id == actor.user.id {
-            return Err(ApiError::forbidden("You cannot delete yourself!"));
-        }
-        if !state.store.workspaces(Some(&user.id))?.is_empty() {
-            return Err(ApiError::new(
-                StatusCode::EXPECTATION_FAILED,
-                "You cannot delete a user that has workspaces. Delete their workspaces and try again!",
-            ));
-        }
-        state.store.delete_user(&user.id)?;
-        state.sessions.forget_user(&user.id);
-        ok(&Response::message("User has been deleted!"))
     })
     .await
 }

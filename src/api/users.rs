@@ -35,7 +35,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .service(
         res("/users/{user}")
             .route(web::get().to(get_user))
-            .route(web::delete().to(super::user_status::delete)),
+            .route(web::delete().to(delete_user)),
     )
     .service(
         res("/users/{user}/roles")
@@ -412,6 +412,30 @@ async fn create_key(state: State, actor: Actor, path: web::Path<String>) -> ApiR
         }
         let (key, _) = issue_token(&state, &user.id, "token", API_KEY_LIFETIME_MS)?;
         created(&model::GenerateApiKeyResponse { key })
+    })
+    .await
+}
+
+/// `DELETE /users/{user}`, refused for oneself and while the user owns workspaces, as in
+/// Coder.
+async fn delete_user(state: State, actor: Actor, path: web::Path<String>) -> ApiResult<Reply> {
+    blocking(move || {
+        let user = find_user(&state, &actor, &path)?;
+        if !actor.caller().manages_users() {
+            return Err(forbidden());
+        }
+        if user.id == actor.user.id {
+            return Err(ApiError::forbidden("You cannot delete yourself!"));
+        }
+        if !state.store.workspaces(Some(&user.id))?.is_empty() {
+            return Err(ApiError::new(
+                StatusCode::EXPECTATION_FAILED,
+                "You cannot delete a user that has workspaces. Delete their workspaces and try again!",
+            ));
+        }
+        state.store.delete_user(&user.id)?;
+        state.sessions.forget_user(&user.id);
+        ok(&model::Response::message("User has been deleted!"))
     })
     .await
 }

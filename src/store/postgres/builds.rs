@@ -2,7 +2,7 @@
 
 use super::PgStore;
 use super::dialect::{from_json, to_json};
-use super::jobs::{JOB_COLUMNS, NewJob, insert_job, job_from_row};
+use super::job_rows::{JOB_COLUMNS, NewJob, insert_job, job_from_row};
 use super::pool::Tx;
 use crate::domain::builds::next_build_number;
 use crate::events::Topic;

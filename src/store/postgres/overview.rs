@@ -2,7 +2,7 @@
 //! change marker.
 
 use super::PgStore;
-use super::jobs::{JOB_COLUMNS, job_from_row};
+use super::job_rows::{JOB_COLUMNS, job_from_row};
 use crate::model::overview::{BuildFacts, QueuedJob};
 use crate::store::{ChangeMarker, JobRow, OverviewStore, QueueRow, StoreResult};
 

@@ -1,7 +1,7 @@
 //! Templates and template versions on PostgreSQL.
 
 use super::PgStore;
-use super::jobs::{JOB_COLUMNS, NewJob, insert_job, job_from_row};
+use super::job_rows::{JOB_COLUMNS, NewJob, insert_job, job_from_row};
 use crate::events::Topic;
 use crate::model::Time;
 use crate::store::{

@@ -1,7 +1,7 @@
 //! Workspace builds, their parameters, resources and state.
 
 use super::dialect::{from_json, optional, to_json};
-use super::jobs::{JOB_COLUMNS, NewJob, insert_job, job_from_row};
+use super::job_rows::{JOB_COLUMNS, NewJob, insert_job, job_from_row};
 use super::{SqliteStore, Tx};
 use crate::domain::builds::next_build_number;
 use crate::events::Topic;

@@ -2,7 +2,7 @@
 //! moves whenever any of them may have changed.
 
 use super::SqliteStore;
-use super::jobs::{JOB_COLUMNS, job_from_row};
+use super::job_rows::{JOB_COLUMNS, job_from_row};
 use crate::model::Time;
 use crate::model::overview::{BuildFacts, QueuedJob};
 use crate::store::{ChangeMarker, JobRow, OverviewStore, QueueRow, StoreResult};

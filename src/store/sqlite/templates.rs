@@ -2,7 +2,7 @@
 
 use super::SqliteStore;
 use super::dialect::optional;
-use super::jobs::{JOB_COLUMNS, NewJob, insert_job, job_from_row};
+use super::job_rows::{JOB_COLUMNS, NewJob, insert_job, job_from_row};
 use crate::events::Topic;
 use crate::model::Time;
 use crate::store::{

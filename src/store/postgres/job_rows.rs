@@ -1,0 +1,65 @@
+//! Job rows: the columns read with a job, reading one from a row, and inserting one at the end
+//! of the queue. Shared by the queue (`jobs.rs`) and the builds and templates that queue jobs.
+
+use super::pool::Tx;
+use crate::model::Time;
+use crate::store::{JobRow, StoreResult};
+use postgres::Row;
+
+pub const JOB_COLUMNS: &str = "j.id, j.seq, j.created_at, j.updated_at, j.started_at, j.completed_at, \
+    j.canceled_at, j.error, j.error_code, j.organization_id, j.initiator_id, j.file_id, j.type, \
+    j.input, j.worker_id, j.log_level, j.logs_length, j.logs_overflowed";
+
+/// Reads a job from `r`, starting at column `at` (so joins can put it anywhere).
+pub fn job_from_row(r: &Row, at: usize) -> JobRow {
+    JobRow {
+        id: r.get(at),
+        seq: r.get(at + 1),
+        created_at: r.get(at + 2),
+        updated_at: r.get(at + 3),
+        started_at: r.get(at + 4),
+        completed_at: r.get(at + 5),
+        canceled_at: r.get(at + 6),
+        error: r.get(at + 7),
+        error_code: r.get(at + 8),
+        organization_id: r.get(at + 9),
+        initiator_id: r.get(at + 10),
+        file_id: r.get(at + 11),
+        kind: r.get(at + 12),
+        input: r.get(at + 13),
+        worker_id: r.get(at + 14),
+        log_level: r.get(at + 15),
+        logs_length: r.get(at + 16),
+        logs_overflowed: r.get(at + 17),
+    }
+}
+
+pub struct NewJob<'a> {
+    pub id: &'a str,
+    pub organization_id: &'a str,
+    pub initiator_id: &'a str,
+    pub file_id: &'a str,
+    pub kind: &'a str,
+    pub input: serde_json::Value,
+    pub log_level: &'a str,
+}
+
+/// Inserts a pending job at the end of the queue (`seq` comes from an identity column, so
+/// concurrent inserts never collide), inside the caller's transaction.
+pub fn insert_job(tx: &mut Tx, job: &NewJob, now: Time) -> StoreResult<()> {
+    tx.execute(
+        "INSERT INTO provisioner_jobs (id, created_at, updated_at, organization_id, initiator_id, \
+         file_id, type, input, log_level) VALUES ($1, $2, $2, $3, $4, $5, $6, $7, $8)",
+        &[
+            &job.id,
+            &now,
+            &job.organization_id,
+            &job.initiator_id,
+            &job.file_id,
+            &job.kind,
+            &job.input.to_string(),
+            &job.log_level,
+        ],
+    )?;
+    Ok(())
+}
