@@ -67,6 +67,40 @@ pub struct FollowUp {
     pub log_level: String,
 }
 
+/// The facts of the stop that a follow-up build takes over.
+pub struct StopFacts {
+    pub workspace_id: String,
+    pub template_version_id: String,
+    pub build_number: i64,
+    pub initiator_id: String,
+    pub organization_id: String,
+    pub file_id: String,
+}
+
+impl FollowUp {
+    /// The build to insert after `stop`: same workspace, version and initiator, numbered after
+    /// it, starting from its state.
+    pub fn new_build<'a>(&'a self, stop: &'a StopFacts) -> NewBuild<'a> {
+        NewBuild {
+            id: &self.id,
+            job_id: &self.job_id,
+            workspace_id: &stop.workspace_id,
+            organization_id: &stop.organization_id,
+            template_version_id: &stop.template_version_id,
+            file_id: &stop.file_id,
+            transition: self.transition,
+            initiator_id: &stop.initiator_id,
+            reason: &self.reason,
+            orphan: false,
+            state: None,
+            parameters: &self.parameters,
+            log_level: &self.log_level,
+            previous_number: Some(stop.build_number),
+            on_success: None,
+        }
+    }
+}
+
 #[derive(Debug, PartialEq, Eq)]
 pub enum CreateBuildOutcome {
     Created {

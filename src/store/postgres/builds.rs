@@ -8,7 +8,7 @@ use crate::domain::builds::next_build_number;
 use crate::events::Topic;
 use crate::model::{Time, WorkspaceResource};
 use crate::store::{
-    BuildRow, BuildStore, CreateBuildOutcome, FollowUp, JOB_BUILD, NewBuild, StoreError,
+    BuildRow, BuildStore, CreateBuildOutcome, FollowUp, JOB_BUILD, NewBuild, StopFacts, StoreError,
     StoreResult, Timing,
 };
 use postgres::Row;
@@ -166,25 +166,15 @@ pub(super) fn queue_follow_up(tx: &mut Tx, job_id: &str, now: Time) -> StoreResu
         return Ok(false);
     };
     let next: FollowUp = from_json(&text)?;
-    let (workspace, version, initiator, org, file): (String, String, String, String, String) =
-        (row.get(0), row.get(1), row.get(3), row.get(5), row.get(6));
-    let b = NewBuild {
-        id: &next.id,
-        job_id: &next.job_id,
-        workspace_id: &workspace,
-        organization_id: &org,
-        template_version_id: &version,
-        file_id: &file,
-        transition: next.transition,
-        initiator_id: &initiator,
-        reason: &next.reason,
-        orphan: false,
-        state: None,
-        parameters: &next.parameters,
-        log_level: &next.log_level,
-        previous_number: Some(row.get(2)),
-        on_success: None,
+    let stop = StopFacts {
+        workspace_id: row.get(0),
+        template_version_id: row.get(1),
+        build_number: row.get(2),
+        initiator_id: row.get(3),
+        organization_id: row.get(5),
+        file_id: row.get(6),
     };
+    let b = next.new_build(&stop);
     Ok(matches!(
         insert_build(tx, &b, now)?,
         CreateBuildOutcome::Created { .. }

@@ -7,8 +7,8 @@ use crate::domain::builds::next_build_number;
 use crate::events::Topic;
 use crate::model::{Time, WorkspaceResource};
 use crate::store::{
-    BuildRow, BuildStore, CreateBuildOutcome, FollowUp, JOB_BUILD, JobRow, NewBuild, StoreError,
-    StoreResult, Timing,
+    BuildRow, BuildStore, CreateBuildOutcome, FollowUp, JOB_BUILD, JobRow, NewBuild, StopFacts,
+    StoreError, StoreResult, Timing,
 };
 use rusqlite::{Row, params};
 
@@ -124,40 +124,30 @@ pub(super) fn insert_build(tx: &Tx, b: &NewBuild, now: Time) -> StoreResult<Crea
 /// transaction: the one that completes it, so a restart finishes even if its client has gone.
 /// Whether one was queued.
 pub(super) fn queue_follow_up(tx: &Tx, job_id: &str, now: Time) -> StoreResult<bool> {
-    type Found = (String, String, i64, String, Option<String>, String, String);
-    let found: Option<Found> = optional(
+    let found: Option<(StopFacts, Option<String>)> = optional(
         tx.prepare_cached(
             "SELECT b.workspace_id, b.template_version_id, b.build_number, b.initiator_id, \
              b.on_success, j.organization_id, j.file_id \
              FROM workspace_builds b JOIN provisioner_jobs j ON j.id = b.job_id WHERE b.job_id = ?1",
         )?
         .query_row([job_id], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?))
+            let stop = StopFacts {
+                workspace_id: r.get(0)?,
+                template_version_id: r.get(1)?,
+                build_number: r.get(2)?,
+                initiator_id: r.get(3)?,
+                organization_id: r.get(5)?,
+                file_id: r.get(6)?,
+            };
+            Ok((stop, r.get(4)?))
         }),
     )?;
-    let Some((workspace, version, number, initiator, Some(text), org, file)) = found else {
+    let Some((stop, Some(text))) = found else {
         return Ok(false);
     };
     let next: FollowUp = from_json(4, &text)?;
-    let b = NewBuild {
-        id: &next.id,
-        job_id: &next.job_id,
-        workspace_id: &workspace,
-        organization_id: &org,
-        template_version_id: &version,
-        file_id: &file,
-        transition: next.transition,
-        initiator_id: &initiator,
-        reason: &next.reason,
-        orphan: false,
-        state: None,
-        parameters: &next.parameters,
-        log_level: &next.log_level,
-        previous_number: Some(number),
-        on_success: None,
-    };
     Ok(matches!(
-        insert_build(tx, &b, now)?,
+        insert_build(tx, &next.new_build(&stop), now)?,
         CreateBuildOutcome::Created { .. }
     ))
 }
