@@ -255,7 +255,8 @@ pub fn workspace_json(state: &AppState, w: &WorkspaceRow) -> ApiResult<model::Wo
         latest_build,
         name: w.name.clone(),
         autostart_schedule: w.autostart_schedule.clone(),
-        ttl_ms: w.ttl_ms,
+        // 0: autostop turned off (`PUT …/ttl` with null), which Coder sends as null.
+        ttl_ms: w.ttl_ms.filter(|t| *t > 0),
         last_used_at: w.last_used_at,
         deleting_at: None,
         dormant_at: None,

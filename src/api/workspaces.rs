@@ -39,7 +39,7 @@ fn include_deleted(req: &HttpRequest) -> bool {
         .any(|(k, v)| k == "include_deleted" && v == "true")
 }
 
-fn gone() -> ApiError {
+pub(super) fn gone() -> ApiError {
     ApiError::new(StatusCode::GONE, "Workspace was deleted.")
         .with_detail("Add ?include_deleted=true to read it anyway.")
 }
@@ -227,7 +227,15 @@ fn create(
         debug: false,
         reason: "initiator".into(),
     };
-    queue_build(state, actor, &row, &version, &build, None, Some(&new))?;
+    queue_build(
+        &*state.store,
+        &actor.user.id,
+        &row,
+        &version,
+        &build,
+        None,
+        Some(&new),
+    )?;
     let stored = state
         .store
         .workspace(&workspace_id)?
