@@ -343,6 +343,31 @@ async fn autostart_schedules_as_coder_checks_them() {
         assert_eq!(r.status, 204, "{}", r.text());
         assert!(get_workspace(&member, &ws).await["autostart_schedule"].is_null());
     }
+    // Creating a workspace checks both as Coder does.
+    let body = json!({"name": "x", "template_id": t, "autostart_schedule": "0 9 1 * *"});
+    let r = member.post("/api/v2/users/me/workspaces", body).await;
+    let v = r.expect_error(400, "Invalid Autostart Schedule.", None);
+    validation(
+        &v,
+        "schedule",
+        "validate weekly schedule: expected day-of-month and month to be *",
+    );
+    let body = json!({"name": "x", "template_id": t, "ttl_ms": 30_000});
+    let r = member.post("/api/v2/users/me/workspaces", body).await;
+    let v = r.expect_error(400, "Invalid Workspace Time To Shutdown.", None);
+    validation(
+        &v,
+        "ttl_ms",
+        "time until shutdown must be at least one minute",
+    );
+    let body =
+        json!({"name": "x", "template_id": t, "ttl_ms": 90_500, "autostart_schedule": sched});
+    let (x, _) = workspace(&member, "me", body).await;
+    let w = get_workspace(&member, &x).await;
+    assert_eq!(
+        (&w["ttl_ms"], &w["autostart_schedule"]),
+        (&json!(60_000), &json!(sched))
+    );
     let r = put(&member, "nope", "autostart", json!({})).await;
     r.expect_error(400, "Invalid UUID \"nope\".", None);
     let r = put(&member, &ws, "autostart", json!({"schedule": 5})).await;
