@@ -125,6 +125,10 @@ pub fn tick(store: &dyn Store, now: Time) -> ApiResult<usize> {
 /// collide on the unique `(workspace_id, build_number)` and the loser rolls back. Either way
 /// the loser gets `ActiveBuild` (409 here) and no second build exists, so a workspace is
 /// stopped or started at most once for one decision, across all servers.
+///
+/// What the guard does not cover is a change that makes no new build: a deadline extended
+/// (or a schedule cleared) between this tick's read and its insert still lets the build go,
+/// as in Coder, whose executor reads the workspace before it builds too.
 fn queue(
     store: &dyn Store,
     w: &WorkspaceRow,
