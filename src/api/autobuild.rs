@@ -127,8 +127,8 @@ pub fn tick(store: &dyn Store, now: Time) -> ApiResult<usize> {
 /// stopped or started at most once for one decision, across all servers.
 ///
 /// What the guard does not cover is a change that makes no new build: a deadline extended
-/// (or a schedule cleared) between this tick's read and its insert still lets the build go,
-/// as in Coder, whose executor reads the workspace before it builds too.
+/// (or a schedule cleared) between this tick's read and its insert still lets the build go
+/// (the next tick cannot undo it: the stop stands, and the user starts the workspace again).
 fn queue(
     store: &dyn Store,
     w: &WorkspaceRow,
