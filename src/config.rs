@@ -18,6 +18,8 @@ pub struct Config {
     /// How long running jobs may go on after SIGINT/SIGTERM before they are canceled.
     pub shutdown_grace: Duration,
     pub max_upload_bytes: usize,
+    /// How often the lifecycle executor looks for workspaces to stop or start on schedule.
+    pub autobuild_poll_interval: Duration,
 }
 
 impl Config {
@@ -31,6 +33,57 @@ impl Config {
         match &self.database {
             None => self.database_path().display().to_string(),
             Some(_) => "PostgreSQL (--database)".to_string(),
+        }
+    }
+}
+
+/// A duration as Go writes them (Coder's flags take these): a sequence of numbers with units
+/// `ms`, `s`, `m`, `h` (`500ms`, `2s`, `1m`, `1h30m`, `1.5s`). Zero and negative refuse.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let bad = || format!("invalid duration {text:?} (use e.g. 500ms, 2s, 1m, 1h)");
+    let mut rest = text.trim();
+    if rest.is_empty() {
+        return Err(bad());
+    }
+    let mut total = 0f64;
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or_else(bad)?;
+        let number: f64 = rest[..digits].parse().map_err(|_| bad())?;
+        rest = &rest[digits..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let seconds = match &rest[..unit_len] {
+            "ms" => 0.001,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => return Err(bad()),
+        };
+        total += number * seconds;
+        rest = &rest[unit_len..];
+    }
+    if total <= 0.0 || !total.is_finite() {
+        return Err(format!("the duration must be positive: {text:?}"));
+    }
+    Ok(Duration::from_secs_f64(total))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_as_go_writes_them() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2s"), Ok(Duration::from_secs(2)));
+        assert_eq!(parse_duration("1m"), Ok(Duration::from_secs(60)));
+        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        for bad in ["", "5", "1x", "ms", "0s", "-1s"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
         }
     }
 }

@@ -24,7 +24,7 @@ use std::sync::Arc;
 use store::Store;
 
 /// Opens the data folder and the store in it, gives up the jobs this server held before a
-/// restart, and starts the workers and the hung-job sweeper.
+/// restart, and starts the workers, the hung-job sweeper and the lifecycle executor.
 pub fn open_state(config: Config) -> Result<Arc<AppState>, Box<dyn std::error::Error>> {
     let data_dir = data_dir::DataDir::open(&config.data_dir)?;
     let hub = Arc::new(events::Hub::new());
@@ -43,6 +43,8 @@ pub fn open_state(config: Config) -> Result<Arc<AppState>, Box<dyn std::error::E
     let worker_ids = store.register_workers(&data_dir.server_id, config.workers)?;
     queue.recover(&data_dir.server_id, &config.data_dir)?;
     let sweeper = provisioner::sweeper::Sweeper::start(queue.clone(), config.hung_timeout);
+    let autobuild =
+        api::autobuild::Autobuilder::start(store.clone(), config.autobuild_poll_interval);
     let engine = provisioner::Engine::start(
         queue.clone(),
         provisioner::EngineConfig {
@@ -57,6 +59,7 @@ pub fn open_state(config: Config) -> Result<Arc<AppState>, Box<dyn std::error::E
         queue,
         engine,
         sweeper,
+        autobuild,
         config,
         started_at: model::Time::now(),
         sessions: Default::default(),

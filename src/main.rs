@@ -61,6 +61,11 @@ struct ServerArgs {
     /// Largest template upload accepted, in bytes (larger answers 413).
     #[arg(long, env = "KILN_MAX_UPLOAD_BYTES", default_value_t = 10 * 1024 * 1024)]
     max_upload_bytes: usize,
+
+    /// How often the lifecycle executor stops workspaces past their deadline and starts those
+    /// whose autostart schedule has come (e.g. 500ms, 2s, 1m).
+    #[arg(long, env = "KILN_AUTOBUILD_POLL_INTERVAL", default_value = "1m", value_parser = kiln::config::parse_duration)]
+    autobuild_poll_interval: Duration,
 }
 
 /// `--durability`, as the command line spells it.
@@ -99,6 +104,7 @@ fn serve(args: ServerArgs) -> Result<(), Box<dyn std::error::Error>> {
         hung_timeout: Duration::from_secs(args.hung_timeout),
         shutdown_grace: Duration::from_secs(args.shutdown_grace),
         max_upload_bytes: args.max_upload_bytes,
+        autobuild_poll_interval: args.autobuild_poll_interval,
     };
     let listener = TcpListener::bind(&args.address)
         .map_err(|e| format!("cannot listen on {}: {e}", args.address))?;

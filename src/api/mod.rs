@@ -5,6 +5,7 @@
 pub mod access_log;
 mod agents;
 pub mod auth;
+pub mod autobuild;
 pub mod body;
 pub mod build_cache;
 mod builds;
@@ -27,6 +28,7 @@ mod users;
 mod version_parts;
 pub mod views;
 mod workspace_list;
+mod workspace_schedule;
 mod workspace_watch;
 mod workspaces;
 
@@ -58,6 +60,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .configure(version_parts::routes)
             .configure(templates::routes)
             .configure(workspaces::routes)
+            .configure(workspace_schedule::routes)
             .configure(agents::routes)
             .default_service(web::to(route_not_found)),
     );

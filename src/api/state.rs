@@ -21,6 +21,8 @@ pub struct AppState {
     pub queue: Arc<LocalQueue>,
     pub engine: Arc<Engine>,
     pub(crate) sweeper: Sweeper,
+    /// The lifecycle executor (`autobuild.rs`).
+    pub(crate) autobuild: super::autobuild::Autobuilder,
     pub config: Config,
     pub started_at: Time,
     /// Recently checked API keys (`api/session_cache.rs`).
@@ -34,8 +36,10 @@ pub struct AppState {
 pub type State = web::Data<AppState>;
 
 impl AppState {
-    /// Stops taking jobs, gives running ones `grace`, then stops them and the sweeper.
+    /// Stops the lifecycle executor and taking jobs, gives running ones `grace`, then stops
+    /// them and the sweeper.
     pub fn shutdown(&self, grace: Duration) {
+        self.autobuild.stop();
         self.engine.shutdown(grace);
         self.sweeper.stop();
     }

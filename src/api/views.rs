@@ -255,7 +255,8 @@ pub fn workspace_json(state: &AppState, w: &WorkspaceRow) -> ApiResult<model::Wo
         latest_build,
         name: w.name.clone(),
         autostart_schedule: w.autostart_schedule.clone(),
-        ttl_ms: w.ttl_ms,
+        // 0: autostop turned off (`PUT …/ttl` with null), which Coder sends as null.
+        ttl_ms: w.ttl_ms.filter(|t| *t > 0),
         last_used_at: w.last_used_at,
         deleting_at: None,
         dormant_at: None,
@@ -266,7 +267,12 @@ pub fn workspace_json(state: &AppState, w: &WorkspaceRow) -> ApiResult<model::Wo
         automatic_updates: w.automatic_updates.clone(),
         allow_renames: false,
         favorite: false,
-        next_start_at: None,
+        // The schedule's next time (Coder's `next_start_at`), whatever the workspace is doing.
+        next_start_at: w
+            .autostart_schedule
+            .as_deref()
+            .and_then(|raw| crate::domain::schedule::weekly(raw).ok())
+            .and_then(|s| s.next(Time::now())),
         is_prebuild: false,
     })
 }

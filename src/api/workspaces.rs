@@ -39,7 +39,7 @@ fn include_deleted(req: &HttpRequest) -> bool {
         .any(|(k, v)| k == "include_deleted" && v == "true")
 }
 
-fn gone() -> ApiError {
+pub(super) fn gone() -> ApiError {
     ApiError::new(StatusCode::GONE, "Workspace was deleted.")
         .with_detail("Add ?include_deleted=true to read it anyway.")
 }
@@ -173,13 +173,17 @@ fn create(
         };
         return Err(ApiError::validation().with_validation("name", tag_failed(tag, &req.name)));
     }
-    if let Some(ttl) = req.ttl_ms
-        && ttl != 0
-        && ttl < 60_000
-    {
-        return Err(ApiError::bad_request("Invalid Workspace Time To Shutdown.")
-            .with_validation("ttl_ms", "time until shutdown must be at least one minute"));
+    let autostart = req.autostart_schedule.as_deref().filter(|s| !s.is_empty());
+    if let Some(s) = autostart {
+        crate::domain::schedule::weekly(s).map_err(|e| {
+            ApiError::bad_request("Invalid Autostart Schedule.").with_validation("schedule", e)
+        })?;
     }
+    // Null or 0: the template's default applies (at each start).
+    let ttl_ms = crate::domain::lifecycle::workspace_ttl(req.ttl_ms).map_err(|detail| {
+        ApiError::bad_request("Invalid Workspace Time To Shutdown.")
+            .with_validation("ttl_ms", detail)
+    })?;
     if state
         .store
         .workspace_by_name(&owner.id, &req.name, false)?
@@ -198,8 +202,8 @@ fn create(
         owner_id: &owner.id,
         template_id: &template.id,
         name: &req.name,
-        ttl_ms: req.ttl_ms.filter(|t| *t > 0),
-        autostart_schedule: req.autostart_schedule.as_deref().filter(|s| !s.is_empty()),
+        ttl_ms,
+        autostart_schedule: autostart,
         automatic_updates: req.automatic_updates.as_deref().unwrap_or("never"),
     };
     let row = WorkspaceRow {
@@ -228,7 +232,15 @@ fn create(
         reason: "initiator".into(),
         on_success: None,
     };
-    queue_build(state, actor, &row, &version, &build, None, Some(&new))?;
+    queue_build(
+        &*state.store,
+        &actor.user.id,
+        &row,
+        &version,
+        &build,
+        None,
+        Some(&new),
+    )?;
     let stored = state
         .store
         .workspace(&workspace_id)?

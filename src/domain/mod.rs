@@ -1,11 +1,14 @@
 //! kiln's decisions, as plain functions over facts: who may do what (`permissions`), whether a
 //! build may be queued and what its completion changes (`builds`), and the cancel rules
-//! (`jobs`), and Coder's workspace search syntax (`search`). Nothing here knows HTTP or SQL: the API gathers the facts and maps a refusal to
-//! Coder's error body (`api/error.rs`); the store applies a decision inside its transaction.
+//! (`jobs`), Coder's workspace search syntax (`search`), autostart schedules (`schedule`) and
+//! what the lifecycle executor and the schedule endpoints decide (`lifecycle`). Nothing here
+//! knows HTTP or SQL: the API gathers the facts and maps a refusal to Coder's error body (`api/error.rs`); the store applies a decision inside its transaction.
 
 pub mod builds;
 pub mod jobs;
+pub mod lifecycle;
 pub mod permissions;
+pub mod schedule;
 pub mod search;
 
 pub use builds::BuildRefusal;

@@ -1,6 +1,7 @@
 //! Workspace builds, their parameters, resources and state.
 
 use super::{JobRow, StoreResult, Timing};
+use crate::domain::lifecycle::LatestBuild;
 use crate::model::{Time, Transition, WorkspaceResource};
 
 /// A build joined with the names a response needs.
@@ -32,6 +33,20 @@ pub struct BuildRow {
     pub template_version_name: String,
     pub initiator_name: String,
     pub job: JobRow,
+}
+
+impl BuildRow {
+    /// What the schedule decisions (`domain::lifecycle`) read of a latest build.
+    pub fn schedule_facts(&self) -> LatestBuild {
+        LatestBuild {
+            transition: self.transition,
+            job: self.job.status(),
+            completed_at: self.job.completed_at,
+            created_at: self.created_at,
+            deadline: self.deadline,
+            max_deadline: self.max_deadline,
+        }
+    }
 }
 
 pub struct NewBuild<'a> {

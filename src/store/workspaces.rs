@@ -1,6 +1,7 @@
 //! Workspaces.
 
 use super::{NewBuild, StoreResult};
+use crate::domain::lifecycle::ExtendRefusal;
 use crate::model::Time;
 
 #[derive(Clone, Debug)]
@@ -51,4 +52,17 @@ pub trait WorkspaceStore {
     /// Creates a workspace and its first build, in one transaction, and wakes a worker.
     /// `Conflict` when its owner has a live workspace of that name.
     fn create_workspace(&self, w: &NewWorkspace, first: &NewBuild) -> StoreResult<()>;
+
+    /// Replaces the autostart schedule (`None` clears it).
+    fn set_autostart_schedule(&self, id: &str, schedule: Option<&str>) -> StoreResult<()>;
+
+    /// Replaces the TTL; `None` turns autostop off (stored as 0, so the template's default no
+    /// longer applies) and, in the same transaction, clears the deadline of the latest build
+    /// when it is a start, as Coder does. A TTL that is set leaves a running deadline alone.
+    fn set_workspace_ttl(&self, id: &str, ttl_ms: Option<i64>) -> StoreResult<()>;
+
+    /// Moves the deadline of the workspace's latest build to `deadline` once
+    /// `domain::lifecycle::check_extend` allows it, checked on the build as the same
+    /// transaction reads it (locked on PostgreSQL).
+    fn extend_deadline(&self, id: &str, deadline: Time) -> StoreResult<Result<(), ExtendRefusal>>;
 }

@@ -8,6 +8,7 @@
 
 pub mod builds;
 pub mod follow;
+pub mod lifecycle;
 pub mod mount;
 pub mod pg;
 pub mod schema;

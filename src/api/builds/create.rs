@@ -1,6 +1,7 @@
 //! Creating a workspace build: every check of the spec (section 4, POST builds), in order, then
 //! the build and its job in one transaction. Also used for a new workspace's first build.
 
+use crate::api::State;
 use crate::api::body::{Body, LARGE};
 use crate::api::lookup::find_workspace;
 use crate::api::views::build_json;
@@ -8,14 +9,13 @@ use crate::api::{
     Actor, ApiError, ApiResult, Reply, blocking, created, given_id, parse_uuid, read_json,
     tag_failed,
 };
-use crate::api::{AppState, State};
 use crate::domain::builds::{
     BuildIntent, VersionFacts, WorkspaceFacts, check_previous, check_request,
 };
 use crate::model::parameters;
 use crate::model::{Transition, WorkspaceBuildParameter, new_id};
 use crate::store::{
-    BuildRow, CreateBuildOutcome, FollowUp, NewBuild, NewWorkspace, StoreError, TemplateRow,
+    BuildRow, CreateBuildOutcome, FollowUp, NewBuild, NewWorkspace, Store, StoreError, TemplateRow,
     TemplateVersionRow, WorkspaceRow,
 };
 use actix_web::web;
@@ -150,8 +150,8 @@ pub fn check_version(
 
 /// Resolves the parameters (check 7) and queues the build and its job.
 pub fn queue_build(
-    state: &AppState,
-    actor: &Actor,
+    store: &dyn Store,
+    initiator_id: &str,
     workspace: &WorkspaceRow,
     version: &TemplateVersionRow,
     req: &BuildRequest,
@@ -160,7 +160,7 @@ pub fn queue_build(
 ) -> ApiResult<BuildRow> {
     let manifest = version.imported_manifest().unwrap_or_default();
     let previous_params = match previous {
-        Some(p) => Some(state.store.build_parameters(&p.id)?),
+        Some(p) => Some(store.build_parameters(&p.id)?),
         None => None,
     };
     let params = parameters::resolve(
@@ -202,7 +202,7 @@ pub fn queue_build(
         template_version_id: &version.id,
         file_id: &version.file_id,
         transition: req.transition,
-        initiator_id: &actor.user.id,
+        initiator_id,
         reason: &req.reason,
         orphan: req.orphan,
         state: if req.orphan {
@@ -216,7 +216,7 @@ pub fn queue_build(
         on_success: follow_up.as_ref(),
     };
     match first {
-        Some(w) => match state.store.create_workspace(w, &build) {
+        Some(w) => match store.create_workspace(w, &build) {
             Err(StoreError::Conflict(_)) => {
                 return Err(
                     ApiError::conflict(format!("Workspace {:?} already exists.", w.name))
@@ -229,12 +229,12 @@ pub fn queue_build(
             other => other?,
         },
         None => {
-            if state.store.create_build(&build)? == CreateBuildOutcome::ActiveBuild {
+            if store.create_build(&build)? == CreateBuildOutcome::ActiveBuild {
                 return Err(ApiError::conflict("A workspace build is already active."));
             }
         }
     }
-    state.store.build(&id)?.ok_or_else(ApiError::not_found)
+    store.build(&id)?.ok_or_else(ApiError::not_found)
 }
 
 pub async fn post_build(
@@ -277,8 +277,8 @@ pub async fn post_build(
         check_previous(previous.as_ref().map(|p| p.job.status()))?;
         // 7. Parameters, then queue.
         let build = queue_build(
-            &state,
-            &actor,
+            &*state.store,
+            &actor.user.id,
             &workspace,
             &version,
             &req,

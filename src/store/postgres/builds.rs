@@ -14,13 +14,13 @@ use crate::store::{
 use postgres::Row;
 use postgres::types::ToSql;
 
-const BUILD_SELECT: &str = "SELECT b.id, b.workspace_id, b.template_version_id, b.build_number, b.transition, \
+pub(super) const BUILD_SELECT: &str = "SELECT b.id, b.workspace_id, b.template_version_id, b.build_number, b.transition, \
     b.initiator_id, b.reason, b.orphan, b.deadline, b.max_deadline, b.daily_cost, b.created_at, b.updated_at, \
     w.name, w.owner_id, o.username, o.avatar_url, w.deleted, \
     t.id, t.name, t.display_name, t.icon, t.allow_user_cancel_workspace_jobs, \
     v.name, i.username";
 
-const BUILD_FROM: &str = "FROM workspace_builds b \
+pub(super) const BUILD_FROM: &str = "FROM workspace_builds b \
     JOIN workspaces w ON w.id = b.workspace_id \
     JOIN users o ON o.id = w.owner_id \
     JOIN templates t ON t.id = w.template_id \
@@ -28,7 +28,7 @@ const BUILD_FROM: &str = "FROM workspace_builds b \
     JOIN users i ON i.id = b.initiator_id \
     JOIN provisioner_jobs j ON j.id = b.job_id";
 
-fn build_from_row(r: &Row) -> BuildRow {
+pub(super) fn build_from_row(r: &Row) -> BuildRow {
     BuildRow {
         id: r.get(0),
         workspace_id: r.get(1),

@@ -2,10 +2,13 @@
 //! unique index on `lower(name)`).
 
 use super::PgStore;
+use super::builds::{BUILD_FROM, BUILD_SELECT, build_from_row};
+use super::job_rows::JOB_COLUMNS;
 use super::pool::Tx;
+use crate::domain::lifecycle::{ExtendRefusal, check_extend};
 use crate::events::Topic;
-use crate::model::Time;
-use crate::store::{NewBuild, NewWorkspace, StoreResult, WorkspaceRow, WorkspaceStore};
+use crate::model::{Time, Transition};
+use crate::store::{NewBuild, NewWorkspace, StoreError, StoreResult, WorkspaceRow, WorkspaceStore};
 use postgres::Row;
 
 const WORKSPACE_COLUMNS: &str = "w.id, w.organization_id, w.owner_id, u.username, u.avatar_url, \
@@ -104,6 +107,75 @@ impl WorkspaceStore for PgStore {
                 Ok(())
             },
             |_| vec![Topic::Queue, Topic::Overview],
+        )
+    }
+
+    fn set_autostart_schedule(&self, id: &str, schedule: Option<&str>) -> StoreResult<()> {
+        self.write(
+            |tx| {
+                tx.execute(
+                    "UPDATE workspaces SET autostart_schedule = $2, updated_at = $3 WHERE id = $1",
+                    &[&id, &schedule, &Time::now()],
+                )?;
+                Ok(())
+            },
+            |_| vec![Topic::Overview],
+        )
+    }
+
+    fn set_workspace_ttl(&self, id: &str, ttl_ms: Option<i64>) -> StoreResult<()> {
+        self.write(
+            |tx| {
+                let now = Time::now();
+                tx.execute(
+                    "UPDATE workspaces SET ttl_ms = $2, updated_at = $3 WHERE id = $1",
+                    &[&id, &ttl_ms.unwrap_or(0), &now],
+                )?;
+                if ttl_ms.is_none() {
+                    tx.execute(
+                        "UPDATE workspace_builds SET deadline = NULL, updated_at = $2 \
+                         WHERE id = (SELECT id FROM workspace_builds WHERE workspace_id = $1 \
+                         ORDER BY build_number DESC LIMIT 1) AND transition = $3",
+                        &[&id, &now, &Transition::Start],
+                    )?;
+                }
+                Ok(())
+            },
+            |_| vec![Topic::Builds, Topic::Overview],
+        )
+    }
+
+    fn extend_deadline(&self, id: &str, deadline: Time) -> StoreResult<Result<(), ExtendRefusal>> {
+        self.write(
+            |tx| {
+                // The latest build is locked from the check to the update: a concurrent
+                // extend or TTL change waits, and a build queued meanwhile makes this one no
+                // longer the latest, which the next extend sees.
+                let row = tx
+                    .query_opt(
+                        format!(
+                            "{BUILD_SELECT}, {JOB_COLUMNS} {BUILD_FROM} WHERE b.workspace_id = $1 \
+                             ORDER BY b.build_number DESC LIMIT 1 FOR UPDATE OF b"
+                        )
+                        .as_str(),
+                        &[&id],
+                    )?
+                    .ok_or(StoreError::NotFound)?;
+                let latest = build_from_row(&row);
+                let now = Time::now();
+                if let Err(refusal) = check_extend(&latest.schedule_facts(), deadline, now) {
+                    return Ok(Err(refusal));
+                }
+                tx.execute(
+                    "UPDATE workspace_builds SET deadline = $2, updated_at = $3 WHERE id = $1",
+                    &[&latest.id, &deadline, &now],
+                )?;
+                Ok(Ok(()))
+            },
+            |out| match out {
+                Ok(()) => vec![Topic::Builds, Topic::Overview],
+                Err(_) => vec![],
+            },
         )
     }
 }

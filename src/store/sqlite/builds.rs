@@ -26,7 +26,7 @@ const BUILD_FROM: &str = "FROM workspace_builds b \
     JOIN users i ON i.id = b.initiator_id \
     JOIN provisioner_jobs j ON j.id = b.job_id";
 
-fn build_from_row(r: &Row) -> rusqlite::Result<BuildRow> {
+pub(super) fn build_from_row(r: &Row) -> rusqlite::Result<BuildRow> {
     Ok(BuildRow {
         id: r.get(0)?,
         workspace_id: r.get(1)?,
@@ -57,7 +57,7 @@ fn build_from_row(r: &Row) -> rusqlite::Result<BuildRow> {
     })
 }
 
-fn select(filter: &str) -> String {
+pub(super) fn select(filter: &str) -> String {
     format!("{BUILD_SELECT}, {JOB_COLUMNS} {BUILD_FROM} {filter}")
 }
 

@@ -2,9 +2,10 @@
 
 use super::dialect::optional;
 use super::{SqliteStore, Tx};
+use crate::domain::lifecycle::{ExtendRefusal, check_extend};
 use crate::events::Topic;
-use crate::model::Time;
-use crate::store::{NewBuild, NewWorkspace, StoreResult, WorkspaceRow, WorkspaceStore};
+use crate::model::{Time, Transition};
+use crate::store::{NewBuild, NewWorkspace, StoreError, StoreResult, WorkspaceRow, WorkspaceStore};
 use rusqlite::Row;
 
 const WORKSPACE_COLUMNS: &str = "w.id, w.organization_id, w.owner_id, u.username, u.avatar_url, \
@@ -96,5 +97,66 @@ impl WorkspaceStore for SqliteStore {
         })?;
         self.publish(&[Topic::Queue, Topic::Overview]);
         Ok(())
+    }
+
+    fn set_autostart_schedule(&self, id: &str, schedule: Option<&str>) -> StoreResult<()> {
+        self.write(|tx| {
+            tx.execute(
+                "UPDATE workspaces SET autostart_schedule = ?2, updated_at = ?3 WHERE id = ?1",
+                rusqlite::params![id, schedule, Time::now()],
+            )?;
+            Ok(())
+        })?;
+        self.publish(&[Topic::Overview]);
+        Ok(())
+    }
+
+    fn set_workspace_ttl(&self, id: &str, ttl_ms: Option<i64>) -> StoreResult<()> {
+        self.write(|tx| {
+            let now = Time::now();
+            tx.execute(
+                "UPDATE workspaces SET ttl_ms = ?2, updated_at = ?3 WHERE id = ?1",
+                rusqlite::params![id, ttl_ms.unwrap_or(0), now],
+            )?;
+            if ttl_ms.is_none() {
+                tx.execute(
+                    "UPDATE workspace_builds SET deadline = NULL, updated_at = ?2 \
+                     WHERE id = (SELECT id FROM workspace_builds WHERE workspace_id = ?1 \
+                     ORDER BY build_number DESC LIMIT 1) AND transition = ?3",
+                    rusqlite::params![id, now, Transition::Start],
+                )?;
+            }
+            Ok(())
+        })?;
+        self.publish(&[Topic::Builds, Topic::Overview]);
+        Ok(())
+    }
+
+    fn extend_deadline(&self, id: &str, deadline: Time) -> StoreResult<Result<(), ExtendRefusal>> {
+        // The single writer runs one transaction at a time: nothing changes the build between
+        // the check and the update.
+        let out = self.write(|tx| {
+            let latest = optional(tx.query_row(
+                &super::builds::select(
+                    "WHERE b.workspace_id = ?1 ORDER BY b.build_number DESC LIMIT 1",
+                ),
+                [id],
+                super::builds::build_from_row,
+            ))?
+            .ok_or(StoreError::NotFound)?;
+            let now = Time::now();
+            if let Err(refusal) = check_extend(&latest.schedule_facts(), deadline, now) {
+                return Ok(Err(refusal));
+            }
+            tx.execute(
+                "UPDATE workspace_builds SET deadline = ?2, updated_at = ?3 WHERE id = ?1",
+                rusqlite::params![latest.id, deadline, now],
+            )?;
+            Ok(Ok(()))
+        })?;
+        if out.is_ok() {
+            self.publish(&[Topic::Builds, Topic::Overview]);
+        }
+        Ok(out)
     }
 }
