@@ -373,11 +373,14 @@ test('Cancel stops a long-running build within seconds', async () => {
 });
 
 test('workspaces: each with its latest build, and start / stop / delete', async () => {
+  // A schedule shows as the workspace's next start.
+  await api.call('PUT', `/workspaces/${workspaces.dev.id}/autostart`, { schedule: 'CRON_TZ=UTC 30 9 * * *' });
   await page.locator('#nav').getByRole('link', { name: 'Workspaces' }).click();
   await page.getByRole('heading', { name: 'Workspaces', level: 1 }).waitFor();
   const row = (name) => page.locator(`tr[data-workspace-id="${workspaces[name].id}"]`);
   await row('dev').locator('.badge', { hasText: 'stopped' }).waitFor();
-  assert.match(await row('dev').textContent(), /dev.*ada.*devbox.*stopped.*#2 stop/s);
+  assert.match(await row('dev').textContent(), /dev.*ada.*devbox.*stopped.*#2 stop.*Starts/s);
+  assert.ok(await row('dev').locator('.schedule-cell time').getAttribute('datetime'), 'the next start has its time');
   assert.match(await row('web').textContent(), /web.*broken.*failed.*#1 start/s);
   assert.match(await row('ci').textContent(), /ci.*slow.*canceled/s);
   assert.match(await row('docs').textContent(), /docs.*slow.*starting/s);
