@@ -8,56 +8,28 @@ use super::builds::create::{BuildRequest, check_version, queue_build};
 use super::{ApiError, ApiResult};
 use crate::domain::lifecycle::{Autobuild, WorkspaceTick, autobuild};
 use crate::model::Time;
+use crate::provisioner::sweeper::Ticker;
 use crate::store::{BuildRow, Store, WorkspaceRow};
 use actix_web::http::StatusCode;
 use std::collections::HashMap;
-use std::sync::{Arc, Condvar, Mutex};
-use std::thread::JoinHandle;
+use std::sync::Arc;
 use std::time::Duration;
 
-pub struct Autobuilder {
-    stop: Arc<(Mutex<bool>, Condvar)>,
-    thread: Mutex<Option<JoinHandle<()>>>,
-}
+pub struct Autobuilder(Ticker);
 
 impl Autobuilder {
     /// Ticks every `every`, the first time one `every` after the start.
     pub fn start(store: Arc<dyn Store>, every: Duration) -> Autobuilder {
-        let stop = Arc::new((Mutex::new(false), Condvar::new()));
-        let s = stop.clone();
-        let thread = std::thread::Builder::new()
-            .name("kiln-autobuild".into())
-            .spawn(move || {
-                loop {
-                    let (lock, wake) = &*s;
-                    let guard = lock.lock().unwrap();
-                    let (guard, _) = wake
-                        .wait_timeout_while(guard, every, |stopped| !*stopped)
-                        .unwrap();
-                    if *guard {
-                        return;
-                    }
-                    drop(guard);
-                    if let Err(e) = tick(&*store, Time::now()) {
-                        log::error!("autobuild: listing workspaces: {e}");
-                    }
-                }
-            })
-            .expect("spawn autobuild");
-        Autobuilder {
-            stop,
-            thread: Mutex::new(Some(thread)),
-        }
+        Autobuilder(Ticker::start("kiln-autobuild", every, move || {
+            if let Err(e) = tick(&*store, Time::now()) {
+                log::error!("autobuild: listing workspaces: {e}");
+            }
+        }))
     }
 
     /// Stops ticking (a tick under way ends first).
     pub fn stop(&self) {
-        let (lock, wake) = &*self.stop;
-        *lock.lock().unwrap() = true;
-        wake.notify_all();
-        if let Some(t) = self.thread.lock().unwrap().take() {
-            let _ = t.join();
-        }
+        self.0.stop();
     }
 }
 

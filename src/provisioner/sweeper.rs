@@ -1,24 +1,25 @@
 //! The server's hung-job sweeper: a thread that gives up the running jobs whose heartbeat
-//! stopped for the hung timeout (`LocalQueue::sweep`), wherever their worker ran.
+//! stopped for the hung timeout (`LocalQueue::sweep`), wherever their worker ran. `Ticker` is
+//! the thread itself, also used by the lifecycle executor.
 
 use super::queue::LocalQueue;
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-pub struct Sweeper {
+/// A named thread that runs `work` every `every` (the first time one `every` after the start)
+/// until stopped; a run under way ends first.
+pub struct Ticker {
     stop: Arc<(Mutex<bool>, Condvar)>,
     thread: Mutex<Option<JoinHandle<()>>>,
 }
 
-impl Sweeper {
-    /// Sweeps every quarter of `hung_timeout` (between 200 ms and 30 s).
-    pub fn start(queue: Arc<LocalQueue>, hung_timeout: Duration) -> Sweeper {
+impl Ticker {
+    pub fn start(name: &str, every: Duration, mut work: impl FnMut() + Send + 'static) -> Ticker {
         let stop = Arc::new((Mutex::new(false), Condvar::new()));
-        let every = (hung_timeout / 4).clamp(Duration::from_millis(200), Duration::from_secs(30));
         let s = stop.clone();
         let thread = std::thread::Builder::new()
-            .name("kiln-sweeper".into())
+            .name(name.into())
             .spawn(move || {
                 loop {
                     let (lock, wake) = &*s;
@@ -30,13 +31,11 @@ impl Sweeper {
                         return;
                     }
                     drop(guard);
-                    if let Err(e) = queue.sweep(hung_timeout) {
-                        log::error!("looking for hung jobs: {e}");
-                    }
+                    work();
                 }
             })
-            .expect("spawn sweeper");
-        Sweeper {
+            .unwrap_or_else(|e| panic!("spawn {name}: {e}"));
+        Ticker {
             stop,
             thread: Mutex::new(Some(thread)),
         }
@@ -49,5 +48,23 @@ impl Sweeper {
         if let Some(t) = self.thread.lock().unwrap().take() {
             let _ = t.join();
         }
+    }
+}
+
+pub struct Sweeper(Ticker);
+
+impl Sweeper {
+    /// Sweeps every quarter of `hung_timeout` (between 200 ms and 30 s).
+    pub fn start(queue: Arc<LocalQueue>, hung_timeout: Duration) -> Sweeper {
+        let every = (hung_timeout / 4).clamp(Duration::from_millis(200), Duration::from_secs(30));
+        Sweeper(Ticker::start("kiln-sweeper", every, move || {
+            if let Err(e) = queue.sweep(hung_timeout) {
+                log::error!("looking for hung jobs: {e}");
+            }
+        }))
+    }
+
+    pub fn stop(&self) {
+        self.0.stop();
     }
 }
