@@ -7,6 +7,7 @@
 //! (live notices) → `domain` (decisions) → `model` (Coder's types).
 
 pub mod api;
+pub mod cli;
 pub mod config;
 pub mod data_dir;
 pub mod domain;
