@@ -70,6 +70,8 @@ pub struct Client {
     /// The server's address, without a trailing slash.
     pub url: String,
     pub token: Option<String>,
+    /// Whether a 401 adds "run kiln login" (not while signing in).
+    pub login_hint: bool,
 }
 
 /// An answer: its status and body.
@@ -100,6 +102,7 @@ impl Client {
             agent: config.into(),
             url: url.trim_end_matches('/').to_string(),
             token,
+            login_hint: true,
         }
     }
 
@@ -156,7 +159,8 @@ impl Client {
         Ok(Answer { status, body })
     }
 
-    /// Turns a refusal into its error lines (a 401 also says how to sign in).
+    /// Turns a refusal into its error lines (a 401 also says how to sign in, but for the
+    /// sign-in itself).
     pub fn check(&self, a: Answer) -> CliResult<Answer> {
         if a.status < 400 {
             return Ok(a);
@@ -164,7 +168,7 @@ impl Client {
         let mut e = CliError {
             lines: error_lines(a.status, &a.body),
         };
-        if a.status == 401 {
+        if a.status == 401 && self.login_hint {
             e = e.with(format!("run kiln login {} to sign in", self.url));
         }
         Err(e)

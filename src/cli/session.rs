@@ -26,7 +26,8 @@ pub fn login(a: LoginArgs) -> CliResult<i32> {
             }
             let email = term::prompt("Email: ")?;
             let password = term::prompt_secret("Password: ")?;
-            let anon = Client::new(&url, None);
+            let mut anon = Client::new(&url, None);
+            anon.login_hint = false;
             let r = anon.post(
                 "/api/v2/users/login",
                 &serde_json::json!({"email": email.trim(), "password": password}),

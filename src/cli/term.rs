@@ -65,8 +65,6 @@ pub fn prompt(question: &str) -> CliResult<String> {
 
 /// Asks without echoing what is typed.
 pub fn prompt_secret(question: &str) -> CliResult<String> {
-    print!("{question}");
-    std::io::stdout().flush()?;
     let mut saved: libc::termios = unsafe { std::mem::zeroed() };
     let have = unsafe { libc::tcgetattr(0, &mut saved) } == 0;
     if have {
@@ -74,6 +72,9 @@ pub fn prompt_secret(question: &str) -> CliResult<String> {
         quiet.c_lflag &= !libc::ECHO;
         unsafe { libc::tcsetattr(0, libc::TCSANOW, &quiet) };
     }
+    // Asked once the echo is off, so nothing typed after the question shows.
+    print!("{question}");
+    std::io::stdout().flush()?;
     let answer = read_line();
     if have {
         unsafe { libc::tcsetattr(0, libc::TCSANOW, &saved) };
