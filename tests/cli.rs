@@ -52,7 +52,6 @@ fn every_command_has_help_with_an_example() {
 #[actix_web::test]
 async fn login_on_a_terminal_logout_and_the_errors_a_person_sees() {
     let s = TestServer::start_with_args(&["--workers", "1"]);
-    let _owner = s.owner().await;
     let url = s.url("");
     let cli = Cli::new();
 
@@ -63,14 +62,60 @@ async fn login_on_a_terminal_logout_and_the_errors_a_person_sees() {
         out.stderr,
         "error: no kiln server: run kiln login URL (or set KILN_URL)\n"
     );
-    // Without a terminal and a token, login refuses rather than hang.
+    // No user yet and no terminal: the first user's flags are needed.
+    let out = cli.run(&["login", &url]);
+    assert_eq!(out.code, 1);
+    assert_eq!(
+        out.stderr,
+        "error: this server has no user yet: pass --first-user-username (or run kiln login on a terminal)\n"
+    );
+    assert_eq!(s.anon().get("/api/v2/users/first").await.status, 404);
+
+    // On a terminal, login asks for the first user (the password without echo).
+    let mut t = cli.pty(&["login", &url], &[]);
+    t.expect("Username: ");
+    t.send_line("owner");
+    t.expect("Email: ");
+    t.send_line("owner@example.com");
+    t.expect("Password: ");
+    t.send_line("owner-password");
+    let (code, shown) = t.wait();
+    assert_eq!(code, 0, "{shown}");
+    let session = cli.session_file();
+    let welcome = format!(
+        "Welcome to kiln, owner! You are signed in to {url}.\nThe session is kept in {}.\n",
+        session.display()
+    );
+    assert_eq!(
+        shown,
+        format!(
+            "{url} has no user yet: creating the first one, the owner.\nUsername: owner\nEmail: owner@example.com\nPassword: \n{welcome}"
+        )
+    );
+    let first = s.login("owner@example.com", "owner-password").await;
+    let me = first.get("/api/v2/users/me").await.json();
+    assert_eq!(me["roles"][0]["name"], "owner", "{me}");
+    let stored: Value = serde_json::from_slice(&std::fs::read(&session).unwrap()).unwrap();
+    let first_token = stored["token"].as_str().unwrap().to_string();
+    assert_eq!(
+        s.client(&first_token).get("/api/v2/users/me").await.status,
+        200
+    );
+    let out = cli.run(&["logout"]);
+    assert_eq!(out.ok(), format!("You are signed out of {url}.\n"));
+    assert_eq!(
+        s.client(&first_token).get("/api/v2/users/me").await.status,
+        401
+    );
+
+    // A user exists: without a terminal or a token, login refuses rather than hang.
     let out = cli.run(&["login", &url]);
     assert_eq!(out.code, 1);
     assert_eq!(
         out.stderr,
         "error: kiln login asks for email and password on a terminal; pass --token (or KILN_TOKEN) otherwise\n"
     );
-    assert!(!cli.session_file().exists());
+    assert!(!session.exists());
 
     // A wrong password, on a terminal: the server's message.
     let mut t = cli.pty(&["login", &url], &[]);
@@ -80,10 +125,10 @@ async fn login_on_a_terminal_logout_and_the_errors_a_person_sees() {
     t.send_line("wrong-password");
     let (code, shown) = t.wait();
     assert_eq!(code, 1, "{shown}");
-    assert!(
+    assert_eq!(
+        shown,
         // On a terminal "error:" is red.
-        shown.ends_with("Password: \n\x1b[31merror:\x1b[0m Incorrect email or password.\n"),
-        "{shown:?}"
+        "Email: owner@example.com\nPassword: \n\x1b[31merror:\x1b[0m Incorrect email or password.\n"
     );
 
     // The right one: signed in, the password never echoed.
@@ -94,15 +139,10 @@ async fn login_on_a_terminal_logout_and_the_errors_a_person_sees() {
     t.send_line("owner-password");
     let (code, shown) = t.wait();
     assert_eq!(code, 0, "{shown}");
-    let session = cli.session_file();
     assert_eq!(
         shown,
-        format!(
-            "Email: owner@example.com\nPassword: \nWelcome to kiln, owner! You are signed in to {url}.\nThe session is kept in {}.\n",
-            session.display()
-        )
+        format!("Email: owner@example.com\nPassword: \n{welcome}")
     );
-    assert!(!shown.contains("owner-password"));
     let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode(&session), 0o600);
     assert_eq!(mode(session.parent().unwrap()), 0o700);
@@ -134,6 +174,8 @@ async fn login_on_a_terminal_logout_and_the_errors_a_person_sees() {
     assert!(!session.exists());
     let r = s.client(&token).get("/api/v2/users/me").await;
     assert_eq!(r.status, 401);
+    // Signing out of one session leaves the others.
+    assert_eq!(first.get("/api/v2/users/me").await.status, 200);
 
     // A token the server refuses (KILN_TOKEN overrides the file): its message and detail, and
     // how to sign in.
@@ -165,7 +207,7 @@ async fn job_status(owner: &common::Client, name: &str) -> Value {
 
 #[actix_web::test]
 async fn ctrl_c_cancels_the_build_and_waits_for_its_end_and_a_failure_exits_1() {
-    let s = TestServer::start_with_args(&["--workers", "2"]);
+    let s = TestServer::start_with_args(&["--workers", "1"]);
     let (cli, owner) = signed_in(&s).await;
     let dir = template_dir(&slow());
     cli.run(&[
@@ -177,9 +219,28 @@ async fn ctrl_c_cancels_the_build_and_waits_for_its_end_and_a_failure_exits_1() 
     ])
     .ok();
 
-    // Ctrl-C once: the build is canceled, followed to its end, exit 1.
     let run = cli.spawn(&["create", "w1", "-t", "slow", "--yes"]);
     run.wait_stdout("working\n");
+    // The only worker is busy: the next build waits in the Queued stage; Ctrl-C cancels it
+    // there.
+    let queued = cli.spawn(&["create", "w4", "-t", "slow"]);
+    queued.wait_stdout("==> ⧗ Queued\n");
+    assert_eq!(job_status(&owner, "w4").await, "pending");
+    queued.signal(libc::SIGINT);
+    let out = queued.wait();
+    assert_eq!(out.code, 1, "{out:#?}");
+    assert_eq!(
+        out.lines(),
+        [
+            "Workspace owner/w4 created; its first build:",
+            "==> ⧗ Queued",
+            "=== ✘ Queued [Nms]",
+            "Build 1 of owner/w4 (start) was canceled.",
+        ]
+    );
+    assert_eq!(job_status(&owner, "w4").await, "canceled");
+
+    // Ctrl-C once: the running build is canceled, followed to its end, exit 1.
     run.signal(libc::SIGINT);
     let out = run.wait();
     assert_eq!(out.code, 1, "{out:#?}");

@@ -2,7 +2,7 @@
 //! server: exact output lines and exit codes, and what changed read back through the API.
 
 mod common;
-use common::cli::{build_lines, signed_in, template_dir};
+use common::cli::{Cli, build_lines, signed_in, template_dir};
 use common::schema::assert_valid;
 use common::{Client, TestServer};
 use serde_json::{Value, json};
@@ -26,6 +26,8 @@ fn manifest() -> Value {
 fn import_lines(version: &str, summary: &str) -> Vec<String> {
     vec![
         format!("Importing version {version} of template box."),
+        "==> ⧗ Queued".into(),
+        "=== ✔ Queued [Nms]".into(),
         "==> ⧗ Setting up".into(),
         "=== ✔ Setting up [Nms]".into(),
         "==> ⧗ Parsing template parameters".into(),
@@ -55,7 +57,27 @@ async fn template(c: &Client) -> Value {
 #[actix_web::test]
 async fn templates_push_list_and_versions() {
     let s = TestServer::start_with_args(&["--workers", "1"]);
-    let (cli, owner) = signed_in(&s).await;
+    // The first user, made by login's flags (no terminal).
+    let cli = Cli::new();
+    let url = s.url("");
+    let out = cli.run(&[
+        "login",
+        &url,
+        "--first-user-username",
+        "owner",
+        "--first-user-email",
+        "owner@example.com",
+        "--first-user-password",
+        "owner-password",
+    ]);
+    assert_eq!(
+        out.lines()[..2],
+        [
+            format!("{url} has no user yet: creating the first one, the owner."),
+            format!("Welcome to kiln, owner! You are signed in to {url}."),
+        ]
+    );
+    let owner = s.login("owner@example.com", "owner-password").await;
     let dir = template_dir(&manifest());
     let d = dir.path().to_str().unwrap();
     let summary =

@@ -1,6 +1,6 @@
 //! Following a job as Coder's CLI does: each stage as it begins (`==> ⧗ Stage`) and when it
 //! ends with its elapsed time (`=== ✔ Stage [12ms]`, `✘` when the job failed in it), the log
-//! lines in between, read from the NDJSON stream of `…/logs?follow`. Ctrl-C once cancels the
+//! lines in between (the first stage is `Queued`, from the job's creation to its first line), read from the NDJSON stream of `…/logs?follow`. Ctrl-C once cancels the
 //! job and goes on following until it ends; a second one leaves at once.
 
 use super::http::{CliResult, Client};
@@ -23,6 +23,12 @@ fn at(v: &Value, key: &str) -> Option<jiff::Timestamp> {
 impl Render {
     pub fn new(paint: Paint) -> Render {
         Render { paint, stage: None }
+    }
+
+    /// Opens the `Queued` stage at the job's creation (`job` a ProvisionerJob).
+    pub fn queued(&mut self, job: &Value) {
+        println!("{}", self.paint.bold("==> ⧗ Queued"));
+        self.stage = Some(("Queued".into(), at(job, "created_at")));
     }
 
     /// One log line (a ProvisionerJobLog).
@@ -67,8 +73,9 @@ impl Render {
 }
 
 /// Where a job is read: its log stream, the resource holding it (`job` inside), and its
-/// cancel.
+/// cancel; `job` is the ProvisionerJob as last seen.
 pub struct Job {
+    pub job: Value,
     pub logs: String,
     pub resource: String,
     pub cancel: Option<String>,
@@ -90,6 +97,7 @@ pub fn follow(c: &Client, job: &Job, paint: Paint) -> CliResult<Ended> {
         term::catch_interrupts();
     }
     let mut render = Render::new(paint);
+    render.queued(&job.job);
     let mut last_id = 0i64;
     let mut canceled = false;
     loop {
@@ -144,6 +152,7 @@ pub fn follow(c: &Client, job: &Job, paint: Paint) -> CliResult<Ended> {
 /// when the job has ended.
 pub fn print_stored(logs: &Value, job: &Value, paint: Paint) {
     let mut render = Render::new(paint);
+    render.queued(job);
     for l in logs.as_array().into_iter().flatten() {
         render.line(l);
     }

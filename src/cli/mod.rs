@@ -21,7 +21,7 @@ use serde_json::Value;
 pub enum Command {
     /// Sign in to a kiln server and keep its URL and session token.
     #[command(
-        after_help = "Example:\n  kiln login http://127.0.0.1:3000\n  kiln login http://127.0.0.1:3000 --token \"$TOKEN\""
+        after_help = "Example:\n  kiln login http://127.0.0.1:3000\n  kiln login http://127.0.0.1:3000 --token \"$TOKEN\"\n  kiln login http://127.0.0.1:3000 --first-user-username you \\\n      --first-user-email you@example.com --first-user-password a-long-password"
     )]
     Login(session::LoginArgs),
     /// End the session on the server and forget it here.

@@ -127,6 +127,7 @@ fn push(c: &Client, a: PushArgs) -> CliResult<i32> {
     let ended = follow::follow(
         c,
         &Job {
+            job: version["job"].clone(),
             logs: format!("/api/v2/templateversions/{id}/logs"),
             resource: format!("/api/v2/templateversions/{id}"),
             cancel: Some(format!("/api/v2/templateversions/{id}/cancel")),

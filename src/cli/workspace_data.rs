@@ -129,6 +129,7 @@ pub fn logs(a: LogsArgs) -> CliResult<i32> {
         let ended = follow::follow(
             &c,
             &Job {
+                job: b["job"].clone(),
                 logs: format!("/api/v2/workspacebuilds/{id}/logs"),
                 resource: format!("/api/v2/workspacebuilds/{id}"),
                 cancel: None,

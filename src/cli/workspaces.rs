@@ -68,6 +68,7 @@ pub fn follow_build(c: &Client, workspace: &str, build: &Value) -> CliResult<i32
     let ended = follow::follow(
         c,
         &Job {
+            job: build["job"].clone(),
             logs: format!("/api/v2/workspacebuilds/{id}/logs"),
             resource: format!("/api/v2/workspacebuilds/{id}"),
             cancel: Some(format!("/api/v2/workspacebuilds/{id}/cancel")),

@@ -303,7 +303,9 @@ pub fn template_dir(manifest: &Value) -> tempfile::TempDir {
 /// The lines of a build that runs each stage with `lines` in its transition's stage.
 pub fn build_lines(transition_stage: &str, lines: &[&str]) -> Vec<String> {
     let mut v = vec![
-        "==> ⧗ Setting up".to_string(),
+        "==> ⧗ Queued".to_string(),
+        "=== ✔ Queued [Nms]".into(),
+        "==> ⧗ Setting up".into(),
         "=== ✔ Setting up [Nms]".into(),
         "==> ⧗ Planning infrastructure".into(),
         "=== ✔ Planning infrastructure [Nms]".into(),
