@@ -10,7 +10,7 @@ use std::time::Duration;
 #[command(
     name = "kiln",
     version,
-    about = "A small build server that speaks Coder's workspace builds API (/api/v2) from a local SQLite file."
+    about = "A small build server that speaks Coder's workspace builds API (/api/v2), and its command-line client."
 )]
 struct Cli {
     #[command(subcommand)]

@@ -273,6 +273,26 @@ async fn ctrl_c_cancels_the_build_and_waits_for_its_end_and_a_failure_exits_1() 
     );
     assert_eq!(followed.stderr, "");
     assert_eq!(job_status(&owner, "w2").await, "canceled");
+    // Ctrl-C twice: the cancel is sent, and kiln leaves at once (130).
+    let run = cli.spawn(&["start", "w2"]);
+    run.wait_stdout("working\n");
+    run.signal(libc::SIGINT);
+    run.wait_stderr("Canceling...");
+    run.signal(libc::SIGINT);
+    let out = run.wait();
+    assert_eq!(out.code, 130, "{out:#?}");
+    assert_eq!(
+        out.stderr,
+        "Canceling... (Ctrl-C again to leave without waiting)\n\
+         Interrupted again: the cancel was sent; not waiting for the end.\n"
+    );
+    let w2 = owner.get("/api/v2/users/me/workspace/w2").await.json();
+    let ended = owner
+        .wait_build(w2["latest_build"]["id"].as_str().unwrap())
+        .await;
+    assert_eq!(ended["build_number"], 2);
+    assert_eq!(ended["job"]["status"], "canceled");
+
     // Nothing left to cancel: the server's refusal.
     let out = cli.run(&["cancel", "w2"]);
     assert_eq!(out.code, 1);

@@ -125,15 +125,15 @@ pub fn follow(c: &Client, job: &Job, paint: Paint) -> CliResult<Ended> {
             }
             if let Some(cancel) = &job.cancel {
                 let n = term::interrupts();
-                if n >= 2 {
-                    eprintln!("Interrupted again: leaving without waiting for the end.");
-                    std::process::exit(130);
-                }
-                if n == 1 && !canceled {
+                if n >= 1 && !canceled {
                     canceled = true;
                     eprintln!("Canceling... (Ctrl-C again to leave without waiting)");
                     c.call("PATCH", cancel, Some(&serde_json::json!({})))
                         .map_err(|e| e.with("the cancel was refused"))?;
+                }
+                if n >= 2 {
+                    eprintln!("Interrupted again: the cancel was sent; not waiting for the end.");
+                    std::process::exit(130);
                 }
             }
         }

@@ -227,6 +227,10 @@ impl Running {
         wait_text(&self.stdout, what)
     }
 
+    pub fn wait_stderr(&self, what: &str) {
+        wait_text(&self.stderr, what)
+    }
+
     pub fn signal(&self, sig: libc::c_int) {
         unsafe { libc::kill(self.child.id() as i32, sig) };
     }
