@@ -168,6 +168,39 @@ async fn login_on_a_terminal_logout_and_the_errors_a_person_sees() {
     );
     assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
 
+    // KILN_URL naming another server: the stored token is not sent there.
+    let other = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let other_url = format!("http://{}", other.local_addr().unwrap());
+    let seen = std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        let (mut conn, _) = other.accept().unwrap();
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") && conn.read(&mut byte).unwrap() == 1 {
+            head.push(byte[0]);
+        }
+        let body = r#"{"message":"Not signed in here.","detail":""}"#;
+        let reply = format!(
+            "HTTP/1.1 401 Unauthorized\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        conn.write_all(reply.as_bytes()).unwrap();
+        String::from_utf8(head).unwrap()
+    });
+    let out = cli.run_env(&["list"], &[("KILN_URL", &other_url)]);
+    let head = seen.join().unwrap().to_ascii_lowercase();
+    assert!(
+        head.starts_with("get /api/v2/workspaces?q=owner%3ame "),
+        "{head}"
+    );
+    assert!(!head.contains("coder-session-token"), "{head}");
+    assert!(!head.contains(&token.to_ascii_lowercase()), "{head}");
+    assert_eq!(out.code, 1);
+    assert_eq!(
+        out.stderr,
+        format!("error: Not signed in here.\nrun kiln login {other_url} to sign in\n")
+    );
+
     // Logout ends the session on the server and forgets it here.
     let out = cli.run(&["logout"]);
     assert_eq!(out.ok(), format!("You are signed out of {url}.\n"));

@@ -89,25 +89,64 @@ fn env(name: &str) -> Option<String> {
 /// The server and token a command uses: `KILN_URL` / `KILN_TOKEN` first, then the file.
 pub fn current() -> CliResult<Session> {
     let stored = load()?.unwrap_or_default();
-    let url = env("KILN_URL").unwrap_or(stored.url);
-    let token = env("KILN_TOKEN").unwrap_or(stored.token);
+    pick(stored, env("KILN_URL"), env("KILN_TOKEN"))
+}
+
+/// The stored session under the environment's overrides. The stored token goes only to the
+/// stored server: with `KILN_URL` naming another one, only `KILN_TOKEN` is sent.
+pub fn pick(stored: Session, url: Option<String>, token: Option<String>) -> CliResult<Session> {
+    let stored_url = normalize_url(&stored.url);
+    let url = url.map(|u| normalize_url(&u)).unwrap_or(stored_url.clone());
     if url.is_empty() {
         return Err(CliError::new(
             "no kiln server: run kiln login URL (or set KILN_URL)",
         ));
     }
-    Ok(Session {
-        url: normalize_url(&url),
-        token,
-    })
+    let token = match token {
+        Some(t) => t,
+        None if url == stored_url => stored.token,
+        None => String::new(),
+    };
+    Ok(Session { url, token })
 }
 
 /// `host:port` becomes `http://host:port`; no trailing slash.
 pub fn normalize_url(url: &str) -> String {
     let url = url.trim().trim_end_matches('/');
-    if url.contains("://") {
+    if url.is_empty() || url.contains("://") {
         url.to_string()
     } else {
         format!("http://{url}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Session, normalize_url, pick};
+
+    fn stored() -> Session {
+        Session {
+            url: "http://a:3000/".into(),
+            token: "secret".into(),
+        }
+    }
+
+    #[test]
+    fn the_stored_token_goes_only_to_the_stored_server() {
+        let s = pick(stored(), None, None).unwrap();
+        assert_eq!(
+            (s.url.as_str(), s.token.as_str()),
+            ("http://a:3000", "secret")
+        );
+        let s = pick(stored(), Some("a:3000".into()), None).unwrap();
+        assert_eq!(s.token, "secret");
+        let s = pick(stored(), Some("http://b:3000".into()), None).unwrap();
+        assert_eq!((s.url.as_str(), s.token.as_str()), ("http://b:3000", ""));
+        let s = pick(stored(), Some("http://b:3000".into()), Some("t2".into())).unwrap();
+        assert_eq!(s.token, "t2");
+        let s = pick(stored(), None, Some("t3".into())).unwrap();
+        assert_eq!((s.url.as_str(), s.token.as_str()), ("http://a:3000", "t3"));
+        assert!(pick(Session::default(), None, Some("t".into())).is_err());
+        assert_eq!(normalize_url(" https://x/ "), "https://x");
     }
 }

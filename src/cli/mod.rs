@@ -79,6 +79,8 @@ pub struct NameArg {
 
 /// Runs a client command; the process's exit code (errors printed on stderr).
 pub fn run(cmd: Command) -> i32 {
+    // `kiln list | head` ends quietly, as command-line tools do.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     let result = match cmd {
         Command::Login(a) => session::login(a),
         Command::Logout => session::logout(),
