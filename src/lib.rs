@@ -4,9 +4,11 @@
 //!
 //! Layers, each using only those below it: `api` (HTTP in, JSON out) → `provisioner` (workers
 //! and the queue seam) → `store` (storage traits; `store::sqlite` holds all SQL) and `events`
-//! (live notices) → `domain` (decisions) → `model` (Coder's types).
+//! (live notices) → `domain` (decisions) → `model` (Coder's types). `cli`, the `kiln` client,
+//! stands apart: it talks to a server over HTTP only and uses none of the others.
 
 pub mod api;
+pub mod cli;
 pub mod config;
 pub mod data_dir;
 pub mod domain;

@@ -10,7 +10,7 @@ use std::time::Duration;
 #[command(
     name = "kiln",
     version,
-    about = "A small build server that speaks Coder's workspace builds API (/api/v2) from a local SQLite file."
+    about = "A small build server that speaks Coder's workspace builds API (/api/v2), and its command-line client."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -21,6 +21,9 @@ struct Cli {
 enum Command {
     /// Run the HTTP API, the status page and the provisioner workers.
     Server(ServerArgs),
+    /// The client commands (`src/cli/`).
+    #[command(flatten)]
+    Client(kiln::cli::Command),
 }
 
 #[derive(clap::Args)]
@@ -87,11 +90,16 @@ impl From<DurabilityArg> for Durability {
 }
 
 fn main() {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
-    let Command::Server(args) = Cli::parse().command;
-    if let Err(e) = serve(args) {
-        log::error!("{e}");
-        std::process::exit(1);
+    match Cli::parse().command {
+        Command::Server(args) => {
+            env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
+                .init();
+            if let Err(e) = serve(args) {
+                log::error!("{e}");
+                std::process::exit(1);
+            }
+        }
+        Command::Client(cmd) => std::process::exit(kiln::cli::run(cmd)),
     }
 }
 

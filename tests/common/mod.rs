@@ -7,6 +7,7 @@
 #![allow(dead_code)]
 
 pub mod builds;
+pub mod cli;
 pub mod follow;
 pub mod lifecycle;
 pub mod mount;
