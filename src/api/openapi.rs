@@ -67,7 +67,8 @@ pub fn document() -> Value {
             item[method.as_str()] = operation.clone();
         }
     }
-    // kiln's additions to Coder's operations: `parameters` are appended, other keys set.
+    // kiln's additions to Coder's operations (`x-operation-extensions`): `parameters` are
+    // appended, `responses` merged by status, other keys set.
     for (op, extra) in kiln["x-operation-extensions"]
         .as_object()
         .into_iter()
@@ -83,12 +84,28 @@ pub fn document() -> Value {
             continue;
         };
         for (key, value) in extra.as_object().into_iter().flatten() {
-            match (
-                key.as_str(),
-                operation.get_mut(key).and_then(Value::as_array_mut),
-            ) {
-                ("parameters", Some(params)) => {
-                    params.extend(value.as_array().cloned().unwrap_or_default())
+            match key.as_str() {
+                "parameters" => {
+                    let extra = value.as_array().cloned().unwrap_or_default();
+                    match operation
+                        .get_mut("parameters")
+                        .and_then(Value::as_array_mut)
+                    {
+                        Some(params) => params.extend(extra),
+                        None => operation["parameters"] = Value::Array(extra),
+                    }
+                }
+                // By status; `null` removes one Coder lists but kiln never answers.
+                "responses" => {
+                    for (status, response) in value.as_object().into_iter().flatten() {
+                        if response.is_null() {
+                            if let Some(r) = operation["responses"].as_object_mut() {
+                                r.remove(status);
+                            }
+                        } else {
+                            operation["responses"][status.as_str()] = response.clone();
+                        }
+                    }
                 }
                 _ => operation[key.as_str()] = value.clone(),
             }

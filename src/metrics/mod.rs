@@ -91,62 +91,62 @@ static REGISTRY: LazyLock<Registry> = LazyLock::new(|| {
     r.register_collector(Box::new(http::HttpCollector(&m.http)));
     r.register(
         "coderd_provisioner_job_queue_wait_seconds",
-        "Time from job creation to acquisition by a provisioner daemon.",
+        "Time from job creation to acquisition by a provisioner daemon",
         m.queue_wait.clone(),
     );
     r.register(
         "coderd_provisionerd_jobs_current",
-        "The number of currently running provisioner jobs.",
+        "The number of currently running provisioner jobs",
         m.jobs_current.clone(),
     );
     r.register(
         "coderd_provisionerd_job_timings_seconds",
-        "The provisioner job time duration in seconds.",
+        "The provisioner job time duration in seconds",
         m.job_timings.clone(),
     );
     r.register(
         "coderd_provisionerd_num_daemons",
-        "The number of provisioner daemons.",
+        "The number of provisioner daemons",
         m.num_daemons.clone(),
     );
     r.register(
         "coderd_workspace_builds",
-        "The number of workspaces started, updated, or deleted.",
+        "The number of workspaces started, updated, or deleted",
         m.workspace_builds.clone(),
     );
     r.register(
         "coderd_provisionerd_workspace_build_timings_seconds",
-        "The time taken for a workspace to build.",
+        "The time taken for a workspace to build",
         m.build_timings.clone(),
     );
     r.register(
         "kiln_store_commit_seconds",
-        "Time from the start of a store transaction (or group commit) to its durable commit.",
+        "Time from the start of a store transaction (or group commit) to its durable commit",
         m.commit_latency.clone(),
     );
     r.register(
         "kiln_store_writes_per_commit",
-        "Writes that shared one commit (SQLite's group commit; 1 a transaction on PostgreSQL).",
+        "Writes that shared one commit (SQLite's group commit; 1 a transaction on PostgreSQL)",
         m.writes_per_commit.clone(),
     );
     r.register(
         "kiln_job_log_lines_written",
-        "Job log lines stored.",
+        "Job log lines stored",
         m.log_lines_written.clone(),
     );
     r.register(
         "kiln_job_log_lines_dropped",
-        "Job log lines dropped by the per-job log cap.",
+        "Job log lines dropped by the per-job log cap",
         m.log_lines_dropped.clone(),
     );
     r.register(
         "kiln_live_followers",
-        "Live followers open now: log follows (NDJSON, SSE, WebSocket), workspace watches and status page event streams.",
+        "Live followers open now: log follows (NDJSON, SSE, WebSocket), workspace watches and status page event streams",
         m.live_followers.clone(),
     );
     r.register(
         "kiln_uptime_seconds",
-        "Seconds since this kiln process started.",
+        "Seconds since this kiln process started",
         m.uptime.clone(),
     );
     r
