@@ -4,7 +4,8 @@
 //!
 //! Layers, each using only those below it: `api` (HTTP in, JSON out) → `provisioner` (workers
 //! and the queue seam) → `store` (storage traits; `store::sqlite` holds all SQL) and `events`
-//! (live notices) → `domain` (decisions) → `model` (Coder's types).
+//! (live notices) → `domain` (decisions) → `model` (Coder's types); `metrics` (Prometheus) sits
+//! below them all, so each may record into it.
 
 pub mod api;
 pub mod config;
