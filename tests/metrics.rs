@@ -319,3 +319,28 @@ async fn metrics_are_off_unless_an_address_is_given() {
     let r = s.anon().get("/metrics").await;
     assert_eq!(r.status, 404);
 }
+
+#[actix_web::test]
+async fn log_lines_past_the_cap_are_counted_as_dropped() {
+    let (s, url) = metrics_server();
+    let owner = s.owner().await;
+    // 200,001 lines of 7 bytes (1.4 MB): more than the 1 MiB a job's log may hold, which
+    // takes about 150,000 of them.
+    let chatty = manifest(json!([{"run": "seq 1000000 1200000"}]), json!([]));
+    let t = template(&owner, "chatty", chatty).await;
+    let (_, build) = workspace(&owner, &t, "loud", json!([])).await;
+    let b = finished(&owner, &build).await;
+    assert_eq!(b["job"]["status"], "succeeded", "{b}");
+    assert_eq!(b["job"]["logs_overflowed"], true, "{b}");
+    let m = scrape(&url).await;
+    let written = value(&m, "kiln_job_log_lines_written_total", &[]);
+    let dropped = value(&m, "kiln_job_log_lines_dropped_total", &[]);
+    assert!(
+        (140_000.0..160_000.0).contains(&written),
+        "{written} written"
+    );
+    assert!((40_000.0..60_000.0).contains(&dropped), "{dropped} dropped");
+    // Every line of the step was either written or dropped (the stages' lines come on top).
+    assert!(written + dropped >= 200_001.0, "{written} + {dropped}");
+    assert!(written + dropped < 200_100.0, "{written} + {dropped}");
+}
