@@ -263,3 +263,60 @@ impl Collector for HttpCollector {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use prometheus_client::registry::Registry;
+
+    #[test]
+    fn series_per_pattern_method_and_code() {
+        static M: HttpMetrics = HttpMetrics::new();
+        M.set_routes(&["/a/{id}".to_string()]);
+        let took = Duration::from_millis(3);
+        M.record(Some("/a/{id}"), method_index("GET"), 200, took);
+        M.record(Some("/a/{id}"), method_index("GET"), 200, took);
+        M.record(Some("/a/{id}"), method_index("BREW"), 418, took);
+        M.record(Some("/not/a/route"), method_index("GET"), 404, took);
+        M.record(None, method_index("POST"), 404, took);
+        for code in 100..100 + CODE_SLOTS as u16 + 2 {
+            M.record(Some("/a/{id}"), method_index("PUT"), code, took);
+        }
+        let open = M.websocket_opened(Some("/a/{id}"));
+        let mut r = Registry::default();
+        r.register_collector(Box::new(HttpCollector(&M)));
+        let mut text = String::new();
+        prometheus_client::encoding::prometheus_text::encode(&mut text, &r).unwrap();
+        let has = |line: &str| text.lines().any(|l| l == line);
+        let total = "coderd_api_requests_processed_total";
+        assert!(
+            has(&format!(
+                r#"{total}{{code="200",method="GET",path="/a/{{id}}"}} 2"#
+            )),
+            "{text}"
+        );
+        assert!(has(&format!(
+            r#"{total}{{code="418",method="OTHER",path="/a/{{id}}"}} 1"#
+        )));
+        assert!(has(&format!(
+            r#"{total}{{code="404",method="GET",path="unmatched"}} 1"#
+        )));
+        assert!(has(&format!(
+            r#"{total}{{code="404",method="POST",path="unmatched"}} 1"#
+        )));
+        assert!(has(&format!(
+            r#"{total}{{code="other",method="PUT",path="/a/{{id}}"}} 2"#
+        )));
+        assert!(has(
+            r#"coderd_api_request_latencies_seconds_bucket{method="GET",path="/a/{id}",le="0.005"} 2"#
+        ));
+        assert!(has(r#"coderd_api_concurrent_websockets{path="/a/{id}"} 1"#));
+        drop(open);
+        let mut text = String::new();
+        prometheus_client::encoding::prometheus_text::encode(&mut text, &r).unwrap();
+        assert!(
+            text.lines()
+                .any(|l| l == r#"coderd_api_concurrent_websockets{path="/a/{id}"} 0"#)
+        );
+    }
+}
