@@ -20,6 +20,9 @@ pub struct Config {
     pub max_upload_bytes: usize,
     /// How often the lifecycle executor looks for workspaces to stop or start on schedule.
     pub autobuild_poll_interval: Duration,
+    /// Where `/metrics` is served (its own listener); `None`: no metrics endpoint, and the API
+    /// does not record its requests.
+    pub prometheus_address: Option<String>,
 }
 
 impl Config {

@@ -4,8 +4,9 @@
 //!
 //! Layers, each using only those below it: `api` (HTTP in, JSON out) → `provisioner` (workers
 //! and the queue seam) → `store` (storage traits; `store::sqlite` holds all SQL) and `events`
-//! (live notices) → `domain` (decisions) → `model` (Coder's types). `cli`, the `kiln` client,
-//! stands apart: it talks to a server over HTTP only and uses none of the others.
+//! (live notices) → `domain` (decisions) → `model` (Coder's types); `metrics` (Prometheus) sits
+//! below them all, so each may record into it. `cli`, the `kiln` client, stands apart: it talks
+//! to a server over HTTP only and uses none of the others.
 
 pub mod api;
 pub mod cli;
@@ -14,6 +15,7 @@ pub mod data_dir;
 pub mod domain;
 pub mod events;
 pub mod identity;
+pub mod metrics;
 pub mod model;
 pub mod provisioner;
 pub mod store;
@@ -43,6 +45,10 @@ pub fn open_state(config: Config) -> Result<Arc<AppState>, Box<dyn std::error::E
         hub.clone(),
     ));
     let worker_ids = store.register_workers(&data_dir.server_id, config.workers)?;
+    let m = metrics::global();
+    m.http.set_routes(&api::routes::patterns());
+    let counted = store.clone();
+    m.count_daemons_with(Box::new(move || counted.daemon_count().ok()));
     queue.recover(&data_dir.server_id, &config.data_dir)?;
     let sweeper = provisioner::sweeper::Sweeper::start(queue.clone(), config.hung_timeout);
     let autobuild =
@@ -78,10 +84,15 @@ pub fn build_server(
     listener: TcpListener,
     state: Arc<AppState>,
 ) -> std::io::Result<actix_web::dev::Server> {
+    let metrics_on = state.config.prometheus_address.is_some();
     let data = web::Data::from(state);
     let server = HttpServer::new(move || {
         App::new()
             .app_data(data.clone())
+            .wrap(actix_web::middleware::Condition::new(
+                metrics_on,
+                actix_web::middleware::from_fn(api::http_metrics::record),
+            ))
             .wrap(api::access_log::logger())
             .configure(api::configure)
     })
@@ -97,12 +108,52 @@ pub fn build_server(
     Ok(server)
 }
 
+/// The metrics listener (`--prometheus-address`): `GET /metrics` only, in the Prometheus text
+/// format, encoded on the blocking pool (counting the daemons reads the store).
+pub fn build_metrics_server(listener: TcpListener) -> std::io::Result<actix_web::dev::Server> {
+    async fn scrape() -> actix_web::HttpResponse {
+        match web::block(metrics::encode).await {
+            Ok(text) => actix_web::HttpResponse::Ok()
+                .insert_header(("Content-Type", metrics::CONTENT_TYPE))
+                .body(text),
+            Err(_) => actix_web::HttpResponse::InternalServerError().finish(),
+        }
+    }
+    Ok(HttpServer::new(|| {
+        App::new()
+            .route("/metrics", web::get().to(scrape))
+            .default_service(web::to(|| async {
+                actix_web::HttpResponse::NotFound().body("404 page not found\n")
+            }))
+    })
+    .disable_signals()
+    .workers(1)
+    .client_request_timeout(REQUEST_HEAD_TIMEOUT)
+    .shutdown_timeout(1)
+    .listen(listener)?
+    .run())
+}
+
 /// Serves until SIGINT or SIGTERM, then shuts down gracefully.
 pub async fn run(listener: TcpListener, state: Arc<AppState>) -> std::io::Result<()> {
     let addr = listener.local_addr()?;
     raise_open_file_limit();
     let server = build_server(listener, state.clone())?;
     let handle = server.handle();
+    let metrics_server = match &state.config.prometheus_address {
+        Some(address) => {
+            let listener = TcpListener::bind(address).map_err(|e| {
+                std::io::Error::new(e.kind(), format!("cannot listen on {address}: {e}"))
+            })?;
+            log::info!("metrics on http://{}/metrics", listener.local_addr()?);
+            Some(build_metrics_server(listener)?)
+        }
+        None => None,
+    };
+    let metrics_handle = metrics_server.as_ref().map(|s| s.handle());
+    if let Some(s) = metrics_server {
+        actix_web::rt::spawn(s);
+    }
     log::info!("kiln {} listening on http://{addr}", api::meta_version());
     log::info!("database: {}", state.config.database_label());
     let store = state.store.clone();
@@ -121,6 +172,9 @@ pub async fn run(listener: TcpListener, state: Arc<AppState>) -> std::io::Result
         log::info!("shutting down: no new jobs; running jobs get {grace:?} to finish");
         // Jobs end first, so live log followers see their end before the server closes.
         let _ = web::block(move || state.shutdown(grace)).await;
+        if let Some(m) = metrics_handle {
+            m.stop(true).await;
+        }
         handle.stop(true).await;
         log::info!("stopped");
     });

@@ -69,6 +69,11 @@ struct ServerArgs {
     /// whose autostart schedule has come (e.g. 500ms, 2s, 1m).
     #[arg(long, env = "KILN_AUTOBUILD_POLL_INTERVAL", default_value = "1m", value_parser = kiln::config::parse_duration)]
     autobuild_poll_interval: Duration,
+
+    /// Serve Prometheus metrics at /metrics on this address (host:port; Coder's default is
+    /// 127.0.0.1:2112). Off unless set.
+    #[arg(long, env = "KILN_PROMETHEUS_ADDRESS")]
+    prometheus_address: Option<String>,
 }
 
 /// `--durability`, as the command line spells it.
@@ -113,6 +118,7 @@ fn serve(args: ServerArgs) -> Result<(), Box<dyn std::error::Error>> {
         shutdown_grace: Duration::from_secs(args.shutdown_grace),
         max_upload_bytes: args.max_upload_bytes,
         autobuild_poll_interval: args.autobuild_poll_interval,
+        prometheus_address: args.prometheus_address.filter(|a| !a.trim().is_empty()),
     };
     let listener = TcpListener::bind(&args.address)
         .map_err(|e| format!("cannot listen on {}: {e}", args.address))?;

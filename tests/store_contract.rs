@@ -417,6 +417,9 @@ fn a_restarted_server_gives_up_its_own_jobs_only(p: Pair) {
     );
     assert_eq!(mine.len(), 2);
     assert!(!mine.contains(&theirs[0]));
+    // What `coderd_provisionerd_num_daemons` shows: every server's workers, once each.
+    assert_eq!(p.a.daemon_count().unwrap(), 3);
+    assert_eq!(p.b.daemon_count().unwrap(), 3);
     let (_, _, j1) = w.workspace(&*p.a, "one");
     let (_, _, j2) = w.workspace(&*p.a, "two");
     p.a.take_next_job(&mine[1]).unwrap().unwrap();

@@ -315,6 +315,8 @@ struct Follower {
     phase: Phase,
     /// When the follower last had something for its transport.
     quiet_since: Instant,
+    /// Counted in `kiln_live_followers` while it lives.
+    _counted: crate::metrics::Follower,
 }
 
 impl Follower {
@@ -329,6 +331,7 @@ impl Follower {
             before,
             phase: Phase::Start,
             quiet_since: Instant::now(),
+            _counted: crate::metrics::global().follower(),
         }
     }
 
@@ -403,7 +406,9 @@ fn websocket(
     })?;
     let follower = Follower::new(&state, job_id, q.after, q.before);
     let format = q.format;
+    let open = super::http_metrics::websocket(req);
     actix_web::rt::spawn(async move {
+        let _open = open;
         let mut ping = actix_web::rt::time::interval(KEEPALIVE);
         ping.tick().await;
         let mut next = Box::pin(follower.next());

@@ -11,9 +11,12 @@ pub mod build_cache;
 mod builds;
 pub mod error;
 mod files;
+pub mod http_metrics;
 mod logs;
 mod lookup;
 mod meta;
+pub mod openapi;
+pub mod routes;
 pub use meta::version as meta_version;
 mod organizations;
 mod provisioner_jobs;
@@ -45,9 +48,10 @@ use serde::Serialize;
 /// Every route. Anything unmatched under `/api/v2` answers the generic JSON 404.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(res("/healthz").route(web::get().to(meta::healthz)));
+    cfg.configure(openapi::routes);
     cfg.configure(status_page::routes);
-    cfg.service(
-        web::scope("/api/v2")
+    cfg.service(routes::scope("/api/v2", |scope| {
+        scope
             // Routes are tried in order: the hot build reads first.
             .configure(builds::routes)
             .configure(meta::routes)
@@ -62,12 +66,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .configure(workspaces::routes)
             .configure(workspace_schedule::routes)
             .configure(agents::routes)
-            .default_service(web::to(route_not_found)),
-    );
+            .default_service(web::to(route_not_found))
+    }));
 }
 
 /// A resource whose unmatched methods answer the generic 404 (as unknown routes do).
+/// Every resource is made here, so `routes::patterns` knows each one.
 pub fn res(path: &str) -> Resource {
+    routes::record(path);
     web::resource(path).default_service(web::to(route_not_found))
 }
 

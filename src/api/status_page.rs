@@ -23,13 +23,13 @@ struct StaticFiles;
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(res("/").route(web::get().to(index)))
         .service(res("/static/{file}").route(web::get().to(asset)))
-        .service(
-            web::scope("/api/v2/kiln")
+        .service(super::routes::scope("/api/v2/kiln", |scope| {
+            scope
                 .service(res("/session").route(web::get().to(session)))
                 .service(res("/overview").route(web::get().to(overview)))
                 .service(res("/events").route(web::get().to(events::events)))
-                .default_service(web::to(route_not_found)),
-        );
+                .default_service(web::to(route_not_found))
+        }));
 }
 
 /// What the page shows first, in one request that answers 200 whatever the case (so a first

@@ -30,6 +30,8 @@ struct Watch {
     last_sent: Option<String>,
     last_write: Instant,
     ended: bool,
+    /// Counted in `kiln_live_followers` while it lives.
+    _counted: crate::metrics::Follower,
 }
 
 /// What a look found.
@@ -53,6 +55,7 @@ impl Watch {
             last_sent: None,
             last_write: Instant::now(),
             ended: false,
+            _counted: crate::metrics::global().follower(),
         };
         // A workspace the caller cannot read is refused before the stream starts.
         watch.fetch().await?;
@@ -146,7 +149,9 @@ pub async fn watch_ws(
     let (response, mut session, mut incoming) = actix_ws::handle(&req, payload).map_err(|e| {
         ApiError::bad_request("Invalid WebSocket upgrade request.").with_detail(e.to_string())
     })?;
+    let open = super::http_metrics::websocket(&req);
     actix_web::rt::spawn(async move {
+        let _open = open;
         loop {
             tokio::select! {
                 next = watch.next() => {

@@ -98,11 +98,13 @@ impl LogWriter {
 
     fn push(&mut self, source: &'static str, level: &str, output: String) {
         if self.overflowed {
+            crate::metrics::global().log_lines(0, 1);
             return;
         }
         let size = output.len() as i64;
         let (level, output) = if self.length + size > LOG_CAP_BYTES {
             self.overflowed = true;
+            crate::metrics::global().log_lines(0, 1);
             ("warn".to_string(), OVERFLOW_MESSAGE.to_string())
         } else {
             self.length += size;
@@ -170,6 +172,7 @@ impl LogWriter {
     /// completion), so a short job costs one commit less.
     pub fn take(&mut self) -> LogBatch {
         self.oldest = None;
+        crate::metrics::global().log_lines(self.buf.len() as u64, 0);
         LogBatch {
             lines: std::mem::take(&mut self.buf),
             length: self.length,

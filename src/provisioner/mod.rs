@@ -11,6 +11,7 @@ mod build_job;
 pub mod control;
 mod import_job;
 pub mod logwriter;
+pub mod outcome;
 pub mod plan;
 pub mod procs;
 pub mod queue;
@@ -116,15 +117,44 @@ impl Engine {
 
     fn run_job(&self, worker_id: &str, acquired: Acquired) {
         let job = acquired.job;
+        let build_facts = match &acquired.work {
+            Work::Build(w) => Some((
+                w.build.transition.as_str(),
+                w.build.reason.clone(),
+                w.build.workspace_owner_name.clone(),
+                w.build.workspace_name.clone(),
+                w.build.template_name.clone(),
+                w.build.template_version_name.clone(),
+            )),
+            _ => None,
+        };
+        let (transition, reason) = build_facts
+            .as_ref()
+            .map_or(("", ""), |b| (b.0, b.1.as_str()));
+        let facts = crate::metrics::JobFacts {
+            job_type: &job.kind,
+            provisioner: &acquired.provisioner,
+            transition,
+            build_reason: reason,
+        };
+        let waited_micros = job
+            .started_at
+            .unwrap_or_else(crate::model::Time::now)
+            .micros()
+            - job.created_at.micros();
+        let metrics = crate::metrics::global();
+        metrics.job_acquired(&facts, Duration::from_micros(waited_micros.max(0) as u64));
+        let outcome = Arc::new(outcome::Outcome::new(self.queue.clone()));
+        let queue: Arc<dyn JobQueue> = outcome.clone();
         self.busy.fetch_add(1, Ordering::SeqCst);
-        let control = Arc::new(JobControl::new(self.queue.watch_cancel(&job.id)));
+        let control = Arc::new(JobControl::new(queue.watch_cancel(&job.id)));
         self.running
             .lock()
             .unwrap()
             .insert(job.id.clone(), control.clone());
         // A cancel may have landed between taking the job and watching for it.
         if job.kind == JOB_BUILD {
-            match self.queue.heartbeat(&job.id, worker_id, false) {
+            match queue.heartbeat(&job.id, worker_id, false) {
                 Ok(LeaseState::CancelRequested) => control.stop(StopReason::Cancel),
                 Ok(LeaseState::Lost) => control.stop(StopReason::Abandoned),
                 Ok(LeaseState::Held) | Err(_) => {}
@@ -132,7 +162,7 @@ impl Engine {
         }
         let started = Instant::now();
         let log = logwriter::LogWriter::new(
-            self.queue.clone(),
+            queue.clone(),
             control.clone(),
             &job,
             worker_id,
@@ -141,20 +171,15 @@ impl Engine {
         let result = match acquired.work {
             Work::Build(work) => build_job::run(
                 &self.config.data_dir,
-                &*self.queue,
+                &*queue,
                 &job,
                 worker_id,
                 *work,
                 log,
                 &control,
             ),
-            Work::Import { archive } => {
-                import_job::run(&*self.queue, &job, worker_id, &archive, log)
-            }
-            Work::Broken(error) => {
-                self.queue
-                    .fail(&job.id, worker_id, &error, &LogBatch::default())
-            }
+            Work::Import { archive } => import_job::run(&*queue, &job, worker_id, &archive, log),
+            Work::Broken(error) => queue.fail(&job.id, worker_id, &error, &LogBatch::default()),
         };
         if let Err(e) = result {
             log::error!("job {} failed in the store: {e}", job.id);
@@ -162,6 +187,18 @@ impl Engine {
         }
         self.running.lock().unwrap().remove(&job.id);
         self.busy.fetch_sub(1, Ordering::SeqCst);
+        let status = outcome.status();
+        metrics.job_ended(&facts, status, started.elapsed());
+        if let Some((transition, _, owner, name, template, version)) = &build_facts {
+            let build = crate::metrics::BuildFacts {
+                workspace_owner: owner,
+                workspace_name: name,
+                template_name: template,
+                template_version: version,
+                transition,
+            };
+            metrics.build_ended(&build, status, started.elapsed());
+        }
         log::debug!(
             "job {} ({}) done in {:?}",
             job.id,

@@ -34,6 +34,8 @@ pub const SERVER_STOPPED_ERROR: &str = "kiln stopped while this job was running 
 pub struct Acquired {
     pub job: JobRow,
     pub work: Work,
+    /// The provisioner its template version names (`echo` or `terraform`), for the metrics.
+    pub provisioner: String,
 }
 
 pub enum Work {
@@ -186,7 +188,29 @@ impl LocalQueue {
             return Ok(None);
         };
         let work = self.work_for(&job)?;
-        Ok(Some(Acquired { job, work }))
+        let provisioner = self.provisioner_of(&job, &work)?;
+        Ok(Some(Acquired {
+            job,
+            work,
+            provisioner,
+        }))
+    }
+
+    /// The provisioner of the job's template version (`echo` when it is gone).
+    fn provisioner_of(&self, job: &JobRow, work: &Work) -> StoreResult<String> {
+        let version_id = match work {
+            Work::Build(b) => b.build.template_version_id.clone(),
+            _ => serde_json::from_str::<serde_json::Value>(&job.input)
+                .ok()
+                .and_then(|v| v["template_version_id"].as_str().map(str::to_string))
+                .unwrap_or_default(),
+        };
+        Ok(self
+            .store
+            .template_version(&version_id)?
+            .map(|v| v.provisioner)
+            .filter(|p| p == "echo" || p == "terraform")
+            .unwrap_or_else(|| "echo".to_string()))
     }
 
     /// Start-up: ends what is left on this machine of the steps a previous kiln on `data_dir`

@@ -153,6 +153,9 @@ pub trait JobStore {
     /// Jobs waiting for a worker.
     fn pending_job_count(&self) -> StoreResult<i64>;
 
+    /// The provisioner daemons registered (every server's built-in workers).
+    fn daemon_count(&self) -> StoreResult<i64>;
+
     /// `(position, size)` of a pending job in the queue (1-based); `(0, 0)` when not pending.
     fn queue_position(&self, job: &JobRow) -> StoreResult<(i64, i64)>;
 

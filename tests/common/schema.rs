@@ -13,7 +13,7 @@ const SWAGGER: &str = "shared/spec/coder-swagger-builds.json";
 /// `<manifest dir>/../shared/...` (the repository beside `shared/`), else
 /// `<manifest dir>/shared/...`, else the same beside a further ancestor (a worktree kept in a
 /// subfolder of the repository's parent).
-fn swagger_path() -> PathBuf {
+pub fn swagger_path() -> PathBuf {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let mut candidates = vec![root.join("..").join(SWAGGER), root.join(SWAGGER)];
     candidates.extend(root.ancestors().skip(2).map(|a| a.join(SWAGGER)));
@@ -77,6 +77,29 @@ fn allow_null(schema: &mut Value) {
     }
 }
 
+/// The corrections every check applies to Coder's definitions (section 7 of the spec, and
+/// what Go's JSON does): see the module's documentation.
+pub fn relax(defs: &mut Value) {
+    // Section 7: the inline enum of WorkspaceBuild.reason lists only 3 of the values.
+    if let Some(reason) = defs
+        .pointer_mut("/codersdk.WorkspaceBuild/properties/reason")
+        .and_then(Value::as_object_mut)
+    {
+        reason.remove("enum");
+    }
+    // Coder's Template.provisioner lists only "terraform", but Coder reports the
+    // provisioner the version was imported with ("echo" too), and so does kiln.
+    if let Some(p) = defs
+        .pointer_mut("/codersdk.Template/properties/provisioner/enum")
+        .and_then(Value::as_array_mut)
+        && !p.contains(&json!("echo"))
+    {
+        p.push(json!("echo"));
+    }
+    allow_null(defs);
+    allow_empty_uri(defs);
+}
+
 fn definitions() -> &'static Value {
     static DEFS: OnceLock<Value> = OnceLock::new();
     DEFS.get_or_init(|| {
@@ -87,24 +110,7 @@ fn definitions() -> &'static Value {
             .unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display()));
         let mut defs = swagger["definitions"].clone();
         assert!(defs.is_object(), "{} has no definitions", path.display());
-        // Section 7: the inline enum of WorkspaceBuild.reason lists only 3 of the values.
-        if let Some(reason) = defs
-            .pointer_mut("/codersdk.WorkspaceBuild/properties/reason")
-            .and_then(Value::as_object_mut)
-        {
-            reason.remove("enum");
-        }
-        // Coder's Template.provisioner lists only "terraform", but Coder reports the
-        // provisioner the version was imported with ("echo" too), and so does kiln.
-        if let Some(p) = defs
-            .pointer_mut("/codersdk.Template/properties/provisioner/enum")
-            .and_then(Value::as_array_mut)
-            && !p.contains(&json!("echo"))
-        {
-            p.push(json!("echo"));
-        }
-        allow_null(&mut defs);
-        allow_empty_uri(&mut defs);
+        relax(&mut defs);
         defs
     })
 }

@@ -34,6 +34,8 @@ struct Stream {
     last_write: Instant,
     /// Set once the session ended: the stream says so and closes.
     closed: bool,
+    /// Counted in `kiln_live_followers` while it lives.
+    _counted: crate::metrics::Follower,
 }
 
 pub async fn events(state: State, _caller: Actor, req: HttpRequest) -> ApiResult<HttpResponse> {
@@ -52,6 +54,7 @@ pub async fn events(state: State, _caller: Actor, req: HttpRequest) -> ApiResult
         last_sent: None,
         last_write: Instant::now(),
         closed: false,
+        _counted: crate::metrics::global().follower(),
     };
     let retry = futures_util::stream::once(async { web::Bytes::from_static(b"retry: 2000\n\n") });
     let stream = retry

@@ -268,6 +268,12 @@ impl JobStore for PgStore {
         Ok(row.get(0))
     }
 
+    fn daemon_count(&self) -> StoreResult<i64> {
+        let mut conn = self.conn()?;
+        let row = conn.query_one("SELECT count(*) FROM provisioner_daemons", &[])?;
+        Ok(row.get(0))
+    }
+
     fn queue_position(&self, job: &JobRow) -> StoreResult<(i64, i64)> {
         if job.status() != JobStatus::Pending {
             return Ok((0, 0));

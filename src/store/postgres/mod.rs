@@ -114,7 +114,9 @@ impl PgStore {
             let payload = format!("{} {}", self.origin, lines.join("\n"));
             tx.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &payload])?;
         }
+        let commit_started = std::time::Instant::now();
         tx.commit()?;
+        crate::metrics::global().commit("postgres", commit_started.elapsed(), 1);
         for t in &topics {
             self.events.publish(t);
         }

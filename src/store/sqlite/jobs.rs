@@ -243,6 +243,12 @@ impl JobStore for SqliteStore {
         Ok(stmt.query_row([], |r| r.get(0))?)
     }
 
+    fn daemon_count(&self) -> StoreResult<i64> {
+        let conn = self.conn()?;
+        let mut stmt = conn.prepare_cached("SELECT count(*) FROM provisioner_daemons")?;
+        Ok(stmt.query_row([], |r| r.get(0))?)
+    }
+
     fn queue_position(&self, job: &JobRow) -> StoreResult<(i64, i64)> {
         if job.status() != JobStatus::Pending {
             return Ok((0, 0));

@@ -152,7 +152,10 @@ impl Writer {
         } else if self.queued.load(Ordering::SeqCst) == 0 {
             self.commits.fetch_add(1, Ordering::Relaxed);
             // Nobody behind: commit this batch now (everyone in it is waiting for this).
-            let result = g.conn.execute_batch("COMMIT").map_err(|e| match e.into() {
+            let commit_started = std::time::Instant::now();
+            let result = g.conn.execute_batch("COMMIT");
+            crate::metrics::global().commit("sqlite", commit_started.elapsed(), g.members);
+            let result = result.map_err(|e| match e.into() {
                 StoreError::Unavailable(why) => {
                     StoreError::Unavailable(format!("commit failed: {why}"))
                 }
