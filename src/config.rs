@@ -20,6 +20,9 @@ pub struct Config {
     pub max_upload_bytes: usize,
     /// How often the lifecycle executor looks for workspaces to stop or start on schedule.
     pub autobuild_poll_interval: Duration,
+    /// An external provisioner daemon's job with no update for this long is failed, and the
+    /// daemon stops the job once it could not reach the server for this long.
+    pub provisioner_lease: Duration,
 }
 
 impl Config {

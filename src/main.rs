@@ -21,6 +21,15 @@ struct Cli {
 enum Command {
     /// Run the HTTP API, the status page and the provisioner workers.
     Server(ServerArgs),
+    /// External provisioner daemons: run a kiln server's jobs on this machine.
+    #[command(subcommand)]
+    Provisioner(ProvisionerCommand),
+}
+
+#[derive(Subcommand)]
+enum ProvisionerCommand {
+    /// Take jobs from a kiln server and run them here (see docs/provisioners.md).
+    Start(kiln::provisioner::remote::ProvisionerArgs),
 }
 
 #[derive(clap::Args)]
@@ -66,6 +75,12 @@ struct ServerArgs {
     /// whose autostart schedule has come (e.g. 500ms, 2s, 1m).
     #[arg(long, env = "KILN_AUTOBUILD_POLL_INTERVAL", default_value = "1m", value_parser = kiln::config::parse_duration)]
     autobuild_poll_interval: Duration,
+
+    /// How long an external provisioner daemon's job may go without an update before it is
+    /// failed (a daemon killed or cut off); daemons stop a job they could not update for it.
+    /// Keep it well under --hung-timeout.
+    #[arg(long, env = "KILN_PROVISIONER_LEASE", default_value = "30s", value_parser = kiln::config::parse_duration)]
+    provisioner_lease: Duration,
 }
 
 /// `--durability`, as the command line spells it.
@@ -88,8 +103,13 @@ impl From<DurabilityArg> for Durability {
 
 fn main() {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
-    let Command::Server(args) = Cli::parse().command;
-    if let Err(e) = serve(args) {
+    let result = match Cli::parse().command {
+        Command::Server(args) => serve(args),
+        Command::Provisioner(ProvisionerCommand::Start(args)) => {
+            kiln::provisioner::remote::run(args).map_err(Into::into)
+        }
+    };
+    if let Err(e) = result {
         log::error!("{e}");
         std::process::exit(1);
     }
@@ -105,6 +125,7 @@ fn serve(args: ServerArgs) -> Result<(), Box<dyn std::error::Error>> {
         shutdown_grace: Duration::from_secs(args.shutdown_grace),
         max_upload_bytes: args.max_upload_bytes,
         autobuild_poll_interval: args.autobuild_poll_interval,
+        provisioner_lease: args.provisioner_lease,
     };
     let listener = TcpListener::bind(&args.address)
         .map_err(|e| format!("cannot listen on {}: {e}", args.address))?;

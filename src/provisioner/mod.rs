@@ -14,6 +14,7 @@ pub mod logwriter;
 pub mod plan;
 pub mod procs;
 pub mod queue;
+pub mod remote;
 pub mod render;
 pub mod runner;
 pub mod sweeper;
@@ -87,6 +88,11 @@ impl Engine {
 
     pub fn workers_total(&self) -> usize {
         self.config.worker_ids.len()
+    }
+
+    /// The ids of this engine's workers.
+    pub fn worker_ids(&self) -> &[String] {
+        &self.config.worker_ids
     }
 
     pub fn workers_busy(&self) -> usize {
