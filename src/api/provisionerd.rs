@@ -62,14 +62,9 @@ fn authenticate(state: &AppState, key: Option<String>) -> ApiResult<ProvisionerK
 }
 
 /// The key and the daemon it registered: 403 when the daemon is not this key's.
-fn daemon_of(
-    state: &AppState,
-    key: Option<String>,
-    daemon_id: &str,
-) -> ApiResult<(ProvisionerKeyRow, DaemonRow)> {
-    let key = authenticate(state, key)?;
+fn daemon_of(state: &AppState, key: &ProvisionerKeyRow, daemon_id: &str) -> ApiResult<DaemonRow> {
     match state.store.daemon(daemon_id)? {
-        Some(d) if d.key_id.as_deref() == Some(&key.id) => Ok((key, d)),
+        Some(d) if d.key_id.as_deref() == Some(&key.id) => Ok(d),
         _ => Err(
             ApiError::forbidden("This provisioner daemon is not registered with this key.")
                 .with_detail("Register first (POST /api/v2/provisionerd/register).")
@@ -133,8 +128,9 @@ async fn acquire(state: State, req: HttpRequest, body: Body<{ 64 << 10 }>) -> Ap
     let key = key_from(&req);
     // The long poll waits on the blocking pool, never on an executor thread.
     blocking(move || {
+        let key = authenticate(&state, key)?;
         let r: AcquireRequest = read_json(&body)?;
-        let (_, daemon) = daemon_of(&state, key, &r.daemon_id)?;
+        let daemon = daemon_of(&state, &key, &r.daemon_id)?;
         state.store.touch_daemon(&daemon.id)?;
         if state.engine.is_stopping() {
             return Ok(Reply::no_content());
@@ -166,8 +162,9 @@ async fn update(
     let key = key_from(&req);
     blocking(move || {
         let job = job_id(&path)?;
+        let key = authenticate(&state, key)?;
         let r: UpdateRequest = read_json(&body)?;
-        let (_, daemon) = daemon_of(&state, key, &r.daemon_id)?;
+        let daemon = daemon_of(&state, &key, &r.daemon_id)?;
         state.store.job(&job)?.ok_or_else(ApiError::not_found)?;
         let batch = r
             .logs
@@ -213,8 +210,9 @@ async fn complete(
     let key = key_from(&req);
     blocking(move || {
         let job = job_id(&path)?;
+        let key = authenticate(&state, key)?;
         let r: CompleteRequest = read_json(&body)?;
-        let (_, daemon) = daemon_of(&state, key, &r.daemon_id)?;
+        let daemon = daemon_of(&state, &key, &r.daemon_id)?;
         let logs = r
             .logs
             .to_batch()
@@ -271,8 +269,9 @@ async fn fail(
     let key = key_from(&req);
     blocking(move || {
         let job = job_id(&path)?;
+        let key = authenticate(&state, key)?;
         let r: FailRequest = read_json(&body)?;
-        let (_, daemon) = daemon_of(&state, key, &r.daemon_id)?;
+        let daemon = daemon_of(&state, &key, &r.daemon_id)?;
         if r.error.is_empty() {
             return Err(ApiError::validation().with_validation("error", "an error is required"));
         }
@@ -303,8 +302,9 @@ async fn release(
     let key = key_from(&req);
     blocking(move || {
         let job = job_id(&path)?;
+        let key = authenticate(&state, key)?;
         let r: ReleaseRequest = read_json(&body)?;
-        let (_, daemon) = daemon_of(&state, key, &r.daemon_id)?;
+        let daemon = daemon_of(&state, &key, &r.daemon_id)?;
         let found = state.store.job(&job)?.ok_or_else(ApiError::not_found)?;
         if found.worker_id.as_deref() != Some(&daemon.id) || found.completed_at.is_some() {
             return Err(not_held());
