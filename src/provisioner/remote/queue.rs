@@ -183,6 +183,19 @@ impl RemoteQueue {
         }
     }
 
+    /// Whether the job is no longer this daemon's (the server said so, or could not be reached
+    /// for the lease): its end is not sent, the server has ended it or does at its lease.
+    fn given_up(&self, job_id: &str) -> bool {
+        let lost = self
+            .held(job_id)
+            .is_none_or(|h| *h.state.lock().unwrap() == LeaseState::Lost);
+        if lost {
+            log::warn!("job {job_id}: no longer this daemon's; its end is not sent");
+            self.forget(job_id);
+        }
+        lost
+    }
+
     /// The job ended here: its updater stops.
     fn forget(&self, job_id: &str) {
         if let Some(h) = self.jobs.lock().unwrap().remove(job_id) {
@@ -347,6 +360,9 @@ impl JobQueue for Shared {
         outcome: &ImportOutcome,
         logs: &LogBatch,
     ) -> StoreResult<()> {
+        if self.0.given_up(job_id) {
+            return Ok(());
+        }
         let req = CompleteRequest {
             daemon_id: worker_id.to_string(),
             result: WireResult::import(outcome),
@@ -365,6 +381,9 @@ impl JobQueue for Shared {
         done: &BuildCompletion,
         logs: &LogBatch,
     ) -> StoreResult<Option<JobStatus>> {
+        if self.0.given_up(job_id) {
+            return Ok(None);
+        }
         let req = CompleteRequest {
             daemon_id: worker_id.to_string(),
             result: WireResult::build(done),
@@ -381,6 +400,9 @@ impl JobQueue for Shared {
     }
 
     fn fail(&self, job_id: &str, worker_id: &str, error: &str, logs: &LogBatch) -> StoreResult<()> {
+        if self.0.given_up(job_id) {
+            return Ok(());
+        }
         let req = FailRequest {
             daemon_id: worker_id.to_string(),
             error: error.to_string(),
