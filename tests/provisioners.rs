@@ -275,6 +275,20 @@ async fn a_farm_of_two_daemons_runs_every_job() {
     }
     let names: BTreeSet<_> = listed.iter().map(|d| d["name"].as_str().unwrap()).collect();
     assert_eq!(names, BTreeSet::from(["alpha", "beta"]));
+    // The status page's overview shows them.
+    let o = owner.get("/api/v2/kiln/overview").await.json();
+    let shown: BTreeSet<_> = o["daemons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            assert_eq!(d["kind"], "external", "{d}");
+            assert_eq!(d["status"], "idle", "{d}");
+            assert!(d["last_seen_at"].is_string(), "{d}");
+            d["name"].as_str().unwrap().to_string()
+        })
+        .collect();
+    assert_eq!(shown, BTreeSet::from(["alpha".into(), "beta".into()]));
 }
 
 #[actix_web::test]

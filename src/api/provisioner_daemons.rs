@@ -151,6 +151,12 @@ pub fn daemon_view(d: &Listed, organization_id: &str) -> DaemonView {
     }
 }
 
+impl DaemonView {
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
 /// The version of kiln's provisioner protocol (`docs/provisioners.md`).
 pub const API_VERSION: &str = "1.0";
 

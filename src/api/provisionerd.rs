@@ -73,6 +73,25 @@ fn daemon_of(state: &AppState, key: &ProvisionerKeyRow, daemon_id: &str) -> ApiR
     }
 }
 
+/// Marks a daemon as seen, at most every quarter of the lease (at most every 5 s): idle
+/// daemons poll every second, and each mark is a write.
+fn seen(state: &AppState, daemon_id: &str) -> ApiResult<()> {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+    use std::time::Instant;
+    static SEEN: Mutex<Option<HashMap<String, Instant>>> = Mutex::new(None);
+    let every = (state.config.provisioner_lease / 4).min(Duration::from_secs(5));
+    {
+        let mut seen = SEEN.lock().unwrap();
+        let seen = seen.get_or_insert_with(HashMap::new);
+        if seen.get(daemon_id).is_some_and(|t| t.elapsed() < every) {
+            return Ok(());
+        }
+        seen.insert(daemon_id.to_string(), Instant::now());
+    }
+    Ok(state.store.touch_daemon(daemon_id)?)
+}
+
 fn not_held() -> ApiError {
     ApiError::conflict(NOT_HELD)
 }
@@ -131,7 +150,7 @@ async fn acquire(state: State, req: HttpRequest, body: Body<{ 64 << 10 }>) -> Ap
         let key = authenticate(&state, key)?;
         let r: AcquireRequest = read_json(&body)?;
         let daemon = daemon_of(&state, &key, &r.daemon_id)?;
-        state.store.touch_daemon(&daemon.id)?;
+        seen(&state, &daemon.id)?;
         if state.engine.is_stopping() {
             return Ok(Reply::no_content());
         }
@@ -175,9 +194,7 @@ async fn update(
         } else {
             state.queue.append_logs(&job, &daemon.id, &batch)?
         };
-        if r.renew {
-            state.store.touch_daemon(&daemon.id)?;
-        }
+        seen(&state, &daemon.id)?;
         lease_word(lease)
     })
     .await
