@@ -245,3 +245,31 @@ async fn a_server_restart_loses_no_finished_job_and_a_cut_off_daemon_stops_its_o
     );
     assert!(d.terminate().success(), "{}", d.log());
 }
+
+#[actix_web::test]
+async fn sigterm_gives_the_running_job_its_grace_then_cancels_it_and_exits_0() {
+    let s = TestServer::start_with_args(&["--workers", "0"]);
+    let owner = s.owner().await;
+    let key = new_key(&owner, "farm", json!({})).await;
+    let mut d = Daemon::start(&s.url(""), &key, "runner", &["--shutdown-grace", "1"]);
+    let marker = format!("sleep 30.{}4", std::process::id());
+    let t = sleepy(&owner, "sleepy", &marker, "/nonexistent/flag").await;
+    let (_, build) = workspace(&owner, &t, "dev", json!([])).await;
+    wait_started(&owner, &build).await;
+    let signaled = Instant::now();
+    let status = d.terminate();
+    assert!(status.success(), "{status:?}\n{}", d.log());
+    assert!(
+        signaled.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        signaled.elapsed()
+    );
+    assert!(!alive(&marker), "the step was stopped");
+    assert!(d.log().contains("1 job(s) were running"), "{}", d.log());
+    let done = finished(&owner, &build).await;
+    assert_eq!(done["job"]["status"], "failed", "{done}");
+    assert_eq!(
+        done["job"]["error"],
+        "kiln was shut down before this job finished; the job was canceled"
+    );
+}

@@ -252,3 +252,5 @@ ALTER TABLE provisioner_daemons ADD COLUMN organization_id TEXT NOT NULL DEFAULT
 ALTER TABLE provisioner_daemons ADD COLUMN tags TEXT NOT NULL DEFAULT '{}';
 ALTER TABLE provisioner_daemons ADD COLUMN version TEXT NOT NULL DEFAULT '';
 ALTER TABLE provisioner_jobs ADD COLUMN tags TEXT NOT NULL DEFAULT '{}';
+-- The daemons listing: each daemon's current and last job.
+CREATE INDEX provisioner_jobs_worker ON provisioner_jobs(worker_id, completed_at);
