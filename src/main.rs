@@ -28,7 +28,7 @@ enum Command {
 
 #[derive(Subcommand)]
 enum ProvisionerCommand {
-    /// Take jobs from a kiln server and run them here (see docs/provisioners.md).
+    // Its help is the args struct's own (src/provisioner/remote/mod.rs).
     Start(kiln::provisioner::remote::ProvisionerArgs),
 }
 

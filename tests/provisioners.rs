@@ -68,6 +68,16 @@ async fn provisioner_keys_have_coders_endpoints_and_errors() {
         .send(r, None)
         .await
         .expect_error(403, "Forbidden.", None);
+    member
+        .get("/api/v2/organizations/coder/provisionerdaemons")
+        .await
+        .expect_error(403, "Forbidden.", None);
+    for path in [
+        "/api/v2/organizations/nope/provisionerkeys",
+        "/api/v2/organizations/nope/provisionerdaemons",
+    ] {
+        owner.get(path).await.expect_error(404, NOT_FOUND, None);
+    }
     // Delete by name; then it is gone.
     let r = owner.request("DELETE", &format!("{KEYS}/farm"));
     assert_eq!(owner.send(r, None).await.status, 204);

@@ -21,7 +21,7 @@ use wire::{RegisterRequest, RegisterResponse};
 /// `kiln provisioner start`'s flags.
 #[derive(clap::Args, Debug)]
 #[command(
-    about = "Run provisioner jobs for a kiln server from this machine",
+    about = "Take jobs from a kiln server and run them on this machine (see docs/provisioners.md)",
     long_about = "Run provisioner jobs for a kiln server from this machine.\n\n\
         Create a key on the server first (POST /api/v2/organizations/coder/provisionerkeys as the \
         owner); the daemon takes the jobs of that key's organization whose tags its own tags \
