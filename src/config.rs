@@ -23,6 +23,9 @@ pub struct Config {
     /// Where `/metrics` is served (its own listener); `None`: no metrics endpoint, and the API
     /// does not record its requests.
     pub prometheus_address: Option<String>,
+    /// An external provisioner daemon's job with no update for this long is failed, and the
+    /// daemon stops the job once it could not reach the server for this long.
+    pub provisioner_lease: Duration,
 }
 
 impl Config {

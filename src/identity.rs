@@ -31,6 +31,12 @@ pub fn new_token() -> NewToken {
     }
 }
 
+/// A provisioner key's secret (Coder's length, 43 characters): given once, kept as its
+/// `hash_secret`.
+pub fn new_provisioner_key() -> String {
+    random_alphanumeric(43)
+}
+
 pub fn hash_secret(secret: &str) -> Vec<u8> {
     Sha256::digest(secret.as_bytes()).to_vec()
 }

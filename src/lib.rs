@@ -50,7 +50,12 @@ pub fn open_state(config: Config) -> Result<Arc<AppState>, Box<dyn std::error::E
     let counted = store.clone();
     m.count_daemons_with(Box::new(move || counted.daemon_count().ok()));
     queue.recover(&data_dir.server_id, &config.data_dir)?;
-    let sweeper = provisioner::sweeper::Sweeper::start(queue.clone(), config.hung_timeout);
+    let sweeper = provisioner::sweeper::Sweeper::start(
+        queue.clone(),
+        config.hung_timeout,
+        config.provisioner_lease,
+        worker_ids.clone(),
+    );
     let autobuild =
         api::autobuild::Autobuilder::start(store.clone(), config.autobuild_poll_interval);
     let engine = provisioner::Engine::start(

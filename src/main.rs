@@ -21,9 +21,18 @@ struct Cli {
 enum Command {
     /// Run the HTTP API, the status page and the provisioner workers.
     Server(ServerArgs),
+    /// External provisioner daemons: run a kiln server's jobs on this machine.
+    #[command(subcommand)]
+    Provisioner(ProvisionerCommand),
     /// The client commands (`src/cli/`).
     #[command(flatten)]
     Client(kiln::cli::Command),
+}
+
+#[derive(Subcommand)]
+enum ProvisionerCommand {
+    // Its help is the args struct's own (src/provisioner/remote/mod.rs).
+    Start(kiln::provisioner::remote::ProvisionerArgs),
 }
 
 #[derive(clap::Args)]
@@ -74,6 +83,11 @@ struct ServerArgs {
     /// 127.0.0.1:2112). Off unless set.
     #[arg(long, env = "KILN_PROMETHEUS_ADDRESS")]
     prometheus_address: Option<String>,
+    /// How long an external provisioner daemon's job may go without an update before it is
+    /// failed (a daemon killed or cut off); daemons stop a job they could not update for it.
+    /// Keep it well under --hung-timeout.
+    #[arg(long, env = "KILN_PROVISIONER_LEASE", default_value = "30s", value_parser = kiln::config::parse_duration)]
+    provisioner_lease: Duration,
 }
 
 /// `--durability`, as the command line spells it.
@@ -95,17 +109,26 @@ impl From<DurabilityArg> for Durability {
 }
 
 fn main() {
-    match Cli::parse().command {
+    // Log lines only for the long-running commands: the client's output stays its own.
+    let result = match Cli::parse().command {
         Command::Server(args) => {
-            env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
-                .init();
-            if let Err(e) = serve(args) {
-                log::error!("{e}");
-                std::process::exit(1);
-            }
+            init_log();
+            serve(args)
+        }
+        Command::Provisioner(ProvisionerCommand::Start(args)) => {
+            init_log();
+            kiln::provisioner::remote::run(args).map_err(Into::into)
         }
         Command::Client(cmd) => std::process::exit(kiln::cli::run(cmd)),
+    };
+    if let Err(e) = result {
+        log::error!("{e}");
+        std::process::exit(1);
     }
+}
+
+fn init_log() {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
 }
 
 fn serve(args: ServerArgs) -> Result<(), Box<dyn std::error::Error>> {
@@ -119,6 +142,7 @@ fn serve(args: ServerArgs) -> Result<(), Box<dyn std::error::Error>> {
         max_upload_bytes: args.max_upload_bytes,
         autobuild_poll_interval: args.autobuild_poll_interval,
         prometheus_address: args.prometheus_address.filter(|a| !a.trim().is_empty()),
+        provisioner_lease: args.provisioner_lease,
     };
     let listener = TcpListener::bind(&args.address)
         .map_err(|e| format!("cannot listen on {}: {e}", args.address))?;

@@ -60,6 +60,32 @@ function renderQueue(el, queue) {
     })), { className: 'queue-table' }));
 }
 
+function tagsText(tags) {
+  const extra = Object.entries(tags || {}).filter(([k, v]) => !(k === 'scope' && v === 'organization') && !(k === 'owner' && v === ''));
+  return extra.length ? extra.map(([k, v]) => `${k}=${v}`).join(', ') : h('span', { class: 'muted' }, 'untagged');
+}
+
+const DAEMON_TONE = { busy: 'tone-busy', idle: 'tone-good', offline: 'tone-quiet' };
+
+function renderDaemons(el, daemons) {
+  if (!daemons || daemons.length === 0) {
+    fill(el, h('p', { class: 'empty' }, 'No provisioner daemons (built-in workers or `kiln provisioner start`).'));
+    return;
+  }
+  fill(el, table('Provisioner daemons, built-in workers first', ['Name', 'Kind', 'Tags', 'Status', 'Current job', 'Last seen'],
+    daemons.map((d) => ({
+      attrs: { dataset: { daemonId: d.id } },
+      cells: [
+        d.name,
+        d.kind,
+        tagsText(d.tags),
+        h('span', { class: `badge ${DAEMON_TONE[d.status] || 'tone-quiet'}` }, d.status),
+        d.current_job_id ? d.current_job_id.slice(0, 8) : h('span', { class: 'muted' }, '—'),
+        d.kind === 'built-in' && d.status !== 'offline' ? 'now' : timeAgo(d.last_seen_at),
+      ],
+    })), { className: 'daemons-table' }));
+}
+
 function buildDuration(build) {
   if (build.duration_ms !== undefined && build.duration_ms !== null) return duration(build.duration_ms);
   if (build.started_at && ACTIVE_BUILD_STATUSES.includes(build.status)) return liveDuration(build.started_at);
@@ -101,6 +127,7 @@ export function overviewView(app, route) {
   const stats = h('dl', { class: 'stats', 'aria-label': 'Server' });
   const liveState = h('p', { class: 'live-state', role: 'status' });
   const queue = h('div', { id: 'queue' });
+  const daemons = h('div', { id: 'daemons' });
   const builds = h('div', { id: 'builds' });
   const filter = h('select', { id: 'status-filter', name: 'status' },
     h('option', { value: '' }, 'All statuses'),
@@ -116,6 +143,7 @@ export function overviewView(app, route) {
     h('div', { class: 'page-head' }, h('h1', {}, 'Overview'), liveState),
     stats,
     h('section', { 'aria-labelledby': 'queue-title' }, h('h2', { id: 'queue-title' }, 'Queue'), queue),
+    h('section', { 'aria-labelledby': 'daemons-title' }, h('h2', { id: 'daemons-title' }, 'Provisioners'), daemons),
     h('section', { 'aria-labelledby': 'builds-title' },
       h('div', { class: 'section-head' },
         h('h2', { id: 'builds-title' }, 'Recent builds'),
@@ -133,6 +161,7 @@ export function overviewView(app, route) {
     const overview = message.overview;
     renderStats(stats, overview);
     keepingFocus(queue, () => renderQueue(queue, overview.queue));
+    renderDaemons(daemons, overview.daemons);
     keepingFocus(builds, () => renderBuilds(builds, overview.builds, app.feed.status));
   });
 }

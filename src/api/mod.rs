@@ -19,7 +19,10 @@ pub mod openapi;
 pub mod routes;
 pub use meta::version as meta_version;
 mod organizations;
+mod provisioner_daemons;
 mod provisioner_jobs;
+mod provisioner_keys;
+mod provisionerd;
 mod query;
 pub mod session_cache;
 mod state;
@@ -59,6 +62,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .configure(user_status::routes)
             .configure(organizations::routes)
             .configure(provisioner_jobs::routes)
+            .configure(provisioner_keys::routes)
+            .configure(provisioner_daemons::routes)
+            .configure(provisionerd::routes)
             .configure(files::routes)
             .configure(templateversions::routes)
             .configure(version_parts::routes)

@@ -143,6 +143,37 @@ async fn overview(state: State, actor: Actor, req: HttpRequest) -> ApiResult<Rep
     blocking(move || ok(&build_overview(&state, &actor, filter)?)).await
 }
 
+/// Every daemon of the server's organizations, for the overview.
+fn daemon_summaries(state: &AppState) -> ApiResult<Vec<crate::model::overview::DaemonSummary>> {
+    let mut out = Vec::new();
+    for org in state.store.list_organizations()? {
+        for d in super::provisioner_daemons::listed_daemons(state, &org.id)? {
+            let view = super::provisioner_daemons::daemon_view(&d, &org.id);
+            if out
+                .iter()
+                .any(|s: &crate::model::overview::DaemonSummary| s.id == d.row.id)
+            {
+                continue;
+            }
+            out.push(crate::model::overview::DaemonSummary {
+                id: d.row.id.clone(),
+                name: view.name().to_string(),
+                kind: if d.row.key_id.is_some() {
+                    "external"
+                } else {
+                    "built-in"
+                }
+                .into(),
+                tags: d.row.tags.clone(),
+                status: format!("{:?}", d.status).to_lowercase(),
+                current_job_id: d.row.current_job.as_ref().map(|j| j.id.clone()),
+                last_seen_at: d.row.last_seen_at,
+            });
+        }
+    }
+    Ok(out)
+}
+
 /// The overview as `actor` may see it. Blocking: call from `web::block`.
 pub fn build_overview(
     state: &AppState,
@@ -175,6 +206,11 @@ pub fn build_overview(
         workers: Workers {
             busy: state.store.busy_job_count()?,
             total: state.config.workers,
+        },
+        daemons: if caller.manages_templates() {
+            daemon_summaries(state)?
+        } else {
+            Vec::new()
         },
         queue,
         builds,

@@ -121,6 +121,10 @@ fn create_version(state: &AppState, actor: &Actor, org: &str, body: &[u8]) -> Ap
         message: &req.message,
         file_id: &file_id,
         created_by: &actor.user.id,
+        tags: crate::domain::provisioner_tags::normalize(
+            req.provisioner_tags.clone(),
+            &actor.user.id,
+        ),
     })?;
     let version = state
         .store

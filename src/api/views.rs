@@ -23,7 +23,11 @@ pub fn job_json(
         file_id: job.file_id.clone(),
         worker_id: job.worker_id.clone(),
         status: job.status(),
-        tags: json!({"scope": "organization", "owner": ""}),
+        tags: json!(if job.tags.is_empty() {
+            crate::domain::provisioner_tags::untagged()
+        } else {
+            job.tags.clone()
+        }),
         queue_position,
         queue_size,
         organization_id: job.organization_id.clone(),
@@ -35,21 +39,26 @@ pub fn job_json(
     })
 }
 
-/// Workers for a pending job; zeros and null otherwise (spec section 3).
+/// The daemons (built-in workers included) whose tags match a pending job's: how many, how
+/// many are idle, and when the last of them was seen; zeros and null otherwise (spec section
+/// 3).
 pub fn matched_provisioners(state: &AppState, job: &JobRow) -> MatchedProvisioners {
-    if job.status() == JobStatus::Pending {
-        let total = state.engine.workers_total() as i64;
-        MatchedProvisioners {
-            count: total,
-            available: total - state.engine.workers_busy() as i64,
-            most_recently_seen: Some(Time::now()),
-        }
-    } else {
-        MatchedProvisioners {
+    if job.status() != JobStatus::Pending {
+        return MatchedProvisioners {
             count: 0,
             available: 0,
             most_recently_seen: None,
-        }
+        };
+    }
+    let daemons = super::provisioner_daemons::live_daemons(state, &job.organization_id);
+    let matched: Vec<_> = daemons
+        .iter()
+        .filter(|d| crate::domain::provisioner_tags::matches(&d.tags, &job.tags))
+        .collect();
+    MatchedProvisioners {
+        count: matched.len() as i64,
+        available: matched.iter().filter(|d| d.current_job.is_none()).count() as i64,
+        most_recently_seen: matched.iter().map(|d| d.last_seen_at).max(),
     }
 }
 

@@ -8,6 +8,7 @@ pub mod builds;
 pub mod jobs;
 pub mod lifecycle;
 pub mod permissions;
+pub mod provisioner_tags;
 pub mod schedule;
 pub mod search;
 

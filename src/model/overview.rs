@@ -10,6 +10,8 @@ pub struct Overview {
     pub started_at: Time,
     pub uptime_seconds: i64,
     pub workers: Workers,
+    /// The provisioner daemons, built-in workers first (owners and template admins only).
+    pub daemons: Vec<DaemonSummary>,
     /// Pending jobs the caller may see, oldest first.
     pub queue: Vec<QueuedJob>,
     /// Builds the caller may see, newest first.
@@ -21,6 +23,28 @@ pub struct Workers {
     /// Jobs a worker has started and not completed.
     pub busy: i64,
     pub total: usize,
+}
+
+/// One provisioner daemon: a built-in worker of a server, or an external daemon.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct DaemonSummary {
+    pub id: String,
+    pub name: String,
+    /// `built-in` or `external`.
+    pub kind: String,
+    pub tags: std::collections::BTreeMap<String, String>,
+    /// `idle`, `busy` or `offline`.
+    pub status: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub current_job_id: Option<String>,
+    pub last_seen_at: Time,
+}
+
+impl DaemonSummary {
+    /// What the page shows of it, but the time it was last seen (which moves by itself).
+    pub fn view(&self) -> (&str, &str, &str, &Option<String>) {
+        (&self.id, &self.name, &self.status, &self.current_job_id)
+    }
 }
 
 /// A pending job. `position` is its 1-based rank among all pending jobs, by creation order.

@@ -112,6 +112,9 @@ pub struct CreateTemplateVersionRequest {
     pub example_id: String,
     #[serde(default)]
     pub provisioner: String,
+    /// The import job's tags (and the version's builds'): Coder's `provisioner_tags`.
+    #[serde(default)]
+    pub provisioner_tags: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Debug, Deserialize)]

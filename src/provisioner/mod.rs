@@ -15,6 +15,7 @@ pub mod outcome;
 pub mod plan;
 pub mod procs;
 pub mod queue;
+pub mod remote;
 pub mod render;
 pub mod runner;
 pub mod sweeper;
@@ -88,6 +89,11 @@ impl Engine {
 
     pub fn workers_total(&self) -> usize {
         self.config.worker_ids.len()
+    }
+
+    /// The ids of this engine's workers.
+    pub fn worker_ids(&self) -> &[String] {
+        &self.config.worker_ids
     }
 
     pub fn workers_busy(&self) -> usize {

@@ -273,6 +273,41 @@ impl LocalQueue {
         Ok(failed)
     }
 
+    /// Fails the running jobs of external daemons whose last update is older than `lease`:
+    /// the daemon is gone or cut off (and stops the job itself once it could not update for
+    /// the lease). Returns how many.
+    pub fn sweep_remote(&self, lease: Duration) -> StoreResult<usize> {
+        let cutoff = crate::model::Time::now().plus_millis(-(lease.as_millis() as i64));
+        let mut failed = 0;
+        for job in self.store.stale_remote_jobs(cutoff)? {
+            let daemon = job
+                .worker_id
+                .as_deref()
+                .and_then(|id| self.store.daemon(id).ok().flatten())
+                .map_or_else(|| "?".to_string(), |d| d.name);
+            let error = format!(
+                "the provisioner daemon {daemon:?} running this job sent no update for {}s (its lease): it was stopped, killed or cut off from the server; the job was failed",
+                lease.as_secs_f64()
+            );
+            if self
+                .store
+                .abandon_job(&job.id, Stale::HeartbeatBefore(cutoff), &error)?
+            {
+                log::warn!("job {}: {error}", job.id);
+                self.events.publish(&Topic::Cancel(job.id.clone()));
+                failed += 1;
+            }
+        }
+        Ok(failed)
+    }
+
+    /// Marks this server's built-in workers as seen (the daemons listing shows them online).
+    pub fn touch_workers(&self, worker_ids: &[String]) {
+        for id in worker_ids {
+            let _ = self.store.touch_daemon(id);
+        }
+    }
+
     /// Requests a cancel (`domain::jobs`); the store publishes the notices that reach the
     /// job's worker and its followers.
     pub fn cancel(

@@ -53,13 +53,32 @@ impl Ticker {
 
 pub struct Sweeper(Ticker);
 
+/// How often a server marks its built-in workers as seen.
+const TOUCH_EVERY: Duration = Duration::from_secs(30);
+
 impl Sweeper {
-    /// Sweeps every quarter of `hung_timeout` (between 200 ms and 30 s).
-    pub fn start(queue: Arc<LocalQueue>, hung_timeout: Duration) -> Sweeper {
-        let every = (hung_timeout / 4).clamp(Duration::from_millis(200), Duration::from_secs(30));
+    /// Sweeps every quarter of the shorter of `hung_timeout` and the remote daemons' `lease`
+    /// (between 200 ms and 30 s): hung jobs, remote jobs whose lease ran out, and marks this
+    /// server's built-in workers (`worker_ids`) as seen.
+    pub fn start(
+        queue: Arc<LocalQueue>,
+        hung_timeout: Duration,
+        lease: Duration,
+        worker_ids: Vec<String>,
+    ) -> Sweeper {
+        let every = (hung_timeout.min(lease) / 4)
+            .clamp(Duration::from_millis(200), Duration::from_secs(30));
+        let mut touched: Option<std::time::Instant> = None;
         Sweeper(Ticker::start("kiln-sweeper", every, move || {
             if let Err(e) = queue.sweep(hung_timeout) {
                 log::error!("looking for hung jobs: {e}");
+            }
+            if let Err(e) = queue.sweep_remote(lease) {
+                log::error!("looking for remote jobs past their lease: {e}");
+            }
+            if touched.is_none_or(|t| t.elapsed() >= TOUCH_EVERY) {
+                queue.touch_workers(&worker_ids);
+                touched = Some(std::time::Instant::now());
             }
         }))
     }

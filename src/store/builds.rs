@@ -5,7 +5,7 @@ use crate::domain::lifecycle::LatestBuild;
 use crate::model::{Time, Transition, WorkspaceResource};
 
 /// A build joined with the names a response needs.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct BuildRow {
     pub id: String,
     pub workspace_id: String,

@@ -12,8 +12,10 @@ use crate::model::{JobStatus, Time, WorkspaceResource};
 
 pub const JOB_BUILD: &str = "workspace_build";
 pub const JOB_IMPORT: &str = "template_version_import";
+/// How many of the oldest pending jobs a worker looks through for one its tags match.
+pub const TAKE_WINDOW: usize = 100;
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct JobRow {
     pub id: String,
     /// Creation order: the queue's FIFO key.
@@ -36,6 +38,8 @@ pub struct JobRow {
     pub log_level: String,
     pub logs_length: i64,
     pub logs_overflowed: bool,
+    /// What a daemon's tags must include to take it (`domain::provisioner_tags`).
+    pub tags: crate::domain::provisioner_tags::Tags,
 }
 
 impl JobRow {
@@ -84,7 +88,7 @@ pub struct BuildCompletion {
 }
 
 /// One stage or step of a job, with its real start and end.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Timing {
     /// Coder's stage word: `init`, `plan` or `apply`.
     pub stage: String,
@@ -109,6 +113,7 @@ impl BuildCompletion {
 }
 
 /// How a template version's import ended.
+#[derive(serde::Serialize, serde::Deserialize)]
 pub enum ImportOutcome {
     /// The validated manifest (JSON text) and readme.
     Valid { manifest: String, readme: String },

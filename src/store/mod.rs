@@ -17,6 +17,7 @@ pub mod jobs;
 pub mod logs;
 pub mod overview;
 pub mod postgres;
+pub mod provisioners;
 pub mod sqlite;
 pub mod templates;
 pub mod users;
@@ -27,6 +28,7 @@ pub use files::*;
 pub use jobs::*;
 pub use logs::*;
 pub use overview::*;
+pub use provisioners::*;
 pub use templates::*;
 pub use users::*;
 pub use workspaces::*;
@@ -82,6 +84,7 @@ pub trait Store:
     + JobStore
     + LogStore
     + OverviewStore
+    + ProvisionerStore
     + Send
     + Sync
 {
@@ -96,6 +99,7 @@ impl<T> Store for T where
         + JobStore
         + LogStore
         + OverviewStore
+        + ProvisionerStore
         + Send
         + Sync
 {

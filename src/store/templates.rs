@@ -63,6 +63,8 @@ pub struct NewTemplateVersion<'a> {
     pub created_by: &'a str,
     /// `echo` or `terraform`, as the client sent it.
     pub provisioner: &'a str,
+    /// The import job's tags (normalized): the version's builds get them too.
+    pub tags: crate::domain::provisioner_tags::Tags,
 }
 
 pub struct NewTemplate<'a> {

@@ -8,6 +8,7 @@
 
 pub mod builds;
 pub mod cli;
+pub mod daemon;
 pub mod follow;
 pub mod lifecycle;
 pub mod mount;
@@ -123,10 +124,12 @@ impl TestServer {
     pub fn spawn_in(dir: &Path, args: &[&str]) -> Starting {
         let database = postgres_mode().then(|| database_for(dir));
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_kiln"));
-        cmd.arg("server")
-            .args(["--address", "127.0.0.1:0", "--data-dir"])
-            .arg(dir)
-            .env_remove("KILN_DATABASE");
+        cmd.arg("server");
+        // A test may choose the address (a restart on the same port); port 0 otherwise.
+        if !args.contains(&"--address") {
+            cmd.args(["--address", "127.0.0.1:0"]);
+        }
+        cmd.arg("--data-dir").arg(dir).env_remove("KILN_DATABASE");
         if let Some(db) = &database {
             cmd.args(["--database", db]);
         }

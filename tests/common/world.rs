@@ -52,6 +52,7 @@ pub fn world(s: &dyn Store, manifest: &str) -> World {
         message: "",
         file_id: &file,
         created_by: &uid,
+        tags: Default::default(),
     })
     .unwrap();
     let taken = s

@@ -8,7 +8,7 @@ use postgres::Row;
 
 pub const JOB_COLUMNS: &str = "j.id, j.seq, j.created_at, j.updated_at, j.started_at, j.completed_at, \
     j.canceled_at, j.error, j.error_code, j.organization_id, j.initiator_id, j.file_id, j.type, \
-    j.input, j.worker_id, j.log_level, j.logs_length, j.logs_overflowed";
+    j.input, j.worker_id, j.log_level, j.logs_length, j.logs_overflowed, j.tags";
 
 /// Reads a job from `r`, starting at column `at` (so joins can put it anywhere).
 pub fn job_from_row(r: &Row, at: usize) -> JobRow {
@@ -31,6 +31,7 @@ pub fn job_from_row(r: &Row, at: usize) -> JobRow {
         log_level: r.get(at + 15),
         logs_length: r.get(at + 16),
         logs_overflowed: r.get(at + 17),
+        tags: crate::domain::provisioner_tags::from_json(r.get::<_, &str>(at + 18)),
     }
 }
 
@@ -42,6 +43,10 @@ pub struct NewJob<'a> {
     pub kind: &'a str,
     pub input: serde_json::Value,
     pub log_level: &'a str,
+    /// A build's job takes the tags of its template version's import job.
+    pub tags_of_version: Option<&'a str>,
+    /// The job's tags (JSON), when not taken from a version.
+    pub tags: String,
 }
 
 /// Inserts a pending job at the end of the queue (`seq` comes from an identity column, so
@@ -49,7 +54,9 @@ pub struct NewJob<'a> {
 pub fn insert_job(tx: &mut Tx, job: &NewJob, now: Time) -> StoreResult<()> {
     tx.execute(
         "INSERT INTO provisioner_jobs (id, created_at, updated_at, organization_id, initiator_id, \
-         file_id, type, input, log_level) VALUES ($1, $2, $2, $3, $4, $5, $6, $7, $8)",
+         file_id, type, input, log_level, tags) VALUES ($1, $2, $2, $3, $4, $5, $6, $7, $8, \
+         coalesce((SELECT vj.tags FROM template_versions v JOIN provisioner_jobs vj ON vj.id = v.job_id \
+                   WHERE v.id = $9), $10))",
         &[
             &job.id,
             &now,
@@ -59,6 +66,8 @@ pub fn insert_job(tx: &mut Tx, job: &NewJob, now: Time) -> StoreResult<()> {
             &job.kind,
             &job.input.to_string(),
             &job.log_level,
+            &job.tags_of_version,
+            &job.tags,
         ],
     )?;
     Ok(())

@@ -12,6 +12,7 @@ use super::logs::{append_lines, insert_log};
 use super::pool::Tx;
 use crate::domain::builds::{build_end, daily_cost, deadline};
 use crate::domain::jobs::cancel_decision;
+use crate::domain::provisioner_tags::{from_json, matches};
 use crate::domain::{CancelAction, CancelRefusal};
 use crate::events::Topic;
 use crate::model::{JobStatus, Time, Transition, new_id};
@@ -21,6 +22,7 @@ use crate::store::{
 };
 use postgres::types::ToSql;
 
+use crate::store::TAKE_WINDOW;
 const PENDING: &str = "started_at IS NULL AND completed_at IS NULL AND canceled_at IS NULL";
 
 /// Who must still hold a job for it to be ended.
@@ -233,24 +235,46 @@ impl JobStore for PgStore {
         if self.pending_job_count()? == 0 {
             return Ok(None);
         }
-        // SKIP LOCKED: a row another taker holds is passed over, never waited for nor taken
-        // twice; the outer WHERE re-checks that it is still pending (a cancel may have
-        // completed it).
+        // The oldest pending jobs are read without a lock and the first whose tags the
+        // worker matches (`domain::provisioner_tags`) is taken by a conditional update: a row
+        // another taker is updating makes this one wait for it, then re-check that it is still
+        // pending (READ COMMITTED), so no job is taken twice; a lost race tries the next one.
         self.write(
             |tx| {
-                let row = tx.query_opt(
+                let worker_tags = tx
+                    .query_opt(
+                        "SELECT tags FROM provisioner_daemons WHERE id = $1",
+                        &[&worker_id],
+                    )?
+                    .map(|r| from_json(r.get::<_, &str>(0)))
+                    .unwrap_or_default();
+                let candidates = tx.query(
                     format!(
-                        "UPDATE provisioner_jobs SET started_at = $1, updated_at = $1, worker_id = $2 \
-                         WHERE id = (SELECT id FROM provisioner_jobs WHERE {PENDING} \
-                                     ORDER BY seq LIMIT 1 FOR UPDATE SKIP LOCKED) \
-                         AND {PENDING} \
-                         RETURNING {}",
-                        JOB_COLUMNS.replace("j.", "")
+                        "SELECT id, tags FROM provisioner_jobs WHERE {PENDING} ORDER BY seq LIMIT {TAKE_WINDOW}"
                     )
                     .as_str(),
-                    &[&Time::now(), &worker_id],
+                    &[],
                 )?;
-                Ok(row.map(|r| job_from_row(&r, 0)))
+                for c in &candidates {
+                    if !matches(&worker_tags, &from_json(c.get::<_, &str>(1))) {
+                        continue;
+                    }
+                    let id: &str = c.get(0);
+                    let row = tx.query_opt(
+                        format!(
+                            "UPDATE provisioner_jobs SET started_at = $1, updated_at = $1, worker_id = $2 \
+                             WHERE id = $3 AND {PENDING} \
+                             RETURNING {}",
+                            JOB_COLUMNS.replace("j.", "")
+                        )
+                        .as_str(),
+                        &[&Time::now(), &worker_id, &id],
+                    )?;
+                    if let Some(r) = row {
+                        return Ok(Some(job_from_row(&r, 0)));
+                    }
+                }
+                Ok(None)
             },
             |job| match job {
                 Some(_) => vec![Topic::Overview],

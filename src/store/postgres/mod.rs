@@ -21,6 +21,7 @@ mod logs;
 mod migrate;
 mod overview;
 mod pool;
+mod provisioners;
 mod relay;
 mod templates;
 mod users;

@@ -108,6 +108,11 @@ impl Tx<'_> {
         self.tx.query_one(&s, params)
     }
 
+    pub fn query(&mut self, sql: &str, params: Params) -> Result<Vec<Row>, postgres::Error> {
+        let s = self.statements.get(sql, |q| self.tx.prepare(q))?;
+        self.tx.query(&s, params)
+    }
+
     pub fn commit(self) -> Result<(), postgres::Error> {
         self.tx.commit()
     }

@@ -95,6 +95,8 @@ pub(super) fn insert_build(tx: &Tx, b: &NewBuild, now: Time) -> StoreResult<Crea
             kind: JOB_BUILD,
             input: serde_json::json!({ "workspace_build_id": b.id }),
             log_level: b.log_level,
+            tags_of_version: Some(b.template_version_id),
+            tags: "{}".into(),
         },
         now,
     )?;

@@ -10,6 +10,7 @@ use super::logs::{append_lines, insert_log};
 use super::{SqliteStore, Tx};
 use crate::domain::builds::{build_end, daily_cost, deadline};
 use crate::domain::jobs::cancel_decision;
+use crate::domain::provisioner_tags::{from_json, matches};
 use crate::domain::{CancelAction, CancelRefusal};
 use crate::events::Topic;
 use crate::model::{JobStatus, Time, Transition, new_id};
@@ -19,6 +20,7 @@ use crate::store::{
 };
 use rusqlite::params;
 
+use crate::store::TAKE_WINDOW;
 const PENDING: &str = "started_at IS NULL AND completed_at IS NULL AND canceled_at IS NULL";
 
 /// Who must still hold a job for it to be ended.
@@ -215,19 +217,41 @@ impl JobStore for SqliteStore {
         if self.pending_job_count()? == 0 {
             return Ok(None);
         }
-        // The outer WHERE repeats the pending test: a job another worker took, or a cancel
-        // completed, after the subselect chose it is not taken (a backend with concurrent
-        // writers also locks the chosen row: `FOR UPDATE SKIP LOCKED`).
+        // The first of the oldest pending jobs whose tags the worker matches
+        // (`domain::provisioner_tags`); the update repeats the pending test, so a job another
+        // worker took, or a cancel completed, after it was chosen is not taken (a backend with
+        // concurrent writers tries the next one).
         let job = self.write(|tx| {
+            let worker_tags = optional(
+                tx.prepare_cached("SELECT tags FROM provisioner_daemons WHERE id = ?1")?
+                    .query_row([worker_id], |r| r.get::<_, String>(0)),
+            )?
+            .map(|t| from_json(&t))
+            .unwrap_or_default();
+            let seq: Option<i64> = {
+                let mut stmt = tx.prepare_cached(&format!(
+                    "SELECT seq, tags FROM provisioner_jobs WHERE {PENDING} ORDER BY seq LIMIT {TAKE_WINDOW}"
+                ))?;
+                let rows = stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?;
+                let mut found = None;
+                for row in rows {
+                    let (seq, tags) = row?;
+                    if matches(&worker_tags, &from_json(&tags)) {
+                        found = Some(seq);
+                        break;
+                    }
+                }
+                found
+            };
+            let Some(seq) = seq else { return Ok(None) };
             let now = Time::now();
             let mut stmt = tx.prepare_cached(&format!(
                 "UPDATE provisioner_jobs SET started_at = ?1, updated_at = ?1, worker_id = ?2 \
-                 WHERE seq = (SELECT seq FROM provisioner_jobs WHERE {PENDING} ORDER BY seq LIMIT 1) \
-                 AND {PENDING} \
+                 WHERE seq = ?3 AND {PENDING} \
                  RETURNING {}",
                 JOB_COLUMNS.replace("j.", "")
             ))?;
-            optional(stmt.query_row(params![now, worker_id], |r| job_from_row(r, 0)))
+            optional(stmt.query_row(params![now, worker_id, seq], |r| job_from_row(r, 0)))
         })?;
         if job.is_some() {
             self.publish(&[Topic::Overview]);

@@ -16,6 +16,7 @@ mod jobs;
 mod logs;
 mod migrate;
 mod overview;
+mod provisioners;
 mod templates;
 mod users;
 mod workspaces;

@@ -233,3 +233,24 @@ CREATE TABLE provisioner_job_timings (
     ended_at   INTEGER NOT NULL,
     PRIMARY KEY (job_id, position)
 );
+
+-- migration 6
+-- External provisioner daemons: the keys they authenticate with (the secret kept only as its
+-- SHA-256, like API keys), and what a daemon registered with (its key, tags and version).
+-- Jobs carry the tags a daemon must have to take them (JSON object, Coder's tag rules).
+CREATE TABLE provisioner_keys (
+    id              TEXT PRIMARY KEY,
+    organization_id TEXT NOT NULL REFERENCES organizations(id),
+    name            TEXT NOT NULL,
+    hashed_secret   BLOB NOT NULL UNIQUE,
+    tags            TEXT NOT NULL DEFAULT '{}',
+    created_at      INTEGER NOT NULL
+);
+CREATE UNIQUE INDEX provisioner_keys_organization_name ON provisioner_keys(organization_id, lower(name));
+ALTER TABLE provisioner_daemons ADD COLUMN key_id TEXT;
+ALTER TABLE provisioner_daemons ADD COLUMN organization_id TEXT NOT NULL DEFAULT '';
+ALTER TABLE provisioner_daemons ADD COLUMN tags TEXT NOT NULL DEFAULT '{}';
+ALTER TABLE provisioner_daemons ADD COLUMN version TEXT NOT NULL DEFAULT '';
+ALTER TABLE provisioner_jobs ADD COLUMN tags TEXT NOT NULL DEFAULT '{}';
+-- The daemons listing: each daemon's current and last job.
+CREATE INDEX provisioner_jobs_worker ON provisioner_jobs(worker_id, completed_at);

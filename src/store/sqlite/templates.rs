@@ -69,6 +69,8 @@ impl TemplateStore for SqliteStore {
                     kind: JOB_IMPORT,
                     input: serde_json::json!({ "template_version_id": v.id }),
                     log_level: "info",
+                    tags_of_version: None,
+                    tags: serde_json::to_string(&v.tags).unwrap_or_default(),
                 },
                 now,
             )?;

@@ -1,0 +1,333 @@
+//! kiln's provisioner protocol, server side (`docs/provisioners.md`): external daemons
+//! (`kiln provisioner start`) register, long-poll for a job, send log batches and heartbeats,
+//! and complete or fail their jobs, all under `/api/v2/provisionerd/`. Every call carries a
+//! provisioner key (`Coder-Provisioner-Daemon-Key`); user tokens are not accepted. The queue's
+//! decisions stay in `LocalQueue`: this module only checks who calls and translates.
+
+use super::{ApiError, ApiResult, Reply, blocking, ok, read_json, res};
+use crate::api::body::Body;
+use crate::api::{AppState, State};
+use crate::domain::provisioner_tags::{Tags, normalize};
+use crate::identity;
+use crate::model::JobStatus;
+use crate::provisioner::queue::JobQueue;
+use crate::provisioner::remote::wire::*;
+use crate::store::{DaemonRow, ImportOutcome, LeaseState, ProvisionerKeyRow};
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, web};
+use std::time::Duration;
+
+/// The longest an acquire waits for a job.
+pub const MAX_WAIT: Duration = Duration::from_secs(10);
+/// Completions carry the new state and resources.
+const LARGE: usize = 16 << 20;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(res("/provisionerd/register").route(web::post().to(register)))
+        .service(res("/provisionerd/acquire").route(web::post().to(acquire)))
+        .service(res("/provisionerd/jobs/{job}/update").route(web::post().to(update)))
+        .service(res("/provisionerd/jobs/{job}/complete").route(web::post().to(complete)))
+        .service(res("/provisionerd/jobs/{job}/fail").route(web::post().to(fail)))
+        .service(res("/provisionerd/jobs/{job}/release").route(web::post().to(release)));
+}
+
+fn key_from(req: &HttpRequest) -> Option<String> {
+    req.headers()
+        .get(KEY_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(str::to_string)
+}
+
+/// The caller's key: 401 without one (a user token is no key) or with one that does not
+/// exist (any more).
+fn authenticate(state: &AppState, key: Option<String>) -> ApiResult<ProvisionerKeyRow> {
+    let Some(key) = key else {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "Provisioner daemon key required.",
+        )
+        .with_detail(format!(
+            "Only provisioner daemons may call this endpoint: send a provisioner key in the {KEY_HEADER} header (user tokens are not accepted)."
+        )));
+    };
+    state
+        .store
+        .provisioner_key_by_secret(&identity::hash_secret(&key))?
+        .ok_or_else(|| {
+            ApiError::new(StatusCode::UNAUTHORIZED, "Provisioner daemon key invalid.")
+                .with_detail("The key does not exist: it is mistyped, or it was deleted.")
+        })
+}
+
+/// The key and the daemon it registered: 403 when the daemon is not this key's.
+fn daemon_of(state: &AppState, key: &ProvisionerKeyRow, daemon_id: &str) -> ApiResult<DaemonRow> {
+    match state.store.daemon(daemon_id)? {
+        Some(d) if d.key_id.as_deref() == Some(&key.id) => Ok(d),
+        _ => Err(
+            ApiError::forbidden("This provisioner daemon is not registered with this key.")
+                .with_detail("Register first (POST /api/v2/provisionerd/register).")
+                .with_validation("daemon_id", "unknown daemon"),
+        ),
+    }
+}
+
+/// Marks a daemon as seen, at most every quarter of the lease (at most every 5 s): idle
+/// daemons poll every second, and each mark is a write.
+fn seen(state: &AppState, daemon_id: &str) -> ApiResult<()> {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+    use std::time::Instant;
+    static SEEN: Mutex<Option<HashMap<String, Instant>>> = Mutex::new(None);
+    let every = (state.config.provisioner_lease / 4).min(Duration::from_secs(5));
+    {
+        let mut seen = SEEN.lock().unwrap();
+        let seen = seen.get_or_insert_with(HashMap::new);
+        if seen.get(daemon_id).is_some_and(|t| t.elapsed() < every) {
+            return Ok(());
+        }
+        seen.insert(daemon_id.to_string(), Instant::now());
+    }
+    Ok(state.store.touch_daemon(daemon_id)?)
+}
+
+fn not_held() -> ApiError {
+    ApiError::conflict(NOT_HELD)
+}
+
+fn job_id(raw: &str) -> ApiResult<String> {
+    super::parse_uuid(raw)
+}
+
+async fn register(state: State, req: HttpRequest, body: Body<{ 64 << 10 }>) -> ApiResult<Reply> {
+    let key = key_from(&req);
+    blocking(move || {
+        let key = authenticate(&state, key)?;
+        let r: RegisterRequest = read_json(&body)?;
+        if r.name.is_empty() || r.name.len() > 64 {
+            return Err(ApiError::validation()
+                .with_validation("name", "A daemon name of 1 to 64 characters is required."));
+        }
+        // The key's tags are the daemon's; its own may add to them, never change them.
+        let mut tags: Tags = key.tags.clone();
+        for (k, v) in r.tags {
+            if k.is_empty() {
+                return Err(ApiError::validation().with_validation("tags", "empty tag name"));
+            }
+            match tags.get(&k) {
+                Some(existing) if *existing != v => {
+                    return Err(ApiError::bad_request(format!(
+                        "Tag {k:?}={v:?} conflicts with the provisioner key's tag {k:?}={existing:?}."
+                    ))
+                    .with_validation("tags", "conflicts with the key's tags"));
+                }
+                _ => {
+                    tags.insert(k, v);
+                }
+            }
+        }
+        let tags = normalize(tags, "");
+        let id = state
+            .store
+            .register_daemon(&key, &r.name, &tags, &r.version)?;
+        log::info!("provisioner daemon {:?} registered (key {:?})", r.name, key.name);
+        ok(&RegisterResponse {
+            daemon_id: id,
+            organization_id: key.organization_id,
+            tags,
+            lease_ms: state.config.provisioner_lease.as_millis() as u64,
+            api_version: super::provisioner_daemons::API_VERSION.into(),
+        })
+    })
+    .await
+}
+
+async fn acquire(state: State, req: HttpRequest, body: Body<{ 64 << 10 }>) -> ApiResult<Reply> {
+    let key = key_from(&req);
+    // The long poll waits on the blocking pool, never on an executor thread.
+    blocking(move || {
+        let key = authenticate(&state, key)?;
+        let r: AcquireRequest = read_json(&body)?;
+        let daemon = daemon_of(&state, &key, &r.daemon_id)?;
+        seen(&state, &daemon.id)?;
+        if state.engine.is_stopping() {
+            return Ok(Reply::no_content());
+        }
+        let wait = Duration::from_millis(r.wait_ms).min(MAX_WAIT);
+        match state.queue.acquire(&daemon.id, wait)? {
+            Some(a) => ok(&AcquiredJob::from(a)),
+            None => Ok(Reply::no_content()),
+        }
+    })
+    .await
+}
+
+fn lease_word(state: LeaseState) -> ApiResult<Reply> {
+    let word = match state {
+        LeaseState::Held => "held",
+        LeaseState::CancelRequested => "canceled",
+        LeaseState::Lost => return Err(not_held()),
+    };
+    ok(&UpdateResponse { state: word.into() })
+}
+
+async fn update(
+    state: State,
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: Body<LARGE>,
+) -> ApiResult<Reply> {
+    let key = key_from(&req);
+    blocking(move || {
+        let job = job_id(&path)?;
+        let key = authenticate(&state, key)?;
+        let r: UpdateRequest = read_json(&body)?;
+        let daemon = daemon_of(&state, &key, &r.daemon_id)?;
+        state.store.job(&job)?.ok_or_else(ApiError::not_found)?;
+        let batch = r
+            .logs
+            .to_batch()
+            .map_err(|e| ApiError::validation().with_validation("logs", e))?;
+        let lease = if batch.lines.is_empty() {
+            state.queue.heartbeat(&job, &daemon.id, r.renew)?
+        } else {
+            state.queue.append_logs(&job, &daemon.id, &batch)?
+        };
+        seen(&state, &daemon.id)?;
+        lease_word(lease)
+    })
+    .await
+}
+
+/// A completion the job already has: the daemon's retry of one that was stored.
+fn already_ended(
+    state: &AppState,
+    job_id: &str,
+    daemon_id: &str,
+    ok_if: impl Fn(JobStatus, &str) -> bool,
+) -> ApiResult<Reply> {
+    let job = state.store.job(job_id)?.ok_or_else(ApiError::not_found)?;
+    let status = job.status();
+    if job.completed_at.is_some()
+        && job.worker_id.as_deref() == Some(daemon_id)
+        && ok_if(status, &job.error)
+    {
+        return ok(&CompleteResponse { status });
+    }
+    Err(not_held())
+}
+
+async fn complete(
+    state: State,
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: Body<LARGE>,
+) -> ApiResult<Reply> {
+    let key = key_from(&req);
+    blocking(move || {
+        let job = job_id(&path)?;
+        let key = authenticate(&state, key)?;
+        let r: CompleteRequest = read_json(&body)?;
+        let daemon = daemon_of(&state, &key, &r.daemon_id)?;
+        let logs = r
+            .logs
+            .to_batch()
+            .map_err(|e| ApiError::validation().with_validation("logs", e))?;
+        match r.result {
+            WireResult::Import { outcome } => {
+                let held = state
+                    .store
+                    .complete_import(&job, &daemon.id, &outcome, &logs)?;
+                if held {
+                    let status = state
+                        .store
+                        .job(&job)?
+                        .map_or(JobStatus::Failed, |j| j.status());
+                    return ok(&CompleteResponse { status });
+                }
+                already_ended(&state, &job, &daemon.id, |status, error| match &outcome {
+                    ImportOutcome::Valid { .. } => status == JobStatus::Succeeded,
+                    ImportOutcome::Invalid(e) => status == JobStatus::Failed && error == e,
+                })
+            }
+            WireResult::Build {
+                error,
+                new_state,
+                resources,
+                ttl_ms,
+                timings,
+            } => {
+                let done = build_completion(error, new_state, resources, ttl_ms, timings)
+                    .map_err(|e| ApiError::validation().with_validation("result", e))?;
+                if let Some(status) = state.queue.complete_build(&job, &daemon.id, &done, &logs)? {
+                    return ok(&CompleteResponse { status });
+                }
+                already_ended(&state, &job, &daemon.id, |status, error| {
+                    if done.error.is_empty() {
+                        matches!(status, JobStatus::Succeeded | JobStatus::Canceled)
+                    } else {
+                        (status == JobStatus::Failed && error == done.error)
+                            || status == JobStatus::Canceled
+                    }
+                })
+            }
+        }
+    })
+    .await
+}
+
+async fn fail(
+    state: State,
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: Body<LARGE>,
+) -> ApiResult<Reply> {
+    let key = key_from(&req);
+    blocking(move || {
+        let job = job_id(&path)?;
+        let key = authenticate(&state, key)?;
+        let r: FailRequest = read_json(&body)?;
+        let daemon = daemon_of(&state, &key, &r.daemon_id)?;
+        if r.error.is_empty() {
+            return Err(ApiError::validation().with_validation("error", "an error is required"));
+        }
+        let logs = r
+            .logs
+            .to_batch()
+            .map_err(|e| ApiError::validation().with_validation("logs", e))?;
+        if state.store.fail_job(&job, &daemon.id, &r.error, &logs)? {
+            let status = state
+                .store
+                .job(&job)?
+                .map_or(JobStatus::Failed, |j| j.status());
+            return ok(&CompleteResponse { status });
+        }
+        already_ended(&state, &job, &daemon.id, |status, error| {
+            (status == JobStatus::Failed && error == r.error) || status == JobStatus::Canceled
+        })
+    })
+    .await
+}
+
+async fn release(
+    state: State,
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: Body<{ 64 << 10 }>,
+) -> ApiResult<Reply> {
+    let key = key_from(&req);
+    blocking(move || {
+        let job = job_id(&path)?;
+        let key = authenticate(&state, key)?;
+        let r: ReleaseRequest = read_json(&body)?;
+        let daemon = daemon_of(&state, &key, &r.daemon_id)?;
+        let found = state.store.job(&job)?.ok_or_else(ApiError::not_found)?;
+        if found.worker_id.as_deref() != Some(&daemon.id) || found.completed_at.is_some() {
+            return Err(not_held());
+        }
+        state.queue.release(&job, &daemon.id)?;
+        Ok(Reply::no_content())
+    })
+    .await
+}

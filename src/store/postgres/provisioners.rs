@@ -1,0 +1,251 @@
+//! Provisioner keys and daemons (`crate::store::provisioners`).
+
+use super::PgStore;
+use super::dialect::to_json;
+use super::job_rows::{JOB_COLUMNS, job_from_row};
+use super::pool::Conn;
+use crate::domain::provisioner_tags::{Tags, from_json};
+use crate::events::Topic;
+use crate::model::{JobStatus, Time, new_id};
+use crate::store::{
+    DaemonJob, DaemonRow, JobRow, ProvisionerKeyRow, ProvisionerStore, StoreResult,
+};
+use postgres::Row;
+
+const KEY_COLUMNS: &str = "id, organization_id, name, tags, created_at";
+
+fn key_from_row(r: &Row) -> ProvisionerKeyRow {
+    ProvisionerKeyRow {
+        id: r.get(0),
+        organization_id: r.get(1),
+        name: r.get(2),
+        tags: from_json(r.get::<_, &str>(3)),
+        created_at: r.get(4),
+    }
+}
+
+const DAEMON_COLUMNS: &str = "d.id, d.server_id, d.organization_id, d.key_id, k.name, d.name, \
+    d.version, d.tags, d.created_at, d.last_seen_at";
+const DAEMON_FROM: &str =
+    "FROM provisioner_daemons d LEFT JOIN provisioner_keys k ON k.id = d.key_id";
+
+fn daemon_from_row(r: &Row) -> DaemonRow {
+    DaemonRow {
+        id: r.get(0),
+        server_id: r.get(1),
+        organization_id: r.get(2),
+        key_id: r.get(3),
+        key_name: r.get(4),
+        name: r.get(5),
+        version: r.get(6),
+        tags: from_json(r.get::<_, &str>(7)),
+        created_at: r.get(8),
+        last_seen_at: r.get(9),
+        current_job: None,
+        previous_job: None,
+    }
+}
+
+/// The daemon's unfinished job (`current`) or the last one it ended, with its template.
+fn daemon_job(conn: &mut Conn, daemon_id: &str, current: bool) -> StoreResult<Option<DaemonJob>> {
+    let filter = if current {
+        "j.started_at IS NOT NULL AND j.completed_at IS NULL ORDER BY j.started_at DESC"
+    } else {
+        "j.completed_at IS NOT NULL ORDER BY j.completed_at DESC"
+    };
+    let row = conn.query_opt(
+        &format!(
+            "SELECT j.id, j.started_at, j.completed_at, j.canceled_at, j.error, \
+             coalesce(t.name, ''), coalesce(t.display_name, ''), coalesce(t.icon, '') \
+             FROM provisioner_jobs j \
+             LEFT JOIN workspace_builds b ON b.job_id = j.id \
+             LEFT JOIN template_versions v ON (b.id IS NOT NULL AND v.id = b.template_version_id) \
+                  OR (b.id IS NULL AND v.job_id = j.id) \
+             LEFT JOIN templates t ON t.id = v.template_id \
+             WHERE j.worker_id = $1 AND {filter} LIMIT 1"
+        ),
+        &[&daemon_id],
+    )?;
+    Ok(row.map(|r| DaemonJob {
+        id: r.get(0),
+        status: JobStatus::derive(r.get(1), r.get(2), r.get(3), r.get::<_, &str>(4)),
+        template_name: r.get(5),
+        template_display_name: r.get(6),
+        template_icon: r.get(7),
+    }))
+}
+
+impl ProvisionerStore for PgStore {
+    fn insert_provisioner_key(
+        &self,
+        key: &ProvisionerKeyRow,
+        hashed_secret: &[u8],
+    ) -> StoreResult<()> {
+        self.write(
+            |tx| {
+                tx.execute(
+                    "INSERT INTO provisioner_keys (id, organization_id, name, hashed_secret, tags, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6)",
+                    &[
+                        &key.id,
+                        &key.organization_id,
+                        &key.name,
+                        &hashed_secret,
+                        &to_json(&key.tags),
+                        &key.created_at,
+                    ],
+                )?;
+                Ok(())
+            },
+            |_| vec![],
+        )
+    }
+
+    fn provisioner_keys(&self, organization_id: &str) -> StoreResult<Vec<ProvisionerKeyRow>> {
+        let rows = self.conn()?.query(
+            &format!(
+                "SELECT {KEY_COLUMNS} FROM provisioner_keys WHERE organization_id = $1 ORDER BY created_at, name"
+            ),
+            &[&organization_id],
+        )?;
+        Ok(rows.iter().map(key_from_row).collect())
+    }
+
+    fn provisioner_key_by_secret(
+        &self,
+        hashed_secret: &[u8],
+    ) -> StoreResult<Option<ProvisionerKeyRow>> {
+        let row = self.conn()?.query_opt(
+            &format!("SELECT {KEY_COLUMNS} FROM provisioner_keys WHERE hashed_secret = $1"),
+            &[&hashed_secret],
+        )?;
+        Ok(row.as_ref().map(key_from_row))
+    }
+
+    fn delete_provisioner_key(
+        &self,
+        organization_id: &str,
+        name: &str,
+    ) -> StoreResult<Option<(ProvisionerKeyRow, Vec<JobRow>)>> {
+        self.write(
+            |tx| {
+                let key = tx.query_opt(
+                    &format!(
+                        "SELECT {KEY_COLUMNS} FROM provisioner_keys \
+                         WHERE organization_id = $1 AND lower(name) = lower($2) FOR UPDATE"
+                    ),
+                    &[&organization_id, &name],
+                )?;
+                let Some(key) = key.as_ref().map(key_from_row) else {
+                    return Ok(None);
+                };
+                let jobs = tx
+                    .query(
+                        &format!(
+                            "SELECT {JOB_COLUMNS} FROM provisioner_jobs j \
+                             WHERE j.started_at IS NOT NULL AND j.completed_at IS NULL \
+                             AND j.worker_id IN (SELECT id FROM provisioner_daemons WHERE key_id = $1)"
+                        ),
+                        &[&key.id],
+                    )?
+                    .iter()
+                    .map(|r| job_from_row(r, 0))
+                    .collect();
+                tx.execute("DELETE FROM provisioner_daemons WHERE key_id = $1", &[&key.id])?;
+                tx.execute("DELETE FROM provisioner_keys WHERE id = $1", &[&key.id])?;
+                Ok(Some((key, jobs)))
+            },
+            |out| {
+                if out.is_some() {
+                    vec![Topic::Overview]
+                } else {
+                    vec![]
+                }
+            },
+        )
+    }
+
+    fn register_daemon(
+        &self,
+        key: &ProvisionerKeyRow,
+        name: &str,
+        tags: &Tags,
+        version: &str,
+    ) -> StoreResult<String> {
+        self.write(
+            |tx| {
+                let row = tx.query_one(
+                    "INSERT INTO provisioner_daemons (id, server_id, name, created_at, last_seen_at, \
+                     key_id, organization_id, tags, version) VALUES ($1, $2, $3, $4, $4, $5, $6, $7, $8) \
+                     ON CONFLICT (server_id, name) DO UPDATE SET last_seen_at = excluded.last_seen_at, \
+                     tags = excluded.tags, version = excluded.version RETURNING id",
+                    &[
+                        &new_id(),
+                        &format!("remote:{}", key.id),
+                        &name,
+                        &Time::now(),
+                        &key.id,
+                        &key.organization_id,
+                        &to_json(tags),
+                        &version,
+                    ],
+                )?;
+                Ok(row.get(0))
+            },
+            |_| vec![Topic::Overview],
+        )
+    }
+
+    fn daemon(&self, id: &str) -> StoreResult<Option<DaemonRow>> {
+        let row = self.conn()?.query_opt(
+            &format!("SELECT {DAEMON_COLUMNS} {DAEMON_FROM} WHERE d.id = $1"),
+            &[&id],
+        )?;
+        Ok(row.as_ref().map(daemon_from_row))
+    }
+
+    fn touch_daemon(&self, id: &str) -> StoreResult<()> {
+        self.write(
+            |tx| {
+                tx.execute(
+                    "UPDATE provisioner_daemons SET last_seen_at = $2 WHERE id = $1",
+                    &[&id, &Time::now()],
+                )?;
+                Ok(())
+            },
+            |_| vec![],
+        )
+    }
+
+    fn daemons(&self, organization_id: &str) -> StoreResult<Vec<DaemonRow>> {
+        let mut conn = self.conn()?;
+        let mut daemons: Vec<DaemonRow> = conn
+            .query(
+                &format!(
+                    "SELECT {DAEMON_COLUMNS} {DAEMON_FROM} \
+                     WHERE d.organization_id IN ('', $1) ORDER BY d.key_id IS NOT NULL, d.server_id, d.name"
+                ),
+                &[&organization_id],
+            )?
+            .iter()
+            .map(daemon_from_row)
+            .collect();
+        for d in &mut daemons {
+            d.current_job = daemon_job(&mut conn, &d.id, true)?;
+            d.previous_job = daemon_job(&mut conn, &d.id, false)?;
+        }
+        Ok(daemons)
+    }
+
+    fn stale_remote_jobs(&self, before: Time) -> StoreResult<Vec<JobRow>> {
+        let rows = self.conn()?.query(
+            &format!(
+                "SELECT {JOB_COLUMNS} FROM provisioner_jobs j \
+                 WHERE j.started_at IS NOT NULL AND j.completed_at IS NULL AND j.updated_at < $1 \
+                 AND j.worker_id IN (SELECT id FROM provisioner_daemons WHERE key_id IS NOT NULL)"
+            ),
+            &[&before],
+        )?;
+        Ok(rows.iter().map(|r| job_from_row(r, 0)).collect())
+    }
+}

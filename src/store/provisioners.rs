@@ -1,0 +1,90 @@
+//! Provisioner keys and the daemons that take jobs: the built-in workers of each server and
+//! the external daemons (`kiln provisioner start`) that registered with a key.
+
+use super::{JobRow, StoreResult};
+use crate::domain::provisioner_tags::Tags;
+use crate::model::{JobStatus, Time};
+
+#[derive(Clone, Debug)]
+pub struct ProvisionerKeyRow {
+    pub id: String,
+    pub organization_id: String,
+    pub name: String,
+    pub tags: Tags,
+    pub created_at: Time,
+}
+
+/// A job a daemon holds or held, with the template it is for.
+#[derive(Clone, Debug)]
+pub struct DaemonJob {
+    pub id: String,
+    pub status: JobStatus,
+    pub template_name: String,
+    pub template_display_name: String,
+    pub template_icon: String,
+}
+
+#[derive(Clone, Debug)]
+pub struct DaemonRow {
+    pub id: String,
+    /// The server a built-in worker belongs to (`remote:<key id>` for external daemons).
+    pub server_id: String,
+    pub organization_id: String,
+    pub key_id: Option<String>,
+    pub key_name: Option<String>,
+    pub name: String,
+    pub version: String,
+    pub tags: Tags,
+    pub created_at: Time,
+    pub last_seen_at: Time,
+    /// The unfinished job it holds, and the last one it ended (listing only).
+    pub current_job: Option<DaemonJob>,
+    pub previous_job: Option<DaemonJob>,
+}
+
+pub trait ProvisionerStore {
+    /// Stores a new key; `Conflict` when its name (case-insensitive) is taken in the
+    /// organization.
+    fn insert_provisioner_key(
+        &self,
+        key: &ProvisionerKeyRow,
+        hashed_secret: &[u8],
+    ) -> StoreResult<()>;
+
+    fn provisioner_keys(&self, organization_id: &str) -> StoreResult<Vec<ProvisionerKeyRow>>;
+
+    fn provisioner_key_by_secret(
+        &self,
+        hashed_secret: &[u8],
+    ) -> StoreResult<Option<ProvisionerKeyRow>>;
+
+    /// Deletes the key named `name` (case-insensitive) and the daemons registered with it;
+    /// returns the key and the unfinished jobs its daemons held (the caller fails them).
+    fn delete_provisioner_key(
+        &self,
+        organization_id: &str,
+        name: &str,
+    ) -> StoreResult<Option<(ProvisionerKeyRow, Vec<JobRow>)>>;
+
+    /// Registers (or finds again, by key and name) an external daemon; returns its id.
+    fn register_daemon(
+        &self,
+        key: &ProvisionerKeyRow,
+        name: &str,
+        tags: &Tags,
+        version: &str,
+    ) -> StoreResult<String>;
+
+    /// A daemon by id, without its jobs.
+    fn daemon(&self, id: &str) -> StoreResult<Option<DaemonRow>>;
+
+    /// Marks a daemon as seen now.
+    fn touch_daemon(&self, id: &str) -> StoreResult<()>;
+
+    /// Every daemon of the organization (built-in workers included), with its jobs.
+    fn daemons(&self, organization_id: &str) -> StoreResult<Vec<DaemonRow>>;
+
+    /// Started, unfinished jobs held by external daemons whose heartbeat is older than
+    /// `before` (their lease ran out).
+    fn stale_remote_jobs(&self, before: Time) -> StoreResult<Vec<JobRow>>;
+}
