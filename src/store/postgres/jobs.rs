@@ -23,6 +23,28 @@ use postgres::types::ToSql;
 
 const PENDING: &str = "started_at IS NULL AND completed_at IS NULL AND canceled_at IS NULL";
 
+/// Whether any job waits (read from the pending index, however long the queue).
+pub(super) const ANY_PENDING: &str = "SELECT EXISTS (SELECT 1 FROM provisioner_jobs \
+     WHERE started_at IS NULL AND completed_at IS NULL AND canceled_at IS NULL)";
+/// `(position, size)` of the pending job `$1` (its `seq`).
+pub(super) const QUEUE_POSITION: &str = "SELECT count(*) FILTER (WHERE seq <= $1), count(*) \
+     FROM provisioner_jobs \
+     WHERE started_at IS NULL AND completed_at IS NULL AND canceled_at IS NULL";
+
+/// Takes the oldest pending job for worker `$2` at time `$1`. SKIP LOCKED: a row another
+/// taker holds is passed over, never waited for nor taken twice; the outer WHERE re-checks
+/// that it is still pending (a cancel may have completed it).
+pub(super) fn take_next() -> String {
+    format!(
+        "UPDATE provisioner_jobs SET started_at = $1, updated_at = $1, worker_id = $2 \
+         WHERE id = (SELECT id FROM provisioner_jobs WHERE {PENDING} \
+                     ORDER BY seq LIMIT 1 FOR UPDATE SKIP LOCKED) \
+         AND {PENDING} \
+         RETURNING {}",
+        JOB_COLUMNS.replace("j.", "")
+    )
+}
+
 /// Who must still hold a job for it to be ended.
 enum Holder<'a> {
     Worker(&'a str),
@@ -230,7 +252,8 @@ impl JobStore for PgStore {
 
     fn take_next_job(&self, worker_id: &str) -> StoreResult<Option<JobRow>> {
         // An idle worker looks often: an empty queue costs a read, not a write.
-        if self.pending_job_count()? == 0 {
+        let any: bool = self.conn()?.query_one(ANY_PENDING, &[])?.get(0);
+        if !any {
             return Ok(None);
         }
         // SKIP LOCKED: a row another taker holds is passed over, never waited for nor taken
@@ -238,18 +261,7 @@ impl JobStore for PgStore {
         // completed it).
         self.write(
             |tx| {
-                let row = tx.query_opt(
-                    format!(
-                        "UPDATE provisioner_jobs SET started_at = $1, updated_at = $1, worker_id = $2 \
-                         WHERE id = (SELECT id FROM provisioner_jobs WHERE {PENDING} \
-                                     ORDER BY seq LIMIT 1 FOR UPDATE SKIP LOCKED) \
-                         AND {PENDING} \
-                         RETURNING {}",
-                        JOB_COLUMNS.replace("j.", "")
-                    )
-                    .as_str(),
-                    &[&Time::now(), &worker_id],
-                )?;
+                let row = tx.query_opt(take_next().as_str(), &[&Time::now(), &worker_id])?;
                 Ok(row.map(|r| job_from_row(&r, 0)))
             },
             |job| match job {
@@ -273,13 +285,7 @@ impl JobStore for PgStore {
             return Ok((0, 0));
         }
         let mut conn = self.conn()?;
-        let row = conn.query_one(
-            format!(
-                "SELECT count(*) FILTER (WHERE seq <= $1), count(*) FROM provisioner_jobs WHERE {PENDING}"
-            )
-            .as_str(),
-            &[&job.seq],
-        )?;
+        let row = conn.query_one(QUEUE_POSITION, &[&job.seq])?;
         Ok((row.get(0), row.get(1)))
     }
 

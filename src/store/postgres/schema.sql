@@ -230,3 +230,16 @@ CREATE TABLE provisioner_job_timings (
     ended_at   BIGINT NOT NULL,
     PRIMARY KEY (job_id, position)
 );
+
+-- migration 5
+-- (Held for another branch's block 5, which replaces this one when both are merged.)
+
+-- migration 6
+-- Indexes for a database that holds a year of builds: the status page's change marker reads
+-- the latest update of each table (instead of counting every row), and the queue and the
+-- recent builds are read from indexes, never by scanning whole tables.
+CREATE INDEX provisioner_jobs_updated ON provisioner_jobs(updated_at);
+CREATE INDEX workspace_builds_updated ON workspace_builds(updated_at);
+CREATE INDEX workspaces_updated ON workspaces(updated_at);
+-- The template version of a queued import job (the status page's queue).
+CREATE INDEX template_versions_job ON template_versions(job_id);

@@ -21,6 +21,25 @@ use rusqlite::params;
 
 const PENDING: &str = "started_at IS NULL AND completed_at IS NULL AND canceled_at IS NULL";
 
+/// Whether any job waits (read from the pending index, however long the queue).
+pub(super) const ANY_PENDING: &str = "SELECT EXISTS (SELECT 1 FROM provisioner_jobs \
+     WHERE started_at IS NULL AND completed_at IS NULL AND canceled_at IS NULL)";
+/// `(position, size)` of the pending job `?1` (its `seq`).
+pub(super) const QUEUE_POSITION: &str = "SELECT count(*) FILTER (WHERE seq <= ?1), count(*) \
+     FROM provisioner_jobs \
+     WHERE started_at IS NULL AND completed_at IS NULL AND canceled_at IS NULL";
+
+/// Takes the oldest pending job for worker `?2` at time `?1`.
+pub(super) fn take_next() -> String {
+    format!(
+        "UPDATE provisioner_jobs SET started_at = ?1, updated_at = ?1, worker_id = ?2 \
+         WHERE seq = (SELECT seq FROM provisioner_jobs WHERE {PENDING} ORDER BY seq LIMIT 1) \
+         AND {PENDING} \
+         RETURNING {}",
+        JOB_COLUMNS.replace("j.", "")
+    )
+}
+
 /// Who must still hold a job for it to be ended.
 enum Holder<'a> {
     Worker(&'a str),
@@ -212,7 +231,11 @@ impl JobStore for SqliteStore {
 
     fn take_next_job(&self, worker_id: &str) -> StoreResult<Option<JobRow>> {
         // Idle workers look often: an empty queue costs a read, not a write.
-        if self.pending_job_count()? == 0 {
+        let any: bool = self
+            .conn()?
+            .prepare_cached(ANY_PENDING)?
+            .query_row([], |r| r.get(0))?;
+        if !any {
             return Ok(None);
         }
         // The outer WHERE repeats the pending test: a job another worker took, or a cancel
@@ -220,13 +243,7 @@ impl JobStore for SqliteStore {
         // writers also locks the chosen row: `FOR UPDATE SKIP LOCKED`).
         let job = self.write(|tx| {
             let now = Time::now();
-            let mut stmt = tx.prepare_cached(&format!(
-                "UPDATE provisioner_jobs SET started_at = ?1, updated_at = ?1, worker_id = ?2 \
-                 WHERE seq = (SELECT seq FROM provisioner_jobs WHERE {PENDING} ORDER BY seq LIMIT 1) \
-                 AND {PENDING} \
-                 RETURNING {}",
-                JOB_COLUMNS.replace("j.", "")
-            ))?;
+            let mut stmt = tx.prepare_cached(&take_next())?;
             optional(stmt.query_row(params![now, worker_id], |r| job_from_row(r, 0)))
         })?;
         if job.is_some() {
@@ -248,9 +265,7 @@ impl JobStore for SqliteStore {
             return Ok((0, 0));
         }
         let conn = self.conn()?;
-        let mut stmt = conn.prepare_cached(&format!(
-            "SELECT count(*) FILTER (WHERE seq <= ?1), count(*) FROM provisioner_jobs WHERE {PENDING}"
-        ))?;
+        let mut stmt = conn.prepare_cached(QUEUE_POSITION)?;
         Ok(stmt.query_row([job.seq], |r| Ok((r.get(0)?, r.get(1)?)))?)
     }
 
