@@ -33,8 +33,8 @@ pub trait OverviewStore {
     /// Jobs a worker has started and not completed (running or canceling).
     fn busy_job_count(&self) -> StoreResult<i64>;
 
-    /// Every pending job, oldest first, with its 1-based position in the queue.
-    fn pending_queue(&self) -> StoreResult<Vec<QueueRow>>;
+    /// The first `limit` pending jobs, oldest first, with their 1-based positions in the queue.
+    fn pending_queue(&self, limit: i64) -> StoreResult<Vec<QueueRow>>;
 
     /// Walks builds newest first (of workspaces owned by `owner_id` when given), handing each
     /// to `visit` until it returns false or the builds run out.

@@ -154,7 +154,10 @@ fn signed_out(sub: &mut Stream) -> web::Bytes {
 /// Whether `next` shows the caller the same as `last` (uptime moves on by itself).
 fn same_view(last: Option<&Overview>, next: &Overview) -> bool {
     last.is_some_and(|last| {
-        last.workers == next.workers && last.queue == next.queue && last.builds == next.builds
+        last.workers == next.workers
+            && last.queue == next.queue
+            && last.queue_size == next.queue_size
+            && last.builds == next.builds
     })
 }
 

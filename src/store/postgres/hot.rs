@@ -48,7 +48,7 @@ impl PgStore {
             HotQuery::new("api key with its user", users::api_key_query(), &[ID]),
             HotQuery::new("status page change marker", overview::CHANGE_MARKER, &[]),
             HotQuery::new("busy workers", overview::BUSY_JOBS, &[]),
-            HotQuery::new("status page queue", overview::PENDING_QUEUE, &[]),
+            HotQuery::new("status page queue", overview::PENDING_QUEUE, &[Int(100)]),
             HotQuery::new(
                 "recent builds",
                 overview::RECENT_BUILDS,

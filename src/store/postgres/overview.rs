@@ -20,7 +20,8 @@ pub(super) const PENDING_QUEUE: &str = "SELECT q.id, q.type, q.position, q.creat
      wb.build_number, tv.name, w.owner_id \
      FROM (SELECT id, type, created_at, ROW_NUMBER() OVER (ORDER BY seq) AS position \
            FROM provisioner_jobs \
-           WHERE started_at IS NULL AND completed_at IS NULL AND canceled_at IS NULL) q \
+           WHERE started_at IS NULL AND completed_at IS NULL AND canceled_at IS NULL \
+           ORDER BY seq LIMIT $1) q \
      LEFT JOIN workspace_builds wb ON wb.job_id = q.id \
      LEFT JOIN workspaces w ON w.id = wb.workspace_id \
      LEFT JOIN template_versions tv ON tv.job_id = q.id \
@@ -54,8 +55,8 @@ impl OverviewStore for PgStore {
         Ok(self.conn()?.query_one(BUSY_JOBS, &[])?.get(0))
     }
 
-    fn pending_queue(&self) -> StoreResult<Vec<QueueRow>> {
-        let rows = self.conn()?.query(PENDING_QUEUE, &[])?;
+    fn pending_queue(&self, limit: i64) -> StoreResult<Vec<QueueRow>> {
+        let rows = self.conn()?.query(PENDING_QUEUE, &[&limit])?;
         Ok(rows
             .iter()
             .map(|r| QueueRow {

@@ -22,7 +22,8 @@ pub(super) const PENDING_QUEUE: &str = "SELECT q.id, q.type, q.position, q.creat
      wb.build_number, tv.name, w.owner_id \
      FROM (SELECT id, type, created_at, ROW_NUMBER() OVER (ORDER BY seq) AS position \
            FROM provisioner_jobs \
-           WHERE started_at IS NULL AND completed_at IS NULL AND canceled_at IS NULL) q \
+           WHERE started_at IS NULL AND completed_at IS NULL AND canceled_at IS NULL \
+           ORDER BY seq LIMIT ?1) q \
      LEFT JOIN workspace_builds wb ON wb.job_id = q.id \
      LEFT JOIN workspaces w ON w.id = wb.workspace_id \
      LEFT JOIN template_versions tv ON tv.job_id = q.id \
@@ -62,10 +63,10 @@ impl OverviewStore for SqliteStore {
         Ok(stmt.query_row([], |r| r.get(0))?)
     }
 
-    fn pending_queue(&self) -> StoreResult<Vec<QueueRow>> {
+    fn pending_queue(&self, limit: i64) -> StoreResult<Vec<QueueRow>> {
         let conn = self.conn()?;
         let mut stmt = conn.prepare_cached(PENDING_QUEUE)?;
-        let rows = stmt.query_map([], |r| {
+        let rows = stmt.query_map([limit], |r| {
             Ok(QueueRow {
                 job: QueuedJob {
                     job_id: r.get(0)?,
