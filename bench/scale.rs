@@ -47,6 +47,11 @@ struct Args {
     keep: Option<PathBuf>,
 }
 
+/// Builds of the measured workspace and other workspaces of the bench user, made through the
+/// API before anything is measured.
+const SETUP_BUILDS: usize = 30;
+const SETUP_WORKSPACES: usize = 25;
+
 /// A kiln server process on a data folder.
 struct Proc {
     child: Child,
@@ -160,6 +165,17 @@ struct Setup {
     api: Api,
     workspace: String,
     first_build: String,
+    /// The bench user's other workspaces (a full page of them even when nothing else exists).
+    others: Vec<String>,
+}
+
+/// The next transition for a workspace whose latest build was `latest`.
+fn next_transition(latest: &serde_json::Value) -> &'static str {
+    if latest["transition"] == "stop" {
+        "start"
+    } else {
+        "stop"
+    }
 }
 
 /// The measured data: the bench user, a template, and one workspace with a finished build.
@@ -176,15 +192,38 @@ async fn setup(args: &Args, dir: &Path) -> Setup {
     });
     let template = api.template("scale", manifest).await;
     let (workspace, first_build) = api.workspace(&template, "measured").await;
-    api.wait_build(&first_build, Duration::from_millis(2)).await;
+    let mut latest = api.wait_build(&first_build, Duration::from_millis(2)).await;
+    // The "empty" database holds what the figures read, so that both sides read as much: a
+    // page of builds in the measured workspace, a page of the user's workspaces, and more
+    // builds than the overview lists.
+    for _ in 1..SETUP_BUILDS {
+        let (status, b) = api
+            .post(
+                &format!("/api/v2/workspaces/{workspace}/builds"),
+                json!({"transition": next_transition(&latest)}),
+            )
+            .await;
+        assert_eq!(status, 201, "{b}");
+        latest = api
+            .wait_build(b["id"].as_str().unwrap(), Duration::from_millis(2))
+            .await;
+    }
+    let mut others = Vec::new();
+    for i in 0..SETUP_WORKSPACES {
+        let (w, b) = api.workspace(&template, &format!("page-{i}")).await;
+        api.wait_build(&b, Duration::from_millis(2)).await;
+        others.push(w);
+    }
     Setup {
         api,
         workspace,
         first_build,
+        others,
     }
 }
 
-async fn measure(args: &Args, dir: &Path, s: &Setup) -> Figures {
+/// `deep`: the offset of the deep page (within the filled workspace's builds).
+async fn measure(args: &Args, dir: &Path, s: &Setup, deep: usize) -> Figures {
     let mut f = Figures::default();
     // Reads, with no worker: a build queued now stays pending behind the whole queue.
     let (server, up) = start(args, dir, 0).await;
@@ -198,6 +237,20 @@ async fn measure(args: &Args, dir: &Path, s: &Setup) -> Figures {
         .await;
     assert_eq!(status, 201, "{pending}");
     let pending = pending["id"].as_str().unwrap().to_string();
+    // A queue longer than the overview lists on both sides: the other workspaces' builds
+    // wait too (behind the fill's pending jobs, when there are any).
+    let mut queued = Vec::new();
+    for w in &s.others {
+        let latest = api.get(&format!("/api/v2/workspaces/{w}")).await;
+        let (status, b) = api
+            .post(
+                &format!("/api/v2/workspaces/{w}/builds"),
+                json!({"transition": next_transition(&latest["latest_build"])}),
+            )
+            .await;
+        assert_eq!(status, 201, "{b}");
+        queued.push(b["id"].as_str().unwrap().to_string());
+    }
     let b = api.get(&format!("/api/v2/workspacebuilds/{pending}")).await;
     println!(
         "   queued build #{}: queue position {} of {}",
@@ -218,8 +271,8 @@ async fn measure(args: &Args, dir: &Path, s: &Setup) -> Figures {
             format!("/api/v2/workspaces/{ws}/builds?limit=25"),
         ),
         (
-            "a workspace's builds, ?offset=4000",
-            format!("/api/v2/workspaces/{ws}/builds?limit=25&offset=4000"),
+            "a workspace's builds, deep ?offset=",
+            format!("/api/v2/workspaces/{ws}/builds?limit=25&offset={deep}"),
         ),
         (
             "a workspace's builds, ?offset=1000000000",
@@ -242,15 +295,14 @@ async fn measure(args: &Args, dir: &Path, s: &Setup) -> Figures {
     let api = s.api.on(&server.base);
     let t0 = Instant::now();
     let done = api.wait_build(&pending, Duration::from_millis(50)).await;
+    for b in &queued {
+        api.wait_build(b, Duration::from_millis(50)).await;
+    }
     println!(
         "   queue drained in {:.1} s with 3 workers",
         t0.elapsed().as_secs_f64()
     );
-    let mut tr = if done["transition"] == "stop" {
-        "start"
-    } else {
-        "stop"
-    };
+    let mut tr = next_transition(&done);
     let mut started = Vec::with_capacity(args.builds);
     for _ in 0..args.builds {
         let sent_at = now_micros();
@@ -330,8 +382,10 @@ fn main() {
     actix_web::rt::System::new().block_on(async {
         println!("== empty database");
         let s = setup(&args, &dir).await;
-        let empty = measure(&args, &dir, &s).await;
         let sizes = fill::Sizes::scaled(args.fill_fraction);
+        let deep = sizes.focus_builds * 4 / 5;
+        println!("   (the deep page: ?offset={deep})");
+        let empty = measure(&args, &dir, &s, deep).await;
         println!("== filling ({sizes:?})");
         let store = open_store(&args, &dir);
         let base = base_of(&store, &s);
@@ -342,7 +396,7 @@ fn main() {
         filler.join().expect("the fill");
         print_db_size(&args, &dir);
         println!("== filled database");
-        let full = measure(&args, &dir, &s).await;
+        let full = measure(&args, &dir, &s, deep).await;
         println!("== side by side (one request at a time; p50 / p99; ratio of p99s; goal <= 1.5x)");
         println!(
             "   {:<42} {:>20} {:>20} {:>7}",
