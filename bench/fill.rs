@@ -97,22 +97,26 @@ fn lines(n: usize) -> LogBatch {
     }
 }
 
-/// Runs the oldest pending job to success as `worker`: the workers' own calls.
-fn run_one(store: &dyn Store, worker: &str, lines_per_build: usize) {
-    if let Some(job) = store.take_next_job(worker).expect("take a job") {
-        store
-            .complete_build(
-                &job.id,
-                worker,
-                &BuildCompletion::default(),
-                &lines(lines_per_build),
-            )
-            .expect("complete a build");
-    }
+/// Runs the oldest pending job to success as `worker` (the workers' own calls); false when
+/// none was taken (none pending, or, on PostgreSQL, the only one locked by another taker).
+fn run_one(store: &dyn Store, worker: &str, lines_per_build: usize) -> bool {
+    let Some(job) = store.take_next_job(worker).expect("take a job") else {
+        return false;
+    };
+    store
+        .complete_build(
+            &job.id,
+            worker,
+            &BuildCompletion::default(),
+            &lines(lines_per_build),
+        )
+        .expect("complete a build");
+    true
 }
 
 /// Queues the next build of `ws` (numbered after `previous`), retrying while the one before is
-/// still being completed by another thread; returns its number.
+/// still pending or being completed by another thread (and running pending jobs meanwhile, as
+/// `worker`, so that none is left behind); returns its number. No `worker`: just wait.
 fn next_build(
     store: &dyn Store,
     ws: &str,
@@ -120,8 +124,14 @@ fn next_build(
     initiator: &str,
     previous: i64,
     transition: Transition,
+    worker: Option<(&str, usize)>,
 ) -> i64 {
+    let since = Instant::now();
     loop {
+        assert!(
+            since.elapsed() < Duration::from_secs(60),
+            "workspace {ws}: build #{previous} stayed active for a minute"
+        );
         let ids = (new_id(), new_id());
         match store
             .create_build(&build(
@@ -135,7 +145,11 @@ fn next_build(
             .expect("create a build")
         {
             CreateBuildOutcome::Created { build_number } => return build_number,
-            CreateBuildOutcome::ActiveBuild => std::thread::sleep(Duration::from_micros(200)),
+            CreateBuildOutcome::ActiveBuild => {
+                if !worker.is_some_and(|(w, lines)| run_one(store, w, lines)) {
+                    std::thread::sleep(Duration::from_micros(200));
+                }
+            }
         }
     }
 }
@@ -216,6 +230,7 @@ pub fn fill(store: Arc<dyn Store>, base: &Base, sizes: Sizes) {
                             &base.owner_id,
                             n,
                             tr,
+                            Some((&worker, sizes.lines_per_build)),
                         );
                         run_one(&*store, &worker, sizes.lines_per_build);
                         done.fetch_add(1, Ordering::Relaxed);
@@ -244,13 +259,23 @@ pub fn fill(store: Arc<dyn Store>, base: &Base, sizes: Sizes) {
                     let (mut n, mut tr) = (1, Transition::Start);
                     for _ in 1..per_workspace {
                         tr = flip(tr);
-                        n = next_build(&*store, &ws, &base, owner, n, tr);
+                        n = next_build(
+                            &*store,
+                            &ws,
+                            &base,
+                            owner,
+                            n,
+                            tr,
+                            Some((&worker, sizes.lines_per_build)),
+                        );
                         run_one(&*store, &worker, sizes.lines_per_build);
                     }
                     done.fetch_add(per_workspace, Ordering::Relaxed);
                     last.push((ws, owner.clone(), n, tr));
                 }
-                // Every build above has run; now the queue is filled, and nobody takes from it.
+                // Nothing of this thread's is left pending (a job another taker had locked when
+                // this one looked is run now), then the queue is filled, and nobody takes from it.
+                while run_one(&*store, &worker, sizes.lines_per_build) {}
                 barrier.wait();
                 last
             })
@@ -288,7 +313,7 @@ pub fn fill(store: Arc<dyn Store>, base: &Base, sizes: Sizes) {
                     .step_by(THREADS)
                     .take(sizes.pending / THREADS + usize::from(t < sizes.pending % THREADS))
                 {
-                    next_build(&*store, ws, &base, owner, *n, flip(*tr));
+                    next_build(&*store, ws, &base, owner, *n, flip(*tr), None);
                 }
             })
         })

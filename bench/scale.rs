@@ -345,9 +345,9 @@ fn ms(d: Duration) -> String {
 }
 
 /// The fill's starting point, read from the store.
-fn base_of(store: &Arc<dyn Store>, s: &Setup) -> fill::Base {
+fn base_of(store: &Arc<dyn Store>, workspace: &str) -> fill::Base {
     let ws = store
-        .workspace(&s.workspace)
+        .workspace(workspace)
         .unwrap()
         .expect("the measured workspace");
     let t = store
@@ -388,8 +388,12 @@ fn main() {
         let empty = measure(&args, &dir, &s, deep).await;
         println!("== filling ({sizes:?})");
         let store = open_store(&args, &dir);
-        let base = base_of(&store, &s);
-        let filler = std::thread::spawn(move || fill::fill(store, &base, sizes));
+        let workspace = s.workspace.clone();
+        // Store calls stay off the async thread (the PostgreSQL driver blocks).
+        let filler = std::thread::spawn(move || {
+            let base = base_of(&store, &workspace);
+            fill::fill(store, &base, sizes)
+        });
         while !filler.is_finished() {
             actix_web::rt::time::sleep(Duration::from_millis(200)).await;
         }

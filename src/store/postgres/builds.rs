@@ -67,7 +67,7 @@ pub(super) const LATEST: &str = "WHERE b.workspace_id = $1 ORDER BY b.build_numb
 /// A page of a workspace's builds: the page is chosen from the `(workspace_id, build_number)`
 /// index alone, so a deep offset skips index entries, not joined rows. `LIMIT NULL`: all.
 pub(super) const PAGE: &str = "WHERE b.id IN (SELECT id FROM workspace_builds \
-     WHERE workspace_id = $1 AND build_number > $2 AND created_at > $3 \
+     WHERE workspace_id = $1 AND build_number > $2 AND ($3::bigint IS NULL OR created_at > $3) \
      ORDER BY build_number DESC LIMIT $4 OFFSET $5) \
      ORDER BY b.build_number DESC";
 
@@ -264,7 +264,7 @@ impl BuildStore for PgStore {
             &[
                 &workspace_id,
                 &after_number.unwrap_or(0),
-                &since.unwrap_or(Time(i64::MIN)),
+                &since,
                 &limit,
                 &offset,
             ],

@@ -63,9 +63,10 @@ pub(super) const BY_JOB: &str = "WHERE b.job_id = ?1";
 pub(super) const BY_NUMBER: &str = "WHERE b.workspace_id = ?1 AND b.build_number = ?2";
 pub(super) const LATEST: &str = "WHERE b.workspace_id = ?1 ORDER BY b.build_number DESC LIMIT 1";
 /// A page of a workspace's builds: the page is chosen from the `(workspace_id, build_number)`
-/// index alone, so a deep offset skips index entries, not joined rows.
+/// index alone, so a deep offset skips index entries, not joined rows (nor, without `since`
+/// (`?3` NULL), table rows).
 pub(super) const PAGE: &str = "WHERE b.rowid IN (SELECT rowid FROM workspace_builds \
-     WHERE workspace_id = ?1 AND build_number > ?2 AND created_at > ?3 \
+     WHERE workspace_id = ?1 AND build_number > ?2 AND (?3 IS NULL OR created_at > ?3) \
      ORDER BY build_number DESC LIMIT ?4 OFFSET ?5) \
      ORDER BY b.build_number DESC";
 /// The latest build of a workspace with its job, read before numbering the next one.
@@ -240,7 +241,7 @@ impl BuildStore for SqliteStore {
             params![
                 workspace_id,
                 after_number.unwrap_or(0),
-                since.unwrap_or(Time(i64::MIN)),
+                since,
                 limit,
                 offset
             ],

@@ -28,7 +28,7 @@ impl SqliteStore {
             HotQuery::new(
                 "page of a workspace's builds (deep offset)",
                 builds::select(builds::PAGE),
-                &[ID, Int(0), Int(i64::MIN), Int(25), Int(1_000_000_000)],
+                &[ID, Int(0), Null, Int(25), Int(1_000_000_000)],
             ),
             HotQuery::new("workspace by id", workspaces::by_id(), &[ID]),
             HotQuery::new("workspaces of an owner", workspaces::list(true), &[ID]),
