@@ -5,13 +5,22 @@
 #   bash bench/run.sh --postgres      # the same on a scratch PostgreSQL cluster (default
 #                                     # synchronous_commit), plus the figures across two servers
 #   bash bench/run.sh --builds 1000   # options of bench/loadgen.rs (--help lists them)
+#   bash bench/run.sh --scale         # data scale (bench/scale.rs): the figures on an empty
+#                                     # database and on one filled with a year of builds, side
+#                                     # by side; --fill-fraction 0.1 for a quicker run; with
+#                                     # --postgres on a scratch cluster
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 postgres=no
+example=loadgen
 args=()
 for a in "$@"; do
-  if [ "$a" = --postgres ]; then postgres=yes; else args+=("$a"); fi
+  case "$a" in
+    --postgres) postgres=yes ;;
+    --scale) example=scale ;;
+    *) args+=("$a") ;;
+  esac
 done
 
 # wrk measures part 1 when it can be installed; otherwise the load generator's own client does.
@@ -25,7 +34,7 @@ if ! command -v wrk >/dev/null 2>&1; then
   fi
 fi
 
-cargo build --release --bin kiln --example loadgen
+cargo build --release --bin kiln --example "$example"
 
 if [ "$postgres" = yes ]; then
   pgbin=/usr/lib/postgresql/15/bin
@@ -45,8 +54,8 @@ if [ "$postgres" = yes ]; then
   "${as_pg[@]}" "$pgbin/pg_ctl" -D "$pg/data" -l "$pg/log" -w \
     -o "-k $pg -c listen_addresses='' -c max_connections=200" start >/dev/null
   "$pgbin/createdb" -h "$pg" -U postgres kiln
-  target/release/examples/loadgen --kiln target/release/kiln \
+  target/release/examples/$example --kiln target/release/kiln \
     --database "host=$pg user=postgres dbname=kiln" "${args[@]}"
 else
-  exec target/release/examples/loadgen --kiln target/release/kiln "${args[@]}"
+  exec target/release/examples/$example --kiln target/release/kiln "${args[@]}"
 fi

@@ -40,7 +40,7 @@ function renderStats(el, overview) {
     statCard('Workers busy',
       h('span', { class: 'stat-value', id: 'workers-busy' }, `${busy} / ${total}`),
       h('meter', { min: 0, max: Math.max(total, 1), value: busy, 'aria-label': `${busy} of ${total} workers busy` })),
-    statCard('Queued jobs', h('span', { class: 'stat-value', id: 'queue-length' }, String(overview.queue.length))));
+    statCard('Queued jobs', h('span', { class: 'stat-value', id: 'queue-length' }, String(overview.queue_size))));
 }
 
 function renderQueue(el, queue) {

@@ -119,6 +119,7 @@ fn assert_empty_overview(v: &Value, workers: u64) {
     assert!(v["uptime_seconds"].as_i64().unwrap() >= 0);
     assert_eq!(v["workers"], json!({"busy": 0, "total": workers}));
     assert_eq!(v["queue"], json!([]));
+    assert_eq!(v["queue_size"], 0);
     assert_eq!(v["builds"], json!([]));
 }
 
@@ -484,6 +485,7 @@ async fn overview_lists_the_queue_and_builds() {
     // Every pending job, oldest first, with its position.
     let queue = &v["queue"];
     assert_eq!(positions(queue), [1, 2, 3, 4], "{queue}");
+    assert_eq!(v["queue_size"], 4);
     assert_queued_build(owner, &queue[0], &sc.later, 1).await;
     assert_queued_import(&queue[1], &sc.import, 2);
     assert_queued_build(owner, &queue[2], &sc.mine, 3).await;
@@ -836,4 +838,35 @@ async fn events_honour_the_status_filter() {
     let r = sc.owner.get("/api/v2/kiln/events?status=nope").await;
     r.assert_error(400, "Query parameters have invalid values.", None);
     assert_eq!(r.json()["validations"][0]["field"], "status");
+}
+
+/// A long queue is listed by its head (`QUEUE_SHOWN` = 100 entries) and counted whole.
+#[actix_web::test]
+async fn overview_lists_the_head_of_a_long_queue() {
+    let s = TestServer::start_with_args(&["--workers", "1"]);
+    let owner = s.owner().await;
+    let slow = template(
+        &owner,
+        "slow",
+        json!({"steps": {"start": [{"sleep_ms": 60000}]}}),
+    )
+    .await;
+    // The first build keeps the only worker busy; the next 101 wait.
+    let mut builds = Vec::new();
+    for i in 0..102 {
+        builds.push(
+            workspace(&owner, &slow, &format!("w{i}"), json!([]))
+                .await
+                .1,
+        );
+    }
+    let v = overview(&owner, "").await;
+    assert_eq!(v["queue_size"], 101, "{v}");
+    let queue = &v["queue"];
+    assert_eq!(positions(queue), (1..=100).collect::<Vec<i64>>());
+    assert_queued_build(&owner, &queue[0], &builds[1], 1).await;
+    assert_queued_build(&owner, &queue[99], &builds[100], 100).await;
+    let last = get_build(&owner, &builds[101]).await;
+    assert_eq!(last["job"]["queue_position"], 101, "{last}");
+    assert_eq!(last["job"]["queue_size"], 101, "{last}");
 }

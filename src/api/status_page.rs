@@ -15,6 +15,8 @@ use rust_embed::Embed;
 
 /// Builds listed in an overview, newest first.
 const RECENT_BUILDS: usize = 50;
+/// The head of the queue the overview lists (its length is given whole).
+pub const QUEUE_SHOWN: i64 = 100;
 
 #[derive(Embed)]
 #[folder = "static/"]
@@ -184,11 +186,17 @@ pub fn build_overview(
     let caller = actor.caller();
     let queue: Vec<QueuedJob> = state
         .store
-        .pending_queue()?
+        .pending_queue(QUEUE_SHOWN)?
         .into_iter()
         .filter(|row| caller.sees_queued_job(row.workspace_owner_id.as_deref()))
         .map(|row| row.job)
         .collect();
+    // Whoever sees every job sees the whole queue's length; a member only what they see of
+    // its head (the length of the others' part is theirs).
+    let queue_size = match caller.workspace_owner_filter() {
+        None => state.store.pending_job_count()?,
+        Some(_) => queue.len() as i64,
+    };
     let mut builds = Vec::new();
     state
         .store
@@ -213,6 +221,7 @@ pub fn build_overview(
             Vec::new()
         },
         queue,
+        queue_size,
         builds,
     })
 }

@@ -30,25 +30,56 @@ pub async fn list(state: State, actor: Actor, req: HttpRequest) -> ApiResult<Rep
                 _ => return ok(&WorkspacesResponse::default()),
             }
         }
-        let mut found = Vec::new();
-        for row in state.store.workspaces(owner_id.as_deref())? {
-            let w = workspace_json(&state, &row)?;
-            if matches(&search, &w) {
-                found.push(w);
+        let rows = state.store.workspaces(owner_id.as_deref())?;
+        let take = if limit == 0 { usize::MAX } else { limit };
+        let (count, page): (usize, Vec<Workspace>) = if needs_rendering(&search) {
+            let mut found = Vec::new();
+            for row in rows {
+                let w = workspace_json(&state, &row)?;
+                if matches(&search, &w) {
+                    found.push(w);
+                }
             }
-        }
-        let count = found.len();
-        let page: Vec<Workspace> = found
-            .into_iter()
-            .skip(offset)
-            .take(if limit == 0 { usize::MAX } else { limit })
-            .collect();
+            (
+                found.len(),
+                found.into_iter().skip(offset).take(take).collect(),
+            )
+        } else {
+            // Every filter reads the row itself: only the page is rendered (its builds read).
+            let found: Vec<_> = rows
+                .into_iter()
+                .filter(|r| search.ids.is_empty() || search.ids.contains(&r.id))
+                .filter(|r| {
+                    search
+                        .name
+                        .as_ref()
+                        .is_none_or(|n| r.name.to_lowercase().contains(n.as_str()))
+                })
+                .collect();
+            let page = found
+                .iter()
+                .skip(offset)
+                .take(take)
+                .map(|row| workspace_json(&state, row))
+                .collect::<Result<_, _>>()?;
+            (found.len(), page)
+        };
         ok(&WorkspacesResponse {
             workspaces: page,
             count,
         })
     })
     .await
+}
+
+/// Whether a filter of `s` needs the rendered workspace (its template, latest build, or
+/// organization), not only its row.
+fn needs_rendering(s: &WorkspaceSearch) -> bool {
+    s.template.is_some()
+        || s.status.is_some()
+        || s.outdated.is_some()
+        || s.organization.is_some()
+        || s.dormant
 }
 
 /// Whether `w` passes every filter of the search but the owner (applied by the store).

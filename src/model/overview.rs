@@ -12,8 +12,12 @@ pub struct Overview {
     pub workers: Workers,
     /// The provisioner daemons, built-in workers first (owners and template admins only).
     pub daemons: Vec<DaemonSummary>,
-    /// Pending jobs the caller may see, oldest first.
+    /// Pending jobs the caller may see among the first `api::status_page::QUEUE_SHOWN` of the
+    /// queue, oldest first.
     pub queue: Vec<QueuedJob>,
+    /// Pending jobs in all (the queue's length, however many are listed) for a caller who sees
+    /// every job; for one who sees only some, how many of them `queue` lists.
+    pub queue_size: i64,
     /// Builds the caller may see, newest first.
     pub builds: Vec<BuildSummary>,
 }

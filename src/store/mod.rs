@@ -65,6 +65,34 @@ impl std::error::Error for StoreError {}
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
+/// A parameter value of a hot query's sample.
+#[derive(Clone, Copy, Debug)]
+pub enum Sample {
+    Text(&'static str),
+    Int(i64),
+    Null,
+}
+
+/// A statement kiln runs on every request of its kind (a build read, a page of builds, the
+/// queue), as each store sends it, with sample parameters: what `tests/query_plans.rs` asks
+/// the database to plan, to check that none reads a whole big table.
+#[derive(Clone, Debug)]
+pub struct HotQuery {
+    pub name: &'static str,
+    pub sql: String,
+    pub params: Vec<Sample>,
+}
+
+impl HotQuery {
+    pub fn new(name: &'static str, sql: impl Into<String>, params: &[Sample]) -> HotQuery {
+        HotQuery {
+            name,
+            sql: sql.into(),
+            params: params.to_vec(),
+        }
+    }
+}
+
 /// How hard the database works to make a commit durable.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Durability {

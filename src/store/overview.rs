@@ -12,18 +12,18 @@ pub struct QueueRow {
     pub workspace_owner_id: Option<String>,
 }
 
-/// Counts and latest update times over jobs, builds and workspaces. Two equal markers mean
-/// nothing the overview shows has changed in between.
+/// What moves whenever a job, build or workspace changes: the newest job, the jobs in flight
+/// and the latest update time of each table. Two equal markers mean nothing the overview shows
+/// has changed in between. Every value is read from an index, so the marker costs the same
+/// however many rows the tables hold.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ChangeMarker {
-    pub jobs: i64,
-    pub jobs_started: i64,
-    pub jobs_completed: i64,
-    pub jobs_canceled: i64,
+    /// The newest job's `seq` (a job was queued).
+    pub last_job: Option<i64>,
+    /// Jobs started and not completed (a job taken, released or ended).
+    pub jobs_running: i64,
     pub jobs_updated_at: Option<i64>,
-    pub builds: i64,
     pub builds_updated_at: Option<i64>,
-    pub workspaces: i64,
     pub workspaces_updated_at: Option<i64>,
 }
 
@@ -33,8 +33,8 @@ pub trait OverviewStore {
     /// Jobs a worker has started and not completed (running or canceling).
     fn busy_job_count(&self) -> StoreResult<i64>;
 
-    /// Every pending job, oldest first, with its 1-based position in the queue.
-    fn pending_queue(&self) -> StoreResult<Vec<QueueRow>>;
+    /// The first `limit` pending jobs, oldest first, with their 1-based positions in the queue.
+    fn pending_queue(&self, limit: i64) -> StoreResult<Vec<QueueRow>>;
 
     /// Walks builds newest first (of workspaces owned by `owner_id` when given), handing each
     /// to `visit` until it returns false or the builds run out.

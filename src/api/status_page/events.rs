@@ -159,6 +159,7 @@ fn same_view(last: Option<&Overview>, next: &Overview) -> bool {
     last.is_some_and(|last| {
         last.workers == next.workers
             && last.queue == next.queue
+            && last.queue_size == next.queue_size
             && last.builds == next.builds
             && last
                 .daemons

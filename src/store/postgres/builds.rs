@@ -59,6 +59,31 @@ pub(super) fn build_from_row(r: &Row) -> BuildRow {
     }
 }
 
+/// The filters of the build reads (`select(..)`), by name for `hot.rs`.
+pub(super) const BY_ID: &str = "WHERE b.id = $1";
+pub(super) const BY_JOB: &str = "WHERE b.job_id = $1";
+pub(super) const BY_NUMBER: &str = "WHERE b.workspace_id = $1 AND b.build_number = $2";
+pub(super) const LATEST: &str = "WHERE b.workspace_id = $1 ORDER BY b.build_number DESC LIMIT 1";
+/// A page of a workspace's builds: the page is chosen from the `(workspace_id, build_number)`
+/// index alone, so a deep offset skips index entries, not joined rows. `LIMIT NULL`: all.
+pub(super) const PAGE: &str = "WHERE b.id IN (SELECT id FROM workspace_builds \
+     WHERE workspace_id = $1 AND build_number > $2 AND ($3::bigint IS NULL OR created_at > $3) \
+     ORDER BY build_number DESC LIMIT $4 OFFSET $5) \
+     ORDER BY b.build_number DESC";
+
+pub(super) fn select(filter: &str) -> String {
+    format!("{BUILD_SELECT}, {JOB_COLUMNS} {BUILD_FROM} {filter}")
+}
+
+/// The latest build of a workspace with its job, read before numbering the next one.
+pub(super) fn latest_for_insert() -> String {
+    format!(
+        "SELECT b.build_number, b.state, {JOB_COLUMNS} FROM workspace_builds b \
+         JOIN provisioner_jobs j ON j.id = b.job_id WHERE b.workspace_id = $1 \
+         ORDER BY b.build_number DESC LIMIT 1"
+    )
+}
+
 /// Inserts a build and its pending job in the caller's transaction, numbered by
 /// `domain::builds::next_build_number` from the latest build read here. Two servers' requests
 /// may read the same latest build at once: the unique `(workspace_id, build_number)` then
@@ -69,15 +94,7 @@ pub(super) fn insert_build(
     b: &NewBuild,
     now: Time,
 ) -> StoreResult<CreateBuildOutcome> {
-    let latest = tx.query_opt(
-        format!(
-            "SELECT b.build_number, b.state, {JOB_COLUMNS} FROM workspace_builds b \
-             JOIN provisioner_jobs j ON j.id = b.job_id WHERE b.workspace_id = $1 \
-             ORDER BY b.build_number DESC LIMIT 1"
-        )
-        .as_str(),
-        &[&b.workspace_id],
-    )?;
+    let latest = tx.query_opt(latest_for_insert().as_str(), &[&b.workspace_id])?;
     let facts = latest
         .as_ref()
         .map(|r| (r.get::<_, i64>(0), job_from_row(r, 2).status()));
@@ -143,10 +160,7 @@ impl PgStore {
         filter: &str,
         params: &[&(dyn ToSql + Sync)],
     ) -> StoreResult<Vec<BuildRow>> {
-        let rows = self.conn()?.query(
-            format!("{BUILD_SELECT}, {JOB_COLUMNS} {BUILD_FROM} {filter}").as_str(),
-            params,
-        )?;
+        let rows = self.conn()?.query(select(filter).as_str(), params)?;
         Ok(rows.iter().map(build_from_row).collect())
     }
 }
@@ -220,29 +234,21 @@ impl BuildStore for PgStore {
     }
 
     fn build(&self, id: &str) -> StoreResult<Option<BuildRow>> {
-        Ok(self.builds_where("WHERE b.id = $1", &[&id])?.pop())
+        Ok(self.builds_where(BY_ID, &[&id])?.pop())
     }
 
     fn build_by_job(&self, job_id: &str) -> StoreResult<Option<BuildRow>> {
-        Ok(self.builds_where("WHERE b.job_id = $1", &[&job_id])?.pop())
+        Ok(self.builds_where(BY_JOB, &[&job_id])?.pop())
     }
 
     fn build_by_number(&self, workspace_id: &str, number: i64) -> StoreResult<Option<BuildRow>> {
         Ok(self
-            .builds_where(
-                "WHERE b.workspace_id = $1 AND b.build_number = $2",
-                &[&workspace_id, &number],
-            )?
+            .builds_where(BY_NUMBER, &[&workspace_id, &number])?
             .pop())
     }
 
     fn latest_build(&self, workspace_id: &str) -> StoreResult<Option<BuildRow>> {
-        Ok(self
-            .builds_where(
-                "WHERE b.workspace_id = $1 ORDER BY b.build_number DESC LIMIT 1",
-                &[&workspace_id],
-            )?
-            .pop())
+        Ok(self.builds_where(LATEST, &[&workspace_id])?.pop())
     }
 
     fn builds(
@@ -256,12 +262,11 @@ impl BuildStore for PgStore {
         // LIMIT NULL: no limit.
         let limit = (limit > 0).then_some(limit);
         self.builds_where(
-            "WHERE b.workspace_id = $1 AND b.build_number > $2 AND b.created_at > $3 \
-             ORDER BY b.build_number DESC LIMIT $4 OFFSET $5",
+            PAGE,
             &[
                 &workspace_id,
                 &after_number.unwrap_or(0),
-                &since.unwrap_or(Time(i64::MIN)),
+                &since,
                 &limit,
                 &offset,
             ],

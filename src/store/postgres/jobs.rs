@@ -25,6 +25,34 @@ use postgres::types::ToSql;
 use crate::store::TAKE_WINDOW;
 const PENDING: &str = "started_at IS NULL AND completed_at IS NULL AND canceled_at IS NULL";
 
+/// Whether any job waits (read from the pending index, however long the queue).
+pub(super) const ANY_PENDING: &str = "SELECT EXISTS (SELECT 1 FROM provisioner_jobs \
+     WHERE started_at IS NULL AND completed_at IS NULL AND canceled_at IS NULL)";
+/// `(position, size)` of the pending job `$1` (its `seq`).
+pub(super) const QUEUE_POSITION: &str = "SELECT count(*) FILTER (WHERE seq <= $1), count(*) \
+     FROM provisioner_jobs \
+     WHERE started_at IS NULL AND completed_at IS NULL AND canceled_at IS NULL";
+
+/// Takes the oldest pending job for worker `$2` at time `$1`. SKIP LOCKED: a row another
+/// taker holds is passed over, never waited for nor taken twice; the outer WHERE re-checks
+/// that it is still pending (a cancel may have completed it).
+/// The oldest pending jobs, with their tags: a taker takes the first its tags match.
+pub(super) fn take_candidates() -> String {
+    format!(
+        "SELECT id, tags FROM provisioner_jobs WHERE {PENDING} ORDER BY seq LIMIT {TAKE_WINDOW}"
+    )
+}
+
+/// Takes the chosen job (`$3`: its id) if it is still pending.
+pub(super) fn take_job() -> String {
+    format!(
+        "UPDATE provisioner_jobs SET started_at = $1, updated_at = $1, worker_id = $2 \
+         WHERE id = $3 AND {PENDING} \
+         RETURNING {}",
+        JOB_COLUMNS.replace("j.", "")
+    )
+}
+
 /// Who must still hold a job for it to be ended.
 enum Holder<'a> {
     Worker(&'a str),
@@ -232,7 +260,8 @@ impl JobStore for PgStore {
 
     fn take_next_job(&self, worker_id: &str) -> StoreResult<Option<JobRow>> {
         // An idle worker looks often: an empty queue costs a read, not a write.
-        if self.pending_job_count()? == 0 {
+        let any: bool = self.conn()?.query_one(ANY_PENDING, &[])?.get(0);
+        if !any {
             return Ok(None);
         }
         // The oldest pending jobs are read without a lock and the first whose tags the
@@ -248,28 +277,14 @@ impl JobStore for PgStore {
                     )?
                     .map(|r| from_json(r.get::<_, &str>(0)))
                     .unwrap_or_default();
-                let candidates = tx.query(
-                    format!(
-                        "SELECT id, tags FROM provisioner_jobs WHERE {PENDING} ORDER BY seq LIMIT {TAKE_WINDOW}"
-                    )
-                    .as_str(),
-                    &[],
-                )?;
+                let candidates = tx.query(take_candidates().as_str(), &[])?;
                 for c in &candidates {
                     if !matches(&worker_tags, &from_json(c.get::<_, &str>(1))) {
                         continue;
                     }
                     let id: &str = c.get(0);
-                    let row = tx.query_opt(
-                        format!(
-                            "UPDATE provisioner_jobs SET started_at = $1, updated_at = $1, worker_id = $2 \
-                             WHERE id = $3 AND {PENDING} \
-                             RETURNING {}",
-                            JOB_COLUMNS.replace("j.", "")
-                        )
-                        .as_str(),
-                        &[&Time::now(), &worker_id, &id],
-                    )?;
+                    let row =
+                        tx.query_opt(take_job().as_str(), &[&Time::now(), &worker_id, &id])?;
                     if let Some(r) = row {
                         return Ok(Some(job_from_row(&r, 0)));
                     }
@@ -303,13 +318,7 @@ impl JobStore for PgStore {
             return Ok((0, 0));
         }
         let mut conn = self.conn()?;
-        let row = conn.query_one(
-            format!(
-                "SELECT count(*) FILTER (WHERE seq <= $1), count(*) FROM provisioner_jobs WHERE {PENDING}"
-            )
-            .as_str(),
-            &[&job.seq],
-        )?;
+        let row = conn.query_one(QUEUE_POSITION, &[&job.seq])?;
         Ok((row.get(0), row.get(1)))
     }
 

@@ -50,6 +50,10 @@ pub(super) fn append_lines(tx: &mut Tx, job_id: &str, batch: &LogBatch) -> Store
     Ok(())
 }
 
+/// A job's lines after id `$2` and before `$3`, at most `$4`.
+pub(super) const LOGS_AFTER: &str = "SELECT id, created_at, source, level, stage, output \
+     FROM provisioner_job_logs WHERE job_id = $1 AND id > $2 AND id < $3 ORDER BY id LIMIT $4";
+
 impl LogStore for PgStore {
     fn append_logs(
         &self,
@@ -91,8 +95,7 @@ impl LogStore for PgStore {
         limit: i64,
     ) -> StoreResult<Vec<LogRow>> {
         let rows = self.conn()?.query(
-            "SELECT id, created_at, source, level, stage, output FROM provisioner_job_logs \
-             WHERE job_id = $1 AND id > $2 AND id < $3 ORDER BY id LIMIT $4",
+            LOGS_AFTER,
             &[&job_id, &after, &before.unwrap_or(i64::MAX), &limit],
         )?;
         Ok(rows

@@ -6,53 +6,57 @@ use super::job_rows::{JOB_COLUMNS, job_from_row};
 use crate::model::overview::{BuildFacts, QueuedJob};
 use crate::store::{ChangeMarker, JobRow, OverviewStore, QueueRow, StoreResult};
 
+/// Every value is the end of an index or a count over the small in-flight index.
+pub(super) const CHANGE_MARKER: &str = "SELECT (SELECT max(seq) FROM provisioner_jobs), \
+     (SELECT count(*) FROM provisioner_jobs WHERE started_at IS NOT NULL AND completed_at IS NULL), \
+     (SELECT max(updated_at) FROM provisioner_jobs), \
+     (SELECT max(updated_at) FROM workspace_builds), \
+     (SELECT max(updated_at) FROM workspaces)";
+
+pub(super) const BUSY_JOBS: &str = "SELECT count(*) FROM provisioner_jobs \
+     WHERE started_at IS NOT NULL AND completed_at IS NULL";
+
+pub(super) const PENDING_QUEUE: &str = "SELECT q.id, q.type, q.position, q.created_at, w.name, \
+     wb.build_number, tv.name, w.owner_id \
+     FROM (SELECT id, type, created_at, ROW_NUMBER() OVER (ORDER BY seq) AS position \
+           FROM provisioner_jobs \
+           WHERE started_at IS NULL AND completed_at IS NULL AND canceled_at IS NULL \
+           ORDER BY seq LIMIT $1) q \
+     LEFT JOIN workspace_builds wb ON wb.job_id = q.id \
+     LEFT JOIN workspaces w ON w.id = wb.workspace_id \
+     LEFT JOIN template_versions tv ON tv.job_id = q.id \
+     ORDER BY q.position";
+
+/// Newest first, a page (`$2` rows after `$3`) at a time.
+pub(super) const RECENT_BUILDS: &str = "SELECT wb.id, wb.workspace_id, w.name, \
+     coalesce(o.username, ''), wb.build_number, wb.transition, coalesce(i.username, ''), \
+     wb.created_at, j.started_at, j.completed_at, j.canceled_at, j.error \
+     FROM workspace_builds wb \
+     JOIN workspaces w ON w.id = wb.workspace_id \
+     JOIN provisioner_jobs j ON j.id = wb.job_id \
+     LEFT JOIN users o ON o.id = w.owner_id \
+     LEFT JOIN users i ON i.id = wb.initiator_id \
+     WHERE $1::text IS NULL OR w.owner_id = $1 \
+     ORDER BY wb.created_at DESC, j.seq DESC LIMIT $2 OFFSET $3";
+
 impl OverviewStore for PgStore {
     fn overview_change_marker(&self) -> StoreResult<ChangeMarker> {
-        let r = self.conn()?.query_one(
-            "SELECT j.n, j.started, j.completed, j.canceled, j.updated, b.n, b.updated, w.n, w.updated \
-             FROM (SELECT count(*) AS n, count(started_at) AS started, count(completed_at) AS completed, \
-                          count(canceled_at) AS canceled, max(updated_at) AS updated \
-                   FROM provisioner_jobs) j, \
-                  (SELECT count(*) AS n, max(updated_at) AS updated FROM workspace_builds) b, \
-                  (SELECT count(*) AS n, max(updated_at) AS updated FROM workspaces) w",
-            &[],
-        )?;
+        let r = self.conn()?.query_one(CHANGE_MARKER, &[])?;
         Ok(ChangeMarker {
-            jobs: r.get(0),
-            jobs_started: r.get(1),
-            jobs_completed: r.get(2),
-            jobs_canceled: r.get(3),
-            jobs_updated_at: r.get(4),
-            builds: r.get(5),
-            builds_updated_at: r.get(6),
-            workspaces: r.get(7),
-            workspaces_updated_at: r.get(8),
+            last_job: r.get(0),
+            jobs_running: r.get(1),
+            jobs_updated_at: r.get(2),
+            builds_updated_at: r.get(3),
+            workspaces_updated_at: r.get(4),
         })
     }
 
     fn busy_job_count(&self) -> StoreResult<i64> {
-        Ok(self
-            .conn()?
-            .query_one(
-                "SELECT count(*) FROM provisioner_jobs \
-                 WHERE started_at IS NOT NULL AND completed_at IS NULL",
-                &[],
-            )?
-            .get(0))
+        Ok(self.conn()?.query_one(BUSY_JOBS, &[])?.get(0))
     }
 
-    fn pending_queue(&self) -> StoreResult<Vec<QueueRow>> {
-        let rows = self.conn()?.query(
-            "SELECT q.id, q.type, q.position, q.created_at, w.name, wb.build_number, tv.name, w.owner_id \
-             FROM (SELECT id, type, created_at, ROW_NUMBER() OVER (ORDER BY seq) AS position \
-                   FROM provisioner_jobs \
-                   WHERE started_at IS NULL AND completed_at IS NULL AND canceled_at IS NULL) q \
-             LEFT JOIN workspace_builds wb ON wb.job_id = q.id \
-             LEFT JOIN workspaces w ON w.id = wb.workspace_id \
-             LEFT JOIN template_versions tv ON tv.job_id = q.id \
-             ORDER BY q.position",
-            &[],
-        )?;
+    fn pending_queue(&self, limit: i64) -> StoreResult<Vec<QueueRow>> {
+        let rows = self.conn()?.query(PENDING_QUEUE, &[&limit])?;
         Ok(rows
             .iter()
             .map(|r| QueueRow {
@@ -76,21 +80,14 @@ impl OverviewStore for PgStore {
         visit: &mut dyn FnMut(BuildFacts) -> bool,
     ) -> StoreResult<()> {
         let mut conn = self.conn()?;
-        // Rows stream from the server as they are visited.
-        conn.query_each(
-            "SELECT wb.id, wb.workspace_id, w.name, coalesce(o.username, ''), wb.build_number, \
-                    wb.transition, coalesce(i.username, ''), wb.created_at, \
-                    j.started_at, j.completed_at, j.canceled_at, j.error \
-             FROM workspace_builds wb \
-             JOIN workspaces w ON w.id = wb.workspace_id \
-             JOIN provisioner_jobs j ON j.id = wb.job_id \
-             LEFT JOIN users o ON o.id = w.owner_id \
-             LEFT JOIN users i ON i.id = wb.initiator_id \
-             WHERE $1::text IS NULL OR w.owner_id = $1 \
-             ORDER BY wb.created_at DESC, j.seq DESC",
-            &[&owner_id],
-            |r| {
-                visit(BuildFacts {
+        // Pages (growing) rather than one unbounded statement: with a LIMIT the planner walks
+        // the `created_at` index backwards instead of sorting every build.
+        let (mut limit, mut offset) = (64_i64, 0_i64);
+        loop {
+            let (mut seen, mut more) = (0_i64, true);
+            conn.query_each(RECENT_BUILDS, &[&owner_id, &limit, &offset], |r| {
+                seen += 1;
+                more = visit(BuildFacts {
                     id: r.get(0),
                     workspace_id: r.get(1),
                     workspace_name: r.get(2),
@@ -103,9 +100,15 @@ impl OverviewStore for PgStore {
                     job_completed_at: r.get(9),
                     job_canceled_at: r.get(10),
                     job_error: r.get(11),
-                })
-            },
-        )?;
+                });
+                more
+            })?;
+            if !more || seen < limit {
+                break;
+            }
+            offset += seen;
+            limit = (limit * 4).min(4096);
+        }
         Ok(())
     }
 

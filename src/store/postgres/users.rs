@@ -87,6 +87,14 @@ impl PgStore {
     }
 }
 
+/// An API key with its user (every authenticated request that misses the session cache).
+pub(super) fn api_key_query() -> String {
+    format!(
+        "SELECT {USER_COLUMNS}, k.id, k.hashed_secret, k.user_id, k.login_type, k.expires_at \
+         FROM api_keys k JOIN users u ON u.id = k.user_id WHERE k.id = $1"
+    )
+}
+
 impl UserStore for PgStore {
     fn user_count(&self) -> StoreResult<i64> {
         Ok(self
@@ -235,14 +243,7 @@ impl UserStore for PgStore {
     }
 
     fn api_key_with_user(&self, id: &str) -> StoreResult<Option<(ApiKeyRow, UserRow)>> {
-        let row = self.conn()?.query_opt(
-            format!(
-                "SELECT {USER_COLUMNS}, k.id, k.hashed_secret, k.user_id, k.login_type, k.expires_at \
-                 FROM api_keys k JOIN users u ON u.id = k.user_id WHERE k.id = $1"
-            )
-            .as_str(),
-            &[&id],
-        )?;
+        let row = self.conn()?.query_opt(api_key_query().as_str(), &[&id])?;
         Ok(row.map(|r| {
             (
                 ApiKeyRow {

@@ -54,16 +54,27 @@ fn insert_workspace(tx: &mut Tx, w: &NewWorkspace, now: Time) -> StoreResult<()>
     Ok(())
 }
 
+/// Workspaces not deleted, of one owner (`$1`) or of everyone: two statements, so the owner's
+/// list is read from the owner index rather than by scanning every workspace.
+pub(super) fn list(of_owner: bool) -> String {
+    let owner = if of_owner { "AND w.owner_id = $1" } else { "" };
+    format!(
+        "SELECT {WORKSPACE_COLUMNS} FROM workspaces w JOIN users u ON u.id = w.owner_id \
+         WHERE NOT w.deleted {owner} \
+         ORDER BY lower(u.username) COLLATE \"C\", w.name COLLATE \"C\""
+    )
+}
+
+pub(super) fn by_id() -> String {
+    format!(
+        "SELECT {WORKSPACE_COLUMNS} FROM workspaces w JOIN users u ON u.id = w.owner_id \
+         WHERE w.id = $1"
+    )
+}
+
 impl WorkspaceStore for PgStore {
     fn workspace(&self, id: &str) -> StoreResult<Option<WorkspaceRow>> {
-        let row = self.conn()?.query_opt(
-            format!(
-                "SELECT {WORKSPACE_COLUMNS} FROM workspaces w JOIN users u ON u.id = w.owner_id \
-                 WHERE w.id = $1"
-            )
-            .as_str(),
-            &[&id],
-        )?;
+        let row = self.conn()?.query_opt(by_id().as_str(), &[&id])?;
         Ok(row.map(|r| workspace_from_row(&r)))
     }
 
@@ -86,15 +97,11 @@ impl WorkspaceStore for PgStore {
     }
 
     fn workspaces(&self, owner_id: Option<&str>) -> StoreResult<Vec<WorkspaceRow>> {
-        let rows = self.conn()?.query(
-            format!(
-                "SELECT {WORKSPACE_COLUMNS} FROM workspaces w JOIN users u ON u.id = w.owner_id \
-                 WHERE NOT w.deleted AND ($1::text IS NULL OR w.owner_id = $1) \
-                 ORDER BY lower(u.username) COLLATE \"C\", w.name COLLATE \"C\""
-            )
-            .as_str(),
-            &[&owner_id],
-        )?;
+        let mut conn = self.conn()?;
+        let rows = match owner_id {
+            Some(owner) => conn.query(list(true).as_str(), &[&owner])?,
+            None => conn.query(list(false).as_str(), &[])?,
+        };
         Ok(rows.iter().map(workspace_from_row).collect())
     }
 

@@ -57,6 +57,27 @@ pub(super) fn build_from_row(r: &Row) -> rusqlite::Result<BuildRow> {
     })
 }
 
+/// The filters of the build reads (`select(..)`), by name for `hot.rs`.
+pub(super) const BY_ID: &str = "WHERE b.id = ?1";
+pub(super) const BY_JOB: &str = "WHERE b.job_id = ?1";
+pub(super) const BY_NUMBER: &str = "WHERE b.workspace_id = ?1 AND b.build_number = ?2";
+pub(super) const LATEST: &str = "WHERE b.workspace_id = ?1 ORDER BY b.build_number DESC LIMIT 1";
+/// A page of a workspace's builds: the page is chosen from the `(workspace_id, build_number)`
+/// index alone, so a deep offset skips index entries, not joined rows (nor, without `since`
+/// (`?3` NULL), table rows).
+pub(super) const PAGE: &str = "WHERE b.rowid IN (SELECT rowid FROM workspace_builds \
+     WHERE workspace_id = ?1 AND build_number > ?2 AND (?3 IS NULL OR created_at > ?3) \
+     ORDER BY build_number DESC LIMIT ?4 OFFSET ?5) \
+     ORDER BY b.build_number DESC";
+/// The latest build of a workspace with its job, read before numbering the next one.
+pub(super) fn latest_for_insert() -> String {
+    format!(
+        "SELECT b.build_number, b.state, {JOB_COLUMNS} FROM workspace_builds b \
+         JOIN provisioner_jobs j ON j.id = b.job_id WHERE b.workspace_id = ?1 \
+         ORDER BY b.build_number DESC LIMIT 1"
+    )
+}
+
 pub(super) fn select(filter: &str) -> String {
     format!("{BUILD_SELECT}, {JOB_COLUMNS} {BUILD_FROM} {filter}")
 }
@@ -68,14 +89,10 @@ pub(super) fn select(filter: &str) -> String {
 /// transaction rolls back), which `create_build` answers as `ActiveBuild`.
 pub(super) fn insert_build(tx: &Tx, b: &NewBuild, now: Time) -> StoreResult<CreateBuildOutcome> {
     let latest: Option<(i64, Vec<u8>, JobRow)> = optional(
-        tx.prepare_cached(&format!(
-            "SELECT b.build_number, b.state, {JOB_COLUMNS} FROM workspace_builds b \
-             JOIN provisioner_jobs j ON j.id = b.job_id WHERE b.workspace_id = ?1 \
-             ORDER BY b.build_number DESC LIMIT 1"
-        ))?
-        .query_row([b.workspace_id], |r| {
-            Ok((r.get(0)?, r.get(1)?, job_from_row(r, 2)?))
-        }),
+        tx.prepare_cached(&latest_for_insert())?
+            .query_row([b.workspace_id], |r| {
+                Ok((r.get(0)?, r.get(1)?, job_from_row(r, 2)?))
+            }),
     )?;
     let facts = latest.as_ref().map(|(n, _, job)| (*n, job.status()));
     let Ok(number) = next_build_number(facts, b.previous_number) else {
@@ -189,28 +206,25 @@ impl BuildStore for SqliteStore {
 
     fn build(&self, id: &str) -> StoreResult<Option<BuildRow>> {
         let conn = self.conn()?;
-        let mut stmt = conn.prepare_cached(&select("WHERE b.id = ?1"))?;
+        let mut stmt = conn.prepare_cached(&select(BY_ID))?;
         optional(stmt.query_row([id], build_from_row))
     }
 
     fn build_by_job(&self, job_id: &str) -> StoreResult<Option<BuildRow>> {
         let conn = self.conn()?;
-        let mut stmt = conn.prepare_cached(&select("WHERE b.job_id = ?1"))?;
+        let mut stmt = conn.prepare_cached(&select(BY_JOB))?;
         optional(stmt.query_row([job_id], build_from_row))
     }
 
     fn build_by_number(&self, workspace_id: &str, number: i64) -> StoreResult<Option<BuildRow>> {
         let conn = self.conn()?;
-        let mut stmt =
-            conn.prepare_cached(&select("WHERE b.workspace_id = ?1 AND b.build_number = ?2"))?;
+        let mut stmt = conn.prepare_cached(&select(BY_NUMBER))?;
         optional(stmt.query_row(params![workspace_id, number], build_from_row))
     }
 
     fn latest_build(&self, workspace_id: &str) -> StoreResult<Option<BuildRow>> {
         let conn = self.conn()?;
-        let mut stmt = conn.prepare_cached(&select(
-            "WHERE b.workspace_id = ?1 ORDER BY b.build_number DESC LIMIT 1",
-        ))?;
+        let mut stmt = conn.prepare_cached(&select(LATEST))?;
         optional(stmt.query_row([workspace_id], build_from_row))
     }
 
@@ -223,16 +237,13 @@ impl BuildStore for SqliteStore {
         limit: i64,
     ) -> StoreResult<Vec<BuildRow>> {
         let conn = self.conn()?;
-        let mut stmt = conn.prepare_cached(&select(
-            "WHERE b.workspace_id = ?1 AND b.build_number > ?2 AND b.created_at > ?3 \
-             ORDER BY b.build_number DESC LIMIT ?4 OFFSET ?5",
-        ))?;
+        let mut stmt = conn.prepare_cached(&select(PAGE))?;
         let limit = if limit <= 0 { -1 } else { limit };
         let rows = stmt.query_map(
             params![
                 workspace_id,
                 after_number.unwrap_or(0),
-                since.unwrap_or(Time(i64::MIN)),
+                since,
                 limit,
                 offset
             ],

@@ -23,6 +23,32 @@ use rusqlite::params;
 use crate::store::TAKE_WINDOW;
 const PENDING: &str = "started_at IS NULL AND completed_at IS NULL AND canceled_at IS NULL";
 
+/// Whether any job waits (read from the pending index, however long the queue).
+pub(super) const ANY_PENDING: &str = "SELECT EXISTS (SELECT 1 FROM provisioner_jobs \
+     WHERE started_at IS NULL AND completed_at IS NULL AND canceled_at IS NULL)";
+/// `(position, size)` of the pending job `?1` (its `seq`).
+pub(super) const QUEUE_POSITION: &str = "SELECT count(*) FILTER (WHERE seq <= ?1), count(*) \
+     FROM provisioner_jobs \
+     WHERE started_at IS NULL AND completed_at IS NULL AND canceled_at IS NULL";
+
+/// Takes the oldest pending job for worker `?2` at time `?1`.
+/// The oldest pending jobs, with their tags: a taker takes the first its tags match.
+pub(super) fn take_candidates() -> String {
+    format!(
+        "SELECT seq, tags FROM provisioner_jobs WHERE {PENDING} ORDER BY seq LIMIT {TAKE_WINDOW}"
+    )
+}
+
+/// Takes the chosen job (`?3`: its seq) if it is still pending.
+pub(super) fn take_job() -> String {
+    format!(
+        "UPDATE provisioner_jobs SET started_at = ?1, updated_at = ?1, worker_id = ?2 \
+         WHERE seq = ?3 AND {PENDING} \
+         RETURNING {}",
+        JOB_COLUMNS.replace("j.", "")
+    )
+}
+
 /// Who must still hold a job for it to be ended.
 enum Holder<'a> {
     Worker(&'a str),
@@ -214,7 +240,11 @@ impl JobStore for SqliteStore {
 
     fn take_next_job(&self, worker_id: &str) -> StoreResult<Option<JobRow>> {
         // Idle workers look often: an empty queue costs a read, not a write.
-        if self.pending_job_count()? == 0 {
+        let any: bool = self
+            .conn()?
+            .prepare_cached(ANY_PENDING)?
+            .query_row([], |r| r.get(0))?;
+        if !any {
             return Ok(None);
         }
         // The first of the oldest pending jobs whose tags the worker matches
@@ -229,10 +259,9 @@ impl JobStore for SqliteStore {
             .map(|t| from_json(&t))
             .unwrap_or_default();
             let seq: Option<i64> = {
-                let mut stmt = tx.prepare_cached(&format!(
-                    "SELECT seq, tags FROM provisioner_jobs WHERE {PENDING} ORDER BY seq LIMIT {TAKE_WINDOW}"
-                ))?;
-                let rows = stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?;
+                let mut stmt = tx.prepare_cached(&take_candidates())?;
+                let rows =
+                    stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?;
                 let mut found = None;
                 for row in rows {
                     let (seq, tags) = row?;
@@ -245,12 +274,7 @@ impl JobStore for SqliteStore {
             };
             let Some(seq) = seq else { return Ok(None) };
             let now = Time::now();
-            let mut stmt = tx.prepare_cached(&format!(
-                "UPDATE provisioner_jobs SET started_at = ?1, updated_at = ?1, worker_id = ?2 \
-                 WHERE seq = ?3 AND {PENDING} \
-                 RETURNING {}",
-                JOB_COLUMNS.replace("j.", "")
-            ))?;
+            let mut stmt = tx.prepare_cached(&take_job())?;
             optional(stmt.query_row(params![now, worker_id, seq], |r| job_from_row(r, 0)))
         })?;
         if job.is_some() {
@@ -278,9 +302,7 @@ impl JobStore for SqliteStore {
             return Ok((0, 0));
         }
         let conn = self.conn()?;
-        let mut stmt = conn.prepare_cached(&format!(
-            "SELECT count(*) FILTER (WHERE seq <= ?1), count(*) FROM provisioner_jobs WHERE {PENDING}"
-        ))?;
+        let mut stmt = conn.prepare_cached(QUEUE_POSITION)?;
         Ok(stmt.query_row([job.seq], |r| Ok((r.get(0)?, r.get(1)?)))?)
     }
 

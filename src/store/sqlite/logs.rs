@@ -47,6 +47,10 @@ pub(super) fn append_lines(tx: &Tx, job_id: &str, batch: &LogBatch) -> StoreResu
     Ok(())
 }
 
+/// A job's lines after id `?2` and before `?3`, at most `?4`.
+pub(super) const LOGS_AFTER: &str = "SELECT id, created_at, source, level, stage, output \
+     FROM provisioner_job_logs WHERE job_id = ?1 AND id > ?2 AND id < ?3 ORDER BY id LIMIT ?4";
+
 impl LogStore for SqliteStore {
     fn append_logs(
         &self,
@@ -87,10 +91,7 @@ impl LogStore for SqliteStore {
         limit: i64,
     ) -> StoreResult<Vec<LogRow>> {
         let conn = self.conn()?;
-        let mut stmt = conn.prepare_cached(
-            "SELECT id, created_at, source, level, stage, output FROM provisioner_job_logs \
-             WHERE job_id = ?1 AND id > ?2 AND id < ?3 ORDER BY id LIMIT ?4",
-        )?;
+        let mut stmt = conn.prepare_cached(LOGS_AFTER)?;
         let rows = stmt.query_map(
             params![job_id, after, before.unwrap_or(i64::MAX), limit],
             |r| {

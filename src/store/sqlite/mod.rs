@@ -11,6 +11,7 @@
 mod builds;
 mod dialect;
 mod files;
+mod hot;
 mod job_rows;
 mod jobs;
 mod logs;

@@ -8,54 +8,65 @@ use crate::model::overview::{BuildFacts, QueuedJob};
 use crate::store::{ChangeMarker, JobRow, OverviewStore, QueueRow, StoreResult};
 use rusqlite::params;
 
+/// Every value is the end of an index or a count over the small in-flight index.
+pub(super) const CHANGE_MARKER: &str = "SELECT (SELECT max(seq) FROM provisioner_jobs), \
+     (SELECT count(*) FROM provisioner_jobs WHERE started_at IS NOT NULL AND completed_at IS NULL), \
+     (SELECT max(updated_at) FROM provisioner_jobs), \
+     (SELECT max(updated_at) FROM workspace_builds), \
+     (SELECT max(updated_at) FROM workspaces)";
+
+pub(super) const BUSY_JOBS: &str = "SELECT count(*) FROM provisioner_jobs \
+     WHERE started_at IS NOT NULL AND completed_at IS NULL";
+
+pub(super) const PENDING_QUEUE: &str = "SELECT q.id, q.type, q.position, q.created_at, w.name, \
+     wb.build_number, tv.name, w.owner_id \
+     FROM (SELECT id, type, created_at, ROW_NUMBER() OVER (ORDER BY seq) AS position \
+           FROM provisioner_jobs \
+           WHERE started_at IS NULL AND completed_at IS NULL AND canceled_at IS NULL \
+           ORDER BY seq LIMIT ?1) q \
+     LEFT JOIN workspace_builds wb ON wb.job_id = q.id \
+     LEFT JOIN workspaces w ON w.id = wb.workspace_id \
+     LEFT JOIN template_versions tv ON tv.job_id = q.id \
+     ORDER BY q.position";
+
+/// Newest first, read backwards along the `created_at` index (its rowid breaks ties in
+/// creation order) and stepped only as far as the caller visits.
+pub(super) const RECENT_BUILDS: &str = "SELECT wb.id, wb.workspace_id, w.name, \
+     coalesce(o.username, ''), wb.build_number, wb.transition, coalesce(i.username, ''), \
+     wb.created_at, j.started_at, j.completed_at, j.canceled_at, j.error \
+     FROM workspace_builds wb \
+     JOIN workspaces w ON w.id = wb.workspace_id \
+     JOIN provisioner_jobs j ON j.id = wb.job_id \
+     LEFT JOIN users o ON o.id = w.owner_id \
+     LEFT JOIN users i ON i.id = wb.initiator_id \
+     WHERE ?1 IS NULL OR w.owner_id = ?1 \
+     ORDER BY wb.created_at DESC, wb.rowid DESC";
+
 impl OverviewStore for SqliteStore {
     fn overview_change_marker(&self) -> StoreResult<ChangeMarker> {
         let conn = self.conn()?;
-        let mut stmt = conn.prepare_cached(
-            "SELECT j.n, j.started, j.completed, j.canceled, j.updated, b.n, b.updated, w.n, w.updated \
-             FROM (SELECT count(*) AS n, count(started_at) AS started, count(completed_at) AS completed, \
-                          count(canceled_at) AS canceled, max(updated_at) AS updated \
-                   FROM provisioner_jobs) j, \
-                  (SELECT count(*) AS n, max(updated_at) AS updated FROM workspace_builds) b, \
-                  (SELECT count(*) AS n, max(updated_at) AS updated FROM workspaces) w",
-        )?;
+        let mut stmt = conn.prepare_cached(CHANGE_MARKER)?;
         Ok(stmt.query_row([], |r| {
             Ok(ChangeMarker {
-                jobs: r.get(0)?,
-                jobs_started: r.get(1)?,
-                jobs_completed: r.get(2)?,
-                jobs_canceled: r.get(3)?,
-                jobs_updated_at: r.get(4)?,
-                builds: r.get(5)?,
-                builds_updated_at: r.get(6)?,
-                workspaces: r.get(7)?,
-                workspaces_updated_at: r.get(8)?,
+                last_job: r.get(0)?,
+                jobs_running: r.get(1)?,
+                jobs_updated_at: r.get(2)?,
+                builds_updated_at: r.get(3)?,
+                workspaces_updated_at: r.get(4)?,
             })
         })?)
     }
 
     fn busy_job_count(&self) -> StoreResult<i64> {
         let conn = self.conn()?;
-        let mut stmt = conn.prepare_cached(
-            "SELECT count(*) FROM provisioner_jobs \
-             WHERE started_at IS NOT NULL AND completed_at IS NULL",
-        )?;
+        let mut stmt = conn.prepare_cached(BUSY_JOBS)?;
         Ok(stmt.query_row([], |r| r.get(0))?)
     }
 
-    fn pending_queue(&self) -> StoreResult<Vec<QueueRow>> {
+    fn pending_queue(&self, limit: i64) -> StoreResult<Vec<QueueRow>> {
         let conn = self.conn()?;
-        let mut stmt = conn.prepare_cached(
-            "SELECT q.id, q.type, q.position, q.created_at, w.name, wb.build_number, tv.name, w.owner_id \
-             FROM (SELECT id, type, created_at, ROW_NUMBER() OVER (ORDER BY seq) AS position \
-                   FROM provisioner_jobs \
-                   WHERE started_at IS NULL AND completed_at IS NULL AND canceled_at IS NULL) q \
-             LEFT JOIN workspace_builds wb ON wb.job_id = q.id \
-             LEFT JOIN workspaces w ON w.id = wb.workspace_id \
-             LEFT JOIN template_versions tv ON tv.job_id = q.id \
-             ORDER BY q.position",
-        )?;
-        let rows = stmt.query_map([], |r| {
+        let mut stmt = conn.prepare_cached(PENDING_QUEUE)?;
+        let rows = stmt.query_map([limit], |r| {
             Ok(QueueRow {
                 job: QueuedJob {
                     job_id: r.get(0)?,
@@ -78,18 +89,7 @@ impl OverviewStore for SqliteStore {
         visit: &mut dyn FnMut(BuildFacts) -> bool,
     ) -> StoreResult<()> {
         let conn = self.conn()?;
-        let mut stmt = conn.prepare_cached(
-            "SELECT wb.id, wb.workspace_id, w.name, coalesce(o.username, ''), wb.build_number, \
-                    wb.transition, coalesce(i.username, ''), wb.created_at, \
-                    j.started_at, j.completed_at, j.canceled_at, j.error \
-             FROM workspace_builds wb \
-             JOIN workspaces w ON w.id = wb.workspace_id \
-             JOIN provisioner_jobs j ON j.id = wb.job_id \
-             LEFT JOIN users o ON o.id = w.owner_id \
-             LEFT JOIN users i ON i.id = wb.initiator_id \
-             WHERE ?1 IS NULL OR w.owner_id = ?1 \
-             ORDER BY wb.created_at DESC, j.seq DESC",
-        )?;
+        let mut stmt = conn.prepare_cached(RECENT_BUILDS)?;
         let mut rows = stmt.query(params![owner_id])?;
         while let Some(r) = rows.next()? {
             let facts = BuildFacts {

@@ -254,3 +254,13 @@ ALTER TABLE provisioner_daemons ADD COLUMN version TEXT NOT NULL DEFAULT '';
 ALTER TABLE provisioner_jobs ADD COLUMN tags TEXT NOT NULL DEFAULT '{}';
 -- The daemons listing: each daemon's current and last job.
 CREATE INDEX provisioner_jobs_worker ON provisioner_jobs(worker_id, completed_at);
+
+-- migration 7
+-- Indexes for a database that holds a year of builds: the status page's change marker reads
+-- the latest update of each table (instead of counting every row), and the queue and the
+-- recent builds are read from indexes, never by scanning whole tables.
+CREATE INDEX provisioner_jobs_updated ON provisioner_jobs(updated_at);
+CREATE INDEX workspace_builds_updated ON workspace_builds(updated_at);
+CREATE INDEX workspaces_updated ON workspaces(updated_at);
+-- The template version of a queued import job (the status page's queue).
+CREATE INDEX template_versions_job ON template_versions(job_id);

@@ -33,6 +33,19 @@ fn roles_text(roles: &[Role]) -> String {
     roles.iter().map(|r| r.name()).collect::<Vec<_>>().join(" ")
 }
 
+/// An API key with its user (every authenticated request that misses the session cache).
+pub(super) fn api_key_query() -> String {
+    format!(
+        "SELECT {}, k.id, k.hashed_secret, k.user_id, k.login_type, k.expires_at \
+         FROM api_keys k JOIN users u ON u.id = k.user_id WHERE k.id = ?1",
+        USER_COLUMNS
+            .split(", ")
+            .map(|c| format!("u.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
+}
+
 const ORG_COLUMNS: &str =
     "id, name, display_name, description, icon, is_default, created_at, updated_at";
 
@@ -209,15 +222,7 @@ impl UserStore for SqliteStore {
 
     fn api_key_with_user(&self, id: &str) -> StoreResult<Option<(ApiKeyRow, UserRow)>> {
         let conn = self.conn()?;
-        let mut stmt = conn.prepare_cached(&format!(
-            "SELECT {}, k.id, k.hashed_secret, k.user_id, k.login_type, k.expires_at \
-             FROM api_keys k JOIN users u ON u.id = k.user_id WHERE k.id = ?1",
-            USER_COLUMNS
-                .split(", ")
-                .map(|c| format!("u.{c}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ))?;
+        let mut stmt = conn.prepare_cached(&api_key_query())?;
         optional(stmt.query_row([id], |r| {
             let user = user_from_row(r)?;
             Ok((

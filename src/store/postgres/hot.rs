@@ -1,0 +1,90 @@
+//! The statements this store runs on hot paths, by name, with sample parameters: the same
+//! text the store sends (built by the same functions), for `tests/query_plans.rs` to plan.
+
+use super::PgStore;
+use super::job_rows::JOB_COLUMNS;
+use super::{builds, jobs, logs, overview, users, workspaces};
+use crate::store::{HotQuery, Sample, StoreResult};
+
+const ID: Sample = Sample::Text("00000000-0000-0000-0000-000000000000");
+
+impl PgStore {
+    pub fn hot_queries() -> Vec<HotQuery> {
+        use Sample::{Int, Null};
+        vec![
+            HotQuery::new("build by id", builds::select(builds::BY_ID), &[ID]),
+            HotQuery::new("build by job", builds::select(builds::BY_JOB), &[ID]),
+            HotQuery::new(
+                "build by number",
+                builds::select(builds::BY_NUMBER),
+                &[ID, Int(3)],
+            ),
+            HotQuery::new("latest build", builds::select(builds::LATEST), &[ID]),
+            HotQuery::new(
+                "latest build before numbering the next",
+                builds::latest_for_insert(),
+                &[ID],
+            ),
+            HotQuery::new(
+                "page of a workspace's builds (deep offset)",
+                builds::select(builds::PAGE),
+                &[ID, Int(0), Null, Int(25), Int(1_000_000_000)],
+            ),
+            HotQuery::new("workspace by id", workspaces::by_id(), &[ID]),
+            HotQuery::new("workspaces of an owner", workspaces::list(true), &[ID]),
+            HotQuery::new(
+                "job by id",
+                format!("SELECT {JOB_COLUMNS} FROM provisioner_jobs j WHERE j.id = $1"),
+                &[ID],
+            ),
+            HotQuery::new("any job pending", jobs::ANY_PENDING, &[]),
+            HotQuery::new(
+                "the oldest pending jobs to take",
+                jobs::take_candidates(),
+                &[],
+            ),
+            HotQuery::new("take a job", jobs::take_job(), &[Int(1), ID, ID]),
+            HotQuery::new("queue position", jobs::QUEUE_POSITION, &[Int(5000)]),
+            HotQuery::new(
+                "log lines after an id",
+                logs::LOGS_AFTER,
+                &[ID, Int(0), Int(i64::MAX), Int(1000)],
+            ),
+            HotQuery::new("api key with its user", users::api_key_query(), &[ID]),
+            HotQuery::new("status page change marker", overview::CHANGE_MARKER, &[]),
+            HotQuery::new("busy workers", overview::BUSY_JOBS, &[]),
+            HotQuery::new("status page queue", overview::PENDING_QUEUE, &[Int(100)]),
+            HotQuery::new(
+                "recent builds",
+                overview::RECENT_BUILDS,
+                &[Null, Int(64), Int(0)],
+            ),
+            HotQuery::new(
+                "recent builds of an owner",
+                overview::RECENT_BUILDS,
+                &[ID, Int(64), Int(0)],
+            ),
+        ]
+    }
+
+    /// `EXPLAIN` of `q` on this store's database (its sample values written in as literals,
+    /// so the plan is the one a bound statement gets), with sequential scans priced out
+    /// (`enable_seqscan = off`): a `Seq Scan` left in the plan has no index to use. One line
+    /// per plan line.
+    pub fn query_plan(&self, q: &HotQuery) -> StoreResult<Vec<String>> {
+        let mut sql = q.sql.clone();
+        for (i, p) in q.params.iter().enumerate().rev() {
+            let literal = match p {
+                Sample::Text(t) => format!("'{}'", t.replace('\'', "''")),
+                Sample::Int(n) => format!("({n})::bigint"),
+                Sample::Null => "NULL".to_string(),
+            };
+            sql = sql.replace(&format!("${}", i + 1), &literal);
+        }
+        let mut conn = self.conn()?;
+        conn.batch_execute("SET enable_seqscan = off")?;
+        let plan = conn.query(&format!("EXPLAIN {sql}"), &[]);
+        conn.batch_execute("RESET enable_seqscan")?;
+        Ok(plan?.iter().map(|r| r.get::<_, String>(0)).collect())
+    }
+}
