@@ -394,6 +394,9 @@ async fn tags_route_jobs_and_count_matched_provisioners() {
     // A pending untagged job matches the untagged daemon only, counted until it is offline
     // (not heard from for the lease): killed just now, it still counts, as idle.
     drop(_plain);
+    // Its last long poll (an idle worker's, 1 s) ends first: a job queued while the server
+    // still answers it would be handed to the dead daemon (docs/provisioners.md, "Limits").
+    actix_web::rt::time::sleep(Duration::from_millis(1500)).await;
     let v = version(json!({})).await;
     assert_valid("codersdk.TemplateVersion", &v);
     assert_eq!(v["job"]["status"], "pending", "{v}");

@@ -8,6 +8,7 @@ use super::{ApiError, ApiResult, Reply, blocking, ok, read_json, res};
 use crate::api::body::Body;
 use crate::api::{AppState, State};
 use crate::domain::provisioner_tags::{Tags, normalize};
+use crate::events::Topic;
 use crate::identity;
 use crate::model::JobStatus;
 use crate::provisioner::queue::JobQueue;
@@ -15,10 +16,12 @@ use crate::provisioner::remote::wire::*;
 use crate::store::{DaemonRow, ImportOutcome, LeaseState, ProvisionerKeyRow};
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, web};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// The longest an acquire waits for a job.
 pub const MAX_WAIT: Duration = Duration::from_secs(10);
+/// How often a waiting acquire looks whether the server is stopping.
+const STOP_CHECK: Duration = Duration::from_millis(500);
 /// Completions carry the new state and resources.
 const LARGE: usize = 16 << 20;
 
@@ -145,22 +148,37 @@ async fn register(state: State, req: HttpRequest, body: Body<{ 64 << 10 }>) -> A
 
 async fn acquire(state: State, req: HttpRequest, body: Body<{ 64 << 10 }>) -> ApiResult<Reply> {
     let key = key_from(&req);
-    // The long poll waits on the blocking pool, never on an executor thread.
-    blocking(move || {
-        let key = authenticate(&state, key)?;
+    let st = state.clone();
+    let (daemon_id, wait) = blocking(move || {
+        let key = authenticate(&st, key)?;
         let r: AcquireRequest = read_json(&body)?;
-        let daemon = daemon_of(&state, &key, &r.daemon_id)?;
-        seen(&state, &daemon.id)?;
+        let daemon = daemon_of(&st, &key, &r.daemon_id)?;
+        seen(&st, &daemon.id)?;
+        Ok((daemon.id, Duration::from_millis(r.wait_ms).min(MAX_WAIT)))
+    })
+    .await?;
+    // The long poll waits here, asynchronously, and looks for a job on the blocking pool only
+    // when one was queued: a waiting daemon holds no thread. (actix goes on with a handler
+    // whose client went away, so a daemon killed while it waits may still be handed the next
+    // job; that job is failed by the lease: docs/provisioners.md, "Limits".)
+    let deadline = Instant::now() + wait;
+    loop {
         if state.engine.is_stopping() {
             return Ok(Reply::no_content());
         }
-        let wait = Duration::from_millis(r.wait_ms).min(MAX_WAIT);
-        match state.queue.acquire(&daemon.id, wait)? {
-            Some(a) => ok(&AcquiredJob::from(a)),
-            None => Ok(Reply::no_content()),
+        // Subscribed before the look, so a job queued after it ends the wait.
+        let mut queued = state.events.subscribe(&Topic::Queue);
+        let (st, id) = (state.clone(), daemon_id.clone());
+        if let Some(a) = blocking(move || Ok(st.queue.acquire(&id, Duration::ZERO)?)).await? {
+            return ok(&AcquiredJob::from(a));
         }
-    })
-    .await
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Ok(Reply::no_content());
+        }
+        // A look at the engine at least every STOP_CHECK: a server stopping answers at once.
+        let _ = actix_web::rt::time::timeout(left.min(STOP_CHECK), queued.changed()).await;
+    }
 }
 
 fn lease_word(state: LeaseState) -> ApiResult<Reply> {
