@@ -1,6 +1,8 @@
 //! The job queue on PostgreSQL, with the worker leases of `crate::store::jobs`. Several servers
-//! take, cancel and end jobs at once here, so: a job is taken with `FOR UPDATE SKIP LOCKED`
-//! (two takers never wait for or get the same row); a cancel locks the job's row while it
+//! take, cancel and end jobs at once here, so: a job is taken by an update conditional on it
+//! still being pending (of the oldest pending jobs, the first the taker's tags match; a taker
+//! that loses the race to another re-checks the row and tries the next), so no job is taken
+//! twice; a cancel locks the job's row while it
 //! decides; every write a worker makes is conditional on `worker_id = <it> AND completed_at IS
 //! NULL`, and every write for a job nobody runs is conditional on the fact that made it stale
 //! (re-checked by PostgreSQL on the locked row, so two sweepers never both end it).
@@ -33,9 +35,6 @@ pub(super) const QUEUE_POSITION: &str = "SELECT count(*) FILTER (WHERE seq <= $1
      FROM provisioner_jobs \
      WHERE started_at IS NULL AND completed_at IS NULL AND canceled_at IS NULL";
 
-/// Takes the oldest pending job for worker `$2` at time `$1`. SKIP LOCKED: a row another
-/// taker holds is passed over, never waited for nor taken twice; the outer WHERE re-checks
-/// that it is still pending (a cancel may have completed it).
 /// The oldest pending jobs, with their tags: a taker takes the first its tags match.
 pub(super) fn take_candidates() -> String {
     format!(
@@ -43,7 +42,9 @@ pub(super) fn take_candidates() -> String {
     )
 }
 
-/// Takes the chosen job (`$3`: its id) if it is still pending.
+/// Takes the chosen job (`$3`: its id) for worker `$2` at time `$1` if it is still pending: a
+/// row another taker is updating makes this one wait for it and re-check (READ COMMITTED),
+/// so no job is taken twice.
 pub(super) fn take_job() -> String {
     format!(
         "UPDATE provisioner_jobs SET started_at = $1, updated_at = $1, worker_id = $2 \

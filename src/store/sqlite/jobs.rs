@@ -31,7 +31,6 @@ pub(super) const QUEUE_POSITION: &str = "SELECT count(*) FILTER (WHERE seq <= ?1
      FROM provisioner_jobs \
      WHERE started_at IS NULL AND completed_at IS NULL AND canceled_at IS NULL";
 
-/// Takes the oldest pending job for worker `?2` at time `?1`.
 /// The oldest pending jobs, with their tags: a taker takes the first its tags match.
 pub(super) fn take_candidates() -> String {
     format!(
@@ -39,7 +38,7 @@ pub(super) fn take_candidates() -> String {
     )
 }
 
-/// Takes the chosen job (`?3`: its seq) if it is still pending.
+/// Takes the chosen job (`?3`: its seq) for worker `?2` at time `?1` if it is still pending.
 pub(super) fn take_job() -> String {
     format!(
         "UPDATE provisioner_jobs SET started_at = ?1, updated_at = ?1, worker_id = ?2 \
