@@ -13,7 +13,7 @@ use crate::identity;
 use crate::model::JobStatus;
 use crate::provisioner::queue::JobQueue;
 use crate::provisioner::remote::wire::*;
-use crate::store::{DaemonRow, ImportOutcome, LeaseState, ProvisionerKeyRow};
+use crate::store::{DaemonRow, ImportOutcome, LeaseState, LogBatch, ProvisionerKeyRow};
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, web};
 use std::time::{Duration, Instant};
@@ -190,6 +190,36 @@ fn lease_word(state: LeaseState) -> ApiResult<Reply> {
     ok(&UpdateResponse { state: word.into() })
 }
 
+/// What every call about a job begins with: the job from the path, the caller's key, the
+/// body, and the daemon the body names (registered with that key).
+fn job_call<R: serde::de::DeserializeOwned + DaemonCall>(
+    state: &AppState,
+    key: Option<String>,
+    path: &str,
+    body: &[u8],
+) -> ApiResult<(String, DaemonRow, R)> {
+    let job = job_id(path)?;
+    let key = authenticate(state, key)?;
+    let r: R = read_json(body)?;
+    let daemon = daemon_of(state, &key, r.daemon_id())?;
+    Ok((job, daemon, r))
+}
+
+/// The log lines a call carries, as the queue takes them.
+fn batch_of(logs: &WireLogs) -> ApiResult<LogBatch> {
+    logs.to_batch()
+        .map_err(|e| ApiError::validation().with_validation("logs", e))
+}
+
+/// The answer to a completion or failure that was stored: the job's final status.
+fn final_status(state: &AppState, job_id: &str) -> ApiResult<Reply> {
+    let status = state
+        .store
+        .job(job_id)?
+        .map_or(JobStatus::Failed, |j| j.status());
+    ok(&CompleteResponse { status })
+}
+
 async fn update(
     state: State,
     req: HttpRequest,
@@ -198,15 +228,9 @@ async fn update(
 ) -> ApiResult<Reply> {
     let key = key_from(&req);
     blocking(move || {
-        let job = job_id(&path)?;
-        let key = authenticate(&state, key)?;
-        let r: UpdateRequest = read_json(&body)?;
-        let daemon = daemon_of(&state, &key, &r.daemon_id)?;
+        let (job, daemon, r): (_, _, UpdateRequest) = job_call(&state, key, &path, &body)?;
         state.store.job(&job)?.ok_or_else(ApiError::not_found)?;
-        let batch = r
-            .logs
-            .to_batch()
-            .map_err(|e| ApiError::validation().with_validation("logs", e))?;
+        let batch = batch_of(&r.logs)?;
         let lease = if batch.lines.is_empty() {
             state.queue.heartbeat(&job, &daemon.id, r.renew)?
         } else {
@@ -244,25 +268,15 @@ async fn complete(
 ) -> ApiResult<Reply> {
     let key = key_from(&req);
     blocking(move || {
-        let job = job_id(&path)?;
-        let key = authenticate(&state, key)?;
-        let r: CompleteRequest = read_json(&body)?;
-        let daemon = daemon_of(&state, &key, &r.daemon_id)?;
-        let logs = r
-            .logs
-            .to_batch()
-            .map_err(|e| ApiError::validation().with_validation("logs", e))?;
+        let (job, daemon, r): (_, _, CompleteRequest) = job_call(&state, key, &path, &body)?;
+        let logs = batch_of(&r.logs)?;
         match r.result {
             WireResult::Import { outcome } => {
                 let held = state
                     .store
                     .complete_import(&job, &daemon.id, &outcome, &logs)?;
                 if held {
-                    let status = state
-                        .store
-                        .job(&job)?
-                        .map_or(JobStatus::Failed, |j| j.status());
-                    return ok(&CompleteResponse { status });
+                    return final_status(&state, &job);
                 }
                 already_ended(&state, &job, &daemon.id, |status, error| match &outcome {
                     ImportOutcome::Valid { .. } => status == JobStatus::Succeeded,
@@ -303,23 +317,13 @@ async fn fail(
 ) -> ApiResult<Reply> {
     let key = key_from(&req);
     blocking(move || {
-        let job = job_id(&path)?;
-        let key = authenticate(&state, key)?;
-        let r: FailRequest = read_json(&body)?;
-        let daemon = daemon_of(&state, &key, &r.daemon_id)?;
+        let (job, daemon, r): (_, _, FailRequest) = job_call(&state, key, &path, &body)?;
         if r.error.is_empty() {
             return Err(ApiError::validation().with_validation("error", "an error is required"));
         }
-        let logs = r
-            .logs
-            .to_batch()
-            .map_err(|e| ApiError::validation().with_validation("logs", e))?;
+        let logs = batch_of(&r.logs)?;
         if state.store.fail_job(&job, &daemon.id, &r.error, &logs)? {
-            let status = state
-                .store
-                .job(&job)?
-                .map_or(JobStatus::Failed, |j| j.status());
-            return ok(&CompleteResponse { status });
+            return final_status(&state, &job);
         }
         already_ended(&state, &job, &daemon.id, |status, error| {
             (status == JobStatus::Failed && error == r.error) || status == JobStatus::Canceled
@@ -336,10 +340,7 @@ async fn release(
 ) -> ApiResult<Reply> {
     let key = key_from(&req);
     blocking(move || {
-        let job = job_id(&path)?;
-        let key = authenticate(&state, key)?;
-        let r: ReleaseRequest = read_json(&body)?;
-        let daemon = daemon_of(&state, &key, &r.daemon_id)?;
+        let (job, daemon, _): (_, _, ReleaseRequest) = job_call(&state, key, &path, &body)?;
         let found = state.store.job(&job)?.ok_or_else(ApiError::not_found)?;
         if found.worker_id.as_deref() != Some(&daemon.id) || found.completed_at.is_some() {
             return Err(not_held());

@@ -316,3 +316,19 @@ pub struct FailRequest {
 pub struct ReleaseRequest {
     pub daemon_id: String,
 }
+
+/// A protocol call made by a registered daemon: it names itself.
+pub trait DaemonCall {
+    fn daemon_id(&self) -> &str;
+}
+
+macro_rules! daemon_call {
+    ($($t:ty),*) => {$(
+        impl DaemonCall for $t {
+            fn daemon_id(&self) -> &str {
+                &self.daemon_id
+            }
+        }
+    )*};
+}
+daemon_call!(UpdateRequest, CompleteRequest, FailRequest, ReleaseRequest);
