@@ -325,3 +325,58 @@ async fn cancel_a_running_command_stops_its_process() {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// `(queue_position, queue_size)` of each build, read twice (the second read is served from
+/// what the first learned, so it shows whether a change was missed).
+async fn ranks(c: &Client, builds: &[&str]) -> Vec<(i64, i64)> {
+    let mut out = Vec::new();
+    for _ in 0..2 {
+        out.clear();
+        for id in builds {
+            let b = get_build(c, id).await;
+            let job = &b["job"];
+            out.push((
+                job["queue_position"].as_i64().unwrap(),
+                job["queue_size"].as_i64().unwrap(),
+            ));
+        }
+    }
+    out
+}
+
+#[actix_web::test]
+async fn queue_positions_follow_every_change_to_the_queue() {
+    let (_s, owner, busy_t) = one_worker().await;
+    let busy = occupy(&owner, &busy_t).await;
+    // Every queued build is a long one too: the one the worker takes next keeps it busy.
+    let mut queued = Vec::new();
+    for n in 0..3 {
+        let (_, b) = workspace(&owner, &busy_t, &format!("q{n}"), json!([])).await;
+        queued.push(b);
+    }
+    let [a, b, c] = [&*queued[0], &*queued[1], &*queued[2]];
+    assert_eq!(ranks(&owner, &[a, b, c]).await, [(1, 3), (2, 3), (3, 3)]);
+    // A pending job canceled: the ones behind move up at once.
+    owner
+        .patch(&format!("/api/v2/workspacebuilds/{a}/cancel"), json!({}))
+        .await
+        .expect(200, "codersdk.Response");
+    assert_eq!(ranks(&owner, &[a, b, c]).await, [(0, 0), (1, 2), (2, 2)]);
+    // A job queued: behind the others.
+    let (_, d) = workspace(&owner, &busy_t, "q3", json!([])).await;
+    assert_eq!(ranks(&owner, &[b, c, &d]).await, [(1, 3), (2, 3), (3, 3)]);
+    // The worker freed takes the head of the queue: the rest move up as soon as it is taken.
+    owner
+        .patch(&format!("/api/v2/workspacebuilds/{busy}/cancel"), json!({}))
+        .await
+        .expect(200, "codersdk.Response");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while get_build(&owner, b).await["job"]["status"] == "pending" {
+        assert!(
+            Instant::now() < deadline,
+            "the freed worker never took a job"
+        );
+        actix_web::rt::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(ranks(&owner, &[b, c, &d]).await, [(0, 0), (1, 2), (2, 2)]);
+}

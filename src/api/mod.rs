@@ -24,6 +24,7 @@ mod provisioner_jobs;
 mod provisioner_keys;
 mod provisionerd;
 mod query;
+pub mod queue_ranks;
 pub mod session_cache;
 mod state;
 mod status_page;

@@ -29,6 +29,8 @@ pub struct AppState {
     pub sessions: SessionCache,
     /// Recently read completed builds (`api/build_cache.rs`).
     pub builds: BuildCache,
+    /// The queue's order, for ranking pending jobs (`api/queue_ranks.rs`).
+    pub queue_ranks: super::queue_ranks::QueueRanks,
     /// Held for the server's lifetime: no other kiln uses the folder meanwhile.
     pub data_dir: DataDir,
 }

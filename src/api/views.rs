@@ -11,7 +11,7 @@ pub fn job_json(
     job: &JobRow,
     metadata: model::ProvisionerJobMetadata,
 ) -> ApiResult<model::ProvisionerJob> {
-    let (queue_position, queue_size) = state.store.queue_position(job)?;
+    let (queue_position, queue_size) = state.queue_ranks.rank(&*state.store, job)?;
     Ok(model::ProvisionerJob {
         id: job.id.clone(),
         created_at: job.created_at,

@@ -35,6 +35,10 @@ pub(super) const QUEUE_POSITION: &str = "SELECT count(*) FILTER (WHERE seq <= $1
      FROM provisioner_jobs \
      WHERE started_at IS NULL AND completed_at IS NULL AND canceled_at IS NULL";
 
+/// Every pending job's `seq`, oldest first.
+pub(super) const PENDING_SEQS: &str = "SELECT seq FROM provisioner_jobs \
+     WHERE started_at IS NULL AND completed_at IS NULL AND canceled_at IS NULL ORDER BY seq";
+
 /// The oldest pending jobs, with their tags: a taker takes the first its tags match.
 pub(super) fn take_candidates() -> String {
     format!(
@@ -321,6 +325,12 @@ impl JobStore for PgStore {
         let mut conn = self.conn()?;
         let row = conn.query_one(QUEUE_POSITION, &[&job.seq])?;
         Ok((row.get(0), row.get(1)))
+    }
+
+    fn pending_seqs(&self) -> StoreResult<Vec<i64>> {
+        let mut conn = self.conn()?;
+        let rows = conn.query(PENDING_SEQS, &[])?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
     }
 
     fn release_job(&self, job_id: &str, worker_id: &str) -> StoreResult<()> {

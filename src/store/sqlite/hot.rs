@@ -45,6 +45,7 @@ impl SqliteStore {
             ),
             HotQuery::new("take a job", jobs::take_job(), &[Int(1), ID, Int(1)]),
             HotQuery::new("queue position", jobs::QUEUE_POSITION, &[Int(5000)]),
+            HotQuery::new("the queue's order", jobs::PENDING_SEQS, &[]),
             HotQuery::new(
                 "log lines after an id",
                 logs::LOGS_AFTER,

@@ -31,6 +31,10 @@ pub(super) const QUEUE_POSITION: &str = "SELECT count(*) FILTER (WHERE seq <= ?1
      FROM provisioner_jobs \
      WHERE started_at IS NULL AND completed_at IS NULL AND canceled_at IS NULL";
 
+/// Every pending job's `seq`, oldest first.
+pub(super) const PENDING_SEQS: &str = "SELECT seq FROM provisioner_jobs \
+     WHERE started_at IS NULL AND completed_at IS NULL AND canceled_at IS NULL ORDER BY seq";
+
 /// The oldest pending jobs, with their tags: a taker takes the first its tags match.
 pub(super) fn take_candidates() -> String {
     format!(
@@ -303,6 +307,13 @@ impl JobStore for SqliteStore {
         let conn = self.conn()?;
         let mut stmt = conn.prepare_cached(QUEUE_POSITION)?;
         Ok(stmt.query_row([job.seq], |r| Ok((r.get(0)?, r.get(1)?)))?)
+    }
+
+    fn pending_seqs(&self) -> StoreResult<Vec<i64>> {
+        let conn = self.conn()?;
+        let mut stmt = conn.prepare_cached(PENDING_SEQS)?;
+        let rows = stmt.query_map([], |r| r.get(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     fn release_job(&self, job_id: &str, worker_id: &str) -> StoreResult<()> {
