@@ -97,6 +97,17 @@ async fn the_search_syntax_filters_as_coders_does() {
     assert_eq!(page["count"], 3);
     assert_eq!(page["workspaces"].as_array().unwrap().len(), 2);
     assert_eq!(page["workspaces"][0], all["workspaces"][1]);
+    // A plain page (read by the store page by page) and a filtered list (rendered, then
+    // filtered) agree on the order.
+    let filtered = search(&owner, "status:running").await;
+    for offset in 0..3 {
+        let one = owner
+            .get(&format!("/api/v2/workspaces?limit=1&offset={offset}"))
+            .await
+            .expect(200, "codersdk.WorkspacesResponse");
+        assert_eq!(one["count"], 3);
+        assert_eq!(one["workspaces"][0]["id"], filtered["workspaces"][offset]["id"]);
+    }
     let past = owner
         .get("/api/v2/workspaces?offset=1000000000")
         .await

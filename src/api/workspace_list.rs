@@ -30,6 +30,21 @@ pub async fn list(state: State, actor: Actor, req: HttpRequest) -> ApiResult<Rep
                 _ => return ok(&WorkspacesResponse::default()),
             }
         }
+        if !needs_rendering(&search) && search.ids.is_empty() && search.name.is_none() {
+            // Nothing to filter but the owner: the store reads just the page.
+            let (count, rows) =
+                state
+                    .store
+                    .workspace_page(owner_id.as_deref(), offset as i64, limit as i64)?;
+            let workspaces = rows
+                .iter()
+                .map(|row| workspace_json(&state, row))
+                .collect::<Result<_, _>>()?;
+            return ok(&WorkspacesResponse {
+                workspaces,
+                count: count as usize,
+            });
+        }
         let rows = state.store.workspaces(owner_id.as_deref())?;
         let take = if limit == 0 { usize::MAX } else { limit };
         let (count, page): (usize, Vec<Workspace>) = if needs_rendering(&search) {

@@ -49,6 +49,15 @@ pub trait WorkspaceStore {
     /// Live workspaces, of one owner or of everyone, by owner name then name.
     fn workspaces(&self, owner_id: Option<&str>) -> StoreResult<Vec<WorkspaceRow>>;
 
+    /// One page of those (`limit` 0: all after `offset`), read along the indexes so that a
+    /// page costs its rows however many there are, and how many there are in all.
+    fn workspace_page(
+        &self,
+        owner_id: Option<&str>,
+        offset: i64,
+        limit: i64,
+    ) -> StoreResult<(i64, Vec<WorkspaceRow>)>;
+
     /// Creates a workspace and its first build, in one transaction, and wakes a worker.
     /// `Conflict` when its owner has a live workspace of that name.
     fn create_workspace(&self, w: &NewWorkspace, first: &NewBuild) -> StoreResult<()>;

@@ -261,3 +261,8 @@ CREATE INDEX workspace_builds_updated ON workspace_builds(updated_at);
 CREATE INDEX workspaces_updated ON workspaces(updated_at);
 -- The template version of a queued import job (the status page's queue).
 CREATE INDEX template_versions_job ON template_versions(job_id);
+
+-- migration 7
+-- A page of everyone's workspaces (by owner name, then name) is read along the users' name
+-- index in that order, and stops after the users it covers.
+CREATE INDEX users_username_order ON users ((lower(username) COLLATE "C"));

@@ -56,6 +56,16 @@ fn insert_workspace(tx: &mut Tx, w: &NewWorkspace, now: Time) -> StoreResult<()>
 
 /// Workspaces not deleted, of one owner (`$1`) or of everyone: two statements, so the owner's
 /// list is read from the owner index rather than by scanning every workspace.
+/// A page of `list`: its parameters after the owner's are the limit (NULL: none) and offset.
+pub(super) fn page(of_owner: bool) -> String {
+    let (limit, offset) = if of_owner { (2, 3) } else { (1, 2) };
+    format!("{} LIMIT ${limit} OFFSET ${offset}", list(of_owner))
+}
+
+/// How many live workspaces (`$1`: of one owner, or NULL: of everyone).
+pub(super) const COUNT: &str =
+    "SELECT count(*) FROM workspaces WHERE NOT deleted AND ($1::text IS NULL OR owner_id = $1)";
+
 pub(super) fn list(of_owner: bool) -> String {
     let owner = if of_owner { "AND w.owner_id = $1" } else { "" };
     format!(
@@ -103,6 +113,22 @@ impl WorkspaceStore for PgStore {
             None => conn.query(list(false).as_str(), &[])?,
         };
         Ok(rows.iter().map(workspace_from_row).collect())
+    }
+
+    fn workspace_page(
+        &self,
+        owner_id: Option<&str>,
+        offset: i64,
+        limit: i64,
+    ) -> StoreResult<(i64, Vec<WorkspaceRow>)> {
+        let mut conn = self.conn()?;
+        let limit = (limit > 0).then_some(limit);
+        let count: i64 = conn.query_one(COUNT, &[&owner_id])?.get(0);
+        let rows = match owner_id {
+            Some(owner) => conn.query(page(true).as_str(), &[&owner, &limit, &offset])?,
+            None => conn.query(page(false).as_str(), &[&limit, &offset])?,
+        };
+        Ok((count, rows.iter().map(workspace_from_row).collect()))
     }
 
     fn create_workspace(&self, w: &NewWorkspace, first: &NewBuild) -> StoreResult<()> {

@@ -33,6 +33,17 @@ impl SqliteStore {
             HotQuery::new("workspace by id", workspaces::by_id(), &[ID]),
             HotQuery::new("workspaces of an owner", workspaces::list(true), &[ID]),
             HotQuery::new(
+                "a page of an owner's workspaces",
+                workspaces::page(true),
+                &[ID, Int(25), Int(0)],
+            ),
+            HotQuery::new(
+                "a page of everyone's workspaces",
+                workspaces::page(false),
+                &[Int(25), Int(0)],
+            ),
+            HotQuery::new("an owner's workspace count", workspaces::COUNT, &[ID]),
+            HotQuery::new(
                 "job by id",
                 format!("SELECT {JOB_COLUMNS} FROM provisioner_jobs j WHERE j.id = ?1"),
                 &[ID],

@@ -55,11 +55,23 @@ fn insert_workspace(tx: &Tx, w: &NewWorkspace, now: Time) -> StoreResult<()> {
 /// list is read from the owner index rather than by scanning every workspace.
 pub(super) fn list(of_owner: bool) -> String {
     let owner = if of_owner { "AND w.owner_id = ?1" } else { "" };
+    // Users first, along their name index (CROSS JOIN keeps that order): a page stops after
+    // the users it covers, instead of sorting every workspace.
     format!(
-        "SELECT {WORKSPACE_COLUMNS} FROM workspaces w JOIN users u ON u.id = w.owner_id \
+        "SELECT {WORKSPACE_COLUMNS} FROM users u CROSS JOIN workspaces w ON u.id = w.owner_id \
          WHERE w.deleted = 0 {owner} ORDER BY u.username, w.name"
     )
 }
+
+/// A page of `list`: its parameters after the owner's are the limit (-1: none) and offset.
+pub(super) fn page(of_owner: bool) -> String {
+    let (limit, offset) = if of_owner { (2, 3) } else { (1, 2) };
+    format!("{} LIMIT ?{limit} OFFSET ?{offset}", list(of_owner))
+}
+
+/// How many live workspaces (`?1`: of one owner, or NULL: of everyone).
+pub(super) const COUNT: &str =
+    "SELECT count(*) FROM workspaces WHERE deleted = 0 AND (?1 IS NULL OR owner_id = ?1)";
 
 pub(super) fn by_id() -> String {
     format!(
@@ -100,6 +112,25 @@ impl WorkspaceStore for SqliteStore {
             None => stmt.query_map([], workspace_from_row)?,
         };
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn workspace_page(
+        &self,
+        owner_id: Option<&str>,
+        offset: i64,
+        limit: i64,
+    ) -> StoreResult<(i64, Vec<WorkspaceRow>)> {
+        let conn = self.conn()?;
+        let limit = if limit == 0 { -1 } else { limit };
+        let count = conn
+            .prepare_cached(COUNT)?
+            .query_row([owner_id], |r| r.get(0))?;
+        let mut stmt = conn.prepare_cached(&page(owner_id.is_some()))?;
+        let rows = match owner_id {
+            Some(owner) => stmt.query_map(rusqlite::params![owner, limit, offset], workspace_from_row)?,
+            None => stmt.query_map([limit, offset], workspace_from_row)?,
+        };
+        Ok((count, rows.collect::<Result<_, _>>()?))
     }
 
     fn create_workspace(&self, w: &NewWorkspace, first: &NewBuild) -> StoreResult<()> {
