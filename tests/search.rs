@@ -106,7 +106,10 @@ async fn the_search_syntax_filters_as_coders_does() {
             .await
             .expect(200, "codersdk.WorkspacesResponse");
         assert_eq!(one["count"], 3);
-        assert_eq!(one["workspaces"][0]["id"], filtered["workspaces"][offset]["id"]);
+        assert_eq!(
+            one["workspaces"][0]["id"],
+            filtered["workspaces"][offset]["id"]
+        );
     }
     let past = owner
         .get("/api/v2/workspaces?offset=1000000000")

@@ -76,12 +76,18 @@ pub struct Listed {
 /// Every daemon of the organization with its status; a built-in worker of this server is
 /// seen now.
 pub fn listed_daemons(state: &AppState, organization_id: &str) -> ApiResult<Vec<Listed>> {
+    Ok(with_status(state, state.store.daemons(organization_id)?))
+}
+
+/// Each daemon's status: online by its heartbeat (or, for this server's workers, by being
+/// alive here), busy when it holds a job.
+fn with_status(state: &AppState, rows: Vec<DaemonRow>) -> Vec<Listed> {
     let now = Time::now();
     let lease_ms = state.config.provisioner_lease.as_millis() as i64;
     let own = state.engine.worker_ids();
     let stopping = state.engine.is_stopping();
     let mut out = Vec::new();
-    for mut row in state.store.daemons(organization_id)? {
+    for mut row in rows {
         if row.tags.is_empty() {
             row.tags = untagged();
         }
@@ -103,13 +109,16 @@ pub fn listed_daemons(state: &AppState, organization_id: &str) -> ApiResult<Vec<
         };
         out.push(Listed { row, status });
     }
-    Ok(out)
+    out
 }
 
 /// The daemons that could take a job now (not offline).
 pub fn live_daemons(state: &AppState, organization_id: &str) -> Vec<DaemonRow> {
-    listed_daemons(state, organization_id)
-        .unwrap_or_default()
+    let rows = state
+        .store
+        .daemon_states(organization_id)
+        .unwrap_or_default();
+    with_status(state, rows)
         .into_iter()
         .filter(|d| d.status != DaemonStatus::Offline)
         .map(|d| d.row)

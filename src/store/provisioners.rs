@@ -84,6 +84,10 @@ pub trait ProvisionerStore {
     /// Every daemon of the organization (built-in workers included), with its jobs.
     fn daemons(&self, organization_id: &str) -> StoreResult<Vec<DaemonRow>>;
 
+    /// The same daemons in one read, for matching jobs to them: `current_job` holds only the
+    /// id of the job it runs (status `running`, no template), and `previous_job` is empty.
+    fn daemon_states(&self, organization_id: &str) -> StoreResult<Vec<DaemonRow>>;
+
     /// Started, unfinished jobs held by external daemons whose heartbeat is older than
     /// `before` (their lease ran out).
     fn stale_remote_jobs(&self, before: Time) -> StoreResult<Vec<JobRow>>;

@@ -28,6 +28,27 @@ const DAEMON_COLUMNS: &str = "d.id, d.server_id, d.organization_id, d.key_id, k.
 const DAEMON_FROM: &str =
     "FROM provisioner_daemons d LEFT JOIN provisioner_keys k ON k.id = d.key_id";
 
+/// The daemons with the id of the job each runs (one statement, see `daemon_states`). The
+/// daemons table is read whole (a row per daemon, however many builds there are); each one's
+/// job comes from `provisioner_jobs_worker`.
+const DAEMON_STATES: &str = "SELECT d.id, d.server_id, d.organization_id, d.key_id, \
+     k.name, d.name, d.version, d.tags, d.created_at, d.last_seen_at, \
+     (SELECT j.id FROM provisioner_jobs j WHERE j.worker_id = d.id AND j.completed_at IS NULL \
+      AND j.started_at IS NOT NULL LIMIT 1) \
+     FROM provisioner_daemons d LEFT JOIN provisioner_keys k ON k.id = d.key_id \
+     WHERE d.organization_id IN ('', ?1) ORDER BY d.key_id IS NOT NULL, d.server_id, d.name";
+
+/// A running job known only by its id (`daemon_states`).
+fn running(id: String) -> DaemonJob {
+    DaemonJob {
+        id,
+        status: JobStatus::Running,
+        template_name: String::new(),
+        template_display_name: String::new(),
+        template_icon: String::new(),
+    }
+}
+
 fn daemon_from_row(r: &Row) -> rusqlite::Result<DaemonRow> {
     Ok(DaemonRow {
         id: r.get(0)?,
@@ -217,6 +238,17 @@ impl ProvisionerStore for SqliteStore {
             d.previous_job = daemon_job(&conn, &d.id, false)?;
         }
         Ok(daemons)
+    }
+
+    fn daemon_states(&self, organization_id: &str) -> StoreResult<Vec<DaemonRow>> {
+        let conn = self.conn()?;
+        let mut stmt = conn.prepare_cached(DAEMON_STATES)?;
+        let rows = stmt.query_map([organization_id], |r| {
+            let mut d = daemon_from_row(r)?;
+            d.current_job = r.get::<_, Option<String>>(10)?.map(running);
+            Ok(d)
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     fn stale_remote_jobs(&self, before: Time) -> StoreResult<Vec<JobRow>> {

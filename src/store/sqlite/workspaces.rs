@@ -127,7 +127,9 @@ impl WorkspaceStore for SqliteStore {
             .query_row([owner_id], |r| r.get(0))?;
         let mut stmt = conn.prepare_cached(&page(owner_id.is_some()))?;
         let rows = match owner_id {
-            Some(owner) => stmt.query_map(rusqlite::params![owner, limit, offset], workspace_from_row)?,
+            Some(owner) => {
+                stmt.query_map(rusqlite::params![owner, limit, offset], workspace_from_row)?
+            }
             None => stmt.query_map([limit, offset], workspace_from_row)?,
         };
         Ok((count, rows.collect::<Result<_, _>>()?))
