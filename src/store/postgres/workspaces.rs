@@ -124,6 +124,10 @@ impl WorkspaceStore for PgStore {
         let mut conn = self.conn()?;
         let limit = (limit > 0).then_some(limit);
         let count: i64 = conn.query_one(COUNT, &[&owner_id])?.get(0);
+        if offset >= count {
+            // Past the end: nothing to walk the indexes for.
+            return Ok((count, Vec::new()));
+        }
         let rows = match owner_id {
             Some(owner) => conn.query(page(true).as_str(), &[&owner, &limit, &offset])?,
             None => conn.query(page(false).as_str(), &[&limit, &offset])?,

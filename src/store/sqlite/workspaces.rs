@@ -125,6 +125,10 @@ impl WorkspaceStore for SqliteStore {
         let count = conn
             .prepare_cached(COUNT)?
             .query_row([owner_id], |r| r.get(0))?;
+        if offset >= count {
+            // Past the end: nothing to walk the indexes for.
+            return Ok((count, Vec::new()));
+        }
         let mut stmt = conn.prepare_cached(&page(owner_id.is_some()))?;
         let rows = match owner_id {
             Some(owner) => {
