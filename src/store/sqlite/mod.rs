@@ -11,6 +11,7 @@
 mod builds;
 mod dialect;
 mod files;
+mod handoff;
 mod hot;
 mod job_rows;
 mod jobs;
@@ -18,6 +19,7 @@ mod logs;
 mod migrate;
 mod overview;
 mod provisioners;
+mod take;
 mod templates;
 mod users;
 mod workspaces;
@@ -40,6 +42,7 @@ pub struct SqliteStore {
     pool: Pool<SqliteConnectionManager>,
     writer: writer::Writer,
     events: Arc<dyn LiveEvents>,
+    handoff: handoff::Handoff,
 }
 
 impl SqliteStore {
@@ -77,6 +80,7 @@ impl SqliteStore {
         Ok(SqliteStore {
             pool,
             writer: writer::Writer::new(write_conn),
+            handoff: handoff::Handoff::default(),
             events,
         })
     }
