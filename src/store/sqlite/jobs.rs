@@ -4,15 +4,15 @@
 //! conditional on the fact that made it stale: the condition is re-checked by the statement
 //! that writes, so a write decided from an older read never lands on a job that moved on.
 
-use super::dialect::{optional, to_json};
+use super::build_end::apply_build_end;
+use super::dialect::optional;
 use super::job_rows::{JOB_COLUMNS, job_from_row};
 use super::logs::{append_lines, insert_log};
 use super::{SqliteStore, Tx};
-use crate::domain::builds::{build_end, daily_cost, deadline};
 use crate::domain::jobs::cancel_decision;
 use crate::domain::{CancelAction, CancelRefusal};
 use crate::events::Topic;
-use crate::model::{JobStatus, Time, Transition, new_id};
+use crate::model::{JobStatus, Time, new_id};
 use crate::store::{
     BuildCompletion, ImportOutcome, JobRow, JobStore, LeaseState, LogBatch, Stale, StoreError,
     StoreResult,
@@ -62,69 +62,6 @@ struct JobEnd<'a> {
     cancel_wins: bool,
     /// The job's last lines, written before its end's own line.
     logs: &'a LogBatch,
-}
-
-/// What a build's end changes, by its job's final status (`domain::builds::build_end`).
-fn apply_build_end(
-    tx: &Tx,
-    job_id: &str,
-    status: JobStatus,
-    done: &BuildCompletion,
-    now: Time,
-) -> StoreResult<bool> {
-    let (build_id, workspace_id, transition): (String, String, Transition) = tx
-        .prepare_cached(
-            "SELECT id, workspace_id, transition FROM workspace_builds WHERE job_id = ?1",
-        )?
-        .query_row([job_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
-    let end = build_end(transition, status);
-    super::builds::insert_timings(tx, job_id, &done.timings)?;
-    if end.keeps_outputs {
-        let mut stmt = tx.prepare_cached(
-            "INSERT INTO workspace_resources (id, job_id, created_at, workspace_transition, type, name, hide, \
-             icon, daily_cost, metadata, agents) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-        )?;
-        for r in &done.resources {
-            stmt.execute(params![
-                r.id,
-                job_id,
-                r.created_at,
-                r.workspace_transition,
-                r.kind,
-                r.name,
-                r.hide,
-                r.icon,
-                r.daily_cost,
-                to_json(&r.metadata),
-                to_json(&r.agents)
-            ])?;
-        }
-        if let Some(state) = &done.new_state {
-            tx.execute(
-                "UPDATE workspace_builds SET state = ?2 WHERE id = ?1",
-                params![build_id, state],
-            )?;
-        }
-        tx.execute(
-            "UPDATE workspace_builds SET deadline = ?2, daily_cost = ?3, updated_at = ?4 WHERE id = ?1",
-            params![
-                build_id,
-                deadline(transition, now, done.ttl_ms),
-                daily_cost(transition, done.resources.iter().map(|r| r.daily_cost)),
-                now
-            ],
-        )?;
-    }
-    if end.deletes_workspace {
-        tx.execute(
-            "UPDATE workspaces SET deleted = 1, updated_at = ?2 WHERE id = ?1",
-            params![workspace_id, now],
-        )?;
-    }
-    if end.queues_follow_up {
-        return super::builds::queue_follow_up(tx, job_id, now);
-    }
-    Ok(false)
 }
 
 /// Ends job `job_id` in the open transaction if `end.holder` still holds it and it is not

@@ -8,6 +8,7 @@
 //! with concurrent writers needs: conditional updates that re-check what they decided from,
 //! and unique constraints that turn a lost race into `Conflict`. Each says so where it is made.
 
+mod build_end;
 mod builds;
 mod dialect;
 mod files;
