@@ -11,6 +11,8 @@ pub struct Server {
     child: Child,
     pub base: String,
     pub dir: tempfile::TempDir,
+    /// The server's Prometheus endpoint (`--prometheus-address`).
+    pub metrics: String,
 }
 
 impl Drop for Server {
@@ -171,6 +173,7 @@ pub fn start_server(
         .tempdir_in(std::env::temp_dir())
         .unwrap();
     let port = free_port();
+    let metrics_port = free_port();
     let mut cmd = Command::new(kiln);
     cmd.arg("server");
     if let Some(db) = database {
@@ -184,6 +187,11 @@ pub fn start_server(
         .args(["--durability", durability])
         // Request logging off: the figures are the API's, not the log's.
         .env("RUST_LOG", "warn")
+        // For the store's count of writes and commits.
+        .env(
+            "KILN_PROMETHEUS_ADDRESS",
+            format!("127.0.0.1:{metrics_port}"),
+        )
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()
@@ -192,7 +200,33 @@ pub fn start_server(
         child,
         base: format!("http://127.0.0.1:{port}"),
         dir,
+        metrics: format!("http://127.0.0.1:{metrics_port}/metrics"),
     }
+}
+
+/// `(writes, commits)` the server's store has made so far, from its metrics
+/// (`kiln_store_writes_per_commit`: one sample a commit, the writes it carried).
+pub async fn store_writes(server: &Server) -> (f64, f64) {
+    let body = awc::Client::default()
+        .get(&server.metrics)
+        .send()
+        .await
+        .expect("the server's metrics")
+        .body()
+        .limit(1 << 24)
+        .await
+        .expect("the metrics body");
+    let text = String::from_utf8_lossy(&body);
+    let sum_of = |name: &str| -> f64 {
+        text.lines()
+            .filter(|l| l.starts_with(name))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    };
+    (
+        sum_of("kiln_store_writes_per_commit_sum"),
+        sum_of("kiln_store_writes_per_commit_count"),
+    )
 }
 
 pub async fn wait_ready(base: &str) {

@@ -558,6 +558,50 @@ fn writes_publish_their_notices(p: Pair) {
     assert!(!queued.has_changed());
 }
 
+/// A worker's build ends and its next job is taken by one call: both happen, the take as
+/// `take_next_job` would make it, and the end stands apart from the take.
+fn a_completion_takes_the_next_job(p: Pair) {
+    let w = world(&*p.a, "{}");
+    let (_, _, first) = w.workspace(&*p.a, "one");
+    let (_, _, second) = w.workspace(&*p.a, "two");
+    assert_eq!(p.a.take_next_job("w").unwrap().unwrap().id, first);
+    let done = BuildCompletion::default();
+    let (status, next) =
+        p.b.complete_build_and_take(&first, "w", &done, &lines(&["last"], 0))
+            .unwrap();
+    assert_eq!(status, Some(JobStatus::Succeeded));
+    let next = next.expect("the pending job is taken");
+    assert_eq!(next.id, second);
+    assert_eq!(next.worker_id.as_deref(), Some("w"));
+    assert_eq!(
+        p.a.job(&first).unwrap().unwrap().status(),
+        JobStatus::Succeeded
+    );
+    assert_eq!(
+        p.a.job(&second).unwrap().unwrap().status(),
+        JobStatus::Running
+    );
+    assert_eq!(
+        p.a.heartbeat(&second, "w", false).unwrap(),
+        LeaseState::Held
+    );
+    assert!(p.a.take_next_job("other").unwrap().is_none(), "taken once");
+    // Nothing pending: the build ends, nothing is taken.
+    let (status, next) =
+        p.b.complete_build_and_take(&second, "w", &done, &LogBatch::default())
+            .unwrap();
+    assert_eq!(
+        (status, next.map(|j| j.id)),
+        (Some(JobStatus::Succeeded), None)
+    );
+    // A job the worker no longer holds is not ended, and the take still happens.
+    let (_, _, third) = w.workspace(&*p.a, "three");
+    let (status, next) =
+        p.b.complete_build_and_take(&second, "w", &done, &LogBatch::default())
+            .unwrap();
+    assert_eq!((status, next.map(|j| j.id)), (None, Some(third)));
+}
+
 macro_rules! contract {
     ($module:ident, $backend:ident, $($case:ident),* $(,)?) => {
         mod $module {
@@ -589,6 +633,7 @@ macro_rules! every_case {
             log_cursors,
             first_user_and_file_races,
             writes_publish_their_notices,
+            a_completion_takes_the_next_job,
         );
     };
 }

@@ -6,7 +6,7 @@ use super::control::{JobControl, StopReason};
 use super::logwriter::{LogWriter, SOURCE_DAEMON};
 use super::plan::plan_resources;
 use super::procs::{Marks, Record};
-use super::queue::{BuildWork, JobQueue};
+use super::queue::{Acquired, BuildWork, JobQueue};
 use super::runner::{StepContext, StepsOutcome, run_steps};
 use crate::domain::builds::build_end;
 use crate::model::{JobStatus, Transition, WorkspaceResource};
@@ -27,6 +27,9 @@ pub fn workspace_dir(data_dir: &Path, workspace_id: &str) -> PathBuf {
     data_dir.join("workspaces").join(workspace_id)
 }
 
+/// Runs the build and reports its end; with `take_next`, the end also takes the worker's
+/// next job, which is returned.
+#[allow(clippy::too_many_arguments)]
 pub fn run(
     data_dir: &Path,
     queue: &dyn JobQueue,
@@ -35,7 +38,8 @@ pub fn run(
     work: BuildWork,
     mut log: LogWriter,
     control: &JobControl,
-) -> StoreResult<()> {
+    take_next: bool,
+) -> StoreResult<Option<Acquired>> {
     let work_dir = data_dir.join("jobs").join(&job.id);
     let ws_dir = workspace_dir(data_dir, &work.build.workspace_id);
     let result = execute(&work, &mut log, control, &work_dir, &ws_dir);
@@ -70,11 +74,19 @@ pub fn run(
         ttl_ms: work.ttl_ms,
         timings: log.timings.take(),
     };
-    let status = queue.complete_build(&job.id, worker_id, &done, &log.take())?;
+    // A worker that goes on takes its next job in the same commit as this one's end.
+    let (status, next) = if take_next {
+        queue.complete_build_and_take(&job.id, worker_id, &done, &log.take())?
+    } else {
+        (
+            queue.complete_build(&job.id, worker_id, &done, &log.take())?,
+            None,
+        )
+    };
     if build_end(work.build.transition, status.unwrap_or(JobStatus::Failed)).deletes_workspace {
         let _ = std::fs::remove_dir_all(ws_dir);
     }
-    Ok(())
+    Ok(next)
 }
 
 /// What a job keeps in `<data-dir>/jobs` while it runs: the unpacked template, the state file

@@ -101,8 +101,14 @@ impl Engine {
     }
 
     fn worker_loop(self: Arc<Self>, worker_id: &str) {
+        // The job taken with the end of the previous one, if any.
+        let mut next: Option<Acquired> = None;
         while !self.is_stopping() {
-            match self.queue.acquire(worker_id, IDLE_WAIT) {
+            let taken = match next.take() {
+                Some(job) => Ok(Some(job)),
+                None => self.queue.acquire(worker_id, IDLE_WAIT),
+            };
+            match taken {
                 Ok(Some(job)) => {
                     if self.is_stopping() {
                         // Shutdown began while this job was being taken: leave it queued
@@ -110,7 +116,7 @@ impl Engine {
                         let _ = self.queue.release(&job.job.id, worker_id);
                         return;
                     }
-                    self.run_job(worker_id, job);
+                    next = self.run_job(worker_id, job);
                 }
                 Ok(None) => {}
                 Err(e) => {
@@ -119,9 +125,13 @@ impl Engine {
                 }
             }
         }
+        if let Some(job) = next {
+            let _ = self.queue.release(&job.job.id, worker_id);
+        }
     }
 
-    fn run_job(&self, worker_id: &str, acquired: Acquired) {
+    /// Runs a job; returns the next one when the worker took it with this one's end.
+    fn run_job(&self, worker_id: &str, acquired: Acquired) -> Option<Acquired> {
         let job = acquired.job;
         let build_facts = match &acquired.work {
             Work::Build(w) => Some((
@@ -183,14 +193,20 @@ impl Engine {
                 *work,
                 log,
                 &control,
+                !self.is_stopping(),
             ),
-            Work::Import { archive } => import_job::run(&*queue, &job, worker_id, &archive, log),
-            Work::Broken(error) => queue.fail(&job.id, worker_id, &error, &LogBatch::default()),
+            Work::Import { archive } => {
+                import_job::run(&*queue, &job, worker_id, &archive, log).map(|()| None)
+            }
+            Work::Broken(error) => queue
+                .fail(&job.id, worker_id, &error, &LogBatch::default())
+                .map(|()| None),
         };
-        if let Err(e) = result {
+        let next = result.unwrap_or_else(|e| {
             log::error!("job {} failed in the store: {e}", job.id);
             self.fail_once_stored(&job.id, worker_id, &e);
-        }
+            None
+        });
         self.running.lock().unwrap().remove(&job.id);
         self.busy.fetch_sub(1, Ordering::SeqCst);
         let status = outcome.status();
@@ -211,6 +227,7 @@ impl Engine {
             job.kind,
             started.elapsed()
         );
+        next
     }
 
     /// Fails a job whose work the store refused, with an error that names why. While the disk

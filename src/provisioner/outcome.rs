@@ -88,6 +88,20 @@ impl JobQueue for Outcome {
         Ok(status)
     }
 
+    fn complete_build_and_take(
+        &self,
+        job_id: &str,
+        worker_id: &str,
+        done: &BuildCompletion,
+        logs: &LogBatch,
+    ) -> StoreResult<(Option<JobStatus>, Option<Acquired>)> {
+        let (status, next) = self
+            .inner
+            .complete_build_and_take(job_id, worker_id, done, logs)?;
+        self.set(status == Some(JobStatus::Succeeded));
+        Ok((status, next))
+    }
+
     fn fail(&self, job_id: &str, worker_id: &str, error: &str, logs: &LogBatch) -> StoreResult<()> {
         let out = self.inner.fail(job_id, worker_id, error, logs);
         self.set(false);

@@ -110,6 +110,18 @@ pub trait JobQueue: Send + Sync {
         logs: &LogBatch,
     ) -> StoreResult<Option<JobStatus>>;
 
+    /// `complete_build`, then the worker's next job when one is pending (as `acquire` would
+    /// take it, without waiting): a queue may take it in the same commit as the completion.
+    fn complete_build_and_take(
+        &self,
+        job_id: &str,
+        worker_id: &str,
+        done: &BuildCompletion,
+        logs: &LogBatch,
+    ) -> StoreResult<(Option<JobStatus>, Option<Acquired>)> {
+        Ok((self.complete_build(job_id, worker_id, done, logs)?, None))
+    }
+
     fn fail(&self, job_id: &str, worker_id: &str, error: &str, logs: &LogBatch) -> StoreResult<()>;
 
     /// Gives a job back before any work began (the worker is shutting down).
@@ -187,13 +199,22 @@ impl LocalQueue {
         let Some(job) = self.store.take_next_job(worker_id)? else {
             return Ok(None);
         };
-        let work = self.work_for(&job)?;
-        let provisioner = self.provisioner_of(&job, &work)?;
-        Ok(Some(Acquired {
-            job,
-            work,
-            provisioner,
-        }))
+        self.acquired(job).map(Some).map_err(|(e, _)| e)
+    }
+
+    /// A job taken, with what it needs; on an error, also the job's id.
+    fn acquired(&self, job: JobRow) -> Result<Acquired, (crate::store::StoreError, String)> {
+        let prepared = self
+            .work_for(&job)
+            .and_then(|work| Ok((self.provisioner_of(&job, &work)?, work)));
+        match prepared {
+            Ok((provisioner, work)) => Ok(Acquired {
+                job,
+                work,
+                provisioner,
+            }),
+            Err(e) => Err((e, job.id)),
+        }
     }
 
     /// The provisioner of the job's template version (`echo` when it is gone).
@@ -326,7 +347,14 @@ impl JobQueue for LocalQueue {
         if let Some(a) = self.take(worker_id)? {
             return Ok(Some(a));
         }
-        if !queued.wait(wait) {
+        // While it waits, a build queued may be taken for this worker in the commit that
+        // creates it (the store's hand-off); the queue's notice wakes it either way.
+        self.store.wait_for_job(worker_id);
+        let woken = queued.wait(wait);
+        if let Some(job) = self.store.end_wait_for_job(worker_id) {
+            return self.acquired(job).map(Some).map_err(|(e, _)| e);
+        }
+        if !woken {
             return Ok(None);
         }
         queued.take_change();
@@ -370,6 +398,31 @@ impl JobQueue for LocalQueue {
         logs: &LogBatch,
     ) -> StoreResult<Option<JobStatus>> {
         self.store.complete_build(job_id, worker_id, done, logs)
+    }
+
+    fn complete_build_and_take(
+        &self,
+        job_id: &str,
+        worker_id: &str,
+        done: &BuildCompletion,
+        logs: &LogBatch,
+    ) -> StoreResult<(Option<JobStatus>, Option<Acquired>)> {
+        let (status, next) = self
+            .store
+            .complete_build_and_take(job_id, worker_id, done, logs)?;
+        let Some(job) = next else {
+            return Ok((status, None));
+        };
+        match self.acquired(job) {
+            Ok(a) => Ok((status, Some(a))),
+            Err((e, next_id)) => {
+                // What the job needs could not be read: give it back to the queue (the
+                // completion stands).
+                log::warn!("preparing the next job after {job_id}: {e}");
+                let _ = self.store.release_job(&next_id, worker_id);
+                Ok((status, None))
+            }
+        }
     }
 
     fn fail(&self, job_id: &str, worker_id: &str, error: &str, logs: &LogBatch) -> StoreResult<()> {

@@ -155,6 +155,20 @@ pub trait JobStore {
     /// canceled while pending.
     fn take_next_job(&self, worker_id: &str) -> StoreResult<Option<JobRow>>;
 
+    /// This process's worker `worker_id` waits for a job: a backend may take a job queued
+    /// meanwhile for it in the same commit as the job's creation (a hand-off), and tell it
+    /// with the queue's notice. By default nothing is handed off.
+    fn wait_for_job(&self, worker_id: &str) {
+        let _ = worker_id;
+    }
+
+    /// Ends the wait `wait_for_job` began: the job taken for the worker meanwhile, if any (it
+    /// is the worker's, as `take_next_job` would have given it).
+    fn end_wait_for_job(&self, worker_id: &str) -> Option<JobRow> {
+        let _ = worker_id;
+        None
+    }
+
     /// Jobs waiting for a worker.
     fn pending_job_count(&self) -> StoreResult<i64>;
 
@@ -203,6 +217,24 @@ pub trait JobStore {
         done: &BuildCompletion,
         logs: &LogBatch,
     ) -> StoreResult<Option<JobStatus>>;
+
+    /// `complete_build`, then the take of `worker_id`'s next job (`take_next_job`), for a
+    /// worker that goes on to its next job: a backend may make both in one commit. The
+    /// completion stands whatever becomes of the take (a take that fails takes nothing).
+    fn complete_build_and_take(
+        &self,
+        job_id: &str,
+        worker_id: &str,
+        done: &BuildCompletion,
+        logs: &LogBatch,
+    ) -> StoreResult<(Option<JobStatus>, Option<JobRow>)> {
+        let status = self.complete_build(job_id, worker_id, done, logs)?;
+        let next = self.take_next_job(worker_id).unwrap_or_else(|e| {
+            log::warn!("taking the next job after {job_id}: {e}");
+            None
+        });
+        Ok((status, next))
+    }
 
     /// Fails `worker_id`'s job with `error` (also its last log line), after `logs`. A job whose
     /// cancel was requested ends canceled instead. False when the worker no longer held it.

@@ -194,7 +194,7 @@ pub(super) fn insert_timings(tx: &Tx, job_id: &str, timings: &[Timing]) -> Store
 
 impl BuildStore for SqliteStore {
     fn create_build(&self, b: &NewBuild) -> StoreResult<CreateBuildOutcome> {
-        let outcome = match self.write(|tx| insert_build(tx, b, Time::now())) {
+        let outcome = match self.write_and_hand_off(|tx| insert_build(tx, b, Time::now())) {
             Err(StoreError::Conflict(_)) => CreateBuildOutcome::ActiveBuild,
             other => other?,
         };

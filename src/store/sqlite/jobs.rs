@@ -4,16 +4,15 @@
 //! conditional on the fact that made it stale: the condition is re-checked by the statement
 //! that writes, so a write decided from an older read never lands on a job that moved on.
 
-use super::dialect::{optional, to_json};
+use super::build_end::apply_build_end;
+use super::dialect::optional;
 use super::job_rows::{JOB_COLUMNS, job_from_row};
 use super::logs::{append_lines, insert_log};
 use super::{SqliteStore, Tx};
-use crate::domain::builds::{build_end, daily_cost, deadline};
 use crate::domain::jobs::cancel_decision;
-use crate::domain::provisioner_tags::{from_json, matches};
 use crate::domain::{CancelAction, CancelRefusal};
 use crate::events::Topic;
-use crate::model::{JobStatus, Time, Transition, new_id};
+use crate::model::{JobStatus, Time, new_id};
 use crate::store::{
     BuildCompletion, ImportOutcome, JobRow, JobStore, LeaseState, LogBatch, Stale, StoreError,
     StoreResult,
@@ -69,119 +68,95 @@ struct JobEnd<'a> {
     logs: &'a LogBatch,
 }
 
-/// What a build's end changes, by its job's final status (`domain::builds::build_end`).
-fn apply_build_end(
+/// Ends job `job_id` in the open transaction if `end.holder` still holds it and it is not
+/// completed: the statement that decides also writes (`completed_at`, and the error unless the
+/// job ends canceled), so a job that moved on since it was read is left alone. Then the last
+/// lines, the end's own line (the error, or a warning when the job ends canceled) and
+/// `then(tx, ended_canceled, now)`. `None` when the job was not (or no longer) the holder's.
+fn end_in<T>(
     tx: &Tx,
     job_id: &str,
-    status: JobStatus,
+    end: &JobEnd,
+    then: impl FnOnce(&Tx, bool, Time) -> StoreResult<T>,
+) -> StoreResult<Option<T>> {
+    let (condition, value) = match &end.holder {
+        Holder::Worker(w) | Holder::Stale(Stale::HeldBy(w)) => {
+            ("started_at IS NOT NULL AND worker_id = ?5", w.to_string())
+        }
+        Holder::Stale(Stale::HeartbeatBefore(t)) => (
+            "started_at IS NOT NULL AND updated_at < ?5",
+            t.0.to_string(),
+        ),
+        Holder::Stale(Stale::QueuedBefore(t)) => (
+            "started_at IS NULL AND canceled_at IS NULL AND created_at < ?5",
+            t.0.to_string(),
+        ),
+    };
+    let now = Time::now();
+    let canceled: Option<bool> = optional(
+        tx.prepare_cached(&format!(
+            "UPDATE provisioner_jobs SET completed_at = ?2, updated_at = ?2, \
+             error = CASE WHEN ?3 = '' OR (?4 AND canceled_at IS NOT NULL) THEN error ELSE ?3 END \
+             WHERE id = ?1 AND completed_at IS NULL AND {condition} \
+             RETURNING canceled_at IS NOT NULL"
+        ))?
+        .query_row(
+            params![job_id, now, end.error, end.cancel_wins, value],
+            |r| r.get(0),
+        ),
+    )?;
+    let Some(canceled) = canceled else {
+        return Ok(None);
+    };
+    let ended_canceled = canceled && (end.cancel_wins || end.error.is_empty());
+    append_lines(tx, job_id, end.logs)?;
+    if !end.error.is_empty() {
+        let level = if ended_canceled { "warn" } else { "error" };
+        insert_log(
+            tx,
+            job_id,
+            now,
+            "provisioner_daemon",
+            level,
+            "Cleaning Up",
+            end.error,
+        )?;
+    }
+    then(tx, ended_canceled, now).map(Some)
+}
+
+/// A build job's end (`complete_build`) in the open transaction: its final status and whether
+/// a follow-up build was queued; `None` when the worker no longer held it.
+pub(super) fn complete_build_in(
+    tx: &Tx,
+    job_id: &str,
+    worker_id: &str,
     done: &BuildCompletion,
-    now: Time,
-) -> StoreResult<bool> {
-    let (build_id, workspace_id, transition): (String, String, Transition) = tx
-        .prepare_cached(
-            "SELECT id, workspace_id, transition FROM workspace_builds WHERE job_id = ?1",
-        )?
-        .query_row([job_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
-    let end = build_end(transition, status);
-    super::builds::insert_timings(tx, job_id, &done.timings)?;
-    if end.keeps_outputs {
-        let mut stmt = tx.prepare_cached(
-            "INSERT INTO workspace_resources (id, job_id, created_at, workspace_transition, type, name, hide, \
-             icon, daily_cost, metadata, agents) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-        )?;
-        for r in &done.resources {
-            stmt.execute(params![
-                r.id,
-                job_id,
-                r.created_at,
-                r.workspace_transition,
-                r.kind,
-                r.name,
-                r.hide,
-                r.icon,
-                r.daily_cost,
-                to_json(&r.metadata),
-                to_json(&r.agents)
-            ])?;
-        }
-        if let Some(state) = &done.new_state {
-            tx.execute(
-                "UPDATE workspace_builds SET state = ?2 WHERE id = ?1",
-                params![build_id, state],
-            )?;
-        }
-        tx.execute(
-            "UPDATE workspace_builds SET deadline = ?2, daily_cost = ?3, updated_at = ?4 WHERE id = ?1",
-            params![
-                build_id,
-                deadline(transition, now, done.ttl_ms),
-                daily_cost(transition, done.resources.iter().map(|r| r.daily_cost)),
-                now
-            ],
-        )?;
-    }
-    if end.deletes_workspace {
-        tx.execute(
-            "UPDATE workspaces SET deleted = 1, updated_at = ?2 WHERE id = ?1",
-            params![workspace_id, now],
-        )?;
-    }
-    if end.queues_follow_up {
-        return super::builds::queue_follow_up(tx, job_id, now);
-    }
-    Ok(false)
+    logs: &LogBatch,
+) -> StoreResult<Option<(JobStatus, bool)>> {
+    let end = JobEnd {
+        holder: Holder::Worker(worker_id),
+        error: &done.error,
+        cancel_wins: false,
+        logs,
+    };
+    end_in(tx, job_id, &end, |tx, canceled, now| {
+        let status = done.final_status(canceled);
+        let queued = apply_build_end(tx, job_id, status, done, now)?;
+        Ok((status, queued))
+    })
 }
 
 impl SqliteStore {
-    /// Ends job `job_id` in one transaction if `end.holder` still holds it and it is not
-    /// completed: the statement that decides also writes (`completed_at`, and the error unless
-    /// the job ends canceled), so a job that moved on since it was read is left alone. Then
-    /// the last lines, the end's own line (the error, or a warning when the job ends canceled)
-    /// and `then(tx, ended_canceled, now)`; followers and the overview are told. `None` when
-    /// the job was not (or no longer) the holder's.
+    /// Ends job `job_id` in one transaction (`end_in`); followers and the overview are told.
+    /// `None` when the job was not (or no longer) the holder's.
     fn end_job<T>(
         &self,
         job_id: &str,
         end: JobEnd,
         then: impl FnOnce(&Tx, bool, Time) -> StoreResult<T>,
     ) -> StoreResult<Option<T>> {
-        let (condition, value) = match end.holder {
-            Holder::Worker(w) | Holder::Stale(Stale::HeldBy(w)) => {
-                ("started_at IS NOT NULL AND worker_id = ?5", w.to_string())
-            }
-            Holder::Stale(Stale::HeartbeatBefore(t)) => (
-                "started_at IS NOT NULL AND updated_at < ?5",
-                t.0.to_string(),
-            ),
-            Holder::Stale(Stale::QueuedBefore(t)) => (
-                "started_at IS NULL AND canceled_at IS NULL AND created_at < ?5",
-                t.0.to_string(),
-            ),
-        };
-        let out = self.write(|tx| {
-            let now = Time::now();
-            let canceled: Option<bool> = optional(
-                tx.prepare_cached(&format!(
-                    "UPDATE provisioner_jobs SET completed_at = ?2, updated_at = ?2, \
-                     error = CASE WHEN ?3 = '' OR (?4 AND canceled_at IS NOT NULL) THEN error ELSE ?3 END \
-                     WHERE id = ?1 AND completed_at IS NULL AND {condition} \
-                     RETURNING canceled_at IS NOT NULL"
-                ))?
-                .query_row(params![job_id, now, end.error, end.cancel_wins, value], |r| {
-                    r.get(0)
-                }),
-            )?;
-            let Some(canceled) = canceled else {
-                return Ok(None);
-            };
-            let ended_canceled = canceled && (end.cancel_wins || end.error.is_empty());
-            append_lines(tx, job_id, end.logs)?;
-            if !end.error.is_empty() {
-                let level = if ended_canceled { "warn" } else { "error" };
-                insert_log(tx, job_id, now, "provisioner_daemon", level, "Cleaning Up", end.error)?;
-            }
-            then(tx, ended_canceled, now).map(Some)
-        })?;
+        let out = self.write(|tx| end_in(tx, job_id, &end, then))?;
         if out.is_some() {
             self.publish(&[Topic::Logs(job_id.into()), Topic::Overview]);
         }
@@ -250,40 +225,19 @@ impl JobStore for SqliteStore {
         if !any {
             return Ok(None);
         }
-        // The first of the oldest pending jobs whose tags the worker matches
-        // (`domain::provisioner_tags`); the update repeats the pending test, so a job another
-        // worker took, or a cancel completed, after it was chosen is not taken (a backend with
-        // concurrent writers tries the next one).
-        let job = self.write(|tx| {
-            let worker_tags = optional(
-                tx.prepare_cached("SELECT tags FROM provisioner_daemons WHERE id = ?1")?
-                    .query_row([worker_id], |r| r.get::<_, String>(0)),
-            )?
-            .map(|t| from_json(&t))
-            .unwrap_or_default();
-            let seq: Option<i64> = {
-                let mut stmt = tx.prepare_cached(&take_candidates())?;
-                let rows =
-                    stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?;
-                let mut found = None;
-                for row in rows {
-                    let (seq, tags) = row?;
-                    if matches(&worker_tags, &from_json(&tags)) {
-                        found = Some(seq);
-                        break;
-                    }
-                }
-                found
-            };
-            let Some(seq) = seq else { return Ok(None) };
-            let now = Time::now();
-            let mut stmt = tx.prepare_cached(&take_job())?;
-            optional(stmt.query_row(params![now, worker_id, seq], |r| job_from_row(r, 0)))
-        })?;
+        let job = self.write(|tx| super::take::take_in(tx, worker_id))?;
         if job.is_some() {
             self.publish(&[Topic::Overview]);
         }
         Ok(job)
+    }
+
+    fn wait_for_job(&self, worker_id: &str) {
+        self.handoff.wait(worker_id);
+    }
+
+    fn end_wait_for_job(&self, worker_id: &str) -> Option<JobRow> {
+        self.handoff.end_wait(worker_id)
     }
 
     fn pending_job_count(&self) -> StoreResult<i64> {
@@ -447,21 +401,24 @@ impl JobStore for SqliteStore {
         done: &BuildCompletion,
         logs: &LogBatch,
     ) -> StoreResult<Option<JobStatus>> {
-        let end = JobEnd {
-            holder: Holder::Worker(worker_id),
-            error: &done.error,
-            cancel_wins: false,
-            logs,
-        };
-        let ended = self.end_job(job_id, end, |tx, canceled, now| {
-            let status = done.final_status(canceled);
-            let queued = apply_build_end(tx, job_id, status, done, now)?;
-            Ok((status, queued))
-        })?;
+        let ended = self.write(|tx| complete_build_in(tx, job_id, worker_id, done, logs))?;
+        if ended.is_some() {
+            self.publish(&[Topic::Logs(job_id.into()), Topic::Overview]);
+        }
         if let Some((_, true)) = ended {
             self.publish(&[Topic::Queue]);
         }
         Ok(ended.map(|(status, _)| status))
+    }
+
+    fn complete_build_and_take(
+        &self,
+        job_id: &str,
+        worker_id: &str,
+        done: &BuildCompletion,
+        logs: &LogBatch,
+    ) -> StoreResult<(Option<JobStatus>, Option<JobRow>)> {
+        self.complete_and_take(job_id, worker_id, done, logs)
     }
 
     fn fail_job(

@@ -8,9 +8,11 @@
 //! with concurrent writers needs: conditional updates that re-check what they decided from,
 //! and unique constraints that turn a lost race into `Conflict`. Each says so where it is made.
 
+mod build_end;
 mod builds;
 mod dialect;
 mod files;
+mod handoff;
 mod hot;
 mod job_rows;
 mod jobs;
@@ -18,6 +20,7 @@ mod logs;
 mod migrate;
 mod overview;
 mod provisioners;
+mod take;
 mod templates;
 mod users;
 mod workspaces;
@@ -40,6 +43,7 @@ pub struct SqliteStore {
     pool: Pool<SqliteConnectionManager>,
     writer: writer::Writer,
     events: Arc<dyn LiveEvents>,
+    handoff: handoff::Handoff,
 }
 
 impl SqliteStore {
@@ -77,6 +81,7 @@ impl SqliteStore {
         Ok(SqliteStore {
             pool,
             writer: writer::Writer::new(write_conn),
+            handoff: handoff::Handoff::default(),
             events,
         })
     }

@@ -140,7 +140,7 @@ impl WorkspaceStore for SqliteStore {
     }
 
     fn create_workspace(&self, w: &NewWorkspace, first: &NewBuild) -> StoreResult<()> {
-        self.write(|tx| {
+        self.write_and_hand_off(|tx| {
             let now = Time::now();
             insert_workspace(tx, w, now)?;
             super::builds::insert_build(tx, first, now)?;
