@@ -77,6 +77,7 @@ pub fn open_state(config: Config) -> Result<Arc<AppState>, Box<dyn std::error::E
         started_at: model::Time::now(),
         sessions: Default::default(),
         builds: api::build_cache::BuildCache::new(&*hub),
+        tails: Default::default(),
         data_dir,
     }))
 }

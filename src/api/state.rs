@@ -29,6 +29,8 @@ pub struct AppState {
     pub sessions: SessionCache,
     /// Recently read completed builds (`api/build_cache.rs`).
     pub builds: BuildCache,
+    /// The shared tails of the jobs being followed (`api/log_tail.rs`).
+    pub(crate) tails: super::log_tail::Tails,
     /// Held for the server's lifetime: no other kiln uses the folder meanwhile.
     pub data_dir: DataDir,
 }
