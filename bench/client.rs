@@ -15,6 +15,13 @@ pub struct Server {
     pub metrics: String,
 }
 
+impl Server {
+    #[allow(dead_code)]
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -86,6 +93,19 @@ impl Api {
     pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
         self.send("POST", path, Some(body.to_string().into_bytes()))
             .await
+    }
+
+    /// A session by its token (a client of its own: one per thread).
+    #[allow(dead_code)]
+    pub fn with_token(base: &str, token: &str) -> Api {
+        Api {
+            base: base.to_string(),
+            token: token.to_string(),
+            client: awc::Client::builder()
+                .timeout(Duration::from_secs(60))
+                .connector(awc::Connector::new().limit(0))
+                .finish(),
+        }
     }
 
     /// The same session, on another server (a replica on the same database).

@@ -9,6 +9,10 @@
 #                                     # database and on one filled with a year of builds, side
 #                                     # by side; --fill-fraction 0.1 for a quicker run; with
 #                                     # --postgres on a scratch cluster
+#   bash bench/run.sh --fanout        # fan-out (bench/fanout.rs): 1,000 live followers of one
+#                                     # build writing 10,000 lines/s; --followers N,
+#                                     # --rate, --seconds (another binary: run
+#                                     # target/release/examples/fanout --kiln PATH)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,6 +23,7 @@ for a in "$@"; do
   case "$a" in
     --postgres) postgres=yes ;;
     --scale) example=scale ;;
+    --fanout) example=fanout ;;
     *) args+=("$a") ;;
   esac
 done
@@ -35,6 +40,9 @@ if ! command -v wrk >/dev/null 2>&1; then
 fi
 
 cargo build --release --bin kiln --example "$example"
+
+# The fan-out bench holds over 2,000 sockets (server and client).
+if [ "$example" = fanout ]; then ulimit -n "$(ulimit -Hn)" 2>/dev/null || true; fi
 
 if [ "$postgres" = yes ]; then
   pgbin=/usr/lib/postgresql/15/bin

@@ -78,6 +78,7 @@ pub fn open_state(config: Config) -> Result<Arc<AppState>, Box<dyn std::error::E
         sessions: Default::default(),
         builds: api::build_cache::BuildCache::new(&*hub),
         queue_ranks: api::queue_ranks::QueueRanks::new(&*hub),
+        tails: Default::default(),
         data_dir,
     }))
 }

@@ -7,6 +7,7 @@
 //! reads the store, and on every "look again" reads the store after the last id it sent:
 //! nothing is lost or sent twice between the stored part and the live part.
 
+use super::log_tail::{Line, Tail, Taken};
 use super::query::QueryParser;
 use super::{ApiError, ApiResult};
 use crate::api::State;
@@ -21,25 +22,44 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Lines read from the store at once: the most a request holds in memory.
-const PAGE: i64 = 1000;
+pub(super) const PAGE: i64 = 1000;
+/// Lines a follower takes from its job's shared tail at once: what it holds while its
+/// connection is slow (about 20 KB of JSON with typical lines).
+const CHUNK: usize = 100;
+/// A follower whose connection takes nothing for this long is cut off (`KILN_FOLLOW_STALL_MS`
+/// overrides it): a WebSocket one at once (its task ends and lets go of what it holds), an
+/// SSE / NDJSON one when its connection next takes data (the stream breaks off; until then it
+/// holds one chunk and the server's write buffer).
+const DEFAULT_SEND_STALL: Duration = Duration::from_secs(10);
+
+pub(super) fn send_stall() -> Duration {
+    static STALL: std::sync::OnceLock<Duration> = std::sync::OnceLock::new();
+    *STALL.get_or_init(|| {
+        std::env::var("KILN_FOLLOW_STALL_MS")
+            .ok()
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .filter(|&ms| ms > 0)
+            .map_or(DEFAULT_SEND_STALL, Duration::from_millis)
+    })
+}
 /// A follower with nothing to send re-checks the job this often, and WebSocket / SSE
 /// followers get a keep-alive.
-const KEEPALIVE: Duration = Duration::from_secs(15);
+pub(super) const KEEPALIVE: Duration = Duration::from_secs(15);
 /// A follower with nothing new looks at the store this often even without a notice (one may
 /// have been lost between servers).
 const BACKUP_LOOK: Duration = Duration::from_secs(2);
 
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Format {
+pub(super) enum Format {
     Json,
     Text,
 }
 
-struct LogQuery {
-    after: i64,
-    before: Option<i64>,
+pub(super) struct LogQuery {
+    pub(super) after: i64,
+    pub(super) before: Option<i64>,
     follow: bool,
-    format: Format,
+    pub(super) format: Format,
 }
 
 /// `after` / `before`: an int64 log id, else 400 with Coder's message for that field.
@@ -86,7 +106,7 @@ pub fn log_json(r: &LogRow) -> ProvisionerJobLog {
 }
 
 /// `<RFC3339 time> [<level>] <stage>: <output>`
-fn text_line(r: &LogRow) -> String {
+pub(super) fn text_line(r: &LogRow) -> String {
     format!(
         "{} [{}] {}: {}\n",
         r.created_at.rfc3339(),
@@ -99,6 +119,9 @@ fn text_line(r: &LogRow) -> String {
 fn json_text(r: &LogRow) -> String {
     serde_json::to_string(&log_json(r)).unwrap_or_default()
 }
+
+/// Why a follower was cut off (an SSE client may resume with `Last-Event-ID`).
+pub(super) const CUT_OFF: &str = "the follower's connection took nothing for too long: cut off";
 
 /// Reads one page of logs after `after` (and, when asked, whether the job has completed,
 /// read first: every line of a completed job is already stored) off the async workers.
@@ -142,7 +165,7 @@ pub async fn serve(
         })
     };
     if wants(header::UPGRADE, "websocket") {
-        return websocket(state, &req, payload, job_id, q);
+        return super::logs_ws::websocket(state, &req, payload, job_id, q);
     }
     let sse = wants(header::ACCEPT, "text/event-stream");
     let mut after = q.after;
@@ -162,26 +185,29 @@ pub async fn serve(
         (false, Format::Json) => ("application/x-ndjson", Style::Ndjson),
         (false, Format::Text) => ("text/plain; charset=utf-8", Style::Text),
     };
-    let body = stream::unfold(Some(follower), move |f| async move {
-        let mut f = f?;
+    // The follower and when it last handed a chunk to the connection.
+    let body = stream::unfold(Some((follower, None)), move |f| async move {
+        let (mut f, handed): (Follower, Option<Instant>) = f?;
+        if handed.is_some_and(|t| t.elapsed() >= send_stall()) {
+            log::info!("{CUT_OFF} (job {})", f.job_id);
+            return Some((Err(std::io::Error::other(CUT_OFF)), None));
+        }
         loop {
             let (next, step) = f.next().await;
             f = next;
             let chunk = match step {
-                Step::Logs(rows) => style.encode(&rows),
+                Step::Logs(lines) => style.encode(&lines),
                 Step::Idle if style == Style::Sse => ": keep-alive\n\n".to_string(),
                 Step::Idle => continue,
                 Step::End if style == Style::Sse => {
                     return Some((
-                        Ok::<_, std::convert::Infallible>(Bytes::from_static(
-                            b"event: end\ndata: done\n\n",
-                        )),
+                        Ok::<_, std::io::Error>(Bytes::from_static(b"event: end\ndata: done\n\n")),
                         None,
                     ));
                 }
                 Step::End => return None,
             };
-            return Some((Ok(Bytes::from(chunk)), Some(f)));
+            return Some((Ok(Bytes::from(chunk)), Some((f, Some(Instant::now())))));
         }
     });
     Ok(HttpResponse::Ok()
@@ -199,22 +225,22 @@ enum Style {
 }
 
 impl Style {
-    fn encode(self, rows: &[LogRow]) -> String {
-        let mut out = String::with_capacity(rows.len() * 160);
-        for r in rows {
+    fn encode(self, lines: &[Arc<Line>]) -> String {
+        let mut out = String::with_capacity(lines.len() * 200);
+        for l in lines {
             match self {
                 Style::Sse => {
                     out.push_str("event: log\nid: ");
-                    out.push_str(&r.id.to_string());
+                    out.push_str(&l.row.id.to_string());
                     out.push_str("\ndata: ");
-                    out.push_str(&json_text(r));
+                    out.push_str(&l.json);
                     out.push_str("\n\n");
                 }
                 Style::Ndjson => {
-                    out.push_str(&json_text(r));
+                    out.push_str(&l.json);
                     out.push('\n');
                 }
-                Style::Text => out.push_str(&text_line(r)),
+                Style::Text => out.push_str(&text_line(&l.row)),
             }
         }
         out
@@ -286,8 +312,8 @@ async fn stored(state: State, job_id: Arc<str>, q: LogQuery) -> ApiResult<HttpRe
 }
 
 /// What a follower has for its transport next.
-enum Step {
-    Logs(Vec<LogRow>),
+pub(super) enum Step {
+    Logs(Vec<Arc<Line>>),
     /// Nothing new for a while (time for a keep-alive).
     Idle,
     /// Every line was sent and the job has completed.
@@ -306,10 +332,14 @@ enum Phase {
 
 /// Follows one job's logs. `next` takes and returns the follower, so a transport can keep
 /// one `next` in flight across other events without losing what it read.
-struct Follower {
+pub(super) struct Follower {
     state: State,
-    job_id: Arc<str>,
+    pub(super) job_id: Arc<str>,
     sub: Subscription,
+    /// The job's shared tail; none with `before` (such a follower reads the store itself).
+    tail: Option<Arc<Tail>>,
+    /// The read of the tail that follows the last notice seen.
+    want: u64,
     last: i64,
     before: Option<i64>,
     phase: Phase,
@@ -321,12 +351,20 @@ struct Follower {
 
 impl Follower {
     /// Subscribes to the job's notices now, before anything is read from the store.
-    fn new(state: &State, job_id: Arc<str>, after: i64, before: Option<i64>) -> Follower {
+    pub(super) fn new(
+        state: &State,
+        job_id: Arc<str>,
+        after: i64,
+        before: Option<i64>,
+    ) -> Follower {
         let sub = state.events.subscribe(&Topic::Logs(job_id.to_string()));
+        let tail = before.is_none().then(|| state.tails.get(&job_id));
         Follower {
             state: state.clone(),
             job_id,
             sub,
+            tail,
+            want: 0,
             last: after,
             before,
             phase: Phase::Start,
@@ -335,7 +373,7 @@ impl Follower {
         }
     }
 
-    async fn next(mut self) -> (Follower, Step) {
+    pub(super) async fn next(mut self) -> (Follower, Step) {
         loop {
             let (last_pass, read_completion) = match self.phase {
                 Phase::Drained { last_pass: true } => return (self, Step::End),
@@ -354,19 +392,14 @@ impl Follower {
                 Phase::Start => {
                     // Changes from here on wake the next wait.
                     self.sub.mark_seen();
+                    if let Some(t) = &self.tail {
+                        self.want = t.next_read();
+                    }
                     (false, true)
                 }
                 Phase::Paging { last_pass } => (last_pass, false),
             };
-            let read = read_page(
-                &self.state,
-                &self.job_id,
-                self.last,
-                self.before,
-                read_completion,
-            )
-            .await;
-            let (completed, rows) = match read {
+            let (completed, rows, more) = match self.read(read_completion).await {
                 Ok(r) => r,
                 Err(e) => {
                     log::error!(
@@ -378,13 +411,13 @@ impl Follower {
                 }
             };
             let last_pass = last_pass || completed;
-            self.phase = if rows.len() as i64 == PAGE {
+            self.phase = if more {
                 Phase::Paging { last_pass }
             } else {
                 Phase::Drained { last_pass }
             };
-            if let Some(r) = rows.last() {
-                self.last = r.id;
+            if let Some(l) = rows.last() {
+                self.last = l.row.id;
                 self.quiet_since = Instant::now();
                 return (self, Step::Logs(rows));
             }
@@ -392,74 +425,37 @@ impl Follower {
     }
 }
 
-/// Coder's way: one JSON log per text frame, a ping every 15 s, then close 1000 `done`.
-fn websocket(
-    state: State,
-    req: &HttpRequest,
-    payload: web::Payload,
-    job_id: Arc<str>,
-    q: LogQuery,
-) -> ApiResult<HttpResponse> {
-    use actix_ws::{CloseCode, CloseReason, Message};
-    let (response, mut session, mut incoming) = actix_ws::handle(req, payload).map_err(|e| {
-        ApiError::bad_request("Invalid WebSocket upgrade request.").with_detail(e.to_string())
-    })?;
-    let follower = Follower::new(&state, job_id, q.after, q.before);
-    let format = q.format;
-    let open = super::http_metrics::websocket(req);
-    actix_web::rt::spawn(async move {
-        let _open = open;
-        let mut ping = actix_web::rt::time::interval(KEEPALIVE);
-        ping.tick().await;
-        let mut next = Box::pin(follower.next());
-        loop {
-            tokio::select! {
-                (f, step) = &mut next => {
-                    match step {
-                        Step::Logs(rows) => {
-                            for r in &rows {
-                                let frame = match format {
-                                    Format::Json => json_text(r),
-                                    Format::Text => {
-                                        text_line(r).trim_end_matches('\n').to_string()
-                                    }
-                                };
-                                if session.text(frame).await.is_err() {
-                                    return;
-                                }
-                            }
-                        }
-                        Step::Idle => {}
-                        Step::End => {
-                            let reason = CloseReason {
-                                code: CloseCode::Normal,
-                                description: Some("done".into()),
-                            };
-                            let _ = session.close(Some(reason)).await;
-                            return;
-                        }
-                    }
-                    next = Box::pin(f.next());
-                }
-                _ = ping.tick() => {
-                    if session.ping(b"").await.is_err() {
-                        return;
-                    }
-                }
-                msg = incoming.recv() => match msg {
-                    Some(Ok(Message::Ping(bytes))) => {
-                        if session.pong(&bytes).await.is_err() {
-                            return;
-                        }
-                    }
-                    Some(Ok(Message::Close(_))) | Some(Err(_)) | None => {
-                        let _ = session.close(None).await;
-                        return;
-                    }
-                    Some(Ok(_)) => {}
-                },
+impl Follower {
+    /// Whether the job has completed (when asked; looked at after the last notice seen), then
+    /// lines after the last one sent: a chunk from the tail when it holds them, else a page
+    /// from the store (a follower behind what the tail holds reads at its own pace), and
+    /// whether there may be more right after them.
+    async fn read(&mut self, with_completion: bool) -> ApiResult<(bool, Vec<Arc<Line>>, bool)> {
+        let Some(tail) = &self.tail else {
+            let (completed, rows) = read_page(
+                &self.state,
+                &self.job_id,
+                self.last,
+                self.before,
+                with_completion,
+            )
+            .await?;
+            let full = rows.len() as i64 == PAGE;
+            let lines = rows.into_iter().map(|r| Arc::new(Line::new(r))).collect();
+            return Ok((completed, lines, full));
+        };
+        let completed = with_completion && tail.refresh(&self.state, self.want).await?;
+        match tail.take(self.last, CHUNK) {
+            Taken::Lines(lines, more) => Ok((completed, lines, more)),
+            Taken::Behind => {
+                // Older lines than the tail holds (a follower from an old id, or one that fell
+                // behind): read on from the store until the tail has them.
+                let (_, rows) =
+                    read_page(&self.state, &self.job_id, self.last, None, false).await?;
+                let full = rows.len() as i64 == PAGE;
+                let lines = rows.into_iter().map(|r| Arc::new(Line::new(r))).collect();
+                Ok((completed, lines, full))
             }
         }
-    });
-    Ok(response)
+    }
 }

@@ -31,6 +31,8 @@ pub struct AppState {
     pub builds: BuildCache,
     /// The queue's order, for ranking pending jobs (`api/queue_ranks.rs`).
     pub queue_ranks: super::queue_ranks::QueueRanks,
+    /// The shared tails of the jobs being followed (`api/log_tail.rs`).
+    pub(crate) tails: super::log_tail::Tails,
     /// Held for the server's lifetime: no other kiln uses the folder meanwhile.
     pub data_dir: DataDir,
 }

@@ -61,9 +61,14 @@ impl TestServer {
     }
 
     pub fn start_with_args(args: &[&str]) -> TestServer {
+        Self::start_with_env(args, &[])
+    }
+
+    /// A server on a fresh temporary data dir, with environment variables set for it.
+    pub fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> TestServer {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().to_path_buf();
-        let mut s = Self::start_in(&dir, args);
+        let mut s = Self::spawn_in_env(&dir, args, env).ready();
         s._tmp = Some(tmp);
         s
     }
@@ -122,6 +127,10 @@ impl TestServer {
 
     /// A server process on `dir`, started but not yet waited for (`Starting::ready`).
     pub fn spawn_in(dir: &Path, args: &[&str]) -> Starting {
+        Self::spawn_in_env(dir, args, &[])
+    }
+
+    fn spawn_in_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Starting {
         let database = postgres_mode().then(|| database_for(dir));
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_kiln"));
         cmd.arg("server");
@@ -142,6 +151,7 @@ impl TestServer {
         }
         let mut child = cmd
             .args(args)
+            .envs(env.iter().copied())
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
