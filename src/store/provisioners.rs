@@ -24,6 +24,19 @@ pub struct DaemonJob {
     pub template_icon: String,
 }
 
+impl DaemonJob {
+    /// A running job known only by its id (`ProvisionerStore::daemon_states`).
+    pub fn running(id: String) -> DaemonJob {
+        DaemonJob {
+            id,
+            status: JobStatus::Running,
+            template_name: String::new(),
+            template_display_name: String::new(),
+            template_icon: String::new(),
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct DaemonRow {
     pub id: String,

@@ -38,17 +38,6 @@ const DAEMON_STATES: &str = "SELECT d.id, d.server_id, d.organization_id, d.key_
      FROM provisioner_daemons d LEFT JOIN provisioner_keys k ON k.id = d.key_id \
      WHERE d.organization_id IN ('', ?1) ORDER BY d.key_id IS NOT NULL, d.server_id, d.name";
 
-/// A running job known only by its id (`daemon_states`).
-fn running(id: String) -> DaemonJob {
-    DaemonJob {
-        id,
-        status: JobStatus::Running,
-        template_name: String::new(),
-        template_display_name: String::new(),
-        template_icon: String::new(),
-    }
-}
-
 fn daemon_from_row(r: &Row) -> rusqlite::Result<DaemonRow> {
     Ok(DaemonRow {
         id: r.get(0)?,
@@ -245,7 +234,7 @@ impl ProvisionerStore for SqliteStore {
         let mut stmt = conn.prepare_cached(DAEMON_STATES)?;
         let rows = stmt.query_map([organization_id], |r| {
             let mut d = daemon_from_row(r)?;
-            d.current_job = r.get::<_, Option<String>>(10)?.map(running);
+            d.current_job = r.get::<_, Option<String>>(10)?.map(DaemonJob::running);
             Ok(d)
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
