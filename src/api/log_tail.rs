@@ -45,7 +45,7 @@ pub struct Line {
 
 impl Line {
     pub fn new(row: LogRow) -> Line {
-        let json = serde_json::to_string(&super::logs::log_json(&row)).unwrap_or_default();
+        let json = serde_json::to_string(&super::log_format::log_json(&row)).unwrap_or_default();
         Line {
             row,
             json: json.into(),
@@ -185,7 +185,7 @@ async fn read_to_end(
     after: i64,
 ) -> ApiResult<(bool, Vec<Arc<Line>>)> {
     let (state, job_id) = (state.clone(), job_id.clone());
-    let page = super::logs::PAGE;
+    let page = super::log_format::PAGE;
     web::block(move || -> ApiResult<(bool, Vec<Arc<Line>>)> {
         let completed = state
             .store

@@ -1,6 +1,7 @@
 //! A job's log followed over a WebSocket (see `logs.rs`).
 
-use super::logs::{CUT_OFF, Follower, Format, KEEPALIVE, LogQuery, Step, send_stall, text_line};
+use super::log_follower::{CUT_OFF, Follower, KEEPALIVE, Step, send_stall};
+use super::log_format::{Format, LogQuery, text_line};
 use super::{ApiError, ApiResult};
 use crate::api::State;
 use actix_web::web;

@@ -12,6 +12,8 @@ mod builds;
 pub mod error;
 mod files;
 pub mod http_metrics;
+mod log_follower;
+mod log_format;
 mod log_tail;
 mod logs;
 mod logs_ws;

@@ -3,7 +3,7 @@
 
 use super::SqliteStore;
 use super::job_rows::JOB_COLUMNS;
-use super::{builds, jobs, logs, overview, users, workspaces};
+use super::{builds, jobs, logs, overview, take, users, workspaces};
 use crate::store::{HotQuery, Sample};
 
 const ID: Sample = Sample::Text("00000000-0000-0000-0000-000000000000");
@@ -51,10 +51,10 @@ impl SqliteStore {
             HotQuery::new("any job pending", jobs::ANY_PENDING, &[]),
             HotQuery::new(
                 "the oldest pending jobs to take",
-                jobs::take_candidates(),
+                take::take_candidates(),
                 &[],
             ),
-            HotQuery::new("take a job", jobs::take_job(), &[Int(1), ID, Int(1)]),
+            HotQuery::new("take a job", take::take_job(), &[Int(1), ID, Int(1)]),
             HotQuery::new("queue position", jobs::QUEUE_POSITION, &[Int(5000)]),
             HotQuery::new("the queue's order", jobs::PENDING_SEQS, &[]),
             HotQuery::new(

@@ -4,10 +4,9 @@
 //! conditional on the fact that made it stale: the condition is re-checked by the statement
 //! that writes, so a write decided from an older read never lands on a job that moved on.
 
-use super::build_end::apply_build_end;
 use super::dialect::optional;
+use super::job_end::{Holder, JobEnd, complete_build_in, end_in};
 use super::job_rows::{JOB_COLUMNS, job_from_row};
-use super::logs::{append_lines, insert_log};
 use super::{SqliteStore, Tx};
 use crate::domain::jobs::cancel_decision;
 use crate::domain::{CancelAction, CancelRefusal};
@@ -19,7 +18,6 @@ use crate::store::{
 };
 use rusqlite::params;
 
-use crate::store::TAKE_WINDOW;
 const PENDING: &str = "started_at IS NULL AND completed_at IS NULL AND canceled_at IS NULL";
 
 /// Whether any job waits (read from the pending index, however long the queue).
@@ -33,119 +31,6 @@ pub(super) const QUEUE_POSITION: &str = "SELECT count(*) FILTER (WHERE seq <= ?1
 /// Every pending job's `seq`, oldest first.
 pub(super) const PENDING_SEQS: &str = "SELECT seq FROM provisioner_jobs \
      WHERE started_at IS NULL AND completed_at IS NULL AND canceled_at IS NULL ORDER BY seq";
-
-/// The oldest pending jobs, with their tags: a taker takes the first its tags match.
-pub(super) fn take_candidates() -> String {
-    format!(
-        "SELECT seq, tags FROM provisioner_jobs WHERE {PENDING} ORDER BY seq LIMIT {TAKE_WINDOW}"
-    )
-}
-
-/// Takes the chosen job (`?3`: its seq) for worker `?2` at time `?1` if it is still pending.
-pub(super) fn take_job() -> String {
-    format!(
-        "UPDATE provisioner_jobs SET started_at = ?1, updated_at = ?1, worker_id = ?2 \
-         WHERE seq = ?3 AND {PENDING} \
-         RETURNING {}",
-        JOB_COLUMNS.replace("j.", "")
-    )
-}
-
-/// Who must still hold a job for it to be ended.
-enum Holder<'a> {
-    Worker(&'a str),
-    Stale(Stale<'a>),
-}
-
-/// How a job ends: see `SqliteStore::end_job`.
-struct JobEnd<'a> {
-    holder: Holder<'a>,
-    /// Empty: the job completes (succeeded, or canceled when a cancel was requested).
-    error: &'a str,
-    /// With an error: a requested cancel still wins (the job ends canceled, not failed).
-    cancel_wins: bool,
-    /// The job's last lines, written before its end's own line.
-    logs: &'a LogBatch,
-}
-
-/// Ends job `job_id` in the open transaction if `end.holder` still holds it and it is not
-/// completed: the statement that decides also writes (`completed_at`, and the error unless the
-/// job ends canceled), so a job that moved on since it was read is left alone. Then the last
-/// lines, the end's own line (the error, or a warning when the job ends canceled) and
-/// `then(tx, ended_canceled, now)`. `None` when the job was not (or no longer) the holder's.
-fn end_in<T>(
-    tx: &Tx,
-    job_id: &str,
-    end: &JobEnd,
-    then: impl FnOnce(&Tx, bool, Time) -> StoreResult<T>,
-) -> StoreResult<Option<T>> {
-    let (condition, value) = match &end.holder {
-        Holder::Worker(w) | Holder::Stale(Stale::HeldBy(w)) => {
-            ("started_at IS NOT NULL AND worker_id = ?5", w.to_string())
-        }
-        Holder::Stale(Stale::HeartbeatBefore(t)) => (
-            "started_at IS NOT NULL AND updated_at < ?5",
-            t.0.to_string(),
-        ),
-        Holder::Stale(Stale::QueuedBefore(t)) => (
-            "started_at IS NULL AND canceled_at IS NULL AND created_at < ?5",
-            t.0.to_string(),
-        ),
-    };
-    let now = Time::now();
-    let canceled: Option<bool> = optional(
-        tx.prepare_cached(&format!(
-            "UPDATE provisioner_jobs SET completed_at = ?2, updated_at = ?2, \
-             error = CASE WHEN ?3 = '' OR (?4 AND canceled_at IS NOT NULL) THEN error ELSE ?3 END \
-             WHERE id = ?1 AND completed_at IS NULL AND {condition} \
-             RETURNING canceled_at IS NOT NULL"
-        ))?
-        .query_row(
-            params![job_id, now, end.error, end.cancel_wins, value],
-            |r| r.get(0),
-        ),
-    )?;
-    let Some(canceled) = canceled else {
-        return Ok(None);
-    };
-    let ended_canceled = canceled && (end.cancel_wins || end.error.is_empty());
-    append_lines(tx, job_id, end.logs)?;
-    if !end.error.is_empty() {
-        let level = if ended_canceled { "warn" } else { "error" };
-        insert_log(
-            tx,
-            job_id,
-            now,
-            "provisioner_daemon",
-            level,
-            "Cleaning Up",
-            end.error,
-        )?;
-    }
-    then(tx, ended_canceled, now).map(Some)
-}
-
-/// A build job's end (`complete_build`) in the open transaction: its final status and whether
-/// a follow-up build was queued; `None` when the worker no longer held it.
-pub(super) fn complete_build_in(
-    tx: &Tx,
-    job_id: &str,
-    worker_id: &str,
-    done: &BuildCompletion,
-    logs: &LogBatch,
-) -> StoreResult<Option<(JobStatus, bool)>> {
-    let end = JobEnd {
-        holder: Holder::Worker(worker_id),
-        error: &done.error,
-        cancel_wins: false,
-        logs,
-    };
-    end_in(tx, job_id, &end, |tx, canceled, now| {
-        let status = done.final_status(canceled);
-        let queued = apply_build_end(tx, job_id, status, done, now)?;
-        Ok((status, queued))
-    })
-}
 
 impl SqliteStore {
     /// Ends job `job_id` in one transaction (`end_in`); followers and the overview are told.

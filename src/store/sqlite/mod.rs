@@ -14,6 +14,7 @@ mod dialect;
 mod files;
 mod handoff;
 mod hot;
+mod job_end;
 mod job_rows;
 mod jobs;
 mod logs;

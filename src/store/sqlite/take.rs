@@ -3,14 +3,33 @@
 //! two, for a worker that goes from one job to the next).
 
 use super::dialect::optional;
-use super::job_rows::job_from_row;
-use super::jobs::{complete_build_in, take_candidates, take_job};
+use super::job_end::complete_build_in;
+use super::job_rows::{JOB_COLUMNS, job_from_row};
 use super::{SqliteStore, Tx};
 use crate::domain::provisioner_tags::{from_json, matches};
 use crate::events::Topic;
 use crate::model::{JobStatus, Time};
-use crate::store::{BuildCompletion, JobRow, LogBatch, StoreResult};
+use crate::store::{BuildCompletion, JobRow, LogBatch, StoreResult, TAKE_WINDOW};
+
+const PENDING: &str = "started_at IS NULL AND completed_at IS NULL AND canceled_at IS NULL";
 use rusqlite::params;
+
+/// The oldest pending jobs, with their tags: a taker takes the first its tags match.
+pub(super) fn take_candidates() -> String {
+    format!(
+        "SELECT seq, tags FROM provisioner_jobs WHERE {PENDING} ORDER BY seq LIMIT {TAKE_WINDOW}"
+    )
+}
+
+/// Takes the chosen job (`?3`: its seq) for worker `?2` at time `?1` if it is still pending.
+pub(super) fn take_job() -> String {
+    format!(
+        "UPDATE provisioner_jobs SET started_at = ?1, updated_at = ?1, worker_id = ?2 \
+         WHERE seq = ?3 AND {PENDING} \
+         RETURNING {}",
+        JOB_COLUMNS.replace("j.", "")
+    )
+}
 
 /// Takes, for `worker_id`, the first of the oldest pending jobs whose tags it matches
 /// (`domain::provisioner_tags`); the update repeats the pending test, so a job another worker

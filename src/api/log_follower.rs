@@ -1,0 +1,215 @@
+//! Following one job's logs: every line once, in id order, then the end once the job has
+//! completed (see `logs.rs`). A follower subscribes to the job's `Topic::Logs` notices first,
+//! then takes lines from the job's shared tail (`log_tail.rs`), or from the store when it is
+//! behind the tail; a connection that takes nothing for too long is cut off.
+
+use super::log_format::PAGE;
+use super::log_tail::{Line, Tail, Taken};
+use super::{ApiError, ApiResult};
+use crate::api::State;
+use crate::events::{Subscription, Topic};
+use crate::store::LogRow;
+use actix_web::web;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Lines a follower takes from its job's shared tail at once: what it holds while its
+/// connection is slow (about 20 KB of JSON with typical lines).
+const CHUNK: usize = 100;
+/// A follower whose connection takes nothing for this long is cut off (`KILN_FOLLOW_STALL_MS`
+/// overrides it): a WebSocket one at once (its task ends and lets go of what it holds), an
+/// SSE / NDJSON one when its connection next takes data (the stream breaks off; until then it
+/// holds one chunk and the server's write buffer).
+const DEFAULT_SEND_STALL: Duration = Duration::from_secs(10);
+
+pub(super) fn send_stall() -> Duration {
+    static STALL: std::sync::OnceLock<Duration> = std::sync::OnceLock::new();
+    *STALL.get_or_init(|| {
+        std::env::var("KILN_FOLLOW_STALL_MS")
+            .ok()
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .filter(|&ms| ms > 0)
+            .map_or(DEFAULT_SEND_STALL, Duration::from_millis)
+    })
+}
+/// A follower with nothing to send re-checks the job this often, and WebSocket / SSE
+/// followers get a keep-alive.
+pub(super) const KEEPALIVE: Duration = Duration::from_secs(15);
+/// A follower with nothing new looks at the store this often even without a notice (one may
+/// have been lost between servers).
+const BACKUP_LOOK: Duration = Duration::from_secs(2);
+
+/// Why a follower was cut off (an SSE client may resume with `Last-Event-ID`).
+pub(super) const CUT_OFF: &str = "the follower's connection took nothing for too long: cut off";
+
+/// Reads one page of logs after `after` (and, when asked, whether the job has completed,
+/// read first: every line of a completed job is already stored) off the async workers.
+pub(super) async fn read_page(
+    state: &State,
+    job_id: &Arc<str>,
+    after: i64,
+    before: Option<i64>,
+    with_completion: bool,
+) -> ApiResult<(bool, Vec<LogRow>)> {
+    let (state, job_id) = (state.clone(), job_id.clone());
+    web::block(move || -> ApiResult<(bool, Vec<LogRow>)> {
+        let completed = with_completion
+            && state
+                .store
+                .job(&job_id)?
+                .is_none_or(|j| j.completed_at.is_some());
+        let page = state.store.logs(&job_id, after, before, PAGE)?;
+        Ok((completed, page))
+    })
+    .await
+    .map_err(|e| ApiError::internal("Internal error reading job logs.", e))?
+}
+
+/// What a follower has for its transport next.
+pub(super) enum Step {
+    Logs(Vec<Arc<Line>>),
+    /// Nothing new for a while (time for a keep-alive).
+    Idle,
+    /// Every line was sent and the job has completed.
+    End,
+}
+
+#[derive(Clone, Copy)]
+enum Phase {
+    /// Mark the notices as seen, check the job, read the first page.
+    Start,
+    /// A full page came: read on. `last_pass`: the job had completed when the pass began.
+    Paging { last_pass: bool },
+    /// The store held nothing more when read.
+    Drained { last_pass: bool },
+}
+
+/// Follows one job's logs. `next` takes and returns the follower, so a transport can keep
+/// one `next` in flight across other events without losing what it read.
+pub(super) struct Follower {
+    state: State,
+    pub(super) job_id: Arc<str>,
+    sub: Subscription,
+    /// The job's shared tail; none with `before` (such a follower reads the store itself).
+    tail: Option<Arc<Tail>>,
+    /// The read of the tail that follows the last notice seen.
+    want: u64,
+    last: i64,
+    before: Option<i64>,
+    phase: Phase,
+    /// When the follower last had something for its transport.
+    quiet_since: Instant,
+    /// Counted in `kiln_live_followers` while it lives.
+    _counted: crate::metrics::Follower,
+}
+
+impl Follower {
+    /// Subscribes to the job's notices now, before anything is read from the store.
+    pub(super) fn new(
+        state: &State,
+        job_id: Arc<str>,
+        after: i64,
+        before: Option<i64>,
+    ) -> Follower {
+        let sub = state.events.subscribe(&Topic::Logs(job_id.to_string()));
+        let tail = before.is_none().then(|| state.tails.get(&job_id));
+        Follower {
+            state: state.clone(),
+            job_id,
+            sub,
+            tail,
+            want: 0,
+            last: after,
+            before,
+            phase: Phase::Start,
+            quiet_since: Instant::now(),
+            _counted: crate::metrics::global().follower(),
+        }
+    }
+
+    pub(super) async fn next(mut self) -> (Follower, Step) {
+        loop {
+            let (last_pass, read_completion) = match self.phase {
+                Phase::Drained { last_pass: true } => return (self, Step::End),
+                Phase::Drained { last_pass: false } => {
+                    let keepalive_in = KEEPALIVE.saturating_sub(self.quiet_since.elapsed());
+                    let wait = keepalive_in.min(BACKUP_LOOK);
+                    let changed = actix_web::rt::time::timeout(wait, self.sub.changed()).await;
+                    self.phase = Phase::Start;
+                    if changed.is_err() && self.quiet_since.elapsed() >= KEEPALIVE {
+                        // Quiet for a while: the transport may send a keep-alive.
+                        self.quiet_since = Instant::now();
+                        return (self, Step::Idle);
+                    }
+                    continue;
+                }
+                Phase::Start => {
+                    // Changes from here on wake the next wait.
+                    self.sub.mark_seen();
+                    if let Some(t) = &self.tail {
+                        self.want = t.next_read();
+                    }
+                    (false, true)
+                }
+                Phase::Paging { last_pass } => (last_pass, false),
+            };
+            let (completed, rows, more) = match self.read(read_completion).await {
+                Ok(r) => r,
+                Err(e) => {
+                    log::error!(
+                        "following the logs of job {}: {}",
+                        self.job_id,
+                        e.body.detail
+                    );
+                    return (self, Step::End);
+                }
+            };
+            let last_pass = last_pass || completed;
+            self.phase = if more {
+                Phase::Paging { last_pass }
+            } else {
+                Phase::Drained { last_pass }
+            };
+            if let Some(l) = rows.last() {
+                self.last = l.row.id;
+                self.quiet_since = Instant::now();
+                return (self, Step::Logs(rows));
+            }
+        }
+    }
+}
+
+impl Follower {
+    /// Whether the job has completed (when asked; looked at after the last notice seen), then
+    /// lines after the last one sent: a chunk from the tail when it holds them, else a page
+    /// from the store (a follower behind what the tail holds reads at its own pace), and
+    /// whether there may be more right after them.
+    async fn read(&mut self, with_completion: bool) -> ApiResult<(bool, Vec<Arc<Line>>, bool)> {
+        let Some(tail) = &self.tail else {
+            let (completed, rows) = read_page(
+                &self.state,
+                &self.job_id,
+                self.last,
+                self.before,
+                with_completion,
+            )
+            .await?;
+            let full = rows.len() as i64 == PAGE;
+            let lines = rows.into_iter().map(|r| Arc::new(Line::new(r))).collect();
+            return Ok((completed, lines, full));
+        };
+        let completed = with_completion && tail.refresh(&self.state, self.want).await?;
+        match tail.take(self.last, CHUNK) {
+            Taken::Lines(lines, more) => Ok((completed, lines, more)),
+            Taken::Behind => {
+                // Older lines than the tail holds (a follower from an old id, or one that fell
+                // behind): read on from the store until the tail has them.
+                let (_, rows) =
+                    read_page(&self.state, &self.job_id, self.last, None, false).await?;
+                let full = rows.len() as i64 == PAGE;
+                let lines = rows.into_iter().map(|r| Arc::new(Line::new(r))).collect();
+                Ok((completed, lines, full))
+            }
+        }
+    }
+}
