@@ -6,6 +6,10 @@ use crate::model::Time;
 use crate::store::{JobRow, StoreResult};
 use rusqlite::{Row, params};
 
+/// A job waiting for a worker: not started, not ended, not canceled.
+pub(super) const PENDING: &str =
+    "started_at IS NULL AND completed_at IS NULL AND canceled_at IS NULL";
+
 pub const JOB_COLUMNS: &str = "j.id, j.seq, j.created_at, j.updated_at, j.started_at, j.completed_at, \
     j.canceled_at, j.error, j.error_code, j.organization_id, j.initiator_id, j.file_id, j.type, \
     j.input, j.worker_id, j.log_level, j.logs_length, j.logs_overflowed, j.tags";

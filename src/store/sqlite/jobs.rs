@@ -6,7 +6,7 @@
 
 use super::dialect::optional;
 use super::job_end::{Holder, JobEnd, complete_build_in, end_in};
-use super::job_rows::{JOB_COLUMNS, job_from_row};
+use super::job_rows::{JOB_COLUMNS, PENDING, job_from_row};
 use super::{SqliteStore, Tx};
 use crate::domain::jobs::cancel_decision;
 use crate::domain::{CancelAction, CancelRefusal};
@@ -17,8 +17,6 @@ use crate::store::{
     StoreResult,
 };
 use rusqlite::params;
-
-const PENDING: &str = "started_at IS NULL AND completed_at IS NULL AND canceled_at IS NULL";
 
 /// Whether any job waits (read from the pending index, however long the queue).
 pub(super) const ANY_PENDING: &str = "SELECT EXISTS (SELECT 1 FROM provisioner_jobs \

@@ -4,14 +4,13 @@
 
 use super::dialect::optional;
 use super::job_end::complete_build_in;
-use super::job_rows::{JOB_COLUMNS, job_from_row};
+use super::job_rows::{JOB_COLUMNS, PENDING, job_from_row};
 use super::{SqliteStore, Tx};
 use crate::domain::provisioner_tags::{from_json, matches};
 use crate::events::Topic;
 use crate::model::{JobStatus, Time};
 use crate::store::{BuildCompletion, JobRow, LogBatch, StoreResult, TAKE_WINDOW};
 
-const PENDING: &str = "started_at IS NULL AND completed_at IS NULL AND canceled_at IS NULL";
 use rusqlite::params;
 
 /// The oldest pending jobs, with their tags: a taker takes the first its tags match.
