@@ -276,7 +276,7 @@ async fn a_killed_server_takes_its_step_processes_with_it() {
     let token = c.token().to_string();
     s.kill();
     // Without a restart: the step's processes end with kiln, so `late` is never written.
-    until("the step's processes end with kiln", 10, || {
+    until("the step's processes end with kiln", 30, || {
         pids.iter().all(|p| !alive(*p)) && step_processes(&ws.id).is_empty()
     })
     .await;
@@ -292,8 +292,45 @@ async fn a_killed_server_takes_its_step_processes_with_it() {
     assert_eq!(ws.read("late"), None);
 }
 
-/// The processes whose command line is kiln's guard of the process group `pgid`.
-fn guards_of(pgid: u32) -> Vec<u32> {
+#[actix_web::test]
+async fn a_server_killed_the_moment_a_step_starts_takes_its_processes_with_it() {
+    // The step's first act starts a daemon in a session of its own; kiln is killed as soon as
+    // its pid is written, when kiln may not have got past starting the step's shell.
+    let step = "W=\"$KILN_WORKSPACE_DIR\"\n\
+        setsid sleep 60 >/dev/null 2>&1 &\n\
+        echo $! > \"$W/setsid.new\"; mv \"$W/setsid.new\" \"$W/setsid\"\n\
+        sleep 60";
+    let dir = tempfile::tempdir().unwrap();
+    let mut token: Option<String> = None;
+    for round in 0..3 {
+        let mut s = TestServer::start_in(dir.path(), &[]);
+        let c = match &token {
+            None => s.owner().await,
+            Some(t) => s.client(t.as_str()),
+        };
+        token = Some(c.token().to_string());
+        let ws = workspace(&s, &c, &format!("early-{round}"), json!([run(step)])).await;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while ws.read("setsid").is_none() {
+            assert!(
+                Instant::now() < deadline,
+                "round {round}: the step never started"
+            );
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        s.kill();
+        let daemon = ws.pid("setsid");
+        until("the step's processes end with kiln", 30, || {
+            !alive(daemon) && step_processes(&ws.id).is_empty()
+        })
+        .await;
+    }
+}
+
+/// The processes whose command line is kiln's guard of a step of workspace `ws` (the guard is
+/// told the marks on its command line, the step's group later on its pipe).
+fn guards_of(ws: &str) -> Vec<u32> {
+    let mark = format!("KILN_WORKSPACE_ID={ws}");
     let mut found = Vec::new();
     for e in std::fs::read_dir("/proc").unwrap().flatten() {
         let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
@@ -306,8 +343,7 @@ fn guards_of(pgid: u32) -> Vec<u32> {
             .split(|&b| b == 0)
             .filter(|a| !a.is_empty())
             .collect();
-        let pgid = pgid.to_string();
-        if args.contains(&&b"kiln-step-guard"[..]) && args.last() == Some(&pgid.as_bytes()) {
+        if args.contains(&&b"kiln-step-guard"[..]) && args.contains(&mark.as_bytes()) {
             found.push(pid);
         }
     }
@@ -324,7 +360,7 @@ async fn a_restart_kills_what_outlived_kiln_before_it_fails_the_job() {
     let pids = ws.running().await;
     // kiln and the guard that would take the step's processes with it both die at once: the
     // processes outlive them (as after a crash of the whole process tree).
-    let guards = guards_of(pids[0]);
+    let guards = guards_of(&ws.id);
     assert_eq!(guards.len(), 1, "one guard for the step's group");
     unsafe { libc::kill(guards[0] as i32, libc::SIGKILL) };
     let token = c.token().to_string();

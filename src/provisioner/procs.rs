@@ -11,6 +11,8 @@
 //!   process that still carries the marks (one that left the group, e.g. with `setsid`).
 //! - A guard per step (`/bin/sh` reading a pipe only kiln writes) kills the group, then the
 //!   marked processes, when the pipe closes without kiln saying the step is over: kiln died.
+//!   It starts before the step and learns the step's group once the step runs, so kiln dying
+//!   at any moment of a step's start is covered (before the group is told, the marks are).
 //! - At start-up (`recover`), before the interrupted jobs are failed, kiln kills what the
 //!   records name: a recorded group only while it is still the step's (its leader has the
 //!   recorded start time, or a member carries the marks: a group id is not reused while a
@@ -32,11 +34,22 @@ pub type Marks = [String; 2];
 const SWEEP_FOR: Duration = Duration::from_secs(5);
 /// The guard's `$0`, so it can be told apart in `ps`.
 pub const GUARD_NAME: &str = "kiln-step-guard";
-/// `$1`, `$2`: the marks; `$3`: the group. Exits quietly once kiln writes "done".
-const GUARD_SCRIPT: &str = r#"read -r word; [ "$word" = done ] && exit 0
-kill -9 -"$3" 2>/dev/null
-for e in /proc/[0-9]*/environ; do
-  grep -qzxF -e "$1" "$e" 2>/dev/null && grep -qzxF -e "$2" "$e" 2>/dev/null && { p=${e#/proc/}; kill -9 "${p%/environ}" 2>/dev/null; }
+/// `$1`, `$2`: the marks. The first line kiln writes is the step's group, the second "done":
+/// then it exits quietly. When the pipe closes before "done" it kills the group (if told)
+/// and every marked process, looking again while a look found one (a marked shell the group
+/// kill did not reach may have started another). A look is two `grep`s over every
+/// `/proc/*/environ`, not one per process: on a busy machine that is the difference between
+/// milliseconds and seconds.
+const GUARD_SCRIPT: &str = r#"read -r g; [ "$g" = done ] && exit 0
+read -r word; [ "$word" = done ] && exit 0
+case $g in ''|*[!0-9]*) ;; *) kill -9 -"$g" 2>/dev/null ;; esac
+n=0
+while [ $n -lt 5 ]; do
+  m=$(grep -lzxF -e "$1" /proc/[0-9]*/environ 2>/dev/null)
+  [ -n "$m" ] && m=$(grep -lzxF -e "$2" $m 2>/dev/null)
+  [ -z "$m" ] && exit 0
+  for e in $m; do p=${e#/proc/}; kill -9 "${p%/environ}" 2>/dev/null; done
+  n=$((n + 1))
 done
 exit 0"#;
 
@@ -104,19 +117,18 @@ fn parse_record(text: &str) -> Target {
 }
 
 /// The guard of a step's process group: it kills the group and the marked processes when kiln
-/// dies before `release`.
+/// dies before `release`. Started before the step; `watch` tells it the step's group.
 pub struct Guard {
     child: Child,
 }
 
 impl Guard {
-    pub fn spawn(pgid: i32, marks: &Marks) -> io::Result<Guard> {
+    pub fn spawn(marks: &Marks) -> io::Result<Guard> {
         let child = Command::new("/bin/sh")
             .arg("-c")
             .arg(GUARD_SCRIPT)
             .arg(GUARD_NAME)
             .args(marks)
-            .arg(pgid.to_string())
             .env_clear()
             .env("PATH", "/usr/bin:/bin")
             .current_dir("/")
@@ -127,6 +139,13 @@ impl Guard {
             .process_group(0)
             .spawn()?;
         Ok(Guard { child })
+    }
+
+    /// The step runs as group `pgid`.
+    pub fn watch(&mut self, pgid: i32) {
+        if let Some(pipe) = self.child.stdin.as_mut() {
+            let _ = pipe.write_all(format!("{pgid}\n").as_bytes());
+        }
     }
 
     /// The step's processes are dealt with: the guard ends without doing anything.

@@ -217,6 +217,14 @@ fn run_command(
     log: &mut LogWriter,
     control: &JobControl,
 ) -> StoreResult<StepsOutcome> {
+    // The guard first: kiln may die the moment the step's shell starts.
+    let mut guard = match Guard::spawn(ctx.record.marks()) {
+        Ok(g) => Some(g),
+        Err(e) => {
+            log::warn!("step {index}: cannot start the guard of its processes: {e}");
+            None
+        }
+    };
     let spawned = Command::new("/bin/sh")
         .arg("-c")
         .arg(command)
@@ -231,6 +239,9 @@ fn run_command(
     let mut child = match spawned {
         Ok(c) => c,
         Err(e) => {
+            if let Some(g) = guard {
+                g.release();
+            }
             return Ok(StepsOutcome::Failed(format!(
                 "step {index}: cannot start /bin/sh: {e}"
             )));
@@ -240,13 +251,9 @@ fn run_command(
     if let Some(start) = procs::start_time(pgid) {
         ctx.record.add_group(pgid, start);
     }
-    let guard = match Guard::spawn(pgid, ctx.record.marks()) {
-        Ok(g) => Some(g),
-        Err(e) => {
-            log::warn!("step {index}: cannot start the guard of its processes: {e}");
-            None
-        }
-    };
+    if let Some(g) = guard.as_mut() {
+        g.watch(pgid);
+    }
     let out = child.stdout.take().unwrap();
     let err = child.stderr.take().unwrap();
     let mut step = StepProcess {
