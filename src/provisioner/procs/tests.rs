@@ -81,17 +81,29 @@ fn recovery_kills_only_what_is_still_the_steps_and_empties_the_jobs_folder() {
 fn a_guard_kills_its_group_when_kiln_goes_and_nothing_once_released() {
     let m = marks();
     let mut released = sleeper(&[]);
-    let guard = Guard::spawn(released.id() as i32, &m).unwrap();
+    let mut guard = Guard::spawn(&m).unwrap();
+    guard.watch(released.id() as i32);
     guard.release();
     assert!(!ended(&mut released));
     // The pipe closes without "done": what a dead kiln leaves.
     let mut orphaned = sleeper(&[]);
     let mut marked = sleeper(&m);
-    let mut guard = Guard::spawn(orphaned.id() as i32, &m).unwrap();
+    let mut guard = Guard::spawn(&m).unwrap();
+    guard.watch(orphaned.id() as i32);
     drop(guard.child.stdin.take());
     guard.child.wait().unwrap();
     assert!(ends(&mut orphaned), "the group was killed");
     assert!(ends(&mut marked), "the marked process was killed");
+    // kiln died before it could tell the step's group: the marks still find the step's own.
+    let mut untold = sleeper(&[]);
+    let mut marked = sleeper(&m);
+    let mut guard = Guard::spawn(&m).unwrap();
+    drop(guard.child.stdin.take());
+    guard.child.wait().unwrap();
+    assert!(ends(&mut marked), "the marked process was killed");
+    assert!(!ended(&mut untold), "no group was told, so none was killed");
+    untold.kill().unwrap();
+    untold.wait().unwrap();
     released.kill().unwrap();
     released.wait().unwrap();
 }
