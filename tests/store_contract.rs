@@ -9,7 +9,7 @@ mod common;
 use common::world::{lines, succeed, user, world};
 use kiln::domain::{CancelAction, CancelRefusal};
 use kiln::events::{Hub, Topic};
-use kiln::model::{JobStatus, Time, new_id};
+use kiln::model::{JobStatus, Time, Transition, WorkspaceResource, new_id};
 use kiln::store::{
     BuildCompletion, CreateBuildOutcome, LeaseState, LogBatch, NewFile, Stale, Store, StoreError,
 };
@@ -602,6 +602,71 @@ fn a_completion_takes_the_next_job(p: Pair) {
     assert_eq!((status, next.map(|j| j.id)), (None, Some(third)));
 }
 
+/// The reads of a page (the latest builds of many workspaces, the resources of many jobs)
+/// agree with the reads of one.
+fn batched_reads_agree_with_single_ones(p: Pair) {
+    let w = world(&*p.a, "{}");
+    let (one, _, first) = w.workspace(&*p.a, "one");
+    let (two, _, second) = w.workspace(&*p.a, "two");
+    let resource = |job: &str, name: &str| WorkspaceResource {
+        id: new_id(),
+        created_at: Time::now(),
+        job_id: job.to_string(),
+        workspace_transition: Transition::Start,
+        kind: "null_resource".into(),
+        name: name.into(),
+        hide: false,
+        icon: String::new(),
+        agents: vec![],
+        metadata: vec![],
+        daily_cost: 0,
+    };
+    for job in [&first, &second] {
+        assert_eq!(p.a.take_next_job("w").unwrap().unwrap().id, *job);
+        let done = BuildCompletion {
+            resources: vec![resource(job, "b"), resource(job, "a")],
+            ..BuildCompletion::default()
+        };
+        p.a.complete_build(job, "w", &done, &LogBatch::default())
+            .unwrap();
+    }
+    // `one` gets a second build, still pending: it is the latest.
+    let (id, job) = (new_id(), new_id());
+    p.a.create_build(&w.build(&id, &job, &one, Some(1)))
+        .unwrap();
+    let mut latest: Vec<(String, i64, String)> =
+        p.b.latest_builds(&[one.as_str(), two.as_str(), "no-such-workspace"])
+            .unwrap()
+            .into_iter()
+            .map(|b| (b.workspace_id, b.build_number, b.id))
+            .collect();
+    latest.sort();
+    let mut single: Vec<(String, i64, String)> = [&one, &two]
+        .iter()
+        .map(|ws| {
+            let b = p.a.latest_build(ws).unwrap().unwrap();
+            (b.workspace_id, b.build_number, b.id)
+        })
+        .collect();
+    single.sort();
+    assert_eq!(latest, single);
+    let number_of = |ws: &str| latest.iter().find(|l| l.0 == ws).map(|l| l.1);
+    assert_eq!((number_of(&one), number_of(&two)), (Some(2), Some(1)));
+    assert!(p.b.latest_builds(&[]).unwrap().is_empty());
+
+    let many =
+        p.b.resources_of(&[second.as_str(), first.as_str()])
+            .unwrap();
+    for job in [&first, &second] {
+        let of_job: Vec<_> = many.iter().filter(|r| r.job_id == *job).cloned().collect();
+        assert_eq!(of_job, p.a.resources(job).unwrap());
+        let names: Vec<_> = of_job.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(names, ["a", "b"], "by name within a job");
+    }
+    assert_eq!(many.len(), 4);
+    assert!(p.b.resources_of(&[&job]).unwrap().is_empty());
+}
+
 macro_rules! contract {
     ($module:ident, $backend:ident, $($case:ident),* $(,)?) => {
         mod $module {
@@ -634,6 +699,7 @@ macro_rules! every_case {
             first_user_and_file_races,
             writes_publish_their_notices,
             a_completion_takes_the_next_job,
+            batched_reads_agree_with_single_ones,
         );
     };
 }

@@ -29,6 +29,7 @@ mod provisioner_keys;
 mod provisionerd;
 mod query;
 pub mod queue_ranks;
+pub mod render;
 pub mod session_cache;
 mod state;
 mod status_page;

@@ -1,9 +1,10 @@
-//! Stored rows to Coder's JSON shapes: jobs, builds, resources, versions, templates, workspaces.
+//! Stored rows to Coder's JSON shapes: jobs, versions, templates (builds and workspaces:
+//! `render`).
 
 use super::ApiResult;
 use crate::api::AppState;
-use crate::model::{self, BuildStatus, JobStatus, MatchedProvisioners, Time};
-use crate::store::{BuildRow, JobRow, TemplateRow, TemplateVersionRow, WorkspaceRow};
+use crate::model::{self, JobStatus, MatchedProvisioners};
+use crate::store::{BuildRow, DaemonRow, JobRow, TemplateRow, TemplateVersionRow};
 use serde_json::{Value, json};
 
 pub fn job_json(
@@ -44,13 +45,21 @@ pub fn job_json(
 /// 3).
 pub fn matched_provisioners(state: &AppState, job: &JobRow) -> MatchedProvisioners {
     if job.status() != JobStatus::Pending {
+        return matched_among(&[], job);
+    }
+    let daemons = super::provisioner_daemons::live_daemons(state, &job.organization_id);
+    matched_among(&daemons, job)
+}
+
+/// `matched_provisioners` among `daemons`, the live daemons of the job's organization.
+pub fn matched_among(daemons: &[DaemonRow], job: &JobRow) -> MatchedProvisioners {
+    if job.status() != JobStatus::Pending {
         return MatchedProvisioners {
             count: 0,
             available: 0,
             most_recently_seen: None,
         };
     }
-    let daemons = super::provisioner_daemons::live_daemons(state, &job.organization_id);
     let matched: Vec<_> = daemons
         .iter()
         .filter(|d| crate::domain::provisioner_tags::matches(&d.tags, &job.tags))
@@ -60,19 +69,6 @@ pub fn matched_provisioners(state: &AppState, job: &JobRow) -> MatchedProvisione
         available: matched.iter().filter(|d| d.current_job.is_none()).count() as i64,
         most_recently_seen: matched.iter().map(|d| d.last_seen_at).max(),
     }
-}
-
-/// A job's resources, sorted by name, with their agents' status as of now.
-pub fn resources_json(state: &AppState, job_id: &str) -> ApiResult<Vec<model::WorkspaceResource>> {
-    let now = Time::now();
-    let mut resources = state.store.resources(job_id)?;
-    for r in &mut resources {
-        r.agents = std::mem::take(&mut r.agents)
-            .into_iter()
-            .map(|a| a.with_status(now))
-            .collect();
-    }
-    Ok(resources)
 }
 
 /// What a build's job is about.
@@ -86,40 +82,6 @@ pub fn build_metadata(b: &BuildRow) -> model::ProvisionerJobMetadata {
         workspace_id: Some(b.workspace_id.clone()),
         workspace_name: Some(b.workspace_name.clone()),
     }
-}
-
-pub fn build_json(state: &AppState, b: &BuildRow) -> ApiResult<model::WorkspaceBuild> {
-    let job = job_json(state, &b.job, build_metadata(b))?;
-    let resources = if b.job.completed_at.is_some() {
-        resources_json(state, &b.job.id)?
-    } else {
-        Vec::new()
-    };
-    Ok(model::WorkspaceBuild {
-        id: b.id.clone(),
-        created_at: b.created_at,
-        updated_at: b.updated_at,
-        workspace_id: b.workspace_id.clone(),
-        workspace_name: b.workspace_name.clone(),
-        workspace_owner_id: b.workspace_owner_id.clone(),
-        workspace_owner_name: b.workspace_owner_name.clone(),
-        workspace_owner_avatar_url: b.workspace_owner_avatar_url.clone(),
-        template_version_id: b.template_version_id.clone(),
-        template_version_name: b.template_version_name.clone(),
-        build_number: b.build_number,
-        transition: b.transition,
-        initiator_id: b.initiator_id.clone(),
-        initiator_name: b.initiator_name.clone(),
-        status: BuildStatus::derive(job.status, b.transition),
-        matched_provisioners: matched_provisioners(state, &b.job),
-        job,
-        reason: b.reason.clone(),
-        resources,
-        deadline: b.deadline,
-        max_deadline: b.max_deadline,
-        daily_cost: b.daily_cost,
-        template_version_preset_id: None,
-    })
 }
 
 /// What an import job is about.
@@ -223,65 +185,5 @@ pub fn template_json(state: &AppState, t: &TemplateRow) -> ApiResult<model::Temp
         max_port_share_level: "public".into(),
         cors_behavior: "simple".into(),
         use_classic_parameter_flow: false,
-    })
-}
-
-pub fn workspace_json(state: &AppState, w: &WorkspaceRow) -> ApiResult<model::Workspace> {
-    let latest = state.store.latest_build(&w.id)?.ok_or_else(|| {
-        super::ApiError::internal("Internal error fetching workspace build.", "no build")
-    })?;
-    let template = state.store.template(&w.template_id)?;
-    let org = state.store.organization(&w.organization_id)?;
-    let t = |f: fn(&TemplateRow) -> String| template.as_ref().map(f).unwrap_or_default();
-    let active_version_id = t(|t| t.active_version_id.clone());
-    let latest_build = build_json(state, &latest)?;
-    let failing_agents: Vec<String> = latest_build
-        .resources
-        .iter()
-        .flat_map(|r| r.agents.iter())
-        .map(|a| a.id.clone())
-        .collect();
-    Ok(model::Workspace {
-        id: w.id.clone(),
-        created_at: w.created_at,
-        updated_at: w.updated_at,
-        owner_id: w.owner_id.clone(),
-        owner_name: w.owner_name.clone(),
-        owner_avatar_url: w.owner_avatar_url.clone(),
-        organization_id: w.organization_id.clone(),
-        organization_name: org.map(|o| o.name).unwrap_or_default(),
-        template_id: w.template_id.clone(),
-        template_name: t(|t| t.name.clone()),
-        template_display_name: t(|t| t.display_name.clone()),
-        template_icon: t(|t| t.icon.clone()),
-        template_allow_user_cancel_workspace_jobs: template
-            .as_ref()
-            .is_none_or(|t| t.allow_user_cancel_workspace_jobs),
-        outdated: active_version_id != latest.template_version_id,
-        template_active_version_id: active_version_id,
-        template_require_active_version: false,
-        template_use_classic_parameter_flow: false,
-        latest_build,
-        name: w.name.clone(),
-        autostart_schedule: w.autostart_schedule.clone(),
-        // 0: autostop turned off (`PUT …/ttl` with null), which Coder sends as null.
-        ttl_ms: w.ttl_ms.filter(|t| *t > 0),
-        last_used_at: w.last_used_at,
-        deleting_at: None,
-        dormant_at: None,
-        health: model::WorkspaceHealth {
-            healthy: failing_agents.is_empty(),
-            failing_agents,
-        },
-        automatic_updates: w.automatic_updates.clone(),
-        allow_renames: false,
-        favorite: false,
-        // The schedule's next time (Coder's `next_start_at`), whatever the workspace is doing.
-        next_start_at: w
-            .autostart_schedule
-            .as_deref()
-            .and_then(|raw| crate::domain::schedule::weekly(raw).ok())
-            .and_then(|s| s.next(Time::now())),
-        is_prebuild: false,
     })
 }

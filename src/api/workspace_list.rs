@@ -3,12 +3,15 @@
 
 use super::lookup::find_user;
 use super::query::QueryParser;
-use super::views::workspace_json;
+use super::render::Renderer;
 use super::{Actor, ApiError, ApiResult, Reply, blocking, ok};
 use crate::api::State;
 use crate::domain::search::{WorkspaceSearch, workspace_search};
 use crate::model::{Workspace, WorkspacesResponse};
 use actix_web::HttpRequest;
+
+/// How many workspaces a search that filters on the rendered workspace renders at a time.
+const RENDER_CHUNK: usize = 500;
 
 pub async fn list(state: State, actor: Actor, req: HttpRequest) -> ApiResult<Reply> {
     let mut q = QueryParser::new(&req);
@@ -36,10 +39,7 @@ pub async fn list(state: State, actor: Actor, req: HttpRequest) -> ApiResult<Rep
                 state
                     .store
                     .workspace_page(owner_id.as_deref(), offset as i64, limit as i64)?;
-            let workspaces = rows
-                .iter()
-                .map(|row| workspace_json(&state, row))
-                .collect::<Result<_, _>>()?;
+            let workspaces = Renderer::new(&state).workspaces(&rows)?;
             return ok(&WorkspacesResponse {
                 workspaces,
                 count: count as usize,
@@ -49,10 +49,13 @@ pub async fn list(state: State, actor: Actor, req: HttpRequest) -> ApiResult<Rep
         let take = if limit == 0 { usize::MAX } else { limit };
         let (count, page): (usize, Vec<Workspace>) = if needs_rendering(&search) {
             let mut found = Vec::new();
-            for row in rows {
-                let w = workspace_json(&state, &row)?;
-                if matches(&search, &w) {
-                    found.push(w);
+            // Rendered a chunk at a time: each chunk's builds and resources in one read each.
+            let mut render = Renderer::new(&state);
+            for chunk in rows.chunks(RENDER_CHUNK) {
+                for w in render.workspaces(chunk)? {
+                    if matches(&search, &w) {
+                        found.push(w);
+                    }
                 }
             }
             (
@@ -71,13 +74,9 @@ pub async fn list(state: State, actor: Actor, req: HttpRequest) -> ApiResult<Rep
                         .is_none_or(|n| r.name.to_lowercase().contains(n.as_str()))
                 })
                 .collect();
-            let page = found
-                .iter()
-                .skip(offset)
-                .take(take)
-                .map(|row| workspace_json(&state, row))
-                .collect::<Result<_, _>>()?;
-            (found.len(), page)
+            let count = found.len();
+            let page: Vec<_> = found.into_iter().skip(offset).take(take).collect();
+            (count, Renderer::new(&state).workspaces(&page)?)
         };
         ok(&WorkspacesResponse {
             workspaces: page,

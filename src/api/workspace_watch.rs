@@ -7,7 +7,7 @@
 
 use super::auth::{authenticate, token_from_request};
 use super::lookup::find_workspace;
-use super::views::workspace_json;
+use super::render::workspace_json;
 use super::{Actor, ApiError, ApiResult};
 use crate::api::{AppState, State};
 use crate::events::{Subscription, Topic};

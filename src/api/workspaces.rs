@@ -2,7 +2,7 @@
 
 use super::builds::create::{BuildRequest, check_version, queue_build};
 use super::lookup::{find_organization, find_user, find_workspace, find_workspace_by_name};
-use super::views::workspace_json;
+use super::render::workspace_json;
 use super::{
     Actor, ApiError, ApiResult, Reply, auth::serde_urlencoded_pairs, blocking, created, given_id,
     ok, parse_uuid, read_json, res, tag_failed, valid_name,

@@ -138,6 +138,10 @@ pub trait BuildStore {
 
     fn latest_build(&self, workspace_id: &str) -> StoreResult<Option<BuildRow>>;
 
+    /// The latest build of each of `workspace_ids` that has one, in no order: one read for a
+    /// page of workspaces.
+    fn latest_builds(&self, workspace_ids: &[&str]) -> StoreResult<Vec<BuildRow>>;
+
     /// Builds of a workspace, newest first: numbers above `after_number`, created after
     /// `since`, then `offset` and `limit` (0 = no limit).
     fn builds(
@@ -163,5 +167,11 @@ pub trait BuildStore {
 
     /// Resources a job produced, by name (agents without their status, which depends on when
     /// they are read).
-    fn resources(&self, job_id: &str) -> StoreResult<Vec<WorkspaceResource>>;
+    fn resources(&self, job_id: &str) -> StoreResult<Vec<WorkspaceResource>> {
+        self.resources_of(&[job_id])
+    }
+
+    /// The resources of each of `job_ids`: grouped by job (in no order of jobs), by name
+    /// within a job. One read for a page of builds.
+    fn resources_of(&self, job_ids: &[&str]) -> StoreResult<Vec<WorkspaceResource>>;
 }

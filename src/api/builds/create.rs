@@ -4,7 +4,7 @@
 use crate::api::State;
 use crate::api::body::{Body, LARGE};
 use crate::api::lookup::find_workspace;
-use crate::api::views::build_json;
+use crate::api::render::build_json;
 use crate::api::{
     Actor, ApiError, ApiResult, Reply, blocking, created, given_id, parse_uuid, read_json,
     tag_failed,

@@ -7,7 +7,7 @@ use crate::api::State;
 use crate::api::body::{Body, LARGE};
 use crate::api::lookup::{find_build, find_user, find_workspace, find_workspace_by_name};
 use crate::api::query::{QueryParser, go_parse_int_error};
-use crate::api::views::{build_json, resources_json};
+use crate::api::render::{Renderer, build_json, resources_json};
 use crate::api::{Actor, ApiError, ApiResult, JSON, Reply, blocking, ok, read_json};
 use crate::model::{Time, WorkspaceBuildParameter};
 use crate::store::BuildRow;
@@ -112,11 +112,7 @@ pub async fn list(
             offset.into(),
             limit.into(),
         )?;
-        let out = builds
-            .iter()
-            .map(|b| build_json(&state, b))
-            .collect::<ApiResult<Vec<_>>>()?;
-        ok(&out)
+        ok(&Renderer::new(&state).builds(&builds)?)
     })
     .await
 }

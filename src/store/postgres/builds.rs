@@ -64,6 +64,14 @@ pub(super) const BY_ID: &str = "WHERE b.id = $1";
 pub(super) const BY_JOB: &str = "WHERE b.job_id = $1";
 pub(super) const BY_NUMBER: &str = "WHERE b.workspace_id = $1 AND b.build_number = $2";
 pub(super) const LATEST: &str = "WHERE b.workspace_id = $1 ORDER BY b.build_number DESC LIMIT 1";
+/// The latest build of each workspace of `$1`, each found along the `(workspace_id,
+/// build_number)` index.
+pub(super) const LATEST_OF_MANY: &str = "WHERE b.id IN (SELECT (SELECT x.id FROM workspace_builds x \
+     WHERE x.workspace_id = e ORDER BY x.build_number DESC LIMIT 1) FROM unnest($1::text[]) e)";
+/// The resources of the jobs of `$1`.
+pub(super) const RESOURCES_OF_MANY: &str = "SELECT id, job_id, created_at, workspace_transition, type, name, \
+     hide, icon, daily_cost, metadata, agents FROM workspace_resources WHERE job_id = ANY($1::text[]) \
+     ORDER BY job_id, name COLLATE \"C\", id COLLATE \"C\"";
 /// A page of a workspace's builds: the page is chosen from the `(workspace_id, build_number)`
 /// index alone, so a deep offset skips index entries, not joined rows. `LIMIT NULL`: all.
 pub(super) const PAGE: &str = "WHERE b.id IN (SELECT id FROM workspace_builds \
@@ -251,6 +259,13 @@ impl BuildStore for PgStore {
         Ok(self.builds_where(LATEST, &[&workspace_id])?.pop())
     }
 
+    fn latest_builds(&self, workspace_ids: &[&str]) -> StoreResult<Vec<BuildRow>> {
+        if workspace_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.builds_where(LATEST_OF_MANY, &[&workspace_ids])
+    }
+
     fn builds(
         &self,
         workspace_id: &str,
@@ -324,13 +339,11 @@ impl BuildStore for PgStore {
         Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
     }
 
-    fn resources(&self, job_id: &str) -> StoreResult<Vec<WorkspaceResource>> {
-        let rows = self.conn()?.query(
-            "SELECT id, job_id, created_at, workspace_transition, type, name, hide, icon, daily_cost, \
-             metadata, agents FROM workspace_resources WHERE job_id = $1 \
-             ORDER BY name COLLATE \"C\", id COLLATE \"C\"",
-            &[&job_id],
-        )?;
+    fn resources_of(&self, job_ids: &[&str]) -> StoreResult<Vec<WorkspaceResource>> {
+        if job_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows = self.conn()?.query(RESOURCES_OF_MANY, &[&job_ids])?;
         rows.iter()
             .map(|r| {
                 Ok(WorkspaceResource {

@@ -62,6 +62,14 @@ pub(super) const BY_ID: &str = "WHERE b.id = ?1";
 pub(super) const BY_JOB: &str = "WHERE b.job_id = ?1";
 pub(super) const BY_NUMBER: &str = "WHERE b.workspace_id = ?1 AND b.build_number = ?2";
 pub(super) const LATEST: &str = "WHERE b.workspace_id = ?1 ORDER BY b.build_number DESC LIMIT 1";
+/// The latest build of each workspace of `?1` (a JSON array of ids), each found along the
+/// `(workspace_id, build_number)` index.
+pub(super) const LATEST_OF_MANY: &str = "WHERE b.rowid IN (SELECT (SELECT x.rowid FROM workspace_builds x \
+     WHERE x.workspace_id = e.value ORDER BY x.build_number DESC LIMIT 1) FROM json_each(?1) e)";
+/// The resources of the jobs of `?1` (a JSON array of ids).
+pub(super) const RESOURCES_OF_MANY: &str = "SELECT id, job_id, created_at, workspace_transition, type, name, hide, \
+     icon, daily_cost, metadata, agents FROM workspace_resources \
+     WHERE job_id IN (SELECT value FROM json_each(?1)) ORDER BY job_id, name, id";
 /// A page of a workspace's builds: the page is chosen from the `(workspace_id, build_number)`
 /// index alone, so a deep offset skips index entries, not joined rows (nor, without `since`
 /// (`?3` NULL), table rows).
@@ -228,6 +236,16 @@ impl BuildStore for SqliteStore {
         optional(stmt.query_row([workspace_id], build_from_row))
     }
 
+    fn latest_builds(&self, workspace_ids: &[&str]) -> StoreResult<Vec<BuildRow>> {
+        if workspace_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let conn = self.conn()?;
+        let mut stmt = conn.prepare_cached(&select(LATEST_OF_MANY))?;
+        let rows = stmt.query_map([to_json(&workspace_ids)], build_from_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     fn builds(
         &self,
         workspace_id: &str,
@@ -301,13 +319,13 @@ impl BuildStore for SqliteStore {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    fn resources(&self, job_id: &str) -> StoreResult<Vec<WorkspaceResource>> {
+    fn resources_of(&self, job_ids: &[&str]) -> StoreResult<Vec<WorkspaceResource>> {
+        if job_ids.is_empty() {
+            return Ok(Vec::new());
+        }
         let conn = self.conn()?;
-        let mut stmt = conn.prepare_cached(
-            "SELECT id, job_id, created_at, workspace_transition, type, name, hide, icon, daily_cost, metadata, agents \
-             FROM workspace_resources WHERE job_id = ?1 ORDER BY name, id",
-        )?;
-        let rows = stmt.query_map([job_id], |r| {
+        let mut stmt = conn.prepare_cached(RESOURCES_OF_MANY)?;
+        let rows = stmt.query_map([to_json(&job_ids)], |r| {
             Ok(WorkspaceResource {
                 id: r.get(0)?,
                 job_id: r.get(1)?,

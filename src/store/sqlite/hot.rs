@@ -7,6 +7,10 @@ use super::{builds, jobs, logs, overview, take, users, workspaces};
 use crate::store::{HotQuery, Sample};
 
 const ID: Sample = Sample::Text("00000000-0000-0000-0000-000000000000");
+/// A list of ids, as the store passes one.
+const IDS: Sample = Sample::Text(
+    "[\"00000000-0000-0000-0000-000000000000\", \"00000000-0000-0000-0000-000000000001\"]",
+);
 
 impl SqliteStore {
     pub fn hot_queries() -> Vec<HotQuery> {
@@ -20,6 +24,16 @@ impl SqliteStore {
                 &[ID, Int(3)],
             ),
             HotQuery::new("latest build", builds::select(builds::LATEST), &[ID]),
+            HotQuery::new(
+                "latest builds of a page of workspaces",
+                builds::select(builds::LATEST_OF_MANY),
+                &[IDS],
+            ),
+            HotQuery::new(
+                "resources of a page of builds",
+                builds::RESOURCES_OF_MANY,
+                &[IDS],
+            ),
             HotQuery::new(
                 "latest build before numbering the next",
                 builds::latest_for_insert(),
