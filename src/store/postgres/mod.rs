@@ -16,6 +16,7 @@ mod builds;
 mod dialect;
 mod files;
 mod hot;
+mod job_end;
 mod job_rows;
 mod jobs;
 mod logs;
