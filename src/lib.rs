@@ -54,7 +54,12 @@ pub fn open_state(config: Config) -> Result<Arc<AppState>, Box<dyn std::error::E
         queue.clone(),
         config.hung_timeout,
         config.provisioner_lease,
-        worker_ids.clone(),
+        // Only other servers read when this one's workers were last seen.
+        if store.shared_by_servers() {
+            worker_ids.clone()
+        } else {
+            Vec::new()
+        },
     );
     let autobuild =
         api::autobuild::Autobuilder::start(store.clone(), config.autobuild_poll_interval);

@@ -94,6 +94,13 @@ pub trait ProvisionerStore {
     /// Marks a daemon as seen now.
     fn touch_daemon(&self, id: &str) -> StoreResult<()>;
 
+    /// Whether other servers list this store's daemons, so that each server must mark its
+    /// built-in workers as seen now and then (`touch_daemon`) for the others to show them
+    /// online. True unless a store has one server only.
+    fn shared_by_servers(&self) -> bool {
+        true
+    }
+
     /// Every daemon of the organization (built-in workers included), with its jobs.
     fn daemons(&self, organization_id: &str) -> StoreResult<Vec<DaemonRow>>;
 

@@ -204,6 +204,13 @@ impl ProvisionerStore for SqliteStore {
         optional(stmt.query_row([id], daemon_from_row))
     }
 
+    /// One server uses a SQLite file (the data folder's lock), and it shows its own workers
+    /// online whenever it lists them: marking them seen would be a write every 30 s that
+    /// nobody reads.
+    fn shared_by_servers(&self) -> bool {
+        false
+    }
+
     fn touch_daemon(&self, id: &str) -> StoreResult<()> {
         self.write(|tx| {
             tx.prepare_cached("UPDATE provisioner_daemons SET last_seen_at = ?2 WHERE id = ?1")?
