@@ -162,3 +162,18 @@ fn postgres_hot_statements_use_indexes() {
     .join()
     .unwrap();
 }
+
+/// A count of one owner's workspaces reads that owner's index entries, not every workspace's
+/// (`SCAN ... USING INDEX` passes the check above: an index read in order, which is right for
+/// a page with a limit and wrong for a count).
+#[test]
+fn sqlite_counts_one_owners_workspaces_along_the_owner_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = sqlite_store(&dir);
+    let q = SqliteStore::hot_queries()
+        .into_iter()
+        .find(|q| q.name == "an owner's workspace count")
+        .expect("the count is a hot statement");
+    let plan = store.query_plan(&q).unwrap();
+    assert!(plan.iter().all(|l| !l.starts_with("SCAN ")), "{plan:#?}");
+}

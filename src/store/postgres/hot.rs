@@ -55,7 +55,11 @@ impl PgStore {
                 workspaces::page(false),
                 &[Int(25), Int(0)],
             ),
-            HotQuery::new("an owner's workspace count", workspaces::COUNT, &[ID]),
+            HotQuery::new(
+                "an owner's workspace count",
+                workspaces::COUNT_OF_OWNER,
+                &[ID],
+            ),
             HotQuery::new(
                 "job by id",
                 format!("SELECT {JOB_COLUMNS} FROM provisioner_jobs j WHERE j.id = $1"),

@@ -62,9 +62,12 @@ pub(super) fn page(of_owner: bool) -> String {
     format!("{} LIMIT ${limit} OFFSET ${offset}", list(of_owner))
 }
 
-/// How many live workspaces (`$1`: of one owner, or NULL: of everyone).
-pub(super) const COUNT: &str =
-    "SELECT count(*) FROM workspaces WHERE NOT deleted AND ($1::text IS NULL OR owner_id = $1)";
+/// How many live workspaces one owner has (along the owner's index entries) and everyone has.
+/// Two statements, as on SQLite: `$1 IS NULL OR owner_id = $1` in one leaves a generic plan
+/// nothing but counting every live workspace for one owner.
+pub(super) const COUNT_OF_OWNER: &str =
+    "SELECT count(*) FROM workspaces WHERE owner_id = $1 AND NOT deleted";
+pub(super) const COUNT_ALL: &str = "SELECT count(*) FROM workspaces WHERE NOT deleted";
 
 pub(super) fn list(of_owner: bool) -> String {
     let owner = if of_owner { "AND w.owner_id = $1" } else { "" };
@@ -123,7 +126,10 @@ impl WorkspaceStore for PgStore {
     ) -> StoreResult<(i64, Vec<WorkspaceRow>)> {
         let mut conn = self.conn()?;
         let limit = (limit > 0).then_some(limit);
-        let count: i64 = conn.query_one(COUNT, &[&owner_id])?.get(0);
+        let count: i64 = match owner_id {
+            Some(owner) => conn.query_one(COUNT_OF_OWNER, &[&owner])?.get(0),
+            None => conn.query_one(COUNT_ALL, &[])?.get(0),
+        };
         if offset >= count {
             // Past the end: nothing to walk the indexes for.
             return Ok((count, Vec::new()));
