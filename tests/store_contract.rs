@@ -667,6 +667,55 @@ fn batched_reads_agree_with_single_ones(p: Pair) {
     assert!(p.b.resources_of(&[&job]).unwrap().is_empty());
 }
 
+/// The count beside a page of everyone's workspaces (a maintained count) and of one owner's
+/// (counted) follow creations and deletions, whichever store wrote them.
+fn workspace_counts_follow_creates_and_deletes(p: Pair) {
+    let w = world(&*p.a, "{}");
+    let counts = |s: &dyn Store| {
+        let everyone = s.workspace_page(None, 0, 25).unwrap();
+        let owners = s.workspace_page(Some(&w.user), 0, 25).unwrap();
+        assert_eq!(
+            everyone.1.len() as i64,
+            everyone.0,
+            "the count is of the rows"
+        );
+        (everyone.0, owners.0)
+    };
+    assert_eq!(counts(&*p.a), (0, 0));
+    let (one, _, first) = w.workspace(&*p.a, "one");
+    let (_, _, second) = w.workspace(&*p.b, "two");
+    assert_eq!(counts(&*p.a), (2, 2));
+    assert_eq!(counts(&*p.b), (2, 2));
+    for job in [&first, &second] {
+        assert_eq!(p.a.take_next_job("w").unwrap().unwrap().id, *job);
+        succeed(&*p.a, job, "w");
+    }
+    // A delete build that fails leaves the workspace; one that succeeds removes it, once.
+    let delete = |number: i64| {
+        let (id, job) = (new_id(), new_id());
+        let mut build = w.build(&id, &job, &one, Some(number));
+        build.transition = Transition::Delete;
+        p.b.create_build(&build).unwrap();
+        assert_eq!(p.a.take_next_job("w").unwrap().unwrap().id, job);
+        job
+    };
+    let failing = delete(1);
+    let failed = BuildCompletion {
+        error: "no".into(),
+        ..BuildCompletion::default()
+    };
+    p.a.complete_build(&failing, "w", &failed, &LogBatch::default())
+        .unwrap();
+    assert_eq!(counts(&*p.a), (2, 2));
+    let deleting = delete(2);
+    succeed(&*p.b, &deleting, "w");
+    assert_eq!(counts(&*p.a), (1, 1));
+    assert_eq!(counts(&*p.b), (1, 1));
+    // A page past the end still carries the count.
+    let past = p.a.workspace_page(None, 1_000_000_000, 25).unwrap();
+    assert_eq!((past.0, past.1.len()), (1, 0));
+}
+
 macro_rules! contract {
     ($module:ident, $backend:ident, $($case:ident),* $(,)?) => {
         mod $module {
@@ -700,6 +749,7 @@ macro_rules! every_case {
             writes_publish_their_notices,
             a_completion_takes_the_next_job,
             batched_reads_agree_with_single_ones,
+            workspace_counts_follow_creates_and_deletes,
         );
     };
 }

@@ -266,3 +266,30 @@ CREATE INDEX template_versions_job ON template_versions(job_id);
 -- A page of everyone's workspaces (by owner name, then name) is read along the users' name
 -- index in that order, and stops after the users it covers.
 CREATE INDEX users_username_order ON users ((lower(username) COLLATE "C"));
+
+-- migration 8
+-- The number of live workspaces, kept by a trigger in the writes that change it, so that the
+-- count beside a page of everyone's workspaces is one row however many there are.
+CREATE TABLE live_workspaces (
+    id    INTEGER PRIMARY KEY CHECK (id = 1),
+    count BIGINT NOT NULL
+);
+INSERT INTO live_workspaces (id, count) SELECT 1, count(*) FROM workspaces WHERE NOT deleted;
+CREATE FUNCTION live_workspaces_change() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    delta BIGINT := 0;
+BEGIN
+    IF TG_OP IN ('INSERT', 'UPDATE') AND NOT NEW.deleted THEN
+        delta := delta + 1;
+    END IF;
+    IF TG_OP IN ('DELETE', 'UPDATE') AND NOT OLD.deleted THEN
+        delta := delta - 1;
+    END IF;
+    IF delta <> 0 THEN
+        UPDATE live_workspaces SET count = count + delta WHERE id = 1;
+    END IF;
+    RETURN NULL;
+END;
+$$;
+CREATE TRIGGER live_workspaces_change AFTER INSERT OR DELETE OR UPDATE OF deleted ON workspaces
+    FOR EACH ROW EXECUTE FUNCTION live_workspaces_change();

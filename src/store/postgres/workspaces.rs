@@ -62,12 +62,13 @@ pub(super) fn page(of_owner: bool) -> String {
     format!("{} LIMIT ${limit} OFFSET ${offset}", list(of_owner))
 }
 
-/// How many live workspaces one owner has (along the owner's index entries) and everyone has.
+/// How many live workspaces one owner has (along the owner's index entries) and everyone has
+/// (one row, kept by the `live_workspaces` triggers of migration 8).
 /// Two statements, as on SQLite: `$1 IS NULL OR owner_id = $1` in one leaves a generic plan
 /// nothing but counting every live workspace for one owner.
 pub(super) const COUNT_OF_OWNER: &str =
     "SELECT count(*) FROM workspaces WHERE owner_id = $1 AND NOT deleted";
-pub(super) const COUNT_ALL: &str = "SELECT count(*) FROM workspaces WHERE NOT deleted";
+pub(super) const COUNT_ALL: &str = "SELECT count FROM live_workspaces WHERE id = 1";
 
 pub(super) fn list(of_owner: bool) -> String {
     let owner = if of_owner { "AND w.owner_id = $1" } else { "" };

@@ -106,4 +106,43 @@ mod tests {
         migrate_with(&mut conn, &fixed).unwrap();
         assert_eq!(tables(&conn), ["a", "b", "c"]);
     }
+
+    /// Migration 8 counts the live workspaces a file already holds, and its triggers keep the
+    /// count from then on.
+    #[test]
+    fn the_live_workspaces_count_starts_from_the_rows_there() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn = Connection::open(dir.path().join("m.db")).unwrap();
+        // Rows without their owners, templates and organization: only the count is looked at.
+        conn.execute_batch("PRAGMA foreign_keys = OFF").unwrap();
+        let all = migrations();
+        migrate_with(&mut conn, &all[..7]).unwrap();
+        let add = |conn: &Connection, id: &str, deleted: i64| {
+            conn.execute(
+                "INSERT INTO workspaces (id, organization_id, owner_id, template_id, name, \
+                 deleted, created_at, updated_at, last_used_at) \
+                 VALUES (?1, 'o', 'u', 't', ?1, ?2, 0, 0, 0)",
+                rusqlite::params![id, deleted],
+            )
+            .unwrap();
+        };
+        add(&conn, "a", 0);
+        add(&conn, "b", 1);
+        add(&conn, "c", 0);
+        migrate_with(&mut conn, &all[..8]).unwrap();
+        let count = |conn: &Connection| -> i64 {
+            conn.query_row("SELECT count FROM live_workspaces", [], |r| r.get(0))
+                .unwrap()
+        };
+        assert_eq!(count(&conn), 2);
+        add(&conn, "d", 0);
+        add(&conn, "e", 1);
+        assert_eq!(count(&conn), 3);
+        conn.execute_batch("UPDATE workspaces SET deleted = 1 WHERE id IN ('a', 'b')")
+            .unwrap();
+        assert_eq!(count(&conn), 2);
+        conn.execute_batch("UPDATE workspaces SET deleted = 0 WHERE id = 'b'; DELETE FROM workspaces WHERE id IN ('c', 'e')")
+            .unwrap();
+        assert_eq!(count(&conn), 2);
+    }
 }

@@ -264,3 +264,26 @@ CREATE INDEX workspace_builds_updated ON workspace_builds(updated_at);
 CREATE INDEX workspaces_updated ON workspaces(updated_at);
 -- The template version of a queued import job (the status page's queue).
 CREATE INDEX template_versions_job ON template_versions(job_id);
+
+-- migration 8
+-- The number of live workspaces, kept by triggers in the writes that change it, so that the
+-- count beside a page of everyone's workspaces is one row however many there are.
+CREATE TABLE live_workspaces (
+    id    INTEGER PRIMARY KEY CHECK (id = 1),
+    count INTEGER NOT NULL
+);
+INSERT INTO live_workspaces (id, count) SELECT 1, count(*) FROM workspaces WHERE deleted = 0;
+CREATE TRIGGER live_workspaces_insert AFTER INSERT ON workspaces WHEN NEW.deleted = 0
+BEGIN
+    UPDATE live_workspaces SET count = count + 1 WHERE id = 1;
+END;
+CREATE TRIGGER live_workspaces_delete AFTER DELETE ON workspaces WHEN OLD.deleted = 0
+BEGIN
+    UPDATE live_workspaces SET count = count - 1 WHERE id = 1;
+END;
+CREATE TRIGGER live_workspaces_update AFTER UPDATE OF deleted ON workspaces
+WHEN (OLD.deleted = 0) <> (NEW.deleted = 0)
+BEGIN
+    UPDATE live_workspaces SET count = count + CASE WHEN NEW.deleted = 0 THEN 1 ELSE -1 END
+    WHERE id = 1;
+END;

@@ -69,12 +69,13 @@ pub(super) fn page(of_owner: bool) -> String {
     format!("{} LIMIT ?{limit} OFFSET ?{offset}", list(of_owner))
 }
 
-/// How many live workspaces one owner has (along the owner's index entries) and everyone has.
+/// How many live workspaces one owner has (along the owner's index entries) and everyone has
+/// (one row, kept by the `live_workspaces` triggers of migration 8).
 /// Two statements: `?1 IS NULL OR owner_id = ?1` in one made SQLite count every workspace's
 /// index entry for one owner (2.9 ms against 0.04 ms at 10,000 workspaces).
 pub(super) const COUNT_OF_OWNER: &str =
     "SELECT count(*) FROM workspaces WHERE owner_id = ?1 AND deleted = 0";
-pub(super) const COUNT_ALL: &str = "SELECT count(*) FROM workspaces WHERE deleted = 0";
+pub(super) const COUNT_ALL: &str = "SELECT count FROM live_workspaces WHERE id = 1";
 
 pub(super) fn by_id() -> String {
     format!(
