@@ -37,7 +37,7 @@ impl<'a> Renderer<'a> {
     }
 
     /// Reads the latest builds of `rows` and their resources, two reads for the lot.
-    pub fn prefetch_workspaces(&mut self, rows: &[WorkspaceRow]) -> ApiResult<()> {
+    fn prefetch_workspaces(&mut self, rows: &[WorkspaceRow]) -> ApiResult<()> {
         let ids: Vec<&str> = rows.iter().map(|w| w.id.as_str()).collect();
         let builds = self.state.store.latest_builds(&ids)?;
         self.prefetch_builds(&builds)?;
@@ -47,7 +47,7 @@ impl<'a> Renderer<'a> {
     }
 
     /// Reads the resources of the completed jobs of `builds`, one read for the lot.
-    pub fn prefetch_builds(&mut self, builds: &[BuildRow]) -> ApiResult<()> {
+    fn prefetch_builds(&mut self, builds: &[BuildRow]) -> ApiResult<()> {
         let jobs: Vec<&str> = builds
             .iter()
             .filter(|b| b.job.completed_at.is_some())
@@ -90,16 +90,16 @@ impl<'a> Renderer<'a> {
         } else {
             Vec::new()
         };
-        let matched_provisioners = if job.status == JobStatus::Pending {
-            let org = &b.job.organization_id;
-            if !self.daemons.contains_key(org) {
-                let live = live_daemons(self.state, org);
-                self.daemons.insert(org.clone(), live);
-            }
-            matched_among(&self.daemons[org], &b.job)
+        // Only a pending job is matched: the daemons are read for nothing else.
+        let daemons: &[_] = if job.status == JobStatus::Pending {
+            let state = self.state;
+            self.daemons
+                .entry(b.job.organization_id.clone())
+                .or_insert_with(|| live_daemons(state, &b.job.organization_id))
         } else {
-            matched_among(&[], &b.job)
+            &[]
         };
+        let matched_provisioners = matched_among(daemons, &b.job);
         Ok(model::WorkspaceBuild {
             id: b.id.clone(),
             created_at: b.created_at,
