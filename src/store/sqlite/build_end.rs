@@ -2,6 +2,7 @@
 //! cost, a deleted workspace, the follow-up build (`domain::builds::build_end`).
 
 use super::Tx;
+use super::dialect::exec;
 use super::dialect::to_json;
 use crate::domain::builds::{build_end, daily_cost, deadline};
 use crate::model::{JobStatus, Time, Transition};
@@ -44,12 +45,14 @@ pub(super) fn apply_build_end(
             ])?;
         }
         if let Some(state) = &done.new_state {
-            tx.execute(
+            exec(
+                tx,
                 "UPDATE workspace_builds SET state = ?2 WHERE id = ?1",
                 params![build_id, state],
             )?;
         }
-        tx.execute(
+        exec(
+            tx,
             "UPDATE workspace_builds SET deadline = ?2, daily_cost = ?3, updated_at = ?4 WHERE id = ?1",
             params![
                 build_id,
@@ -60,7 +63,8 @@ pub(super) fn apply_build_end(
         )?;
     }
     if end.deletes_workspace {
-        tx.execute(
+        exec(
+            tx,
             "UPDATE workspaces SET deleted = 1, updated_at = ?2 WHERE id = ?1",
             params![workspace_id, now],
         )?;

@@ -1,5 +1,6 @@
 //! Workspace builds, their parameters, resources and state.
 
+use super::dialect::{exec, query_one};
 use super::dialect::{from_json, optional, to_json};
 use super::job_rows::{JOB_COLUMNS, NewJob, insert_job, job_from_row};
 use super::{SqliteStore, Tx};
@@ -138,7 +139,8 @@ pub(super) fn insert_build(tx: &Tx, b: &NewBuild, now: Time) -> StoreResult<Crea
     for (i, (name, value)) in b.parameters.iter().enumerate() {
         stmt.execute(params![b.id, i as i64, name, value])?;
     }
-    tx.execute(
+    exec(
+        tx,
         "UPDATE workspaces SET updated_at = ?2 WHERE id = ?1",
         params![b.workspace_id, now],
     )?;
@@ -291,7 +293,8 @@ impl BuildStore for SqliteStore {
 
     fn build_state(&self, build_id: &str) -> StoreResult<Vec<u8>> {
         let conn = self.conn()?;
-        Ok(conn.query_row(
+        Ok(query_one(
+            &conn,
             "SELECT state FROM workspace_builds WHERE id = ?1",
             [build_id],
             |r| r.get(0),
@@ -300,7 +303,8 @@ impl BuildStore for SqliteStore {
 
     fn set_build_state(&self, build_id: &str, state: &[u8]) -> StoreResult<()> {
         self.write(|tx| {
-            tx.execute(
+            exec(
+                tx,
                 "UPDATE workspace_builds SET state = ?2, updated_at = ?3 WHERE id = ?1",
                 params![build_id, state, Time::now()],
             )?;

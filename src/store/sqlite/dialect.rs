@@ -84,3 +84,28 @@ pub(super) fn from_json<T: serde::de::DeserializeOwned>(
         rusqlite::Error::FromSqlConversionFailure(column, rusqlite::types::Type::Text, Box::new(e))
     })
 }
+
+/// Runs one statement through the connection's statement cache. (`Connection::execute`
+/// parses and plans its SQL again on every call.)
+pub fn exec<P: rusqlite::Params>(
+    conn: &rusqlite::Connection,
+    sql: &str,
+    params: P,
+) -> rusqlite::Result<usize> {
+    conn.prepare_cached(sql)?.execute(params)
+}
+
+/// Statements each connection keeps prepared: more than kiln has, so that a connection that
+/// runs them in turn never evicts one it is about to run again (rusqlite keeps 16 by default).
+pub const STATEMENT_CACHE: usize = 256;
+
+/// Reads one row through the connection's statement cache (`Connection::query_row` parses
+/// its SQL on every call).
+pub fn query_one<T, P: rusqlite::Params>(
+    conn: &rusqlite::Connection,
+    sql: &str,
+    params: P,
+    f: impl FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+) -> rusqlite::Result<T> {
+    conn.prepare_cached(sql)?.query_row(params, f)
+}

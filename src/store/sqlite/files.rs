@@ -2,6 +2,7 @@
 
 use super::SqliteStore;
 use super::dialect::optional;
+use super::dialect::{exec, query_one};
 use crate::model::Time;
 use crate::store::{FileRow, FileStore, NewFile, StoreError, StoreResult};
 use rusqlite::params;
@@ -14,7 +15,7 @@ impl FileStore for SqliteStore {
         // The unique hash decides: of two uploads of the same bytes racing, the second insert
         // is a conflict, and the file that won is read back.
         let inserted = self.write(|tx| {
-            tx.execute(
+            exec(tx,
                 "INSERT INTO files (id, hash, mimetype, data, created_by, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 params![f.id, f.hash, f.mimetype, f.data, f.created_by, Time::now()],
             )?;
@@ -32,7 +33,8 @@ impl FileStore for SqliteStore {
 
     fn file(&self, id: &str) -> StoreResult<Option<FileRow>> {
         let conn = self.conn()?;
-        optional(conn.query_row(
+        optional(query_one(
+            &conn,
             "SELECT id, mimetype, data, created_by FROM files WHERE id = ?1",
             [id],
             |r| {

@@ -8,6 +8,7 @@
 //! took, or none (the worker is idle again). `end_wait` waits for a claim in flight to settle,
 //! so a job taken for a worker is never left without it.
 
+use super::dialect::exec;
 use super::take::take_in;
 use super::{SqliteStore, Tx};
 use crate::store::{JobRow, StoreResult};
@@ -74,10 +75,10 @@ impl SqliteStore {
         let out = self.write(|tx| {
             let out = f(tx)?;
             if let Some(worker) = self.handoff.claim() {
-                tx.execute_batch("SAVEPOINT hand_off")?;
+                exec(tx, "SAVEPOINT hand_off", [])?;
                 let job = match take_in(tx, &worker) {
                     Ok(job) => {
-                        tx.execute_batch("RELEASE hand_off")?;
+                        exec(tx, "RELEASE hand_off", [])?;
                         job
                     }
                     Err(e) => {

@@ -4,6 +4,7 @@
 //! conditional on the fact that made it stale: the condition is re-checked by the statement
 //! that writes, so a write decided from an older read never lands on a job that moved on.
 
+use super::dialect::exec;
 use super::dialect::optional;
 use super::job_end::{Holder, JobEnd, complete_build_in, end_in};
 use super::job_rows::{JOB_COLUMNS, PENDING, job_from_row};
@@ -155,7 +156,8 @@ impl JobStore for SqliteStore {
 
     fn release_job(&self, job_id: &str, worker_id: &str) -> StoreResult<()> {
         let released = self.write(|tx| {
-            Ok(tx.execute(
+            Ok(exec(
+                tx,
                 "UPDATE provisioner_jobs SET started_at = NULL, worker_id = NULL \
                  WHERE id = ?1 AND worker_id = ?2 AND completed_at IS NULL AND canceled_at IS NULL",
                 params![job_id, worker_id],
@@ -266,7 +268,8 @@ impl JobStore for SqliteStore {
         };
         let ended = self.end_job(job_id, end, |tx, _, now| {
             if let Some((manifest, readme)) = manifest {
-                tx.execute(
+                exec(
+                    tx,
                     "UPDATE template_versions SET manifest = ?2, readme = ?3, updated_at = ?4 \
                      WHERE job_id = ?1",
                     params![job_id, manifest, readme, now],

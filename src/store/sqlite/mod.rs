@@ -61,6 +61,7 @@ impl SqliteStore {
         };
         let init = move |c: &mut rusqlite::Connection| {
             c.busy_timeout(Duration::from_secs(10))?;
+            c.set_prepared_statement_cache_capacity(dialect::STATEMENT_CACHE);
             c.execute_batch(&format!(
                 "PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON; PRAGMA synchronous = {sync};"
             ))

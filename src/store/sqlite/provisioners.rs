@@ -1,5 +1,6 @@
 //! Provisioner keys and daemons (`crate::store::provisioners`).
 
+use super::dialect::exec;
 use super::dialect::{optional, to_json};
 use super::job_rows::{JOB_COLUMNS, job_from_row};
 use super::{SqliteStore, Tx};
@@ -90,7 +91,7 @@ impl ProvisionerStore for SqliteStore {
         hashed_secret: &[u8],
     ) -> StoreResult<()> {
         self.write(|tx| {
-            tx.execute(
+            exec(tx,
                 "INSERT INTO provisioner_keys (id, organization_id, name, hashed_secret, tags, created_at) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 params![
@@ -149,11 +150,12 @@ impl ProvisionerStore for SqliteStore {
                 let rows = stmt.query_map([&key.id], |r| job_from_row(r, 0))?;
                 rows.collect::<Result<Vec<_>, _>>()?
             };
-            tx.execute(
+            exec(
+                tx,
                 "DELETE FROM provisioner_daemons WHERE key_id = ?1",
                 [&key.id],
             )?;
-            tx.execute("DELETE FROM provisioner_keys WHERE id = ?1", [&key.id])?;
+            exec(tx, "DELETE FROM provisioner_keys WHERE id = ?1", [&key.id])?;
             Ok(Some((key, jobs)))
         })?;
         if out.is_some() {

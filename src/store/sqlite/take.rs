@@ -2,6 +2,7 @@
 //! end of the worker's previous build (`complete_build_and_take`: one fsync where there were
 //! two, for a worker that goes from one job to the next).
 
+use super::dialect::exec;
 use super::dialect::optional;
 use super::job_end::complete_build_in;
 use super::job_rows::{JOB_COLUMNS, PENDING, job_from_row};
@@ -72,10 +73,10 @@ impl SqliteStore {
     ) -> StoreResult<(Option<JobStatus>, Option<JobRow>)> {
         let (ended, next) = self.write(|tx| {
             let ended = complete_build_in(tx, job_id, worker_id, done, logs)?;
-            tx.execute_batch("SAVEPOINT take")?;
+            exec(tx, "SAVEPOINT take", [])?;
             let next = match take_in(tx, worker_id) {
                 Ok(next) => {
-                    tx.execute_batch("RELEASE take")?;
+                    exec(tx, "RELEASE take", [])?;
                     next
                 }
                 Err(e) => {

@@ -2,6 +2,7 @@
 
 use super::SqliteStore;
 use super::dialect::optional;
+use super::dialect::{exec, query_one};
 use super::job_rows::{JOB_COLUMNS, NewJob, insert_job, job_from_row};
 use crate::events::Topic;
 use crate::model::Time;
@@ -74,7 +75,7 @@ impl TemplateStore for SqliteStore {
                 },
                 now,
             )?;
-            tx.execute(
+            exec(tx,
                 "INSERT INTO template_versions (id, template_id, organization_id, name, message, job_id, \
                  file_id, created_by, created_at, updated_at, provisioner) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, ?10)",
@@ -101,7 +102,8 @@ impl TemplateStore for SqliteStore {
         name: &str,
     ) -> StoreResult<Option<String>> {
         let conn = self.conn()?;
-        optional(conn.query_row(
+        optional(query_one(
+            &conn,
             "SELECT id FROM template_versions WHERE template_id = ?1 AND name = ?2",
             [template_id, name],
             |r| r.get(0),
@@ -122,14 +124,14 @@ impl TemplateStore for SqliteStore {
     fn create_template(&self, t: &NewTemplate) -> StoreResult<()> {
         self.write(|tx| {
             let now = Time::now();
-            tx.execute(
+            exec(tx,
                 "INSERT INTO templates (id, organization_id, name, display_name, description, icon, \
                  active_version_id, default_ttl_ms, allow_user_cancel_workspace_jobs, created_by, created_at, updated_at) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11)",
                 params![t.id, t.organization_id, t.name, t.display_name, t.description, t.icon, t.version_id,
                     t.default_ttl_ms, t.allow_user_cancel_workspace_jobs, t.created_by, now],
             )?;
-            tx.execute(
+            exec(tx,
                 "UPDATE template_versions SET template_id = ?2, updated_at = ?3 WHERE id = ?1",
                 params![t.version_id, t.id, now],
             )?;
@@ -152,7 +154,8 @@ impl TemplateStore for SqliteStore {
         name: &str,
     ) -> StoreResult<Option<TemplateRow>> {
         let conn = self.conn()?;
-        optional(conn.query_row(
+        optional(query_one(
+            &conn,
             &format!(
                 "SELECT {TEMPLATE_COLUMNS} FROM templates t JOIN users u ON u.id = t.created_by \
                  WHERE t.organization_id = ?1 AND t.name = ?2 AND t.deleted = 0"
@@ -174,7 +177,8 @@ impl TemplateStore for SqliteStore {
 
     fn set_active_version(&self, template_id: &str, version_id: &str) -> StoreResult<()> {
         self.write(|tx| {
-            tx.execute(
+            exec(
+                tx,
                 "UPDATE templates SET active_version_id = ?2, updated_at = ?3 WHERE id = ?1",
                 params![template_id, version_id, Time::now()],
             )?;

@@ -1,6 +1,7 @@
 //! Users, organizations, memberships and API keys.
 
 use super::dialect::optional;
+use super::dialect::{exec, query_one};
 use super::{SqliteStore, Tx};
 use crate::model::{Role, Time};
 use crate::store::{
@@ -64,12 +65,25 @@ fn org_from_row(r: &Row) -> rusqlite::Result<OrganizationRow> {
 
 fn insert_user(tx: &Tx, u: &NewUser, org_ids: &[String]) -> StoreResult<()> {
     let now = Time::now();
-    tx.execute(
-        &format!("INSERT INTO users ({USER_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'active', ?7, '', ?8, ?8, ?8)"),
-        params![u.id, u.email, u.username, u.name, u.hashed_password, u.login_type, roles_text(&u.roles), now],
+    exec(
+        tx,
+        &format!(
+            "INSERT INTO users ({USER_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'active', ?7, '', ?8, ?8, ?8)"
+        ),
+        params![
+            u.id,
+            u.email,
+            u.username,
+            u.name,
+            u.hashed_password,
+            u.login_type,
+            roles_text(&u.roles),
+            now
+        ],
     )?;
     for org in org_ids {
-        tx.execute(
+        exec(
+            tx,
             "INSERT INTO organization_members (organization_id, user_id, created_at) VALUES (?1, ?2, ?3)",
             params![org, u.id, now],
         )?;
@@ -79,9 +93,10 @@ fn insert_user(tx: &Tx, u: &NewUser, org_ids: &[String]) -> StoreResult<()> {
 
 impl UserStore for SqliteStore {
     fn user_count(&self) -> StoreResult<i64> {
-        Ok(self
-            .conn()?
-            .query_row("SELECT count(*) FROM users", [], |r| r.get(0))?)
+        let conn = self.conn()?;
+        Ok(query_one(&conn, "SELECT count(*) FROM users", [], |r| {
+            r.get(0)
+        })?)
     }
 
     fn create_first_user(&self, user: &NewUser, org_id: &str) -> StoreResult<()> {
@@ -90,7 +105,7 @@ impl UserStore for SqliteStore {
             // The default organization is made with the first user and only then, so its row
             // is the guard: of two first users racing, the second insert breaks the unique
             // name `coder` (whether or not the database serializes the two transactions).
-            tx.execute(
+            exec(tx,
                 "INSERT INTO organizations (id, name, display_name, description, icon, is_default, created_at, updated_at) \
                  VALUES (?1, 'coder', 'Coder', 'Builtin default organization.', '', 1, ?2, ?2)",
                 params![org_id, now],
@@ -125,7 +140,8 @@ impl UserStore for SqliteStore {
 
     fn user_by_email(&self, email: &str) -> StoreResult<Option<UserRow>> {
         let conn = self.conn()?;
-        optional(conn.query_row(
+        optional(query_one(
+            &conn,
             &format!("SELECT {USER_COLUMNS} FROM users WHERE email = ?1 AND status <> 'deleted'"),
             [email],
             user_from_row,
@@ -134,7 +150,8 @@ impl UserStore for SqliteStore {
 
     fn user_exists(&self, email: &str, username: &str) -> StoreResult<bool> {
         let conn = self.conn()?;
-        Ok(conn.query_row(
+        Ok(query_one(
+            &conn,
             "SELECT EXISTS (SELECT 1 FROM users WHERE email = ?1 OR username = ?2)",
             [email, username],
             |r| r.get(0),
@@ -143,7 +160,7 @@ impl UserStore for SqliteStore {
 
     fn list_users(&self) -> StoreResult<Vec<UserRow>> {
         let conn = self.conn()?;
-        let mut stmt = conn.prepare(&format!(
+        let mut stmt = conn.prepare_cached(&format!(
             "SELECT {USER_COLUMNS} FROM users WHERE status <> 'deleted' ORDER BY created_at, username"
         ))?;
         let rows = stmt.query_map([], user_from_row)?;
@@ -152,7 +169,8 @@ impl UserStore for SqliteStore {
 
     fn set_user_roles(&self, id: &str, roles: &[Role]) -> StoreResult<()> {
         self.write(|tx| {
-            tx.execute(
+            exec(
+                tx,
                 "UPDATE users SET roles = ?2, updated_at = ?3 WHERE id = ?1",
                 params![id, roles_text(roles), Time::now()],
             )?;
@@ -162,7 +180,8 @@ impl UserStore for SqliteStore {
 
     fn set_user_status(&self, id: &str, status: &str) -> StoreResult<()> {
         self.write(|tx| {
-            tx.execute(
+            exec(
+                tx,
                 "UPDATE users SET status = ?2, updated_at = ?3 WHERE id = ?1",
                 params![id, status, Time::now()],
             )?;
@@ -172,9 +191,14 @@ impl UserStore for SqliteStore {
 
     fn delete_user(&self, id: &str) -> StoreResult<()> {
         self.write(|tx| {
-            tx.execute("DELETE FROM api_keys WHERE user_id = ?1", [id])?;
-            tx.execute("DELETE FROM organization_members WHERE user_id = ?1", [id])?;
-            tx.execute(
+            exec(tx, "DELETE FROM api_keys WHERE user_id = ?1", [id])?;
+            exec(
+                tx,
+                "DELETE FROM organization_members WHERE user_id = ?1",
+                [id],
+            )?;
+            exec(
+                tx,
                 "UPDATE users SET status = 'deleted', updated_at = ?2 WHERE id = ?1",
                 params![id, Time::now()],
             )?;
@@ -193,7 +217,7 @@ impl UserStore for SqliteStore {
 
     fn list_organizations(&self) -> StoreResult<Vec<OrganizationRow>> {
         let conn = self.conn()?;
-        let mut stmt = conn.prepare(&format!(
+        let mut stmt = conn.prepare_cached(&format!(
             "SELECT {ORG_COLUMNS} FROM organizations ORDER BY created_at"
         ))?;
         let rows = stmt.query_map([], org_from_row)?;
@@ -211,7 +235,7 @@ impl UserStore for SqliteStore {
     fn insert_api_key(&self, key: &NewApiKey) -> StoreResult<()> {
         self.write(|tx| {
             let now = Time::now();
-            tx.execute(
+            exec(tx,
                 "INSERT INTO api_keys (id, hashed_secret, user_id, login_type, created_at, expires_at, last_used) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?5)",
                 params![key.id, key.hashed_secret, key.user_id, key.login_type, now, key.expires_at],
@@ -240,7 +264,7 @@ impl UserStore for SqliteStore {
 
     fn delete_api_key(&self, id: &str) -> StoreResult<()> {
         self.write(|tx| {
-            tx.execute("DELETE FROM api_keys WHERE id = ?1", [id])?;
+            exec(tx, "DELETE FROM api_keys WHERE id = ?1", [id])?;
             Ok(())
         })
     }

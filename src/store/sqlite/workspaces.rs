@@ -1,6 +1,7 @@
 //! Workspaces.
 
 use super::dialect::optional;
+use super::dialect::{exec, query_one};
 use super::{SqliteStore, Tx};
 use crate::domain::lifecycle::{ExtendRefusal, check_extend};
 use crate::events::Topic;
@@ -32,7 +33,8 @@ fn workspace_from_row(r: &Row) -> rusqlite::Result<WorkspaceRow> {
 }
 
 fn insert_workspace(tx: &Tx, w: &NewWorkspace, now: Time) -> StoreResult<()> {
-    tx.execute(
+    exec(
+        tx,
         "INSERT INTO workspaces (id, organization_id, owner_id, template_id, name, ttl_ms, \
          autostart_schedule, automatic_updates, created_at, updated_at, last_used_at) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, ?9)",
@@ -161,7 +163,8 @@ impl WorkspaceStore for SqliteStore {
 
     fn set_autostart_schedule(&self, id: &str, schedule: Option<&str>) -> StoreResult<()> {
         self.write(|tx| {
-            tx.execute(
+            exec(
+                tx,
                 "UPDATE workspaces SET autostart_schedule = ?2, updated_at = ?3 WHERE id = ?1",
                 rusqlite::params![id, schedule, Time::now()],
             )?;
@@ -174,12 +177,14 @@ impl WorkspaceStore for SqliteStore {
     fn set_workspace_ttl(&self, id: &str, ttl_ms: Option<i64>) -> StoreResult<()> {
         self.write(|tx| {
             let now = Time::now();
-            tx.execute(
+            exec(
+                tx,
                 "UPDATE workspaces SET ttl_ms = ?2, updated_at = ?3 WHERE id = ?1",
                 rusqlite::params![id, ttl_ms.unwrap_or(0), now],
             )?;
             if ttl_ms.is_none() {
-                tx.execute(
+                exec(
+                    tx,
                     "UPDATE workspace_builds SET deadline = NULL, updated_at = ?2 \
                      WHERE id = (SELECT id FROM workspace_builds WHERE workspace_id = ?1 \
                      ORDER BY build_number DESC LIMIT 1) AND transition = ?3",
@@ -196,7 +201,8 @@ impl WorkspaceStore for SqliteStore {
         // The single writer runs one transaction at a time: nothing changes the build between
         // the check and the update.
         let out = self.write(|tx| {
-            let latest = optional(tx.query_row(
+            let latest = optional(query_one(
+                tx,
                 &super::builds::select(
                     "WHERE b.workspace_id = ?1 ORDER BY b.build_number DESC LIMIT 1",
                 ),
@@ -208,7 +214,8 @@ impl WorkspaceStore for SqliteStore {
             if let Err(refusal) = check_extend(&latest.schedule_facts(), deadline, now) {
                 return Ok(Err(refusal));
             }
-            tx.execute(
+            exec(
+                tx,
                 "UPDATE workspace_builds SET deadline = ?2, updated_at = ?3 WHERE id = ?1",
                 rusqlite::params![latest.id, deadline, now],
             )?;

@@ -14,6 +14,7 @@
 //! statement's partial changes). The connection stays usable either way: the next write begins
 //! a new batch, so writes work again as soon as the disk does.
 
+use super::dialect::{STATEMENT_CACHE, exec};
 use crate::store::{StoreError, StoreResult};
 use rusqlite::Connection;
 use std::collections::HashMap;
@@ -40,7 +41,7 @@ impl Inner {
             // A transaction a failure left behind (its ROLLBACK failed too): end it first.
             let _ = self.conn.execute_batch("ROLLBACK");
         }
-        self.conn.execute_batch("BEGIN IMMEDIATE")?;
+        exec(&self.conn, "BEGIN IMMEDIATE", [])?;
         self.open = true;
         self.batch += 1;
         self.members = 0;
@@ -51,18 +52,18 @@ impl Inner {
     /// and undone alone when it fails. The transaction is gone afterwards (autocommit) when
     /// SQLite rolled it back, or the savepoint could not be ended.
     fn run<T>(&self, f: impl FnOnce(&Connection) -> StoreResult<T>) -> StoreResult<T> {
-        self.conn.execute_batch("SAVEPOINT w")?;
+        exec(&self.conn, "SAVEPOINT w", [])?;
         let out = f(&self.conn);
         if self.conn.is_autocommit() {
             // SQLite rolled the whole transaction back: there is no savepoint left to end.
             return out;
         }
-        let end = if out.is_ok() {
-            "RELEASE w"
+        let ended = if out.is_ok() {
+            exec(&self.conn, "RELEASE w", []).map(drop)
         } else {
-            "ROLLBACK TO w; RELEASE w"
+            self.conn.execute_batch("ROLLBACK TO w; RELEASE w")
         };
-        if let Err(e) = self.conn.execute_batch(end) {
+        if let Err(e) = ended {
             // The savepoint cannot be ended, so what `f` left is unknown: the whole batch goes.
             let _ = self.conn.execute_batch("ROLLBACK");
             return Err(e.into());
@@ -105,6 +106,7 @@ pub struct Writer {
 
 impl Writer {
     pub fn new(conn: Connection) -> Writer {
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         Writer {
             inner: Mutex::new(Inner {
                 conn,
@@ -153,7 +155,7 @@ impl Writer {
             self.commits.fetch_add(1, Ordering::Relaxed);
             // Nobody behind: commit this batch now (everyone in it is waiting for this).
             let commit_started = std::time::Instant::now();
-            let result = g.conn.execute_batch("COMMIT");
+            let result = exec(&g.conn, "COMMIT", []).map(drop);
             crate::metrics::global().commit("sqlite", commit_started.elapsed(), g.members);
             let result = result.map_err(|e| match e.into() {
                 StoreError::Unavailable(why) => {
