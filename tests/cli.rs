@@ -306,8 +306,22 @@ async fn ctrl_c_cancels_the_build_and_waits_for_its_end_and_a_failure_exits_1() 
     );
     assert_eq!(followed.stderr, "");
     assert_eq!(job_status(&owner, "w2").await, "canceled");
-    // Ctrl-C twice: the cancel is sent, and kiln leaves at once (130).
-    let run = cli.spawn(&["start", "w2"]);
+    // Ctrl-C twice: the cancel is sent, and kiln leaves at once (130). The step takes a second
+    // to end after its SIGTERM, so the build cannot end (and kiln exit 1) before the second.
+    let stubborn = template_dir(&serde_json::json!({"steps": {
+        "start": [{"run": "trap 'sleep 1; exit 1' TERM; echo working; sleep 30 & wait"}],
+        "stop": [],
+        "delete": [],
+    }}));
+    cli.run(&[
+        "templates",
+        "push",
+        "stubborn",
+        "-d",
+        stubborn.path().to_str().unwrap(),
+    ])
+    .ok();
+    let run = cli.spawn(&["create", "w5", "-t", "stubborn"]);
     run.wait_stdout("working\n");
     run.signal(libc::SIGINT);
     run.wait_stderr("Canceling...");
@@ -319,11 +333,11 @@ async fn ctrl_c_cancels_the_build_and_waits_for_its_end_and_a_failure_exits_1() 
         "Canceling... (Ctrl-C again to leave without waiting)\n\
          Interrupted again: the cancel was sent; not waiting for the end.\n"
     );
-    let w2 = owner.get("/api/v2/users/me/workspace/w2").await.json();
+    let w5 = owner.get("/api/v2/users/me/workspace/w5").await.json();
     let ended = owner
-        .wait_build(w2["latest_build"]["id"].as_str().unwrap())
+        .wait_build(w5["latest_build"]["id"].as_str().unwrap())
         .await;
-    assert_eq!(ended["build_number"], 2);
+    assert_eq!(ended["build_number"], 1);
     assert_eq!(ended["job"]["status"], "canceled");
 
     // Nothing left to cancel: the server's refusal.
