@@ -243,14 +243,7 @@ async fn ctrl_c_cancels_the_build_and_waits_for_its_end_and_a_failure_exits_1() 
     let s = TestServer::start_with_args(&["--workers", "1"]);
     let (cli, owner) = signed_in(&s).await;
     let dir = template_dir(&slow());
-    cli.run(&[
-        "templates",
-        "push",
-        "slow",
-        "-d",
-        dir.path().to_str().unwrap(),
-    ])
-    .ok();
+    cli.push_template("slow", &dir);
 
     let run = cli.spawn(&["create", "w1", "-t", "slow", "--yes"]);
     run.wait_stdout("working\n");
@@ -313,14 +306,7 @@ async fn ctrl_c_cancels_the_build_and_waits_for_its_end_and_a_failure_exits_1() 
         "stop": [],
         "delete": [],
     }}));
-    cli.run(&[
-        "templates",
-        "push",
-        "stubborn",
-        "-d",
-        stubborn.path().to_str().unwrap(),
-    ])
-    .ok();
+    cli.push_template("stubborn", &stubborn);
     let run = cli.spawn(&["create", "w5", "-t", "stubborn"]);
     run.wait_stdout("working\n");
     run.signal(libc::SIGINT);
@@ -348,14 +334,7 @@ async fn ctrl_c_cancels_the_build_and_waits_for_its_end_and_a_failure_exits_1() 
     // A failing build: its error on the last line, exit 1.
     let failing =
         template_dir(&serde_json::json!({"steps": {"start": [{"fail": "no disk left"}]}}));
-    cli.run(&[
-        "templates",
-        "push",
-        "failing",
-        "-d",
-        failing.path().to_str().unwrap(),
-    ])
-    .ok();
+    cli.push_template("failing", &failing);
     let out = cli.run(&["create", "w3", "-t", "failing"]);
     assert_eq!(out.code, 1, "{out:#?}");
     let error =
@@ -383,14 +362,7 @@ async fn create_asks_on_a_terminal_and_colours_only_there() {
                         "options": [{"name": "S", "value": "1"}, {"name": "L", "value": "4"}]}],
         "steps": {"start": [{"log": "size {{param.size}}"}, {"log": "careful", "level": "warn"}]}
     }));
-    cli.run(&[
-        "templates",
-        "push",
-        "box",
-        "-d",
-        dir.path().to_str().unwrap(),
-    ])
-    .ok();
+    cli.push_template("box", &dir);
 
     // Answering "no" creates nothing.
     let mut t = cli.pty(&["create", "dev", "-t", "box"], &[]);

@@ -239,14 +239,7 @@ async fn a_workspace_through_its_life() {
     let s = TestServer::start_with_args(&["--workers", "1"]);
     let (cli, owner) = signed_in(&s).await;
     let dir = template_dir(&manifest());
-    cli.run(&[
-        "templates",
-        "push",
-        "box",
-        "-d",
-        dir.path().to_str().unwrap(),
-    ])
-    .ok();
+    cli.push_template("box", &dir);
 
     // Without a terminal, a missing required parameter is refused, listing it.
     let out = cli.run(&["create", "dev", "-t", "box"]);

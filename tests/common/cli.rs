@@ -97,6 +97,18 @@ impl Cli {
         cmd
     }
 
+    /// `kiln templates push NAME -d DIR`, which must succeed.
+    pub fn push_template(&self, name: &str, dir: &tempfile::TempDir) {
+        self.run(&[
+            "templates",
+            "push",
+            name,
+            "-d",
+            dir.path().to_str().unwrap(),
+        ])
+        .ok();
+    }
+
     /// Runs to the end without a terminal (stdin empty).
     pub fn run(&self, args: &[&str]) -> Out {
         self.run_env(args, &[])
