@@ -2,8 +2,7 @@
 //! cost, a deleted workspace, the follow-up build (`domain::builds::build_end`).
 
 use super::Tx;
-use super::dialect::exec;
-use super::dialect::to_json;
+use super::dialect::{exec, to_json};
 use crate::domain::builds::{build_end, daily_cost, deadline};
 use crate::model::{JobStatus, Time, Transition};
 use crate::store::{BuildCompletion, StoreResult};

@@ -1,7 +1,6 @@
 //! Workspace builds, their parameters, resources and state.
 
-use super::dialect::{exec, query_one};
-use super::dialect::{from_json, optional, to_json};
+use super::dialect::{exec, from_json, optional, query_one, to_json};
 use super::job_rows::{JOB_COLUMNS, NewJob, insert_job, job_from_row};
 use super::{SqliteStore, Tx};
 use crate::domain::builds::next_build_number;

@@ -85,6 +85,10 @@ pub(super) fn from_json<T: serde::de::DeserializeOwned>(
     })
 }
 
+/// Statements each connection keeps prepared: more than kiln has, so that a connection that
+/// runs them in turn never evicts one it is about to run again (rusqlite keeps 16 by default).
+pub const STATEMENT_CACHE: usize = 256;
+
 /// Runs one statement through the connection's statement cache. (`Connection::execute`
 /// parses and plans its SQL again on every call.)
 pub fn exec<P: rusqlite::Params>(
@@ -94,10 +98,6 @@ pub fn exec<P: rusqlite::Params>(
 ) -> rusqlite::Result<usize> {
     conn.prepare_cached(sql)?.execute(params)
 }
-
-/// Statements each connection keeps prepared: more than kiln has, so that a connection that
-/// runs them in turn never evicts one it is about to run again (rusqlite keeps 16 by default).
-pub const STATEMENT_CACHE: usize = 256;
 
 /// Reads one row through the connection's statement cache (`Connection::query_row` parses
 /// its SQL on every call).

@@ -1,8 +1,7 @@
 //! Uploaded template archives, content-addressed by SHA-256.
 
 use super::SqliteStore;
-use super::dialect::optional;
-use super::dialect::{exec, query_one};
+use super::dialect::{exec, optional, query_one};
 use crate::model::Time;
 use crate::store::{FileRow, FileStore, NewFile, StoreError, StoreResult};
 use rusqlite::params;

@@ -4,8 +4,7 @@
 //! conditional on the fact that made it stale: the condition is re-checked by the statement
 //! that writes, so a write decided from an older read never lands on a job that moved on.
 
-use super::dialect::exec;
-use super::dialect::optional;
+use super::dialect::{exec, optional};
 use super::job_end::{Holder, JobEnd, complete_build_in, end_in};
 use super::job_rows::{JOB_COLUMNS, PENDING, job_from_row};
 use super::{SqliteStore, Tx};

@@ -1,7 +1,6 @@
 //! Provisioner keys and daemons (`crate::store::provisioners`).
 
-use super::dialect::exec;
-use super::dialect::{optional, to_json};
+use super::dialect::{exec, optional, to_json};
 use super::job_rows::{JOB_COLUMNS, job_from_row};
 use super::{SqliteStore, Tx};
 use crate::domain::provisioner_tags::from_json;

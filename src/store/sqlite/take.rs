@@ -2,8 +2,7 @@
 //! end of the worker's previous build (`complete_build_and_take`: one fsync where there were
 //! two, for a worker that goes from one job to the next).
 
-use super::dialect::exec;
-use super::dialect::optional;
+use super::dialect::{exec, optional};
 use super::job_end::complete_build_in;
 use super::job_rows::{JOB_COLUMNS, PENDING, job_from_row};
 use super::{SqliteStore, Tx};

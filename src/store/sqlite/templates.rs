@@ -1,8 +1,7 @@
 //! Templates and template versions.
 
 use super::SqliteStore;
-use super::dialect::optional;
-use super::dialect::{exec, query_one};
+use super::dialect::{exec, optional, query_one};
 use super::job_rows::{JOB_COLUMNS, NewJob, insert_job, job_from_row};
 use crate::events::Topic;
 use crate::model::Time;

@@ -1,7 +1,6 @@
 //! Users, organizations, memberships and API keys.
 
-use super::dialect::optional;
-use super::dialect::{exec, query_one};
+use super::dialect::{exec, optional, query_one};
 use super::{SqliteStore, Tx};
 use crate::model::{Role, Time};
 use crate::store::{

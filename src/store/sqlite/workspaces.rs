@@ -1,7 +1,6 @@
 //! Workspaces.
 
-use super::dialect::optional;
-use super::dialect::{exec, query_one};
+use super::dialect::{exec, optional, query_one};
 use super::{SqliteStore, Tx};
 use crate::domain::lifecycle::{ExtendRefusal, check_extend};
 use crate::events::Topic;

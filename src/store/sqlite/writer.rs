@@ -14,7 +14,7 @@
 //! statement's partial changes). The connection stays usable either way: the next write begins
 //! a new batch, so writes work again as soon as the disk does.
 
-use super::dialect::{STATEMENT_CACHE, exec};
+use super::dialect::exec;
 use crate::store::{StoreError, StoreResult};
 use rusqlite::Connection;
 use std::collections::HashMap;
@@ -106,7 +106,6 @@ pub struct Writer {
 
 impl Writer {
     pub fn new(conn: Connection) -> Writer {
-        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         Writer {
             inner: Mutex::new(Inner {
                 conn,
