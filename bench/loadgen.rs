@@ -176,6 +176,7 @@ async fn part2(api: &Api, server: &Server, args: &Args) {
     drained(&store, Duration::from_millis(5)).await;
 
     let (writes_before, commits_before) = store_writes(server).await;
+    println!("   {n} workspaces ready and idle: POSTing a stop to each");
     let started = Instant::now();
     let mut posts = futures_util::stream::iter(workspaces.iter().map(|ws| {
         let api = api.clone();

@@ -85,8 +85,9 @@ fn find_jobs(state: &AppState, org_id: &str, f: &Filter) -> ApiResult<Vec<Provis
         }
         f.limit == 0 || rows.len() < f.limit
     })?;
+    let order = state.queue_ranks.order_for(&*state.store, &rows)?;
     rows.iter()
-        .map(|job| job_json(state, job, metadata(state, job)?))
+        .map(|job| job_json(state, job, metadata(state, job)?, order.as_ref()))
         .collect()
 }
 
@@ -120,7 +121,7 @@ async fn get(state: State, actor: Actor, path: web::Path<(String, String)>) -> A
             .job(&job)?
             .filter(|j| j.organization_id == org.id)
             .ok_or_else(ApiError::not_found)?;
-        ok(&job_json(&state, &job, metadata(&state, &job)?)?)
+        ok(&job_json(&state, &job, metadata(&state, &job)?, None)?)
     })
     .await
 }

@@ -3,6 +3,11 @@
 //! queue: a page of 25 pending builds, the status page and repeated reads of one pending
 //! build share one read of the pending index.
 //!
+//! One job ranked while the snapshot is stale (the queue changed since it was read) is
+//! counted in the store instead (`Store::queue_position`): while builds are queued and taken
+//! every millisecond, each answer would otherwise read the whole pending index into a new
+//! snapshot, one request at a time, for the next change to drop it.
+//!
 //! Every change to the set of pending jobs (a job queued, taken, released, canceled or ended)
 //! is announced by the store as `Topic::Overview`, from any process sharing it; a notice drops
 //! the snapshot and the next ranking reads the order again. A snapshot also expires after
@@ -82,11 +87,42 @@ impl QueueRanks {
         Ok(QueueOrder(seqs))
     }
 
-    /// `(position, size)` of one job; `(0, 0)` when it is not pending (no read then).
+    /// `(position, size)` of one job; `(0, 0)` when it is not pending (no read then). From
+    /// the snapshot when it is fresh, else counted in the store (no snapshot is read for one).
     pub fn rank(&self, store: &dyn Store, job: &JobRow) -> StoreResult<(i64, i64)> {
         if job.status() != JobStatus::Pending {
             return Ok((0, 0));
         }
-        Ok(self.order(store)?.rank(job))
+        if let Some(order) = self.fresh() {
+            return Ok(order.rank(job));
+        }
+        store.queue_position(job)
+    }
+
+    /// The order to rank a list of jobs by: one read of the queue when two or more of them are
+    /// pending, else none (`rank` each).
+    pub fn order_for<'j>(
+        &self,
+        store: &dyn Store,
+        jobs: impl IntoIterator<Item = &'j JobRow>,
+    ) -> StoreResult<Option<QueueOrder>> {
+        let pending = jobs
+            .into_iter()
+            .filter(|j| j.status() == JobStatus::Pending)
+            .take(2)
+            .count();
+        if pending < 2 {
+            return Ok(None);
+        }
+        self.order(store).map(Some)
+    }
+
+    /// The snapshot, when nothing changed since it was read and it has not expired. A change
+    /// seen here is left for `order` to see too.
+    fn fresh(&self) -> Option<QueueOrder> {
+        let snapshot = self.snapshot.lock().unwrap_or_else(|e| e.into_inner());
+        let s = snapshot.as_ref()?;
+        (!self.changes.has_changed() && s.read_at.elapsed() < TTL)
+            .then(|| QueueOrder(s.seqs.clone()))
     }
 }

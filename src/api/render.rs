@@ -4,6 +4,7 @@
 //! workspace or build is rendered the same way, by a renderer used once.
 
 use super::provisioner_daemons::live_daemons;
+use super::queue_ranks::QueueOrder;
 use super::views::{job_json, matched_among};
 use super::{ApiError, ApiResult};
 use crate::api::AppState;
@@ -21,6 +22,8 @@ pub struct Renderer<'a> {
     /// each completed job (an absent job: not read ahead, read when rendered).
     latest: HashMap<String, BuildRow>,
     resources: HashMap<String, Vec<model::WorkspaceResource>>,
+    /// For a page with two or more pending jobs: the queue's order, read once for them all.
+    order: Option<QueueOrder>,
 }
 
 impl<'a> Renderer<'a> {
@@ -33,6 +36,7 @@ impl<'a> Renderer<'a> {
             daemons: HashMap::new(),
             latest: HashMap::new(),
             resources: HashMap::new(),
+            order: None,
         }
     }
 
@@ -46,8 +50,11 @@ impl<'a> Renderer<'a> {
         Ok(())
     }
 
-    /// Reads the resources of the completed jobs of `builds`, one read for the lot.
+    /// Reads the resources of the completed jobs of `builds`, one read for the lot, and the
+    /// queue's order when more than one of them is pending.
     fn prefetch_builds(&mut self, builds: &[BuildRow]) -> ApiResult<()> {
+        let ranks = &self.state.queue_ranks;
+        self.order = ranks.order_for(&*self.state.store, builds.iter().map(|b| &b.job))?;
         let jobs: Vec<&str> = builds
             .iter()
             .filter(|b| b.job.completed_at.is_some())
@@ -84,7 +91,8 @@ impl<'a> Renderer<'a> {
     }
 
     pub fn build(&mut self, b: &BuildRow) -> ApiResult<model::WorkspaceBuild> {
-        let job = job_json(self.state, &b.job, super::views::build_metadata(b))?;
+        let metadata = super::views::build_metadata(b);
+        let job = job_json(self.state, &b.job, metadata, self.order.as_ref())?;
         let resources = if b.job.completed_at.is_some() {
             self.resources(&b.job.id)?
         } else {

@@ -2,17 +2,24 @@
 //! `render`).
 
 use super::ApiResult;
+use super::queue_ranks::QueueOrder;
 use crate::api::AppState;
 use crate::model::{self, JobStatus, MatchedProvisioners};
 use crate::store::{BuildRow, DaemonRow, JobRow, TemplateRow, TemplateVersionRow};
 use serde_json::{Value, json};
 
+/// A job in Coder's shape, ranked by `order` when given (one read of the queue for a list),
+/// else on its own.
 pub fn job_json(
     state: &AppState,
     job: &JobRow,
     metadata: model::ProvisionerJobMetadata,
+    order: Option<&QueueOrder>,
 ) -> ApiResult<model::ProvisionerJob> {
-    let (queue_position, queue_size) = state.queue_ranks.rank(&*state.store, job)?;
+    let (queue_position, queue_size) = match order {
+        Some(order) => order.rank(job),
+        None => state.queue_ranks.rank(&*state.store, job)?,
+    };
     Ok(model::ProvisionerJob {
         id: job.id.clone(),
         created_at: job.created_at,
@@ -123,7 +130,7 @@ pub fn version_json(state: &AppState, v: &TemplateVersionRow) -> ApiResult<model
         updated_at: v.updated_at,
         name: v.name.clone(),
         message: v.message.clone(),
-        job: job_json(state, &v.job, metadata)?,
+        job: job_json(state, &v.job, metadata, None)?,
         readme: v.readme.clone(),
         created_by: model::MinimalUser {
             id: v.created_by.clone(),

@@ -21,10 +21,14 @@ use rusqlite::params;
 /// Whether any job waits (read from the pending index, however long the queue).
 pub(super) const ANY_PENDING: &str = "SELECT EXISTS (SELECT 1 FROM provisioner_jobs \
      WHERE started_at IS NULL AND completed_at IS NULL AND canceled_at IS NULL)";
-/// `(position, size)` of the pending job `?1` (its `seq`).
-pub(super) const QUEUE_POSITION: &str = "SELECT count(*) FILTER (WHERE seq <= ?1), count(*) \
-     FROM provisioner_jobs \
-     WHERE started_at IS NULL AND completed_at IS NULL AND canceled_at IS NULL";
+/// `(position, size)` of the pending job `?1` (its `seq`): the pending count (one row, kept by
+/// the `pending_jobs` triggers of migration 9) less the pending jobs behind it, counted along
+/// the pending index from it to the end (a new job's answer reads a row and an index entry).
+pub(super) const QUEUE_POSITION: &str = "SELECT p.count - (SELECT count(*) FROM provisioner_jobs \
+     WHERE started_at IS NULL AND completed_at IS NULL AND canceled_at IS NULL AND seq > ?1), \
+     p.count FROM pending_jobs p WHERE p.id = 1";
+/// How many jobs wait (one row, kept by the `pending_jobs` triggers).
+const PENDING_COUNT: &str = "SELECT count FROM pending_jobs WHERE id = 1";
 
 /// Every pending job's `seq`, oldest first.
 pub(super) const PENDING_SEQS: &str = "SELECT seq FROM provisioner_jobs \
@@ -125,9 +129,7 @@ impl JobStore for SqliteStore {
 
     fn pending_job_count(&self) -> StoreResult<i64> {
         let conn = self.conn()?;
-        let mut stmt = conn.prepare_cached(&format!(
-            "SELECT count(*) FROM provisioner_jobs WHERE {PENDING}"
-        ))?;
+        let mut stmt = conn.prepare_cached(PENDING_COUNT)?;
         Ok(stmt.query_row([], |r| r.get(0))?)
     }
 

@@ -145,4 +145,55 @@ mod tests {
             .unwrap();
         assert_eq!(count(&conn), 2);
     }
+    /// Migration 9 counts the pending jobs a file already holds, and its triggers follow every
+    /// change of a job's state from then on.
+    #[test]
+    fn the_pending_jobs_count_starts_from_the_rows_there() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn = Connection::open(dir.path().join("m.db")).unwrap();
+        conn.execute_batch("PRAGMA foreign_keys = OFF").unwrap();
+        let all = migrations();
+        migrate_with(&mut conn, &all[..8]).unwrap();
+        let add = |conn: &Connection, id: &str, seq: i64, started: Option<i64>| {
+            conn.execute(
+                "INSERT INTO provisioner_jobs (id, seq, created_at, updated_at, started_at, \
+                 organization_id, initiator_id, file_id, type, input) \
+                 VALUES (?1, ?2, 0, 0, ?3, 'o', 'u', 'f', 'workspace_build', '{}')",
+                rusqlite::params![id, seq, started],
+            )
+            .unwrap();
+        };
+        add(&conn, "a", 1, None);
+        add(&conn, "b", 2, Some(5));
+        add(&conn, "c", 3, None);
+        migrate_with(&mut conn, &all[..9]).unwrap();
+        let count = |conn: &Connection| -> i64 {
+            conn.query_row("SELECT count FROM pending_jobs", [], |r| r.get(0))
+                .unwrap()
+        };
+        assert_eq!(count(&conn), 2);
+        add(&conn, "d", 4, None);
+        add(&conn, "e", 5, Some(6));
+        assert_eq!(count(&conn), 3);
+        conn.execute_batch("UPDATE provisioner_jobs SET started_at = 7 WHERE id = 'a'")
+            .unwrap();
+        assert_eq!(count(&conn), 2);
+        // Released, then canceled; an update that changes nothing pending; a delete.
+        conn.execute_batch("UPDATE provisioner_jobs SET started_at = NULL WHERE id = 'a'")
+            .unwrap();
+        assert_eq!(count(&conn), 3);
+        conn.execute_batch(
+            "UPDATE provisioner_jobs SET canceled_at = 8 WHERE id = 'c'; \
+             UPDATE provisioner_jobs SET completed_at = 9 WHERE id = 'b'; \
+             DELETE FROM provisioner_jobs WHERE id = 'd'",
+        )
+        .unwrap();
+        assert_eq!(count(&conn), 1);
+        let position: (i64, i64) = conn
+            .query_row(super::super::jobs::QUEUE_POSITION, [1], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .unwrap();
+        assert_eq!(position, (1, 1));
+    }
 }

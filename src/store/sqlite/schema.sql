@@ -287,3 +287,34 @@ BEGIN
     UPDATE live_workspaces SET count = count + CASE WHEN NEW.deleted = 0 THEN 1 ELSE -1 END
     WHERE id = 1;
 END;
+
+-- migration 9
+-- The number of pending jobs, kept by triggers in the writes that queue, take, release, cancel
+-- or end a job: a job's place in the queue is this count less the pending jobs behind it, so
+-- ranking the newest jobs reads a row and a few index entries however long the queue is.
+CREATE TABLE pending_jobs (
+    id    INTEGER PRIMARY KEY CHECK (id = 1),
+    count INTEGER NOT NULL
+);
+INSERT INTO pending_jobs (id, count) SELECT 1, count(*) FROM provisioner_jobs
+    WHERE started_at IS NULL AND completed_at IS NULL AND canceled_at IS NULL;
+CREATE TRIGGER pending_jobs_insert AFTER INSERT ON provisioner_jobs
+WHEN NEW.started_at IS NULL AND NEW.completed_at IS NULL AND NEW.canceled_at IS NULL
+BEGIN
+    UPDATE pending_jobs SET count = count + 1 WHERE id = 1;
+END;
+CREATE TRIGGER pending_jobs_delete AFTER DELETE ON provisioner_jobs
+WHEN OLD.started_at IS NULL AND OLD.completed_at IS NULL AND OLD.canceled_at IS NULL
+BEGIN
+    UPDATE pending_jobs SET count = count - 1 WHERE id = 1;
+END;
+CREATE TRIGGER pending_jobs_update AFTER UPDATE OF started_at, completed_at, canceled_at
+ON provisioner_jobs
+WHEN (OLD.started_at IS NULL AND OLD.completed_at IS NULL AND OLD.canceled_at IS NULL)
+  <> (NEW.started_at IS NULL AND NEW.completed_at IS NULL AND NEW.canceled_at IS NULL)
+BEGIN
+    UPDATE pending_jobs SET count = count +
+        CASE WHEN NEW.started_at IS NULL AND NEW.completed_at IS NULL AND NEW.canceled_at IS NULL
+        THEN 1 ELSE -1 END
+    WHERE id = 1;
+END;
