@@ -177,3 +177,26 @@ fn sqlite_counts_one_owners_workspaces_along_the_owner_index() {
     let plan = store.query_plan(&q).unwrap();
     assert!(plan.iter().all(|l| !l.starts_with("SCAN ")), "{plan:#?}");
 }
+
+/// A page of workspaces (one owner's or everyone's) is read in order along the users' name
+/// index and `workspaces_owner_name`: it stops after its rows instead of sorting every
+/// workspace of the owners it covers.
+#[test]
+fn sqlite_pages_of_workspaces_stream_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = sqlite_store(&dir);
+    for name in [
+        "a page of an owner's workspaces",
+        "a page of everyone's workspaces",
+    ] {
+        let q = SqliteStore::hot_queries()
+            .into_iter()
+            .find(|q| q.name == name)
+            .expect("a hot statement");
+        let plan = store.query_plan(&q).unwrap();
+        assert!(
+            plan.iter().all(|l| !l.contains("TEMP B-TREE")),
+            "{name}: {plan:#?}"
+        );
+    }
+}

@@ -171,3 +171,41 @@ async fn a_bad_search_is_refused_with_validations() {
     let v = r.expect_error(400, "Query parameters have invalid values.", None);
     assert_eq!(v["validations"][0]["field"], "limit");
 }
+
+/// Workspaces are listed by owner, then by name compared without case (Coder orders by
+/// `LOWER(username), LOWER(name)`), the same on a plain page and on a filtered list.
+#[actix_web::test]
+async fn workspaces_are_listed_by_owner_then_name_without_case() {
+    let s = TestServer::start();
+    let owner = s.owner().await;
+    let base = template(&owner, "base", quick()).await;
+    for name in ["Beta", "alpha", "Gamma", "delta"] {
+        owner.workspace(&base, name, json!([])).await;
+    }
+    let listed = |v: &Value| -> Vec<String> {
+        v["workspaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|w| w["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let want = ["alpha", "Beta", "delta", "Gamma"];
+    let page = owner
+        .get("/api/v2/workspaces?limit=25")
+        .await
+        .expect(200, "codersdk.WorkspacesResponse");
+    assert_eq!(listed(&page), want);
+    let mine = owner
+        .get("/api/v2/workspaces?q=owner:me&limit=2&offset=1")
+        .await
+        .expect(200, "codersdk.WorkspacesResponse");
+    assert_eq!(listed(&mine), ["Beta", "delta"]);
+    assert_eq!(mine["count"], 4);
+    // A name filter reads the whole list and filters it: the same order.
+    let filtered = owner
+        .get("/api/v2/workspaces?q=a")
+        .await
+        .expect(200, "codersdk.WorkspacesResponse");
+    assert_eq!(listed(&filtered), want);
+}

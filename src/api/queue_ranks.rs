@@ -99,6 +99,15 @@ impl QueueRanks {
         store.queue_position(job)
     }
 
+    /// Jobs waiting for a worker: the snapshot's count when it is fresh, else the store's
+    /// (a maintained row on SQLite), without reading the queue's order for it.
+    pub fn size(&self, store: &dyn Store) -> StoreResult<i64> {
+        match self.fresh() {
+            Some(order) => Ok(order.size()),
+            None => store.pending_job_count(),
+        }
+    }
+
     /// The order to rank a list of jobs by: one read of the queue when two or more of them are
     /// pending, else none (`rank` each).
     pub fn order_for<'j>(

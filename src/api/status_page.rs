@@ -194,7 +194,7 @@ pub fn build_overview(
     // Whoever sees every job sees the whole queue's length; a member only what they see of
     // its head (the length of the others' part is theirs).
     let queue_size = match caller.workspace_owner_filter() {
-        None => state.queue_ranks.order(&*state.store)?.size(),
+        None => state.queue_ranks.size(&*state.store)?,
         Some(_) => queue.len() as i64,
     };
     let mut builds = Vec::new();

@@ -12,6 +12,14 @@ pub struct QueueRow {
     pub workspace_owner_id: Option<String>,
 }
 
+/// The head of the queue as read oldest first, each job numbered by its place (1-based).
+pub fn numbered(mut head: Vec<QueueRow>) -> Vec<QueueRow> {
+    for (i, row) in head.iter_mut().enumerate() {
+        row.job.position = i as i64 + 1;
+    }
+    head
+}
+
 /// What moves whenever a job, build or workspace changes: the newest job, the jobs in flight
 /// and the latest update time of each table. Two equal markers mean nothing the overview shows
 /// has changed in between. Every value is read from an index, so the marker costs the same

@@ -75,7 +75,7 @@ pub(super) fn list(of_owner: bool) -> String {
     format!(
         "SELECT {WORKSPACE_COLUMNS} FROM workspaces w JOIN users u ON u.id = w.owner_id \
          WHERE NOT w.deleted {owner} \
-         ORDER BY lower(u.username) COLLATE \"C\", w.name COLLATE \"C\""
+         ORDER BY lower(u.username) COLLATE \"C\", lower(w.name) COLLATE \"C\""
     )
 }
 

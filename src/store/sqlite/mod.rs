@@ -62,12 +62,17 @@ impl SqliteStore {
         // `temp_store = MEMORY`: the journal each write's savepoint keeps (the pages it
         // changes, as they were, in case it rolls back alone; `writer.rs`) is held in memory
         // instead of a temporary file, which took two system calls a page.
+        // `cache_size`: each connection keeps up to 16 MB of pages (SQLite's default is 2 MB).
+        // A status page over a queue of 10,000 in a 2.5 GB file touches some 800 pages of
+        // indexes and rows; with 2 MB a connection evicted them between two reads and read
+        // them all again from the kernel (`pread`: 37 % of the read's time). The cache grows
+        // only with the pages read, so a small database costs no more.
         let init = move |c: &mut rusqlite::Connection| {
             c.busy_timeout(Duration::from_secs(10))?;
             c.set_prepared_statement_cache_capacity(dialect::STATEMENT_CACHE);
             c.execute_batch(&format!(
                 "PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON; PRAGMA synchronous = {sync}; \
-                 PRAGMA temp_store = MEMORY;"
+                 PRAGMA temp_store = MEMORY; PRAGMA cache_size = -16384;"
             ))
         };
         // The writer's connection first, alone: it turns a new file to WAL and migrates it

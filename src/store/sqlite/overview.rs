@@ -5,7 +5,7 @@ use super::SqliteStore;
 use super::job_rows::{JOB_COLUMNS, job_from_row};
 use crate::model::Time;
 use crate::model::overview::{BuildFacts, QueuedJob};
-use crate::store::{ChangeMarker, JobRow, OverviewStore, QueueRow, StoreResult};
+use crate::store::{ChangeMarker, JobRow, OverviewStore, QueueRow, StoreResult, numbered};
 use rusqlite::params;
 
 /// Every value is the end of an index or a count over the small in-flight index.
@@ -18,16 +18,18 @@ pub(super) const CHANGE_MARKER: &str = "SELECT (SELECT max(seq) FROM provisioner
 pub(super) const BUSY_JOBS: &str = "SELECT count(*) FROM provisioner_jobs \
      WHERE started_at IS NOT NULL AND completed_at IS NULL";
 
-pub(super) const PENDING_QUEUE: &str = "SELECT q.id, q.type, q.position, q.created_at, w.name, \
+/// The head of the queue along the pending index, oldest first: a row's place is its index
+/// in the answer plus one (a window's `ROW_NUMBER()` here numbered the whole queue before the
+/// limit, which grew with the queue).
+pub(super) const PENDING_QUEUE: &str = "SELECT q.id, q.type, q.created_at, w.name, \
      wb.build_number, tv.name, w.owner_id \
-     FROM (SELECT id, type, created_at, ROW_NUMBER() OVER (ORDER BY seq) AS position \
-           FROM provisioner_jobs \
+     FROM (SELECT id, type, created_at, seq FROM provisioner_jobs \
            WHERE started_at IS NULL AND completed_at IS NULL AND canceled_at IS NULL \
            ORDER BY seq LIMIT ?1) q \
      LEFT JOIN workspace_builds wb ON wb.job_id = q.id \
      LEFT JOIN workspaces w ON w.id = wb.workspace_id \
      LEFT JOIN template_versions tv ON tv.job_id = q.id \
-     ORDER BY q.position";
+     ORDER BY q.seq";
 
 /// Newest first, read backwards along the `created_at` index (its rowid breaks ties in
 /// creation order) and stepped only as far as the caller visits.
@@ -71,16 +73,16 @@ impl OverviewStore for SqliteStore {
                 job: QueuedJob {
                     job_id: r.get(0)?,
                     job_type: r.get(1)?,
-                    position: r.get(2)?,
-                    created_at: r.get(3)?,
-                    workspace_name: r.get(4)?,
-                    build_number: r.get(5)?,
-                    template_version_name: r.get(6)?,
+                    position: 0,
+                    created_at: r.get(2)?,
+                    workspace_name: r.get(3)?,
+                    build_number: r.get(4)?,
+                    template_version_name: r.get(5)?,
                 },
-                workspace_owner_id: r.get(7)?,
+                workspace_owner_id: r.get(6)?,
             })
         })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        Ok(numbered(rows.collect::<Result<_, _>>()?))
     }
 
     fn scan_recent_builds(

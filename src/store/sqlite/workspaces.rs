@@ -56,11 +56,13 @@ fn insert_workspace(tx: &Tx, w: &NewWorkspace, now: Time) -> StoreResult<()> {
 /// list is read from the owner index rather than by scanning every workspace.
 pub(super) fn list(of_owner: bool) -> String {
     let owner = if of_owner { "AND w.owner_id = ?1" } else { "" };
-    // Users first, along their name index (CROSS JOIN keeps that order): a page stops after
-    // the users it covers, instead of sorting every workspace.
+    // Users first, along their name index (CROSS JOIN keeps that order), then each user's
+    // workspaces along `workspaces_owner_name` (names compared without case, as Coder's
+    // `lower()` does): a page stops after its rows, sorting nothing, however many workspaces
+    // an owner has.
     format!(
         "SELECT {WORKSPACE_COLUMNS} FROM users u CROSS JOIN workspaces w ON u.id = w.owner_id \
-         WHERE w.deleted = 0 {owner} ORDER BY u.username, w.name"
+         WHERE w.deleted = 0 {owner} ORDER BY u.username, w.name COLLATE NOCASE"
     )
 }
 
