@@ -130,29 +130,30 @@ impl Check {
         }
     }
 
-    /// One log's JSON: `{"id":N,...,"output":"<seq> <µs>"}`; marker and other lines (the
-    /// step's own) are checked for order only.
-    fn line(&mut self, json: &[u8], hist: &RefCell<Vec<u64>>) {
-        let text = std::str::from_utf8(json).unwrap_or("");
-        let id = text
-            .strip_prefix("{\"id\":")
-            .and_then(|t| t.split(',').next())
-            .and_then(|v| v.parse::<i64>().ok())
+    /// One log's JSON, received at `now` (µs): `{"id":N,...,"output":"<seq> <µs>"}` (kiln
+    /// writes `output` last); the step's other lines are checked for order only. Byte scans,
+    /// not string searches: the clients share the server's two cores.
+    fn line(&mut self, json: &[u8], now: u64, hist: &RefCell<Vec<u64>>) {
+        let id = json
+            .strip_prefix(b"{\"id\":")
+            .and_then(|t| digits(t).map(|(n, _)| n as i64))
             .unwrap_or(-1);
         if id <= self.last_id {
             self.wrong += 1;
         }
         self.last_id = id;
-        let Some(at) = text.find("\"output\":\"") else {
+        // The output: between the last quote before the closing `"}` and that quote.
+        let Some(body) = json.strip_suffix(b"\"}") else {
             return;
         };
-        let output = &text[at + 10..];
-        let output = &output[..output.find('"').unwrap_or(0)];
-        let mut parts = output.split(' ');
-        let (Some(seq), Some(us)) = (parts.next(), parts.next()) else {
+        let Some(open) = body.iter().rposition(|&b| b == b'"') else {
             return;
         };
-        let (Ok(seq), Ok(us)) = (seq.parse::<u64>(), us.parse::<u64>()) else {
+        let output = &body[open + 1..];
+        let Some((seq, rest)) = digits(output) else {
+            return;
+        };
+        let Some((us, [])) = rest.strip_prefix(b" ").and_then(digits) else {
             return;
         };
         if seq != self.next_seq {
@@ -160,9 +161,21 @@ impl Check {
         }
         self.next_seq = seq + 1;
         self.lines += 1;
-        let lat = now_us().saturating_sub(us) / BUCKET_US;
+        let lat = now.saturating_sub(us) / BUCKET_US;
         hist.borrow_mut()[(lat as usize).min(BUCKETS - 1)] += 1;
     }
+}
+
+/// The decimal number at the start of `b` and what follows it.
+fn digits(b: &[u8]) -> Option<(u64, &[u8])> {
+    let n = b.iter().take_while(|c| c.is_ascii_digit()).count();
+    if n == 0 || n > 19 {
+        return None;
+    }
+    let v = b[..n]
+        .iter()
+        .fold(0u64, |v, c| v * 10 + u64::from(c - b'0'));
+    Some((v, &b[n..]))
 }
 
 async fn follow(api: &Api, kind: Kind, path: &str, hist: &RefCell<Vec<u64>>) -> (Check, bool) {
@@ -185,7 +198,7 @@ async fn follow(api: &Api, kind: Kind, path: &str, hist: &RefCell<Vec<u64>>) -> 
             };
             while let Some(Ok(frame)) = conn.next().await {
                 match frame {
-                    Frame::Text(b) => c.line(&b, hist),
+                    Frame::Text(b) => c.line(&b, now_us(), hist),
                     Frame::Ping(p) => {
                         let _ = conn.send(Message::Pong(p)).await;
                     }
@@ -215,18 +228,19 @@ async fn follow(api: &Api, kind: Kind, path: &str, hist: &RefCell<Vec<u64>>) -> 
                     return (c, false);
                 };
                 buf.extend_from_slice(&chunk);
+                let now = now_us();
                 let mut start = 0;
                 while let Some(at) = buf[start..].iter().position(|&b| b == b'\n') {
                     let line = &buf[start..start + at];
                     start += at + 1;
                     match kind {
-                        Kind::Ndjson => c.line(line, hist),
+                        Kind::Ndjson => c.line(line, now, hist),
                         _ => {
                             if let Some(data) = line.strip_prefix(b"data: ") {
                                 if data == b"done" {
                                     ended = true;
                                 } else {
-                                    c.line(data, hist);
+                                    c.line(data, now, hist);
                                 }
                             }
                         }
@@ -297,6 +311,18 @@ fn rss_kb(pid: u32, field: &str) -> u64 {
         .find_map(|l| l.strip_prefix(field))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap_or(0)
+}
+
+/// CPU seconds (user + system) a process has used so far (`self` for this one).
+fn cpu_secs(pid: &str) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The fields after the command's closing parenthesis: utime and stime are the 12th and 13th.
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // SAFETY: sysconf takes no pointers.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    (ticks(11) + ticks(12)) / hz
 }
 
 fn raise_fd_limit() {
@@ -451,12 +477,14 @@ fn main() {
         })
     };
     let run_from = Instant::now();
+    let cpu_from = (cpu_secs(&pid.to_string()), cpu_secs("self"));
     std::fs::write(&go, b"").unwrap();
     let mut all = Stats::default();
     for t in threads {
         all.merge(&t.join().unwrap());
     }
     let run_to = Instant::now();
+    let cpu_to = (cpu_secs(&pid.to_string()), cpu_secs("self"));
     sampling.store(false, Ordering::SeqCst);
     let rss_peak = sampler.join().unwrap();
     std::thread::sleep(Duration::from_secs(3));
@@ -472,6 +500,13 @@ fn main() {
 
     let secs = run_to.duration_since(run_from).as_secs_f64();
     println!("  all followers done {secs:.1} s after the step began writing");
+    println!(
+        "  CPU used meanwhile: server {:.1} s, bench clients {:.1} s (of {:.1} s on {} cores)",
+        cpu_to.0 - cpu_from.0,
+        cpu_to.1 - cpu_from.1,
+        secs * std::thread::available_parallelism().map_or(1, |n| n.get()) as f64,
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
     for k in KINDS {
         let i = k as usize;
         println!(

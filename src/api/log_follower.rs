@@ -4,7 +4,8 @@
 //! behind the tail; a connection that takes nothing for too long is cut off.
 
 use super::log_format::PAGE;
-use super::log_tail::{Line, Tail, Taken};
+use super::log_line::Line;
+use super::log_tail::{Tail, Taken};
 use super::{ApiError, ApiResult};
 use crate::api::State;
 use crate::events::{Subscription, Topic};
@@ -42,13 +43,13 @@ const BACKUP_LOOK: Duration = Duration::from_secs(2);
 /// Why a follower was cut off (an SSE client may resume with `Last-Event-ID`).
 pub(super) const CUT_OFF: &str = "the follower's connection took nothing for too long: cut off";
 
-/// Reads one page of logs after `after` (and, when asked, whether the job has completed,
-/// read first: every line of a completed job is already stored) off the async workers.
+/// Reads up to `limit` lines with ids in (`after`, `before`) (and, when asked, whether the
+/// job has completed, read first: every line of a completed job is already stored) off the
+/// async workers.
 pub(super) async fn read_page(
     state: &State,
     job_id: &Arc<str>,
-    after: i64,
-    before: Option<i64>,
+    (after, before, limit): (i64, Option<i64>, i64),
     with_completion: bool,
 ) -> ApiResult<(bool, Vec<LogRow>)> {
     let (state, job_id) = (state.clone(), job_id.clone());
@@ -58,7 +59,7 @@ pub(super) async fn read_page(
                 .store
                 .job(&job_id)?
                 .is_none_or(|j| j.completed_at.is_some());
-        let page = state.store.logs(&job_id, after, before, PAGE)?;
+        let page = state.store.logs(&job_id, after, before, limit)?;
         Ok((completed, page))
     })
     .await
@@ -90,8 +91,9 @@ pub(super) struct Follower {
     state: State,
     pub(super) job_id: Arc<str>,
     sub: Subscription,
-    /// The job's shared tail; none with `before` (such a follower reads the store itself).
-    tail: Option<Arc<Tail>>,
+    /// The job's shared tail and this follower's key in it; none with `before` (such a
+    /// follower reads the store itself).
+    tail: Option<(Arc<Tail>, u64)>,
     /// The read of the tail that follows the last notice seen.
     want: u64,
     last: i64,
@@ -112,7 +114,11 @@ impl Follower {
         before: Option<i64>,
     ) -> Follower {
         let sub = state.events.subscribe(&Topic::Logs(job_id.to_string()));
-        let tail = before.is_none().then(|| state.tails.get(&job_id));
+        let tail = before.is_none().then(|| {
+            let tail = state.tails.get(&job_id);
+            let key = tail.join(after);
+            (tail, key)
+        });
         Follower {
             state: state.clone(),
             job_id,
@@ -146,7 +152,7 @@ impl Follower {
                 Phase::Start => {
                     // Changes from here on wake the next wait.
                     self.sub.mark_seen();
-                    if let Some(t) = &self.tail {
+                    if let Some((t, _)) = &self.tail {
                         self.want = t.next_read();
                     }
                     (false, true)
@@ -179,18 +185,25 @@ impl Follower {
     }
 }
 
+impl Drop for Follower {
+    fn drop(&mut self) {
+        if let Some((tail, key)) = &self.tail {
+            tail.leave(*key);
+        }
+    }
+}
+
 impl Follower {
     /// Whether the job has completed (when asked; looked at after the last notice seen), then
-    /// lines after the last one sent: a chunk from the tail when it holds them, else a page
+    /// lines after the last one sent: a chunk from the tail when it holds them, else a chunk
     /// from the store (a follower behind what the tail holds reads at its own pace), and
     /// whether there may be more right after them.
     async fn read(&mut self, with_completion: bool) -> ApiResult<(bool, Vec<Arc<Line>>, bool)> {
-        let Some(tail) = &self.tail else {
+        let Some((tail, key)) = &self.tail else {
             let (completed, rows) = read_page(
                 &self.state,
                 &self.job_id,
-                self.last,
-                self.before,
+                (self.last, self.before, PAGE),
                 with_completion,
             )
             .await?;
@@ -199,14 +212,15 @@ impl Follower {
             return Ok((completed, lines, full));
         };
         let completed = with_completion && tail.refresh(&self.state, self.want).await?;
-        match tail.take(self.last, CHUNK) {
+        match tail.take(*key, self.last, CHUNK) {
             Taken::Lines(lines, more) => Ok((completed, lines, more)),
             Taken::Behind => {
                 // Older lines than the tail holds (a follower from an old id, or one that fell
-                // behind): read on from the store until the tail has them.
-                let (_, rows) =
-                    read_page(&self.state, &self.job_id, self.last, None, false).await?;
-                let full = rows.len() as i64 == PAGE;
+                // far behind): read on from the store, a chunk at a time, until the tail has
+                // them.
+                let range = (self.last, None, CHUNK as i64);
+                let (_, rows) = read_page(&self.state, &self.job_id, range, false).await?;
+                let full = rows.len() == CHUNK;
                 let lines = rows.into_iter().map(|r| Arc::new(Line::new(r))).collect();
                 Ok((completed, lines, full))
             }

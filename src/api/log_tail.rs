@@ -8,24 +8,31 @@
 //! rule of the live-events seam holds for each follower: its notice is followed by a read
 //! of the store that began after it (a notice from another server leads to a read here too).
 //!
-//! Memory is bounded: the tail holds the last `window()` lines; older ones are dropped, and
-//! a follower that needs them (one that starts from an old id) reads them from the store
-//! itself. The tail goes away with its last follower.
+//! The tail holds the lines a follower of the job has still to take, so followers that fall
+//! behind the live end (a burst of lines faster than their connections) take them from memory
+//! too, not each from the store: each follower's place is kept (`join`, `take`, `leave`), and
+//! lines every follower has taken are dropped but for the last `KEEP`. Memory is bounded: never
+//! more than `window()` lines; a follower behind those (one that starts from an old id, or a
+//! slow one far behind) reads the store itself, a chunk at a time, until it reaches them. The
+//! tail goes away with its last follower.
 
+use super::log_line::Line;
 use super::{ApiError, ApiResult};
 use crate::api::State;
-use crate::store::LogRow;
 use actix_web::web;
-use bytestring::ByteString;
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 
-/// Lines a tail holds by default (`KILN_FOLLOW_WINDOW` overrides it): a follower further
-/// behind the live end than this reads from the store itself.
-pub const DEFAULT_WINDOW: usize = 10_000;
+/// The most lines a tail holds by default (`KILN_FOLLOW_WINDOW` overrides it), about 45 MB
+/// with all three transports' bytes made: a follower further behind the live end than this
+/// reads from the store itself.
+pub const DEFAULT_WINDOW: usize = 50_000;
+/// Lines held after every follower has taken them, for followers that join a little behind
+/// (an SSE client resuming with `Last-Event-ID`).
+const KEEP: usize = 1_000;
 
-/// Lines held per followed job: `KILN_FOLLOW_WINDOW` when set to a positive number, else
-/// `DEFAULT_WINDOW`.
+/// The most lines held per followed job: `KILN_FOLLOW_WINDOW` when set to a positive number,
+/// else `DEFAULT_WINDOW`.
 pub fn window() -> usize {
     static WINDOW: OnceLock<usize> = OnceLock::new();
     *WINDOW.get_or_init(|| {
@@ -35,22 +42,6 @@ pub fn window() -> usize {
             .filter(|&n| n > 0)
             .unwrap_or(DEFAULT_WINDOW)
     })
-}
-
-/// One log line with its JSON, encoded once for every follower.
-pub struct Line {
-    pub row: LogRow,
-    pub json: ByteString,
-}
-
-impl Line {
-    pub fn new(row: LogRow) -> Line {
-        let json = serde_json::to_string(&super::log_format::log_json(&row)).unwrap_or_default();
-        Line {
-            row,
-            json: json.into(),
-        }
-    }
 }
 
 /// The tails of the jobs followed now, by job id.
@@ -90,6 +81,25 @@ struct Held {
     done: u64,
     /// Whether the job had completed when that read began.
     completed: bool,
+    /// The last id each follower took (or asked after), by follower.
+    places: HashMap<u64, i64>,
+    next_place: u64,
+}
+
+impl Held {
+    /// Drops the oldest lines that every follower has taken, but for the last `KEEP`, and any
+    /// beyond `window` lines.
+    fn trim(&mut self, window: usize) {
+        let slowest = self.places.values().min().copied().unwrap_or(i64::MAX);
+        let keep = KEEP.min(window);
+        while self.lines.len() > window
+            || (self.lines.len() > keep && self.lines.front().is_some_and(|l| l.row.id <= slowest))
+        {
+            if let Some(old) = self.lines.pop_front() {
+                self.base = old.row.id;
+            }
+        }
+    }
 }
 
 /// What `Tail::take` found after an id.
@@ -142,37 +152,72 @@ impl Tail {
                 h.last = line.row.id;
                 h.lines.push_back(line);
             }
-            while h.lines.len() > self.window {
-                if let Some(old) = h.lines.pop_front() {
-                    h.base = old.row.id;
-                }
-            }
+            h.trim(self.window);
             h.done = n;
             h.completed = completed;
         }
     }
 
-    /// Up to `max` held lines after id `after`.
-    pub fn take(&self, after: i64, max: usize) -> Taken {
-        let h = self.held.lock().unwrap();
+    /// A new follower, whose lines after `after` are kept for it; its key for `take`.
+    pub fn join(&self, after: i64) -> u64 {
+        let mut h = self.held.lock().unwrap();
+        h.next_place += 1;
+        let key = h.next_place;
+        h.places.insert(key, after);
+        key
+    }
+
+    /// The follower is gone: nothing more is kept for it.
+    pub fn leave(&self, key: u64) {
+        self.held.lock().unwrap().places.remove(&key);
+    }
+
+    /// Up to `max` held lines after id `after`, for the follower `key` (whose place moves to
+    /// the last of them).
+    pub fn take(&self, key: u64, after: i64, max: usize) -> Taken {
+        let mut h = self.held.lock().unwrap();
         if after < h.base {
+            h.places.insert(key, after);
             return Taken::Behind;
         }
         let from = h.lines.partition_point(|l| l.row.id <= after);
         let lines: Vec<_> = h.lines.range(from..).take(max).cloned().collect();
         let more = from + lines.len() < h.lines.len();
+        h.places
+            .insert(key, lines.last().map_or(after, |l| l.row.id));
         Taken::Lines(lines, more)
     }
 }
 
 impl Drop for Tail {
     fn drop(&mut self) {
-        // The last follower of the job is gone: give what the followers' buffers took back to
-        // the system (glibc keeps freed memory otherwise).
-        #[cfg(all(target_os = "linux", target_env = "gnu"))]
-        // SAFETY: malloc_trim takes no pointers.
-        unsafe {
-            libc::malloc_trim(0);
+        trim_soon();
+    }
+}
+
+/// The last follower of a job is gone: give what the followers' buffers took back to the
+/// system (glibc keeps freed memory otherwise), a second later, once their connections have
+/// closed and freed their write buffers too. One trim at a time however many jobs end.
+fn trim_soon() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        static PENDING: AtomicBool = AtomicBool::new(false);
+        if PENDING.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let spawned = std::thread::Builder::new()
+            .name("kiln-trim".into())
+            .spawn(|| {
+                std::thread::sleep(std::time::Duration::from_secs(1));
+                PENDING.store(false, Ordering::Release);
+                // SAFETY: malloc_trim takes no pointers.
+                unsafe {
+                    libc::malloc_trim(0);
+                }
+            });
+        if spawned.is_err() {
+            PENDING.store(false, Ordering::Release);
         }
     }
 }
@@ -204,4 +249,87 @@ async fn read_to_end(
     })
     .await
     .map_err(|e| ApiError::internal("Internal error reading job logs.", e))?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Time;
+    use crate::store::LogRow;
+
+    fn held(ids: std::ops::RangeInclusive<i64>) -> Held {
+        let mut h = Held::default();
+        for id in ids {
+            h.lines.push_back(Arc::new(Line::new(LogRow {
+                id,
+                created_at: Time(0),
+                source: "provisioner".into(),
+                level: "info".into(),
+                stage: "Starting".into(),
+                output: id.to_string(),
+            })));
+            h.last = id;
+        }
+        h
+    }
+
+    fn ids(h: &Held) -> (i64, i64, usize) {
+        (
+            h.base,
+            h.lines.front().map_or(0, |l| l.row.id),
+            h.lines.len(),
+        )
+    }
+
+    #[test]
+    fn lines_are_kept_until_every_follower_took_them() {
+        // The slowest follower took up to 1,500: the lines up to it go, the rest stay.
+        let mut h = held(1..=5_000);
+        h.places.insert(1, 4_000);
+        h.places.insert(2, 1_500);
+        h.trim(50_000);
+        assert_eq!(ids(&h), (1_500, 1_501, 3_500));
+        // Once it moves on, so does the tail; the last KEEP stay for late joiners.
+        h.places.insert(2, 4_800);
+        h.trim(50_000);
+        assert_eq!(ids(&h), (4_000, 4_001, 1_000));
+        // Nobody following: the last KEEP.
+        let mut h = held(1..=5_000);
+        h.trim(50_000);
+        assert_eq!(ids(&h), (4_000, 4_001, 1_000));
+    }
+
+    #[test]
+    fn the_window_bounds_the_tail_whoever_is_behind() {
+        let mut h = held(1..=5_000);
+        h.places.insert(1, 10);
+        h.trim(2_000);
+        assert_eq!(ids(&h), (3_000, 3_001, 2_000));
+        // A window smaller than KEEP rules alone.
+        let mut h = held(1..=5_000);
+        h.trim(10);
+        assert_eq!(ids(&h), (4_990, 4_991, 10));
+    }
+
+    #[test]
+    fn a_follower_behind_the_tail_is_told_so_and_holds_it() {
+        let t = Tail {
+            job_id: "j".into(),
+            held: Mutex::new(held(1..=100)),
+            reading: tokio::sync::Mutex::new(()),
+            window: 50_000,
+        };
+        t.held.lock().unwrap().base = 40;
+        let key = t.join(0);
+        assert!(matches!(t.take(key, 10, 5), Taken::Behind));
+        assert_eq!(t.held.lock().unwrap().places[&key], 10);
+        let Taken::Lines(lines, more) = t.take(key, 60, 5) else {
+            panic!("lines after 60 are held");
+        };
+        let got: Vec<i64> = lines.iter().map(|l| l.row.id).collect();
+        assert_eq!((got, more), (vec![61, 62, 63, 64, 65], true));
+        assert_eq!(t.held.lock().unwrap().places[&key], 65);
+        t.leave(key);
+        assert!(t.held.lock().unwrap().places.is_empty());
+    }
 }

@@ -10,7 +10,7 @@
 use super::ApiResult;
 use super::log_follower::{CUT_OFF, Follower, Step, read_page, send_stall};
 use super::log_format::{Format, LogQuery, PAGE, json_text, parse_query, text_line};
-use super::log_tail::Line;
+use super::log_line::{Line, join};
 use crate::api::State;
 use crate::store::LogRow;
 use actix_web::http::header;
@@ -71,7 +71,7 @@ pub async fn serve(
             f = next;
             let chunk = match step {
                 Step::Logs(lines) => style.encode(&lines),
-                Step::Idle if style == Style::Sse => ": keep-alive\n\n".to_string(),
+                Step::Idle if style == Style::Sse => Bytes::from_static(b": keep-alive\n\n"),
                 Step::Idle => continue,
                 Step::End if style == Style::Sse => {
                     return Some((
@@ -81,7 +81,7 @@ pub async fn serve(
                 }
                 Step::End => return None,
             };
-            return Some((Ok(Bytes::from(chunk)), Some((f, Some(Instant::now())))));
+            return Some((Ok(chunk), Some((f, Some(Instant::now())))));
         }
     });
     Ok(HttpResponse::Ok()
@@ -99,32 +99,20 @@ enum Style {
 }
 
 impl Style {
-    fn encode(self, lines: &[Arc<Line>]) -> String {
-        let mut out = String::with_capacity(lines.len() * 200);
-        for l in lines {
-            match self {
-                Style::Sse => {
-                    out.push_str("event: log\nid: ");
-                    out.push_str(&l.row.id.to_string());
-                    out.push_str("\ndata: ");
-                    out.push_str(&l.json);
-                    out.push_str("\n\n");
-                }
-                Style::Ndjson => {
-                    out.push_str(&l.json);
-                    out.push('\n');
-                }
-                Style::Text => out.push_str(&text_line(&l.row)),
-            }
+    /// A chunk of lines for the connection: the lines' shared bytes joined (see `log_line.rs`).
+    fn encode(self, lines: &[Arc<Line>]) -> Bytes {
+        match self {
+            Style::Sse => join(lines.iter().map(|l| l.sse()), b""),
+            Style::Ndjson => join(lines.iter().map(|l| str::as_bytes(&l.json)), b"\n"),
+            Style::Text => Bytes::from(lines.iter().map(|l| text_line(&l.row)).collect::<String>()),
         }
-        out
     }
 }
 
 /// The stored lines (no follow): a JSON array or text lines, read and sent page by page.
 async fn stored(state: State, job_id: Arc<str>, q: LogQuery) -> ApiResult<HttpResponse> {
     // The first page is read before answering, so a store failure is still a clean 500.
-    let (_, first) = read_page(&state, &job_id, q.after, q.before, false).await?;
+    let (_, first) = read_page(&state, &job_id, (q.after, q.before, PAGE), false).await?;
     let format = q.format;
     let encode = move |rows: &[LogRow], first: bool, last: bool| {
         let mut out = String::new();
@@ -154,16 +142,17 @@ async fn stored(state: State, job_id: Arc<str>, q: LogQuery) -> ApiResult<HttpRe
         let (state, job_id) = (state.clone(), job_id.clone());
         async move {
             let after = cursor?;
-            let (rows, last) = match read_page(&state, &job_id, after, q.before, false).await {
-                Ok((_, rows)) => {
-                    let last = (rows.len() as i64) < PAGE;
-                    (rows, last)
-                }
-                Err(e) => {
-                    log::error!("reading the logs of job {job_id}: {}", e.body.detail);
-                    (Vec::new(), true)
-                }
-            };
+            let (rows, last) =
+                match read_page(&state, &job_id, (after, q.before, PAGE), false).await {
+                    Ok((_, rows)) => {
+                        let last = (rows.len() as i64) < PAGE;
+                        (rows, last)
+                    }
+                    Err(e) => {
+                        log::error!("reading the logs of job {job_id}: {}", e.body.detail);
+                        (Vec::new(), true)
+                    }
+                };
             let next = rows.last().map_or(after, |r| r.id);
             let chunk = encode(&rows, false, last);
             Some((

@@ -14,6 +14,7 @@ mod files;
 pub mod http_metrics;
 mod log_follower;
 mod log_format;
+mod log_line;
 mod log_tail;
 mod logs;
 mod logs_ws;
