@@ -489,6 +489,7 @@ fn main() {
     let rss_peak = sampler.join().unwrap();
     std::thread::sleep(Duration::from_secs(3));
     let rss_after = rss_kb(pid, "VmRSS:");
+    let fds_after = std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count());
     let hwm = rss_kb(pid, "VmHWM:");
     // The never-reading followers start reading past the server's stall limit (10 s).
     let past_stall = run_from + Duration::from_secs(15);
@@ -526,7 +527,7 @@ fn main() {
     );
     let mb = |kb: u64| kb as f64 / 1024.0;
     println!(
-        "  server RSS: {:.1} MB idle, {:.1} MB with the followers connected, peak {:.1} MB during the run (goal < 200), {:.1} MB 3 s after they closed (goal < 30); VmHWM {:.1} MB",
+        "  server RSS: {:.1} MB idle, {:.1} MB with the followers connected, peak {:.1} MB during the run (goal < 200), {:.1} MB 3 s after they closed (goal < 30; the server then had {fds_after} files open); VmHWM {:.1} MB",
         mb(rss_before),
         mb(rss_connected),
         mb(rss_peak),
