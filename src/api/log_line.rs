@@ -6,22 +6,20 @@
 use crate::store::LogRow;
 use actix_http::ws::{OpCode, Parser};
 use actix_web::web::{Bytes, BytesMut};
-use bytestring::ByteString;
 use std::sync::OnceLock;
 
 pub struct Line {
     pub row: LogRow,
-    pub json: ByteString,
+    pub json: String,
     sse: OnceLock<Bytes>,
     ws: OnceLock<Bytes>,
 }
 
 impl Line {
     pub fn new(row: LogRow) -> Line {
-        let json = serde_json::to_string(&super::log_format::log_json(&row)).unwrap_or_default();
         Line {
+            json: super::log_format::json_text(&row),
             row,
-            json: json.into(),
             sse: OnceLock::new(),
             ws: OnceLock::new(),
         }
@@ -63,21 +61,22 @@ pub fn join<'a>(parts: impl Iterator<Item = &'a [u8]> + Clone, sep: &[u8]) -> By
     out.freeze()
 }
 
+/// A line of the provisioner's for tests.
+#[cfg(test)]
+pub(super) fn line(id: i64, output: &str) -> Line {
+    Line::new(LogRow {
+        id,
+        created_at: crate::model::Time(0),
+        source: "provisioner".into(),
+        level: "info".into(),
+        stage: "Starting".into(),
+        output: output.into(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::LogRow;
-
-    fn line(id: i64, output: &str) -> Line {
-        Line::new(LogRow {
-            id,
-            created_at: crate::model::Time(0),
-            source: "provisioner".into(),
-            level: "info".into(),
-            stage: "Starting".into(),
-            output: output.into(),
-        })
-    }
 
     #[test]
     fn transports_carry_the_json_once_each() {
@@ -106,7 +105,7 @@ mod tests {
     #[test]
     fn join_is_exact() {
         let ls = [line(1, "a"), line(2, "b")];
-        let out = join(ls.iter().map(|l| str::as_bytes(&l.json)), b"\n");
+        let out = join(ls.iter().map(|l| l.json.as_bytes()), b"\n");
         let text = String::from_utf8(out.to_vec()).unwrap();
         assert_eq!(text, format!("{}\n{}\n", ls[0].json, ls[1].json));
     }

@@ -254,20 +254,12 @@ async fn read_to_end(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Time;
-    use crate::store::LogRow;
+    use crate::api::log_line::line;
 
     fn held(ids: std::ops::RangeInclusive<i64>) -> Held {
         let mut h = Held::default();
         for id in ids {
-            h.lines.push_back(Arc::new(Line::new(LogRow {
-                id,
-                created_at: Time(0),
-                source: "provisioner".into(),
-                level: "info".into(),
-                stage: "Starting".into(),
-                output: id.to_string(),
-            })));
+            h.lines.push_back(Arc::new(line(id, &id.to_string())));
             h.last = id;
         }
         h

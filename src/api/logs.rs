@@ -103,7 +103,7 @@ impl Style {
     fn encode(self, lines: &[Arc<Line>]) -> Bytes {
         match self {
             Style::Sse => join(lines.iter().map(|l| l.sse()), b""),
-            Style::Ndjson => join(lines.iter().map(|l| str::as_bytes(&l.json)), b"\n"),
+            Style::Ndjson => join(lines.iter().map(|l| l.json.as_bytes()), b"\n"),
             Style::Text => Bytes::from(lines.iter().map(|l| text_line(&l.row)).collect::<String>()),
         }
     }
