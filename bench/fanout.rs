@@ -491,9 +491,13 @@ fn main() {
     let rss_after = rss_kb(pid, "VmRSS:");
     let fds_after = std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count());
     let hwm = rss_kb(pid, "VmHWM:");
-    // The never-reading followers start reading past the server's stall limit (10 s).
-    let past_stall = run_from + Duration::from_secs(15);
+    let (anon_after, threads_after) = (rss_kb(pid, "RssAnon:"), rss_kb(pid, "Threads:"));
+    // The never-reading followers start reading past the server's stall limit (10 s),
+    // and the RSS is read again once the blocking pool's idle threads (10 s) have gone.
+    let past_stall =
+        (run_from + Duration::from_secs(15)).max(Instant::now() + Duration::from_secs(8));
     std::thread::sleep(past_stall.saturating_duration_since(Instant::now()));
+    let (rss_later, threads_later) = (rss_kb(pid, "VmRSS:"), rss_kb(pid, "Threads:"));
     read_now.store(true, Ordering::SeqCst);
     let slow: Vec<(Vec<u8>, &str)> = slow.into_iter().map(|t| t.join().unwrap()).collect();
     stop.store(true, Ordering::SeqCst);
@@ -533,6 +537,11 @@ fn main() {
         mb(rss_peak),
         mb(rss_after),
         mb(hwm)
+    );
+    println!(
+        "  of the RSS after: {:.1} MB anonymous, {threads_after} threads; 11 s after they closed: {:.1} MB, {threads_later} threads",
+        mb(anon_after),
+        mb(rss_later)
     );
     let (p_before, n_before) = probe_p99(quiet_from, quiet_to);
     let (p_during, n_during) = probe_p99(run_from, run_to);

@@ -43,7 +43,7 @@ measure() { # $1: label
   sleep "$window"
   c1=$(cpu); w1=$(written)
   awk -v c="$((c1 - c0))" -v t="$tck" -v s="$window" -v w="$((w1 - w0))" -v r="$(rss)" -v l="$1" \
-    'BEGIN { printf "%-34s CPU %.2f %% of one core, %d bytes written, RSS %d KiB\n", l ":", c / t / s * 100, w, r }'
+    'BEGIN { printf "%-34s CPU %.2f %% of one core (goal < 0.5), %d bytes written (goal 0), RSS %d KiB\n", l ":", c / t / s * 100, w, r }'
 }
 
 echo "kiln idle, ${window} s windows ($(nproc) cores)"

@@ -13,12 +13,16 @@
 #                                     # build writing 10,000 lines/s; --followers N,
 #                                     # --rate, --seconds (another binary: run
 #                                     # target/release/examples/fanout --kiln PATH)
+#   bash bench/run.sh --idle [SECONDS]  # idle cost (bench/idle.sh): CPU, disk writes and RSS
+#                                     # while nothing happens, with no client and with a
+#                                     # status page open
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 postgres=no
 example=loadgen
 args=()
+if [ "${1:-}" = --idle ]; then shift; exec bash bench/idle.sh "$@"; fi
 for a in "$@"; do
   case "$a" in
     --postgres) postgres=yes ;;

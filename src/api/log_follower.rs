@@ -115,7 +115,7 @@ impl Follower {
     ) -> Follower {
         let sub = state.events.subscribe(&Topic::Logs(job_id.to_string()));
         let tail = before.is_none().then(|| {
-            let tail = state.tails.get(&job_id);
+            let tail = state.tails.get(&state.store, &job_id);
             let key = tail.join(after);
             (tail, key)
         });

@@ -19,6 +19,7 @@
 use super::log_line::Line;
 use super::{ApiError, ApiResult};
 use crate::api::State;
+use crate::store::Store;
 use actix_web::web;
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
@@ -52,7 +53,7 @@ pub struct Tails {
 
 impl Tails {
     /// The job's tail, shared with its other followers (made when it has none).
-    pub fn get(&self, job_id: &Arc<str>) -> Arc<Tail> {
+    pub fn get(&self, store: &Arc<dyn Store>, job_id: &Arc<str>) -> Arc<Tail> {
         let mut map = self.map.lock().unwrap();
         if let Some(t) = map.get(job_id).and_then(Weak::upgrade) {
             return t;
@@ -60,6 +61,7 @@ impl Tails {
         map.retain(|_, w| w.strong_count() > 0);
         let t = Arc::new(Tail {
             job_id: job_id.clone(),
+            store: Some(store.clone()),
             held: Mutex::new(Held::default()),
             reading: tokio::sync::Mutex::new(()),
             window: window(),
@@ -113,6 +115,9 @@ pub enum Taken {
 
 pub struct Tail {
     job_id: Arc<str>,
+    /// Asked to give back its cached pages once the tail's last follower is gone (none in
+    /// unit tests).
+    store: Option<Arc<dyn Store>>,
     held: Mutex<Held>,
     /// Held while reading the store: one read at a time.
     reading: tokio::sync::Mutex<()>,
@@ -191,34 +196,36 @@ impl Tail {
 
 impl Drop for Tail {
     fn drop(&mut self) {
-        trim_soon();
+        if let Some(store) = self.store.take() {
+            trim_soon(store);
+        }
     }
 }
 
-/// The last follower of a job is gone: give what the followers' buffers took back to the
-/// system (glibc keeps freed memory otherwise), a second later, once their connections have
-/// closed and freed their write buffers too. One trim at a time however many jobs end.
-fn trim_soon() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    {
-        use std::sync::atomic::{AtomicBool, Ordering};
-        static PENDING: AtomicBool = AtomicBool::new(false);
-        if PENDING.swap(true, Ordering::AcqRel) {
-            return;
-        }
-        let spawned = std::thread::Builder::new()
-            .name("kiln-trim".into())
-            .spawn(|| {
-                std::thread::sleep(std::time::Duration::from_secs(1));
-                PENDING.store(false, Ordering::Release);
-                // SAFETY: malloc_trim takes no pointers.
-                unsafe {
-                    libc::malloc_trim(0);
-                }
-            });
-        if spawned.is_err() {
+/// The last follower of a job is gone: a second later, once their connections have closed and
+/// freed their write buffers too, the store gives back the pages it cached for the burst
+/// (`LogStore::release_memory`) and the process gives what was freed back to the system
+/// (glibc keeps freed memory otherwise). One at a time however many jobs end.
+fn trim_soon(store: Arc<dyn Store>) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    static PENDING: AtomicBool = AtomicBool::new(false);
+    if PENDING.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    let spawned = std::thread::Builder::new()
+        .name("kiln-trim".into())
+        .spawn(move || {
+            std::thread::sleep(std::time::Duration::from_secs(1));
             PENDING.store(false, Ordering::Release);
-        }
+            store.release_memory();
+            #[cfg(all(target_os = "linux", target_env = "gnu"))]
+            // SAFETY: malloc_trim takes no pointers.
+            unsafe {
+                libc::malloc_trim(0);
+            }
+        });
+    if spawned.is_err() {
+        PENDING.store(false, Ordering::Release);
     }
 }
 
@@ -307,6 +314,7 @@ mod tests {
     fn a_follower_behind_the_tail_is_told_so_and_holds_it() {
         let t = Tail {
             job_id: "j".into(),
+            store: None,
             held: Mutex::new(held(1..=100)),
             reading: tokio::sync::Mutex::new(()),
             window: 50_000,

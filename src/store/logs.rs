@@ -49,4 +49,10 @@ pub trait LogStore {
         before: Option<i64>,
         limit: i64,
     ) -> StoreResult<Vec<LogRow>>;
+
+    /// Gives back the memory the store keeps only for speed (pages of the database it has
+    /// cached), as the last follower of a job leaves: a burst of logs written and followed
+    /// leaves their pages cached otherwise. Later reads fetch what they need again. Nothing
+    /// to give back by default.
+    fn release_memory(&self) {}
 }

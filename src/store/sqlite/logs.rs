@@ -107,4 +107,8 @@ impl LogStore for SqliteStore {
         )?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
+
+    fn release_memory(&self) {
+        self.release_page_caches();
+    }
 }

@@ -176,6 +176,16 @@ impl Writer {
         g.take_outcome(my_batch)?;
         out
     }
+
+    /// Empties the connection's page cache, unless a batch is open (it is left alone then).
+    pub fn release_memory(&self) {
+        let g = self.lock();
+        if !g.open
+            && let Err(e) = g.conn.release_memory()
+        {
+            log::debug!("releasing the writer's page cache: {e}");
+        }
+    }
 }
 
 #[cfg(test)]
