@@ -2,8 +2,9 @@
 //! `GET /swagger`, which redirects to it. On by default (see the README).
 //!
 //! Made once from two embedded files: Coder's document for the builds API
-//! (`openapi/coder-swagger-builds.json`, a copy of `shared/spec`), of which only the operations
-//! kiln serves are kept (`x-coder-operations` in `openapi/kiln.json`), and kiln's own paths
+//! (`openapi/coder-swagger-builds.json`, the repository's copy of Coder's schemas for these
+//! paths, which the tests validate bodies against too), of which only the operations kiln
+//! serves are kept (`x-coder-operations` in `openapi/kiln.json`), and kiln's own paths
 //! and notes (`openapi/kiln.json`: the follow streams, `/api/v2/kiln/*`, `/healthz`, the
 //! status page). Paths are full (`basePath` `/`). `tests/openapi.rs` checks that every route
 //! of the router is documented, that every documented operation is served and no other, and

@@ -1,35 +1,15 @@
-//! Checks JSON bodies against Coder's published schema (`shared/spec/coder-swagger-builds.json`),
-//! with the spec's section 7 corrections: every non-required property may also be `null`, and
-//! `WorkspaceBuild.reason` takes every `codersdk.BuildReason` value.
+//! Checks JSON bodies against Coder's published schema, the copy the repository keeps and the
+//! server embeds (`src/api/openapi/coder-swagger-builds.json`), with the spec's section 7
+//! corrections: every non-required property may also be `null`, and `WorkspaceBuild.reason`
+//! takes every `codersdk.BuildReason` value.
 
 use super::Resp;
 use serde_json::{Value, json};
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 
-const SWAGGER: &str = "shared/spec/coder-swagger-builds.json";
-
-/// `<manifest dir>/../shared/...` (the repository beside `shared/`), else
-/// `<manifest dir>/shared/...`, else the same beside a further ancestor (a worktree kept in a
-/// subfolder of the repository's parent).
-pub fn swagger_path() -> PathBuf {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let mut candidates = vec![root.join("..").join(SWAGGER), root.join(SWAGGER)];
-    candidates.extend(root.ancestors().skip(2).map(|a| a.join(SWAGGER)));
-    candidates
-        .iter()
-        .find(|p| p.is_file())
-        .cloned()
-        .unwrap_or_else(|| {
-            panic!(
-                "the swagger schema is missing: looked for {} and {} (and beside every further \
-                 parent folder); the tests need shared/spec beside the repository",
-                candidates[0].display(),
-                candidates[1].display()
-            )
-        })
-}
+/// Coder's schema for the builds paths and those around them, as the repository keeps it.
+pub const SWAGGER: &str = include_str!("../../src/api/openapi/coder-swagger-builds.json");
 
 /// Go's `format:"uri"` is documentation: Coder sends `""` for "none" (a user without an
 /// avatar), so an empty string is accepted wherever a `uri` is; any other value must be one.
@@ -103,13 +83,9 @@ pub fn relax(defs: &mut Value) {
 fn definitions() -> &'static Value {
     static DEFS: OnceLock<Value> = OnceLock::new();
     DEFS.get_or_init(|| {
-        let path = swagger_path();
-        let text = std::fs::read_to_string(&path)
-            .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
-        let swagger: Value = serde_json::from_str(&text)
-            .unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display()));
+        let swagger: Value = serde_json::from_str(SWAGGER).expect("Coder's schema is JSON");
         let mut defs = swagger["definitions"].clone();
-        assert!(defs.is_object(), "{} has no definitions", path.display());
+        assert!(defs.is_object(), "Coder's schema has no definitions");
         relax(&mut defs);
         defs
     })
