@@ -26,6 +26,9 @@ pub struct Config {
     /// An external provisioner daemon's job with no update for this long is failed, and the
     /// daemon stops the job once it could not reach the server for this long.
     pub provisioner_lease: Duration,
+    /// The session cookie is `Secure` on every answer, not only over HTTPS
+    /// (`--secure-auth-cookie`: behind a proxy that ends TLS).
+    pub secure_auth_cookie: bool,
 }
 
 impl Config {

@@ -2,6 +2,7 @@
 //! server's id, which names its built-in workers across restarts.
 
 use std::fs::File;
+use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 
@@ -19,13 +20,13 @@ impl DataDir {
     /// Creates the folder when missing, takes its lock (another kiln using it is an error),
     /// and reads the server id, making one on first use.
     pub fn open(path: &Path) -> Result<DataDir, String> {
-        std::fs::create_dir_all(path)
-            .map_err(|e| format!("cannot create the data directory {}: {e}", path.display()))?;
+        private_dir(path)?;
         let lock_path = path.join(LOCK_FILE);
         let lock = File::options()
             .create(true)
             .truncate(false)
             .write(true)
+            .mode(0o600)
             .open(&lock_path)
             .map_err(|e| {
                 // A read-only folder (or disk) fails here first: say which folder, and why.
@@ -61,13 +62,49 @@ impl DataDir {
     }
 }
 
+/// Creates `path` (and its parents) when missing, and makes it the owner's alone (0700): it
+/// holds the database (password hashes, tokens' hashes, states, logs), the workspaces' folders
+/// and the jobs' templates. A folder that other users could enter is closed, with a warning.
+pub fn private_dir(path: &Path) -> Result<(), String> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)
+        .map_err(|e| format!("cannot create the data directory {}: {e}", path.display()))?;
+    let meta = std::fs::metadata(path)
+        .map_err(|e| format!("cannot read the data directory {}: {e}", path.display()))?;
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode & 0o700)).map_err(
+            |e| {
+                format!(
+                    "cannot make the data directory {} private: {e}",
+                    path.display()
+                )
+            },
+        )?;
+        log::warn!(
+            "the data directory {} was open to other users (mode {mode:o}); it is now {:o}",
+            path.display(),
+            mode & 0o700
+        );
+    }
+    Ok(())
+}
+
 /// Writes `file` whole or not at all, and durably: a temporary file beside it, flushed, then
 /// renamed over it, and the folder flushed. A crash at any moment (a kill, a power loss) leaves
 /// either no file or the whole one, never an empty one.
 fn write_durably(file: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     let tmp = file.with_extension("tmp");
-    let mut f = File::create(&tmp)?;
+    let mut f = File::options()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .mode(0o600)
+        .open(&tmp)?;
     f.write_all(bytes)?;
     f.sync_all()?;
     std::fs::rename(&tmp, file)?;
@@ -89,5 +126,23 @@ mod tests {
         drop(first);
         let again = DataDir::open(tmp.path()).unwrap();
         assert_eq!(again.server_id, id);
+    }
+
+    #[test]
+    fn the_folder_and_its_files_are_the_owners_alone() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let fresh = tmp.path().join("new");
+        let d = DataDir::open(&fresh).unwrap();
+        assert_eq!(mode(&fresh), 0o700);
+        assert_eq!(mode(&fresh.join(SERVER_ID_FILE)), 0o600);
+        assert_eq!(mode(&fresh.join(LOCK_FILE)), 0o600);
+        drop(d);
+        let open = tmp.path().join("open");
+        std::fs::create_dir(&open).unwrap();
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o755)).unwrap();
+        DataDir::open(&open).unwrap();
+        assert_eq!(mode(&open), 0o700);
     }
 }

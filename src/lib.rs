@@ -19,6 +19,7 @@ pub mod metrics;
 pub mod model;
 pub mod provisioner;
 pub mod store;
+pub mod tls;
 
 use actix_web::{App, HttpServer, web};
 pub use api::{AppState, State};
@@ -91,20 +92,27 @@ pub fn open_state(config: Config) -> Result<Arc<AppState>, Box<dyn std::error::E
 pub const REQUEST_HEAD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 pub const KEEP_ALIVE: std::time::Duration = std::time::Duration::from_secs(60);
 
-/// The HTTP server on `listener`. Signals are left to the caller (see `main.rs`).
+/// Where the server listens: plain HTTP, HTTPS (`--tls-*`), or both; at least one.
+pub struct Listeners {
+    pub http: Option<TcpListener>,
+    pub https: Option<(TcpListener, rustls::ServerConfig)>,
+}
+
+/// The HTTP server on `listeners`. Signals are left to the caller (see `main.rs`).
 pub fn build_server(
-    listener: TcpListener,
+    listeners: Listeners,
     state: Arc<AppState>,
 ) -> std::io::Result<actix_web::dev::Server> {
     let metrics_on = state.config.prometheus_address.is_some();
     let data = web::Data::from(state);
-    let server = HttpServer::new(move || {
+    let mut server = HttpServer::new(move || {
         App::new()
             .app_data(data.clone())
             .wrap(actix_web::middleware::Condition::new(
                 metrics_on,
                 actix_web::middleware::from_fn(api::http_metrics::record),
             ))
+            .wrap(actix_web::middleware::from_fn(api::csrf::guard))
             .wrap(api::access_log::logger())
             .configure(api::configure)
     })
@@ -114,10 +122,14 @@ pub fn build_server(
     // connections (as Coder's do: its server keeps them) rarely meet one being closed.
     .client_request_timeout(REQUEST_HEAD_TIMEOUT)
     .keep_alive(KEEP_ALIVE)
-    .shutdown_timeout(5)
-    .listen(listener)?
-    .run();
-    Ok(server)
+    .shutdown_timeout(5);
+    if let Some(listener) = listeners.http {
+        server = server.listen(listener)?;
+    }
+    if let Some((listener, tls)) = listeners.https {
+        server = server.listen_rustls_0_23(listener, tls)?;
+    }
+    Ok(server.run())
 }
 
 /// The metrics listener (`--prometheus-address`): `GET /metrics` only, in the Prometheus text
@@ -147,10 +159,19 @@ pub fn build_metrics_server(listener: TcpListener) -> std::io::Result<actix_web:
 }
 
 /// Serves until SIGINT or SIGTERM, then shuts down gracefully.
-pub async fn run(listener: TcpListener, state: Arc<AppState>) -> std::io::Result<()> {
-    let addr = listener.local_addr()?;
+pub async fn run(listeners: Listeners, state: Arc<AppState>) -> std::io::Result<()> {
+    let http = listeners
+        .http
+        .as_ref()
+        .map(|l| l.local_addr())
+        .transpose()?;
+    let https = listeners
+        .https
+        .as_ref()
+        .map(|(l, _)| l.local_addr())
+        .transpose()?;
     raise_open_file_limit();
-    let server = build_server(listener, state.clone())?;
+    let server = build_server(listeners, state.clone())?;
     let handle = server.handle();
     let metrics_server = match &state.config.prometheus_address {
         Some(address) => {
@@ -166,15 +187,25 @@ pub async fn run(listener: TcpListener, state: Arc<AppState>) -> std::io::Result
     if let Some(s) = metrics_server {
         actix_web::rt::spawn(s);
     }
-    log::info!("kiln {} listening on http://{addr}", api::meta_version());
+    if let Some(addr) = http {
+        log::info!("kiln {} listening on http://{addr}", api::meta_version());
+    }
+    if let Some(addr) = https {
+        log::info!("kiln {} listening on https://{addr}", api::meta_version());
+    }
     log::info!("database: {}", state.config.database_label());
+    let addr = match (https, http) {
+        (Some(a), _) => format!("https://{a}"),
+        (None, Some(a)) => format!("http://{a}"),
+        (None, None) => unreachable!("main.rs refuses a server with no listener"),
+    };
     let store = state.store.clone();
     let no_user = web::block(move || store.user_count().unwrap_or(0) == 0)
         .await
         .unwrap_or(false);
     if no_user {
         log::info!(
-            "no user yet: open http://{addr}/ or run: curl -X POST http://{addr}/api/v2/users/first \
+            "no user yet: open {addr}/ or run: curl -X POST {addr}/api/v2/users/first \
              -d '{{\"email\":\"you@example.com\",\"username\":\"you\",\"password\":\"a-long-password\"}}'"
         );
     }

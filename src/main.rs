@@ -37,9 +37,36 @@ enum ProvisionerCommand {
 
 #[derive(clap::Args)]
 struct ServerArgs {
-    /// Address to listen on (host:port). Port 0 picks a free port; the log says which.
+    /// Address to serve plain HTTP on (host:port). Port 0 picks a free port; the log says
+    /// which. Empty turns plain HTTP off (with --tls-enable).
     #[arg(long, env = "KILN_ADDRESS", default_value = "127.0.0.1:3000")]
     address: String,
+
+    /// Serve HTTPS too, on --tls-address, with --tls-cert-file and --tls-key-file. The
+    /// session cookie is Secure on answers over HTTPS.
+    #[arg(long, env = "KILN_TLS_ENABLE")]
+    tls_enable: bool,
+
+    /// Address to serve HTTPS on (host:port; port 0 picks a free port).
+    #[arg(long, env = "KILN_TLS_ADDRESS", default_value = "127.0.0.1:3443")]
+    tls_address: String,
+
+    /// The server's certificate, with its chain (PEM).
+    #[arg(long, env = "KILN_TLS_CERT_FILE")]
+    tls_cert_file: Option<PathBuf>,
+
+    /// The certificate's private key (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, env = "KILN_TLS_KEY_FILE")]
+    tls_key_file: Option<PathBuf>,
+
+    /// The oldest TLS version HTTPS accepts: tls12 or tls13.
+    #[arg(long, env = "KILN_TLS_MIN_VERSION", default_value = "tls12")]
+    tls_min_version: kiln::tls::MinVersion,
+
+    /// Mark the session cookie Secure on every answer, plain HTTP too: for a server behind a
+    /// proxy that ends TLS.
+    #[arg(long, env = "KILN_SECURE_AUTH_COOKIE")]
+    secure_auth_cookie: bool,
 
     /// Folder for the database (kiln.db), the server's id and the workspace folders; created if
     /// missing. One kiln server at a time uses it.
@@ -143,10 +170,31 @@ fn serve(args: ServerArgs) -> Result<(), Box<dyn std::error::Error>> {
         autobuild_poll_interval: args.autobuild_poll_interval,
         prometheus_address: args.prometheus_address.filter(|a| !a.trim().is_empty()),
         provisioner_lease: args.provisioner_lease,
+        secure_auth_cookie: args.secure_auth_cookie,
     };
-    let listener = TcpListener::bind(&args.address)
-        .map_err(|e| format!("cannot listen on {}: {e}", args.address))?;
+    let bind = |address: &str| {
+        TcpListener::bind(address).map_err(|e| format!("cannot listen on {address}: {e}"))
+    };
+    let http = match args.address.trim() {
+        "" if !args.tls_enable => {
+            return Err(
+                "--address is empty: give an address, or serve HTTPS (--tls-enable)".into(),
+            );
+        }
+        "" => None,
+        address => Some(bind(address)?),
+    };
+    let https = if args.tls_enable {
+        let (Some(cert), Some(key)) = (&args.tls_cert_file, &args.tls_key_file) else {
+            return Err("--tls-enable needs --tls-cert-file and --tls-key-file".into());
+        };
+        let tls = kiln::tls::server_config(cert, key, args.tls_min_version)?;
+        Some((bind(&args.tls_address)?, tls))
+    } else {
+        None
+    };
     let state = kiln::open_state(config)?;
-    actix_web::rt::System::new().block_on(kiln::run(listener, state))?;
+    let listeners = kiln::Listeners { http, https };
+    actix_web::rt::System::new().block_on(kiln::run(listeners, state))?;
     Ok(())
 }

@@ -436,3 +436,266 @@ async fn users_and_tokens_survive_a_restart() {
         None,
     );
 }
+
+/// A request a page of another origin makes with the browser's cookie: the session cookie
+/// alone, `text/plain` as an HTML form can send, and the browser's `Origin` (none: a very
+/// old browser, or a client that sends only the cookie).
+fn forged(
+    s: &TestServer,
+    method: &str,
+    path: &str,
+    token: &str,
+    origin: Option<&str>,
+    content_type: &str,
+) -> awc::ClientRequest {
+    let mut req = s
+        .anon()
+        .request(method, path)
+        .insert_header(("Cookie", format!("coder_session_token={token}")))
+        .insert_header(("Content-Type", content_type));
+    if let Some(o) = origin {
+        req = req.insert_header(("Origin", o));
+    }
+    req
+}
+
+const CROSS_SITE: &str = "Cross-site request refused: a request signed in by the session cookie must come from kiln's own page.";
+
+#[actix_web::test]
+async fn requests_signed_in_by_the_cookie_must_come_from_kilns_own_page() {
+    use common::builds::{quick, template, workspace};
+    let s = TestServer::start();
+    let owner = s.owner().await;
+    let token = owner.token().to_string();
+    let t = template(&owner, "base", quick()).await;
+    let (ws, _) = workspace(&owner, &t, "dev", json!([])).await;
+    let member = s.user(&owner, "mallory", &[]).await;
+    let admin = s.user(&owner, "tom", &["template-admin"]).await;
+    let file = member
+        .post_raw(
+            "/api/v2/files",
+            "application/x-tar",
+            common::tar_of(&[("kiln.json", &quick().to_string())]),
+        )
+        .await
+        .json()["hash"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let own = s.url("");
+    let own = own.trim_end_matches('/');
+    // Another port of the same host: the same site, another origin.
+    let other_port = {
+        let (scheme_host, port) = own.rsplit_once(':').unwrap();
+        format!("{scheme_host}:{}", port.parse::<u16>().unwrap() + 1)
+    };
+    let attempts = [
+        (
+            token.clone(),
+            format!("/api/v2/workspaces/{ws}/builds"),
+            json!({"transition": "delete"}),
+        ),
+        (token.clone(), "/api/v2/users/me/keys".into(), json!({})),
+        (
+            token.clone(),
+            "/api/v2/users".into(),
+            json!({"email": "eve@example.com", "username": "eve", "password": "eve-password-1", "organization_ids": []}),
+        ),
+        (
+            admin.token().to_string(),
+            "/api/v2/organizations/coder/templateversions".into(),
+            json!({"storage_method": "file", "file_id": file, "provisioner": "echo", "template_id": t}),
+        ),
+    ];
+    for (token, path, body) in &attempts {
+        for origin in [Some(other_port.as_str()), Some("null"), None] {
+            for content_type in ["text/plain", "application/x-www-form-urlencoded"] {
+                let req = forged(&s, "POST", path, token, origin, content_type);
+                let r = s
+                    .anon()
+                    .send(req, Some(body.to_string().into_bytes()))
+                    .await;
+                r.expect_error(403, CROSS_SITE, None);
+            }
+        }
+        // The browser's Sec-Fetch-Site is believed over an Origin that happens to match.
+        let req = forged(&s, "POST", path, token, Some(own), "application/json")
+            .insert_header(("Sec-Fetch-Site", "same-site"));
+        let r = s
+            .anon()
+            .send(req, Some(body.to_string().into_bytes()))
+            .await;
+        r.expect_error(403, CROSS_SITE, None);
+    }
+    // Nothing changed: the workspace is up, no key, no user, no version of the member's file.
+    let w = owner.get(&format!("/api/v2/workspaces/{ws}")).await.json();
+    assert_eq!(w["latest_build"]["transition"], "start", "{w}");
+    assert_eq!(w["latest_build"]["build_number"], 1, "{w}");
+    let users = owner.get("/api/v2/users").await.json();
+    assert_eq!(users["count"], 3, "{users}");
+    let versions = owner
+        .get(&format!("/api/v2/templates/{t}/versions"))
+        .await
+        .json();
+    assert_eq!(versions.as_array().unwrap().len(), 1, "{versions}");
+
+    // kiln's own page: the cookie with its Origin (or Sec-Fetch-Site) is accepted, as JSON.
+    let (token, path, body) = &attempts[1];
+    let req = forged(&s, "POST", path, token, Some(own), "application/json");
+    let r = s
+        .anon()
+        .send(req, Some(body.to_string().into_bytes()))
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let req = forged(&s, "POST", path, token, None, "application/json")
+        .insert_header(("Sec-Fetch-Site", "same-origin"));
+    let r = s
+        .anon()
+        .send(req, Some(body.to_string().into_bytes()))
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    // ... but not a body that an HTML form could have made.
+    let req = forged(
+        &s,
+        "POST",
+        path,
+        token,
+        Some(own),
+        "text/plain;charset=UTF-8",
+    );
+    let r = s
+        .anon()
+        .send(req, Some(body.to_string().into_bytes()))
+        .await;
+    r.expect_error(
+        415,
+        "Unsupported content type header \"text/plain;charset=UTF-8\".",
+        Some("A request signed in by the session cookie must send its body as Content-Type: application/json."),
+    );
+    // The token in the header is unaffected, whatever the Origin and the content type (as
+    // `curl -d` sends a form type); so is the header with the same cookie beside it.
+    for origin in [Some(other_port.as_str()), None] {
+        let req = owner
+            .request("POST", path)
+            .insert_header(("Content-Type", "application/x-www-form-urlencoded"));
+        let req = match origin {
+            Some(o) => req.insert_header(("Origin", o)),
+            None => req,
+        };
+        let r = owner.send(req, Some(body.to_string().into_bytes())).await;
+        assert_eq!(r.status, 201, "{}", r.text());
+    }
+    let req = forged(&s, "POST", path, token, Some(&other_port), "text/plain")
+        .insert_header(("Coder-Session-Token", token.as_str()));
+    let r = s
+        .anon()
+        .send(req, Some(body.to_string().into_bytes()))
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    // Reads are not refused.
+    let req = forged(
+        &s,
+        "GET",
+        "/api/v2/users/me",
+        token,
+        Some(&other_port),
+        "text/plain",
+    );
+    assert_eq!(s.anon().send(req, None).await.status, 200);
+}
+
+#[actix_web::test]
+async fn another_sites_page_cannot_claim_a_fresh_server_or_sign_a_browser_in() {
+    let s = TestServer::start();
+    let body = json!({"email": "eve@example.com", "username": "eve", "password": "eve-password-1"});
+    let req = s
+        .anon()
+        .request("POST", "/api/v2/users/first")
+        .insert_header(("Content-Type", "text/plain"))
+        .insert_header(("Origin", "http://evil.example"));
+    let r = s
+        .anon()
+        .send(req, Some(body.to_string().into_bytes()))
+        .await;
+    r.expect_error(
+        403,
+        "Cross-site request refused: this request came from another site's page.",
+        None,
+    );
+    s.anon().get("/api/v2/users/first").await.assert_error(
+        404,
+        "The initial user has not been created!",
+        None,
+    );
+    // curl, as the README shows it: no Origin, a form type.
+    let req = s
+        .anon()
+        .request("POST", "/api/v2/users/first")
+        .insert_header(("Content-Type", "application/x-www-form-urlencoded"));
+    let r = s
+        .anon()
+        .send(req, Some(body.to_string().into_bytes()))
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let login = json!({"email": "eve@example.com", "password": "eve-password-1"});
+    let req = s
+        .anon()
+        .request("POST", "/api/v2/users/login")
+        .insert_header(("Content-Type", "text/plain"))
+        .insert_header(("Sec-Fetch-Site", "cross-site"));
+    let r = s
+        .anon()
+        .send(req, Some(login.to_string().into_bytes()))
+        .await;
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert!(r.header("set-cookie").is_none());
+}
+
+#[actix_web::test]
+async fn websockets_signed_in_by_the_cookie_must_come_from_kilns_own_page() {
+    use common::builds::{quick, template, workspace};
+    let s = TestServer::start();
+    let owner = s.owner().await;
+    let token = owner.token().to_string();
+    let t = template(&owner, "base", quick()).await;
+    let (ws, build) = workspace(&owner, &t, "dev", json!([])).await;
+    let own = s.url("");
+    let own = own.trim_end_matches('/').to_string();
+    let paths = [
+        format!("/api/v2/workspacebuilds/{build}/logs?follow=true"),
+        format!("/api/v2/workspaces/{ws}/watch-ws"),
+    ];
+    // The status of the upgrade: 101, or the refusal's.
+    let upgrade = |path: &str, cookie: bool, header: bool, origin: Option<&str>| {
+        let url = s.url(path).replacen("http://", "ws://", 1);
+        let mut req = awc::Client::new().ws(url);
+        if cookie {
+            req = req.header("Cookie", format!("coder_session_token={token}"));
+        }
+        if header {
+            req = req.header("Coder-Session-Token", token.as_str());
+        }
+        if let Some(o) = origin {
+            req = req.origin(o);
+        }
+        async move {
+            match req.connect().await {
+                Ok((res, _)) => res.status().as_u16(),
+                Err(awc::error::WsClientError::InvalidResponseStatus(status)) => status.as_u16(),
+                Err(e) => panic!("upgrade: {e}"),
+            }
+        }
+    };
+    for path in &paths {
+        assert_eq!(
+            upgrade(path, true, false, Some("http://evil.example")).await,
+            403
+        );
+        assert_eq!(upgrade(path, true, false, Some(&own)).await, 101);
+        assert_eq!(upgrade(path, true, false, None).await, 101);
+        assert_eq!(
+            upgrade(path, false, true, Some("http://evil.example")).await,
+            101
+        );
+    }
+}

@@ -117,7 +117,7 @@ async fn call(
 async fn the_protocol_takes_only_provisioner_keys_and_refuses_bad_input() {
     let s = TestServer::start_with_args(&["--workers", "0"]);
     let owner = s.owner().await;
-    let key = new_key(&owner, "k", json!({})).await;
+    let key = new_key(&owner, "k", json!({"os": "linux"})).await;
     let nil = "00000000-0000-0000-0000-000000000000";
     let paths = [
         "/register".to_string(),
@@ -150,14 +150,28 @@ async fn the_protocol_takes_only_provisioner_keys_and_refuses_bad_input() {
     call(&s, "/register", Some(&key), None, json!({"name": ""}))
         .await
         .expect_error(400, "Validation failed.", None);
-    let reg = call(
-        &s,
-        "/register",
-        Some(&key),
-        None,
-        json!({"name": "d", "tags": {"os": "linux"}}),
-    )
-    .await;
+    // A daemon carries exactly its key's tags, as in Coder: naming its own is refused, even
+    // the key's own.
+    for tags in [json!({"pool": "secure"}), json!({"os": "linux"})] {
+        let r = call(
+            &s,
+            "/register",
+            Some(&key),
+            None,
+            json!({"name": "d", "tags": tags}),
+        )
+        .await;
+        r.expect_error(
+            403,
+            "You aren't allowed to create provisioner daemons with scope \"\"",
+            Some("tags are not allowed when using a provisioner key"),
+        );
+    }
+    let r = owner
+        .get("/api/v2/organizations/coder/provisionerdaemons")
+        .await;
+    assert_eq!(r.json(), json!([]), "nothing registered");
+    let reg = call(&s, "/register", Some(&key), None, json!({"name": "d"})).await;
     assert_eq!(reg.status, 200, "{}", reg.text());
     let reg = reg.json();
     assert_eq!(
@@ -306,13 +320,9 @@ async fn tags_route_jobs_and_count_matched_provisioners() {
     let s = TestServer::start_with_args(&["--workers", "0"]);
     let owner = s.owner().await;
     let key = new_key(&owner, "farm", json!({})).await;
+    let arm_key = new_key(&owner, "arm", json!({"os": "linux", "arch": "arm"})).await;
     let url = s.url("");
-    let tagged = Daemon::start(
-        &url,
-        &key,
-        "linux-box",
-        &["--tag", "os=linux", "--tag", "arch=arm"],
-    );
+    let tagged = Daemon::start(&url, &arm_key, "linux-box", &[]);
     let _plain = Daemon::start(&url, &key, "plain-box", &[]);
     let listed = daemons(&owner).await;
     let id_of = |name: &str| {
@@ -464,4 +474,143 @@ fn pgrep(marker: &str) -> bool {
         .output()
         .map(|o| o.status.success())
         .unwrap_or(false)
+}
+
+#[actix_web::test]
+async fn a_daemon_cannot_choose_what_a_version_runs() {
+    let s = TestServer::start_with_args(&["--workers", "0"]);
+    let owner = s.owner().await;
+    let key = new_key(&owner, "k", json!({})).await;
+    let reg = call(&s, "/register", Some(&key), None, json!({"name": "fake"})).await;
+    assert_eq!(reg.status, 200, "{}", reg.text());
+    let daemon = reg.json()["daemon_id"].as_str().unwrap().to_string();
+    // The archive the owner uploaded: its start step logs "legit", and it has a README.
+    let legit = manifest(json!([{"log": "legit"}]), json!([{"log": "bye"}]));
+    let archive = common::tar_of(&[
+        ("kiln.json", &legit.to_string()),
+        ("README.md", "the archive's readme"),
+    ]);
+    let file = owner
+        .post_raw("/api/v2/files", "application/x-tar", archive)
+        .await
+        .json()["hash"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let v = owner
+        .post(
+            "/api/v2/organizations/coder/templateversions",
+            json!({"storage_method": "file", "file_id": file, "provisioner": "echo"}),
+        )
+        .await
+        .expect(201, "codersdk.TemplateVersion");
+    let version = v["id"].as_str().unwrap().to_string();
+    // The daemon takes the import, logs lines of its own, and completes it with a manifest
+    // of its own (a step that would run on the server) and a README of its own.
+    let take = |kind: &'static str| {
+        let (s, key, daemon) = (&s, key.clone(), daemon.clone());
+        async move {
+            let r = call(
+                s,
+                "/acquire",
+                Some(&key),
+                None,
+                json!({"daemon_id": daemon, "wait_ms": 5000}),
+            )
+            .await;
+            assert_eq!(r.status, 200, "{}", r.text());
+            let a = r.json();
+            assert_eq!(a["work"]["kind"], kind, "{a}");
+            a
+        }
+    };
+    let job = take("import").await["job"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let forged_line = |output: &str| {
+        json!({"lines": [{"created_at": "2026-01-01T00:00:00Z", "source": "provisioner",
+            "level": "info", "stage": "Starting workspace", "output": output}],
+            "length": output.len(), "overflowed": false})
+    };
+    let r = call(
+        &s,
+        &format!("/jobs/{job}/update"),
+        Some(&key),
+        None,
+        json!({"daemon_id": daemon, "logs": forged_line("forged while running")}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let forged = manifest(
+        json!([{"run": "echo planted > /tmp/kiln-planted"}]),
+        json!([{"log": "bye"}]),
+    );
+    let r = call(
+        &s,
+        &format!("/jobs/{job}/complete"),
+        Some(&key),
+        None,
+        json!({"daemon_id": daemon, "logs": forged_line("forged at the end"), "result": {"kind": "import",
+            "outcome": {"Valid": {"manifest": forged.to_string(), "readme": "forged readme"}}}}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["status"], "succeeded");
+    // The version keeps what the server read from the archive, and its log is the server's.
+    let v = owner
+        .get(&format!("/api/v2/templateversions/{version}"))
+        .await
+        .expect(200, "codersdk.TemplateVersion");
+    assert_eq!(v["readme"], "the archive's readme", "{v}");
+    let logs = owner
+        .get(&format!("/api/v2/templateversions/{version}/logs"))
+        .await
+        .expect(200, "[]codersdk.ProvisionerJobLog");
+    let text = logs.to_string();
+    assert!(!text.contains("forged"), "{text}");
+    assert!(text.contains("kiln.json is valid: "), "{text}");
+    assert!(
+        logs.as_array()
+            .unwrap()
+            .iter()
+            .all(|l| l["stage"] != "Starting workspace"),
+        "{text}"
+    );
+    // A build of the version hands the daemon the archive's steps.
+    let t = owner
+        .post(
+            "/api/v2/organizations/coder/templates",
+            json!({"name": "real", "template_version_id": version}),
+        )
+        .await
+        .expect(201, "codersdk.Template");
+    let w = owner
+        .post(
+            "/api/v2/organizations/coder/members/me/workspaces",
+            json!({"name": "w", "template_id": t["id"], "rich_parameter_values": [{"name": "region", "value": "eu"}]}),
+        )
+        .await;
+    assert_eq!(w.status, 201, "{}", w.text());
+    let a = take("build").await;
+    let text = a["work"]["manifest"].to_string();
+    assert!(text.contains("legit"), "{text}");
+    assert!(!text.contains("planted"), "{text}");
+}
+
+#[test]
+fn a_daemon_given_tags_with_a_key_is_refused_before_it_registers() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .args(["provisioner", "start", "--url", "http://127.0.0.1:9"])
+        .args(["--key", "some-key", "--tag", "pool=secure", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("tags are not allowed when using a provisioner key"),
+        "{err}"
+    );
 }

@@ -9,6 +9,7 @@ pub mod autobuild;
 pub mod body;
 pub mod build_cache;
 mod builds;
+pub mod csrf;
 pub mod error;
 mod files;
 pub mod http_metrics;

@@ -11,9 +11,10 @@ use crate::domain::provisioner_tags::{Tags, normalize};
 use crate::events::Topic;
 use crate::identity;
 use crate::model::JobStatus;
+use crate::provisioner::import_job;
 use crate::provisioner::queue::JobQueue;
 use crate::provisioner::remote::wire::*;
-use crate::store::{DaemonRow, ImportOutcome, LeaseState, LogBatch, ProvisionerKeyRow};
+use crate::store::{DaemonRow, ImportOutcome, JOB_IMPORT, LeaseState, LogBatch, ProvisionerKeyRow};
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, web};
 use std::time::{Duration, Instant};
@@ -112,29 +113,25 @@ async fn register(state: State, req: HttpRequest, body: Body<{ 64 << 10 }>) -> A
             return Err(ApiError::validation()
                 .with_validation("name", "A daemon name of 1 to 64 characters is required."));
         }
-        // The key's tags are the daemon's; its own may add to them, never change them.
-        let mut tags: Tags = key.tags.clone();
-        for (k, v) in r.tags {
-            if k.is_empty() {
-                return Err(ApiError::validation().with_validation("tags", "empty tag name"));
-            }
-            match tags.get(&k) {
-                Some(existing) if *existing != v => {
-                    return Err(ApiError::bad_request(format!(
-                        "Tag {k:?}={v:?} conflicts with the provisioner key's tag {k:?}={existing:?}."
-                    ))
-                    .with_validation("tags", "conflicts with the key's tags"));
-                }
-                _ => {
-                    tags.insert(k, v);
-                }
-            }
+        // A daemon authenticated by a key carries exactly the key's tags, as in Coder: one that
+        // names tags of its own is refused, so no key reaches another pool's jobs.
+        if !r.tags.is_empty() {
+            return Err(ApiError::forbidden(format!(
+                "You aren't allowed to create provisioner daemons with scope {:?}",
+                r.tags.get("scope").map_or("", String::as_str)
+            ))
+            .with_detail("tags are not allowed when using a provisioner key"));
         }
+        let tags: Tags = key.tags.clone();
         let tags = normalize(tags, "");
         let id = state
             .store
             .register_daemon(&key, &r.name, &tags, &r.version)?;
-        log::info!("provisioner daemon {:?} registered (key {:?})", r.name, key.name);
+        log::info!(
+            "provisioner daemon {:?} registered (key {:?})",
+            r.name,
+            key.name
+        );
         ok(&RegisterResponse {
             daemon_id: id,
             organization_id: key.organization_id,
@@ -229,8 +226,13 @@ async fn update(
     let key = key_from(&req);
     blocking(move || {
         let (job, daemon, r): (_, _, UpdateRequest) = job_call(&state, key, &path, &body)?;
-        state.store.job(&job)?.ok_or_else(ApiError::not_found)?;
-        let batch = batch_of(&r.logs)?;
+        let row = state.store.job(&job)?.ok_or_else(ApiError::not_found)?;
+        let mut batch = batch_of(&r.logs)?;
+        if row.kind == JOB_IMPORT {
+            // An import's log is the server's own check (`complete`): a daemon's lines would
+            // only be its word.
+            batch.lines.clear();
+        }
         let lease = if batch.lines.is_empty() {
             state.queue.heartbeat(&job, &daemon.id, r.renew)?
         } else {
@@ -272,6 +274,7 @@ async fn complete(
         let logs = batch_of(&r.logs)?;
         match r.result {
             WireResult::Import { outcome } => {
+                let (outcome, logs) = import_outcome(&state, &job, outcome, logs)?;
                 let held = state
                     .store
                     .complete_import(&job, &daemon.id, &outcome, &logs)?;
@@ -307,6 +310,34 @@ async fn complete(
         }
     })
     .await
+}
+
+/// What a daemon's import completion stores. A daemon may fail an import (its error and lines
+/// are kept), but what a valid version runs comes only from the uploaded archive: the server
+/// reads and checks the archive's kiln.json itself, keeps its own manifest and README, and
+/// writes its own lines; whatever manifest or README the daemon sent is ignored.
+fn import_outcome(
+    state: &AppState,
+    job_id: &str,
+    reported: ImportOutcome,
+    logs: LogBatch,
+) -> ApiResult<(ImportOutcome, LogBatch)> {
+    if let ImportOutcome::Invalid(_) = reported {
+        return Ok((reported, logs));
+    }
+    let job = state.store.job(job_id)?.ok_or_else(ApiError::not_found)?;
+    if job.kind != JOB_IMPORT {
+        return Err(ApiError::validation()
+            .with_validation("result", "an import result for a job that is not an import"));
+    }
+    let archive = state
+        .store
+        .file(&job.file_id)?
+        .map(|f| f.data)
+        .unwrap_or_default();
+    let checked = import_job::check(&archive);
+    let batch = checked.batch(job.logs_length, job.logs_overflowed);
+    Ok((checked.outcome, batch))
 }
 
 async fn fail(

@@ -12,7 +12,7 @@ use crate::model::{self, Role, SlimRole, Time, new_id};
 use crate::store::{NewApiKey, NewUser, StoreError, UserRow};
 use actix_web::cookie::{Cookie, SameSite};
 use actix_web::http::StatusCode;
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 
 /// A session from password login lasts a day; an API key from /keys, a week (Coder's defaults).
 const SESSION_LIFETIME_MS: i64 = 24 * 3600 * 1000;
@@ -192,19 +192,30 @@ fn issue_token(
     Ok((t.token, expires_at))
 }
 
-fn session_cookie(value: String, max_age_secs: i64) -> Cookie<'static> {
+/// The session cookie, `Secure` when the answer goes over HTTPS (or `--secure-auth-cookie`
+/// says a proxy in front ends TLS): a browser then never sends it over plain HTTP.
+fn session_cookie(req: &HttpRequest, value: String, max_age_secs: i64) -> Cookie<'static> {
+    let secure = req.app_config().secure()
+        || req
+            .app_data::<State>()
+            .is_some_and(|s| s.config.secure_auth_cookie);
     Cookie::build(super::auth::SESSION_COOKIE, value)
         .path("/")
         .http_only(true)
+        .secure(secure)
         .same_site(SameSite::Lax)
         .max_age(actix_web::cookie::time::Duration::seconds(max_age_secs))
         .finish()
 }
 
-async fn login(state: State, body: Body<SMALL>) -> ApiResult<HttpResponse> {
+async fn login(state: State, req: HttpRequest, body: Body<SMALL>) -> ApiResult<HttpResponse> {
     let token = blocking(move || check_login(&state, &body)).await?;
     Ok(HttpResponse::Created()
-        .cookie(session_cookie(token.clone(), SESSION_LIFETIME_MS / 1000))
+        .cookie(session_cookie(
+            &req,
+            token.clone(),
+            SESSION_LIFETIME_MS / 1000,
+        ))
         .insert_header(("Content-Type", "application/json; charset=utf-8"))
         .body(
             serde_json::to_vec(&model::LoginWithPasswordResponse {
@@ -247,7 +258,7 @@ fn check_login(state: &AppState, body: &[u8]) -> ApiResult<String> {
 const DUMMY_HASH: &str =
     "$pbkdf2-sha256$65535$AAAAAAAAAAAAAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
 
-async fn logout(state: State, actor: Actor) -> ApiResult<HttpResponse> {
+async fn logout(state: State, req: HttpRequest, actor: Actor) -> ApiResult<HttpResponse> {
     blocking(move || {
         state.store.delete_api_key(&actor.key_id)?;
         state.sessions.forget_key(&actor.key_id);
@@ -255,7 +266,7 @@ async fn logout(state: State, actor: Actor) -> ApiResult<HttpResponse> {
     })
     .await?;
     Ok(HttpResponse::Ok()
-        .cookie(session_cookie(String::new(), 0))
+        .cookie(session_cookie(&req, String::new(), 0))
         .insert_header(("Content-Type", "application/json; charset=utf-8"))
         .body(serde_json::to_vec(&model::Response::message("Logged out!")).unwrap_or_default()))
 }

@@ -12,6 +12,18 @@ use std::path::PathBuf;
 pub struct Session {
     pub url: String,
     pub token: String,
+    /// A CA file an `https://` server's certificate may chain to, besides the system's roots
+    /// (`kiln login --ca-file`; `KILN_CA_FILE` overrides it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
+}
+
+impl Session {
+    /// A client of this session's server.
+    pub fn client(&self) -> CliResult<super::http::Client> {
+        let token = Some(self.token.clone()).filter(|t| !t.is_empty());
+        super::http::Client::new(&self.url, token, self.ca_file.as_deref())
+    }
 }
 
 /// The folder of kiln's client settings.
@@ -89,7 +101,11 @@ fn env(name: &str) -> Option<String> {
 /// The server and token a command uses: `KILN_URL` / `KILN_TOKEN` first, then the file.
 pub fn current() -> CliResult<Session> {
     let stored = load()?.unwrap_or_default();
-    pick(stored, env("KILN_URL"), env("KILN_TOKEN"))
+    let mut s = pick(stored, env("KILN_URL"), env("KILN_TOKEN"))?;
+    if let Some(ca) = env("KILN_CA_FILE") {
+        s.ca_file = Some(PathBuf::from(ca));
+    }
+    Ok(s)
 }
 
 /// The stored session under the environment's overrides. The stored token goes only to the
@@ -102,12 +118,18 @@ pub fn pick(stored: Session, url: Option<String>, token: Option<String>) -> CliR
             "no kiln server: run kiln login URL (or set KILN_URL)",
         ));
     }
+    let same = url == stored_url;
     let token = match token {
         Some(t) => t,
-        None if url == stored_url => stored.token,
+        None if same => stored.token,
         None => String::new(),
     };
-    Ok(Session { url, token })
+    let ca_file = stored.ca_file.filter(|_| same);
+    Ok(Session {
+        url,
+        token,
+        ca_file,
+    })
 }
 
 /// `host:port` becomes `http://host:port`; no trailing slash.
@@ -128,6 +150,7 @@ mod tests {
         Session {
             url: "http://a:3000/".into(),
             token: "secret".into(),
+            ca_file: None,
         }
     }
 

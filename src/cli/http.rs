@@ -4,6 +4,7 @@
 use serde_json::Value;
 use std::fmt;
 use std::io::{BufRead, BufReader};
+use std::path::Path;
 use std::time::Duration;
 
 /// What a command prints on failure: one line each (the server's message, its detail, each
@@ -90,20 +91,27 @@ impl Answer {
     }
 }
 
+/// What to say of a certificate the client does not trust.
+pub const CA_HINT: &str = "trust its CA with kiln login URL --ca-file FILE (or KILN_CA_FILE=FILE)";
+
 impl Client {
-    pub fn new(url: &str, token: Option<String>) -> Client {
-        let config = ureq::Agent::config_builder()
+    /// A client of `url`; an `https://` server's certificate is checked against the system's
+    /// roots and `ca_file`'s certificates.
+    pub fn new(url: &str, token: Option<String>, ca_file: Option<&Path>) -> CliResult<Client> {
+        let mut config = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_connect(Some(Duration::from_secs(10)))
             .max_redirects(0)
-            .user_agent(concat!("kiln-cli/", env!("CARGO_PKG_VERSION")))
-            .build();
-        Client {
-            agent: config.into(),
+            .user_agent(concat!("kiln-cli/", env!("CARGO_PKG_VERSION")));
+        if url.starts_with("https://") {
+            config = config.tls_config(crate::tls::ureq_config(ca_file).map_err(CliError::new)?);
+        }
+        Ok(Client {
+            agent: config.build().into(),
             url: url.trim_end_matches('/').to_string(),
             token,
             login_hint: true,
-        }
+        })
     }
 
     fn full(&self, path: &str) -> String {
@@ -111,9 +119,12 @@ impl Client {
     }
 
     fn unreachable(&self, url: &str, e: ureq::Error) -> CliError {
-        let cause = match e {
-            ureq::Error::Io(io) => io.to_string(),
-            other => other.to_string(),
+        let cause = match crate::tls::ureq_tls_error(&e) {
+            Some(tls) => crate::tls::explain(tls, CA_HINT),
+            None => match e {
+                ureq::Error::Io(io) => io.to_string(),
+                other => other.to_string(),
+            },
         };
         CliError::new(format!("cannot reach {url}: {cause}"))
     }

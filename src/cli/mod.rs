@@ -115,8 +115,7 @@ pub fn run(cmd: Command) -> i32 {
 
 /// A client for the signed-in server (or `KILN_URL` / `KILN_TOKEN`).
 pub(crate) fn client() -> CliResult<Client> {
-    let s = config::current()?;
-    Ok(Client::new(&s.url, Some(s.token).filter(|t| !t.is_empty())))
+    config::current()?.client()
 }
 
 /// `OWNER/NAME` or `NAME` (the caller's: `me`).

@@ -6,6 +6,7 @@ use super::http::{CliError, CliResult, Client};
 use super::term;
 use clap::Args;
 use serde_json::json;
+use std::path::PathBuf;
 
 #[derive(Args)]
 pub struct LoginArgs {
@@ -23,6 +24,10 @@ pub struct LoginArgs {
     /// A server without users: the first user's password (asked on a terminal otherwise).
     #[arg(long, env = "KILN_FIRST_USER_PASSWORD", hide_env_values = true)]
     pub first_user_password: Option<String>,
+    /// An https:// server: a PEM file of CA certificates its certificate may chain to, trusted
+    /// besides the system's roots, and kept with the session for later commands.
+    #[arg(long, env = "KILN_CA_FILE")]
+    pub ca_file: Option<PathBuf>,
 }
 
 /// A flag's value, else the answer to a prompt on a terminal, else the refusal naming it.
@@ -56,7 +61,15 @@ fn password_login(anon: &Client, email: &str, password: &str) -> CliResult<Strin
 
 pub fn login(a: LoginArgs) -> CliResult<i32> {
     let url = config::normalize_url(&a.url);
-    let mut anon = Client::new(&url, None);
+    // Kept as an absolute path: later commands may run from another folder.
+    let ca_file = match a.ca_file.filter(|p| !p.as_os_str().is_empty()) {
+        Some(p) => Some(
+            std::path::absolute(&p)
+                .map_err(|e| CliError::new(format!("--ca-file {}: {e}", p.display())))?,
+        ),
+        None => None,
+    };
+    let mut anon = Client::new(&url, None, ca_file.as_deref())?;
     anon.login_hint = false;
     let token = match a.token.filter(|t| !t.trim().is_empty()) {
         Some(t) => t.trim().to_string(),
@@ -84,12 +97,13 @@ pub fn login(a: LoginArgs) -> CliResult<i32> {
             password_login(&anon, email.trim(), &password)?
         }
     };
-    let c = Client::new(&url, Some(token.clone()));
-    let me = c.get("/api/v2/users/me")?;
-    let path = config::save(&Session {
+    let session = Session {
         url: url.clone(),
         token,
-    })?;
+        ca_file,
+    };
+    let me = session.client()?.get("/api/v2/users/me")?;
+    let path = config::save(&session)?;
     println!(
         "Welcome to kiln, {}! You are signed in to {url}.",
         me["username"].as_str().unwrap_or("")
@@ -101,7 +115,7 @@ pub fn login(a: LoginArgs) -> CliResult<i32> {
 pub fn logout() -> CliResult<i32> {
     let s = config::current()?;
     if !s.token.is_empty() {
-        let c = Client::new(&s.url, Some(s.token));
+        let c = s.client()?;
         let a = c.raw("POST", "/api/v2/users/logout", None)?;
         // A session that has already ended (401) is as good as ended now.
         if a.status != 401 {

@@ -9,7 +9,7 @@
 pub mod archive;
 mod build_job;
 pub mod control;
-mod import_job;
+pub mod import_job;
 pub mod logwriter;
 pub mod outcome;
 pub mod plan;

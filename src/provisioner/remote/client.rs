@@ -4,6 +4,7 @@
 use super::wire::KEY_HEADER;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use std::path::Path;
 use std::time::Duration;
 
 /// Answers may carry template archives and states.
@@ -18,6 +19,8 @@ pub enum CallError {
     KeyRefused(String),
     /// Any other 4xx: `(status, message)`.
     Refused(u16, String),
+    /// The server's certificate is not trusted (or TLS failed otherwise): what to fix.
+    Tls(String),
 }
 
 impl std::fmt::Display for CallError {
@@ -26,6 +29,7 @@ impl std::fmt::Display for CallError {
             CallError::Unreachable(why) => write!(f, "the server cannot be reached: {why}"),
             CallError::KeyRefused(why) => write!(f, "the provisioner key was refused: {why}"),
             CallError::Refused(status, why) => write!(f, "refused ({status}): {why}"),
+            CallError::Tls(why) => f.write_str(why),
         }
     }
 }
@@ -36,19 +40,31 @@ pub struct Client {
     key: String,
 }
 
+/// What to say of a certificate the daemon does not trust.
+const CA_HINT: &str = "trust its CA with --ca-file FILE (or KILN_CA_FILE=FILE)";
+
+fn call_error(e: ureq::Error) -> CallError {
+    match crate::tls::ureq_tls_error(&e) {
+        Some(tls) => CallError::Tls(crate::tls::explain(tls, CA_HINT)),
+        None => CallError::Unreachable(e.to_string()),
+    }
+}
+
 impl Client {
-    /// A client of the kiln server at `url` (`http://host:port`).
-    pub fn new(url: &str, key: &str) -> Client {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
+    /// A client of the kiln server at `url` (`http://host:port` or `https://…`, whose
+    /// certificate must chain to the system's roots or to `ca_file`'s certificates).
+    pub fn new(url: &str, key: &str, ca_file: Option<&Path>) -> Result<Client, String> {
+        let mut config = ureq::Agent::config_builder()
             .http_status_as_error(false)
-            .timeout_connect(Some(Duration::from_secs(2)))
-            .build()
-            .into();
-        Client {
-            agent,
+            .timeout_connect(Some(Duration::from_secs(2)));
+        if url.starts_with("https://") {
+            config = config.tls_config(crate::tls::ureq_config(ca_file)?);
+        }
+        Ok(Client {
+            agent: config.build().into(),
             base: format!("{}/api/v2/provisionerd", url.trim_end_matches('/')),
             key: key.to_string(),
-        }
+        })
     }
 
     /// POSTs `body` to `path` (under `/api/v2/provisionerd`), waiting at most `timeout`;
@@ -68,7 +84,7 @@ impl Client {
             .build()
             .header(KEY_HEADER, &self.key)
             .send_json(body)
-            .map_err(|e| CallError::Unreachable(e.to_string()))?;
+            .map_err(call_error)?;
         let status = resp.status().as_u16();
         if status == 204 {
             return Ok(None);
@@ -78,7 +94,7 @@ impl Client {
             .with_config()
             .limit(MAX_ANSWER)
             .read_to_vec()
-            .map_err(|e| CallError::Unreachable(e.to_string()))?;
+            .map_err(call_error)?;
         if (200..300).contains(&status) {
             return serde_json::from_slice(&bytes)
                 .map(Some)

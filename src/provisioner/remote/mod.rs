@@ -24,13 +24,14 @@ use wire::{RegisterRequest, RegisterResponse};
     about = "Take jobs from a kiln server and run them on this machine (see docs/provisioners.md)",
     long_about = "Run provisioner jobs for a kiln server from this machine.\n\n\
         Create a key on the server first (POST /api/v2/organizations/coder/provisionerkeys as the \
-        owner); the daemon takes the jobs of that key's organization whose tags its own tags \
-        include, runs their steps here, streams their logs and reports their results. It keeps \
+        owner, with the tags this daemon serves); the daemon takes the jobs of that key's \
+        organization whose tags the key's tags include, runs their steps here, streams their logs and reports their results. It keeps \
         no database: only the workspaces' folders, under --data-dir. SIGINT/SIGTERM lets \
         running jobs finish for --shutdown-grace, then cancels them, and exits 0."
 )]
 pub struct ProvisionerArgs {
-    /// The kiln server (http://host:port).
+    /// The kiln server (http://host:port, or https://host:port: its certificate is checked
+    /// against the system's roots and --ca-file).
     #[arg(long, env = "KILN_URL")]
     pub url: String,
 
@@ -43,8 +44,8 @@ pub struct ProvisionerArgs {
     #[arg(long, env = "KILN_PROVISIONER_NAME")]
     pub name: Option<String>,
 
-    /// A tag this daemon carries (repeatable), added to the key's own tags: only jobs whose
-    /// tags are all among them come here; with none, only untagged jobs.
+    /// Refused: a daemon authenticated by a provisioner key (the only way kiln has) carries
+    /// exactly the key's tags, as in Coder. Create the key with the tags the daemon serves.
     #[arg(long = "tag", env = "KILN_PROVISIONER_TAGS", value_delimiter = ',', value_parser = parse_tag)]
     pub tags: Vec<(String, String)>,
 
@@ -63,6 +64,11 @@ pub struct ProvisionerArgs {
     /// Seconds running jobs may go on after SIGINT/SIGTERM before they are canceled.
     #[arg(long, env = "KILN_SHUTDOWN_GRACE", default_value_t = 10)]
     pub shutdown_grace: u64,
+
+    /// An https:// server: a PEM file of CA certificates its certificate may chain to, trusted
+    /// besides the system's roots. An untrusted certificate stops the daemon at start.
+    #[arg(long, env = "KILN_CA_FILE")]
+    pub ca_file: Option<PathBuf>,
 }
 
 fn parse_tag(text: &str) -> Result<(String, String), String> {
@@ -138,9 +144,17 @@ fn signals() -> std::sync::mpsc::Receiver<()> {
 
 /// Runs the daemon until SIGINT/SIGTERM (Ok) or until its key is refused (Err).
 pub fn run(args: ProvisionerArgs) -> Result<(), String> {
+    if !args.tags.is_empty() {
+        return Err(
+            "tags are not allowed when using a provisioner key: a daemon carries exactly \
+             its key's tags (create a key with them: POST \
+             /api/v2/organizations/{organization}/provisionerkeys {\"name\", \"tags\"})"
+                .into(),
+        );
+    }
     let stop = signals();
-    std::fs::create_dir_all(&args.data_dir)
-        .map_err(|e| format!("cannot create {}: {e}", args.data_dir.display()))?;
+    // The jobs' templates, states and workspaces: the daemon's user's alone, as a server's.
+    crate::data_dir::private_dir(&args.data_dir)?;
     // What a previous daemon on this folder left running is ended first.
     let leftover = crate::provisioner::procs::recover(&args.data_dir.join("jobs"));
     if leftover > 0 {
@@ -152,8 +166,8 @@ pub fn run(args: ProvisionerArgs) -> Result<(), String> {
     } else {
         (0..args.workers).map(|n| format!("{name}-{n}")).collect()
     };
-    let tags: Tags = args.tags.iter().cloned().collect();
-    let client = Arc::new(Client::new(&args.url, &args.key));
+    let tags = Tags::new();
+    let client = Arc::new(Client::new(&args.url, &args.key, args.ca_file.as_deref())?);
     let registered = match register(&client, &names, &tags, &stop) {
         Ok(r) => r,
         Err(e) if e.starts_with("stopped") => return Ok(()),

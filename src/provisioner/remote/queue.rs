@@ -123,7 +123,7 @@ impl RemoteQueue {
                 Some(state)
             }
             Ok(None) => Some(LeaseState::Held),
-            Err(CallError::Unreachable(why)) => {
+            Err(CallError::Unreachable(why) | CallError::Tls(why)) => {
                 log::debug!("job {job_id}: update: {why}");
                 self.unanswered(job_id);
                 None
@@ -225,7 +225,7 @@ impl RemoteQueue {
                     }
                     return Some(answer.map_or(JobStatus::Succeeded, |a| a.status));
                 }
-                Err(CallError::Unreachable(why)) => {
+                Err(CallError::Unreachable(why) | CallError::Tls(why)) => {
                     if tries == 0 {
                         log::warn!(
                             "job {job_id}: its end could not be sent ({why}); retrying until it is"
@@ -275,7 +275,7 @@ impl RemoteQueue {
                 self.reachable();
                 Ok(None)
             }
-            Err(CallError::Unreachable(why)) => {
+            Err(CallError::Unreachable(why) | CallError::Tls(why)) => {
                 let mut since = self.unreachable_since.lock().unwrap();
                 let first = since.is_none();
                 let since = *since.get_or_insert_with(Instant::now);

@@ -79,6 +79,7 @@ impl SqliteStore {
         // before any other connection is open. (Pool connections opening at once on a new file
         // raced for the journal mode change, and one lost with "database is locked", which the
         // busy timeout does not cover.)
+        private_file(path)?;
         let mut write_conn = rusqlite::Connection::open(path)?;
         init(&mut write_conn)?;
         migrate::migrate(&mut write_conn)?;
@@ -152,4 +153,32 @@ impl SqliteStore {
         }
         Ok(started.elapsed())
     }
+}
+
+/// The database file is the owner's alone (0600): it holds password hashes, tokens' hashes,
+/// states and logs. Made so before SQLite opens it (a new file is created empty, which SQLite
+/// takes as a new database); SQLite gives its `-wal` and `-shm` files the same mode.
+fn private_file(path: &Path) -> StoreResult<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let fail = |e: std::io::Error| {
+        crate::store::StoreError::Unavailable(format!("cannot open {}: {e}", path.display()))
+    };
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .append(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(fail)?;
+    let mode = file.metadata().map_err(fail)?.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))
+            .map_err(fail)?;
+        for side in ["-wal", "-shm"] {
+            let mut other = path.as_os_str().to_owned();
+            other.push(side);
+            let _ = std::fs::set_permissions(&other, std::fs::Permissions::from_mode(0o600));
+        }
+    }
+    Ok(())
 }
