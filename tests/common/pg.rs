@@ -33,11 +33,48 @@ struct Cluster {
     /// The folder: `data/` (the cluster), the socket, `postmaster.log`.
     root: PathBuf,
     pid: i32,
+    /// The TCP port, when it serves TLS (`serve_tls`).
+    tls_port: Option<u16>,
     /// Set (and notified) once the postmaster has exited.
     exited: Arc<(Mutex<Option<ExitStatus>>, Condvar)>,
 }
 
 static CLUSTER: OnceLock<Result<Cluster, String>> = OnceLock::new();
+
+/// A cluster that also listens on TCP, with TLS only (`serve_tls`).
+struct Tls {
+    cert_pem: String,
+    key_pem: String,
+    port: u16,
+}
+
+static TLS: OnceLock<Tls> = OnceLock::new();
+
+/// Makes this binary's cluster listen on 127.0.0.1 too, with `ssl = on` and only `hostssl` in
+/// `pg_hba.conf` (TCP without TLS is refused), its certificate and key given as PEM. Call it
+/// before the cluster's first use; returns the TCP port.
+pub fn serve_tls(cert_pem: &str, key_pem: &str) -> u16 {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let t = TLS.get_or_init(|| Tls {
+        cert_pem: cert_pem.to_string(),
+        key_pem: key_pem.to_string(),
+        port,
+    });
+    assert_eq!(
+        cluster().tls_port,
+        Some(t.port),
+        "serve_tls must come before the cluster's first use"
+    );
+    t.port
+}
+
+/// The cluster's port: its unix socket is named after it.
+fn port() -> u16 {
+    TLS.get().map_or(5432, |t| t.port)
+}
 
 fn cluster() -> &'static Cluster {
     match CLUSTER.get_or_init(start) {
@@ -61,8 +98,9 @@ pub fn fresh_database() -> String {
 /// The libpq connection string for database `name` on the shared cluster.
 pub fn conn_string(name: &str) -> String {
     format!(
-        "host={} user=postgres dbname={name}",
-        socket_dir().display()
+        "host={} port={} user=postgres dbname={name}",
+        socket_dir().display(),
+        port()
     )
 }
 
@@ -79,6 +117,7 @@ pub fn psql(db: &str, sql: &str) -> String {
     let out = Command::new(Path::new(BIN).join("psql"))
         .arg("-h")
         .arg(socket_dir())
+        .args(["-p", &port().to_string()])
         .args(["-U", "postgres", "-d", db, "-X", "-q", "-A", "-t"])
         .args(["-v", "ON_ERROR_STOP=1", "-c", sql])
         .stdin(Stdio::null())
@@ -99,6 +138,7 @@ pub fn dump(db: &str) -> Vec<u8> {
     let out = Command::new(Path::new(BIN).join("pg_dump"))
         .arg("-h")
         .arg(socket_dir())
+        .args(["-p", &port().to_string()])
         .args(["-U", "postgres", db])
         .stdin(Stdio::null())
         .output()
@@ -195,8 +235,19 @@ fn start() -> Result<Cluster, String> {
     };
     let mut cmd = as_postgres("postgres", true);
     cmd.arg("-D").arg(&data).arg("-k").arg(&root);
+    if let Some(tls) = TLS.get() {
+        if let Err(e) = tls_files(&data, tls) {
+            return fail(e);
+        }
+        cmd.args(["-c", "listen_addresses=127.0.0.1", "-c", "ssl=on"])
+            .args(["-c", &format!("port={}", tls.port)]);
+    }
     for setting in [
-        "listen_addresses=",
+        if TLS.get().is_some() {
+            "ssl_min_protocol_version=TLSv1.2"
+        } else {
+            "listen_addresses="
+        },
         "fsync=off",
         "synchronous_commit=off",
         "full_page_writes=off",
@@ -238,7 +289,13 @@ fn start() -> Result<Cluster, String> {
         Ok(Err(e)) => return fail(e),
         Err(_) => return fail("the postmaster thread died".into()),
     };
-    let cluster = Cluster { root, pid, exited };
+    let tls_port = TLS.get().map(|t| t.port);
+    let cluster = Cluster {
+        root,
+        pid,
+        tls_port,
+        exited,
+    };
     // From here on the cluster is stopped and removed at exit, whatever happens next.
     unsafe { libc::atexit(stop_at_exit) };
 
@@ -254,6 +311,7 @@ fn start() -> Result<Cluster, String> {
         let ready = Command::new(Path::new(BIN).join("pg_isready"))
             .arg("-h")
             .arg(&cluster.root)
+            .args(["-p", &port().to_string()])
             .args(["-U", "postgres", "-d", "postgres", "-q", "-t", "1"])
             .stdin(Stdio::null())
             .status()
@@ -279,6 +337,31 @@ fn start() -> Result<Cluster, String> {
         );
     }
     Ok(cluster)
+}
+
+/// The server's certificate and key in the cluster's folder (the key the postgres user's alone,
+/// as postgres demands), and a `pg_hba.conf` that takes TCP over TLS only.
+fn tls_files(data: &Path, tls: &Tls) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    let write = |name: &str, text: &str, mode: u32| -> Result<(), String> {
+        let path = data.join(name);
+        std::fs::write(&path, text).map_err(|e| format!("write {}: {e}", path.display()))?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))
+            .map_err(|e| format!("chmod {}: {e}", path.display()))?;
+        if unsafe { libc::geteuid() } == 0 {
+            let (uid, gid) = postgres_user().ok_or("there is no postgres system user")?;
+            std::os::unix::fs::chown(&path, Some(uid), Some(gid))
+                .map_err(|e| format!("chown {}: {e}", path.display()))?;
+        }
+        Ok(())
+    };
+    write("server.crt", &tls.cert_pem, 0o644)?;
+    write("server.key", &tls.key_pem, 0o600)?;
+    write(
+        "pg_hba.conf",
+        "local all all trust\nhostssl all all 127.0.0.1/32 trust\n",
+        0o600,
+    )
 }
 
 impl Cluster {

@@ -26,14 +26,13 @@ mod pool;
 mod provisioners;
 mod relay;
 mod templates;
+mod tls;
 mod users;
 mod workspaces;
 
 use crate::events::{LiveEvents, Topic};
 use crate::store::{StoreError, StoreResult};
 use pool::{Conn, Pool, PoolError, Tx};
-use postgres::NoTls;
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -55,17 +54,12 @@ impl PgStore {
     /// schema up to date and starts relaying other servers' notices onto `events`. Errors are
     /// one line naming what failed.
     pub fn open(database: &str, events: Arc<dyn LiveEvents>) -> StoreResult<PgStore> {
-        let mut config = postgres::Config::from_str(database).map_err(|e| {
-            StoreError::Unavailable(format!(
-                "--database is not a PostgreSQL connection string: {}",
-                dialect::error_chain(&e)
-            ))
-        })?;
-        if config.get_connect_timeout().is_none() {
-            config.connect_timeout(Duration::from_secs(5));
+        let mut connector = tls::Connector::parse(database).map_err(StoreError::Unavailable)?;
+        if connector.config.get_connect_timeout().is_none() {
+            connector.config.connect_timeout(Duration::from_secs(5));
         }
-        let target = describe(&config);
-        let mut first = config.connect(NoTls).map_err(|e| {
+        let target = describe(&connector);
+        let mut first = connector.connect().map_err(|e| {
             StoreError::Unavailable(format!(
                 "cannot connect to PostgreSQL ({target}): {}",
                 dialect::error_chain(&e)
@@ -73,9 +67,9 @@ impl PgStore {
         })?;
         migrate::migrate(&mut first)?;
         drop(first);
-        let pool = Pool::new(config.clone(), 16, Duration::from_secs(10));
+        let pool = Pool::new(connector.clone(), 16, Duration::from_secs(10));
         let origin = crate::model::new_id();
-        let relay = relay::Relay::start(config, origin.clone(), events.clone());
+        let relay = relay::Relay::start(connector, origin.clone(), events.clone());
         Ok(PgStore {
             pool: Some(pool),
             events,
@@ -155,7 +149,8 @@ impl PgStore {
 }
 
 /// The server a connection string names, for error messages (never the password).
-fn describe(config: &postgres::Config) -> String {
+fn describe(connector: &tls::Connector) -> String {
+    let config = &connector.config;
     let hosts: Vec<String> = config
         .get_hosts()
         .iter()
@@ -170,9 +165,10 @@ fn describe(config: &postgres::Config) -> String {
         hosts.join(",")
     };
     format!(
-        "host {host}, database {}, user {}",
+        "host {host}, database {}, user {}, sslmode {:?}",
         config.get_dbname().unwrap_or("(default)"),
-        config.get_user().unwrap_or("(default)")
+        config.get_user().unwrap_or("(default)"),
+        connector.mode
     )
 }
 

@@ -2,9 +2,10 @@
 //! statements it prepared, by their text, so a query costs one round trip instead of two. `Client` and `Tx`
 //! have the driver's method names; the SQL elsewhere does not know the difference.
 
+use super::tls::Connector;
 use postgres::fallible_iterator::FallibleIterator;
 use postgres::types::ToSql;
-use postgres::{NoTls, Row, RowIter, Statement, Transaction};
+use postgres::{Row, RowIter, Statement, Transaction};
 use std::collections::HashMap;
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
@@ -122,7 +123,7 @@ impl Tx<'_> {
 /// time, and go back when the `Conn` is dropped (a connection the server closed is dropped
 /// instead). A caller waits up to `timeout` for a free one.
 pub struct Pool {
-    config: postgres::Config,
+    connector: Connector,
     max: usize,
     timeout: Duration,
     state: Mutex<Slots>,
@@ -136,9 +137,9 @@ struct Slots {
 }
 
 impl Pool {
-    pub fn new(config: postgres::Config, max: usize, timeout: Duration) -> Pool {
+    pub fn new(connector: Connector, max: usize, timeout: Duration) -> Pool {
         Pool {
-            config,
+            connector,
             max,
             timeout,
             state: Mutex::new(Slots {
@@ -162,7 +163,7 @@ impl Pool {
             if slots.open < self.max {
                 slots.open += 1;
                 drop(slots);
-                return match self.config.connect(NoTls) {
+                return match self.connector.connect() {
                     Ok(client) => Ok(Conn {
                         pool: self,
                         client: Some(Client {

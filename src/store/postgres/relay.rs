@@ -4,8 +4,8 @@
 //! (watchers read the store from their own cursors, so nothing is lost).
 
 use super::CHANNEL;
+use super::tls::Connector;
 use crate::events::{LiveEvents, Topic};
-use postgres::NoTls;
 use postgres::fallible_iterator::FallibleIterator;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -45,7 +45,7 @@ pub struct Relay {
 }
 
 impl Relay {
-    pub fn start(config: postgres::Config, origin: String, events: Arc<dyn LiveEvents>) -> Relay {
+    pub fn start(config: Connector, origin: String, events: Arc<dyn LiveEvents>) -> Relay {
         let stop = Arc::new(AtomicBool::new(false));
         let connected = Arc::new(AtomicBool::new(false));
         let (s, c) = (stop.clone(), connected.clone());
@@ -73,7 +73,7 @@ impl Relay {
 }
 
 fn listen(
-    config: &postgres::Config,
+    config: &Connector,
     origin: &str,
     events: &dyn LiveEvents,
     stop: &AtomicBool,
@@ -83,7 +83,7 @@ fn listen(
     let mut first = true;
     while !stop.load(Ordering::SeqCst) {
         let client = config
-            .connect(NoTls)
+            .connect()
             .and_then(|mut c| c.batch_execute(&format!("LISTEN {CHANNEL}")).map(|_| c));
         let mut client = match client {
             Ok(c) => c,
