@@ -29,6 +29,8 @@ pub struct Config {
     /// The session cookie is `Secure` on every answer, not only over HTTPS
     /// (`--secure-auth-cookie`: behind a proxy that ends TLS).
     pub secure_auth_cookie: bool,
+    /// Who `run` steps run as (`--step-user`, kiln as root); kiln's own user when `None`.
+    pub step_user: Option<crate::provisioner::step_user::StepUser>,
 }
 
 impl Config {

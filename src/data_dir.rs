@@ -64,7 +64,8 @@ impl DataDir {
 
 /// Creates `path` (and its parents) when missing, and makes it the owner's alone (0700): it
 /// holds the database (password hashes, tokens' hashes, states, logs), the workspaces' folders
-/// and the jobs' templates. A folder that other users could enter is closed, with a warning.
+/// and the jobs' templates. A folder that other users could list or write in is closed, with
+/// a warning.
 pub fn private_dir(path: &Path) -> Result<(), String> {
     use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
     std::fs::DirBuilder::new()
@@ -75,7 +76,8 @@ pub fn private_dir(path: &Path) -> Result<(), String> {
     let meta = std::fs::metadata(path)
         .map_err(|e| format!("cannot read the data directory {}: {e}", path.display()))?;
     let mode = meta.permissions().mode() & 0o777;
-    if mode & 0o077 != 0 {
+    // Passing through (x, as `--step-user` needs) shows nothing; listing or writing does.
+    if mode & 0o066 != 0 {
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode & 0o700)).map_err(
             |e| {
                 format!(

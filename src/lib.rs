@@ -18,6 +18,7 @@ pub mod identity;
 pub mod metrics;
 pub mod model;
 pub mod provisioner;
+pub mod secrets;
 pub mod store;
 pub mod tls;
 
@@ -32,6 +33,14 @@ use store::Store;
 /// restart, and starts the workers, the hung-job sweeper and the lifecycle executor.
 pub fn open_state(config: Config) -> Result<Arc<AppState>, Box<dyn std::error::Error>> {
     let data_dir = data_dir::DataDir::open(&config.data_dir)?;
+    if let Some(user) = &config.step_user {
+        user.open_data_dir(&config.data_dir).map_err(|e| {
+            format!(
+                "--step-user: cannot open the data directory's jobs to {}: {e}",
+                user.name
+            )
+        })?;
+    }
     let hub = Arc::new(events::Hub::new());
     let store: Arc<dyn Store> = match &config.database {
         Some(database) => Arc::new(store::postgres::PgStore::open(database, hub.clone())?),
@@ -70,6 +79,7 @@ pub fn open_state(config: Config) -> Result<Arc<AppState>, Box<dyn std::error::E
             worker_ids,
             data_dir: config.data_dir.clone(),
             hung_timeout: config.hung_timeout,
+            step_user: config.step_user.clone(),
         },
     );
     Ok(Arc::new(AppState {

@@ -68,16 +68,31 @@ struct ServerArgs {
     #[arg(long, env = "KILN_SECURE_AUTH_COOKIE")]
     secure_auth_cookie: bool,
 
+    /// Run the steps of builds as this unprivileged OS user (kiln must run as root): they
+    /// reach their job's and workspace's folders, not kiln's database, keys or memory.
+    #[arg(long, env = "KILN_STEP_USER")]
+    step_user: Option<String>,
+
     /// Folder for the database (kiln.db), the server's id and the workspace folders; created if
     /// missing. One kiln server at a time uses it.
     #[arg(long, env = "KILN_DATA_DIR", default_value = "./kiln-data")]
     data_dir: PathBuf,
 
     /// A PostgreSQL database to keep everything in instead of kiln.db, shared by every kiln
-    /// server that names it: a URL (postgres://user:password@host:5432/db) or a libpq string
-    /// (host=/run/postgresql dbname=kiln user=kiln).
-    #[arg(long, env = "KILN_DATABASE")]
+    /// server that names it: a URL (postgres://user:password@host:5432/db?sslmode=verify-full)
+    /// or a libpq string (host=/run/postgresql dbname=kiln user=kiln). kiln hides it from its
+    /// command line and environment once read; --database-file keeps it out of both.
+    #[arg(
+        long,
+        env = "KILN_DATABASE",
+        hide_env_values = true,
+        conflicts_with = "database_file"
+    )]
     database: Option<String>,
+
+    /// A file holding the --database connection string (readable by kiln's user alone).
+    #[arg(long, env = "KILN_DATABASE_FILE")]
+    database_file: Option<PathBuf>,
 
     /// Provisioner worker threads: how many jobs run at once. 0 queues jobs without running
     /// them (to inspect or move a queue).
@@ -138,12 +153,14 @@ impl From<DurabilityArg> for Durability {
 fn main() {
     // Log lines only for the long-running commands: the client's output stays its own.
     let result = match Cli::parse().command {
-        Command::Server(args) => {
+        Command::Server(mut args) => {
             init_log();
-            serve(args)
+            database(&mut args).and_then(|()| serve(args))
         }
         Command::Provisioner(ProvisionerCommand::Start(args)) => {
             init_log();
+            // A step on this machine runs as the daemon's user: the key leaves what it can read.
+            kiln::secrets::hide(&[&args.key], &["KILN_PROVISIONER_DAEMON_KEY"]);
             kiln::provisioner::remote::run(args).map_err(Into::into)
         }
         Command::Client(cmd) => std::process::exit(kiln::cli::run(cmd)),
@@ -156,6 +173,19 @@ fn main() {
 
 fn init_log() {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+}
+
+/// The database's connection string, from --database or --database-file, then hidden from
+/// this process's command line and environment (a step runs as kiln's user and could read
+/// them in /proc).
+fn database(args: &mut ServerArgs) -> Result<(), Box<dyn std::error::Error>> {
+    if let Some(path) = &args.database_file {
+        args.database = Some(kiln::secrets::read_file(path)?);
+    }
+    if let Some(database) = &args.database {
+        kiln::secrets::hide(&[database], &["KILN_DATABASE"]);
+    }
+    Ok(())
 }
 
 fn serve(args: ServerArgs) -> Result<(), Box<dyn std::error::Error>> {
@@ -171,6 +201,12 @@ fn serve(args: ServerArgs) -> Result<(), Box<dyn std::error::Error>> {
         prometheus_address: args.prometheus_address.filter(|a| !a.trim().is_empty()),
         provisioner_lease: args.provisioner_lease,
         secure_auth_cookie: args.secure_auth_cookie,
+        step_user: args
+            .step_user
+            .as_deref()
+            .filter(|u| !u.trim().is_empty())
+            .map(kiln::provisioner::step_user::StepUser::lookup)
+            .transpose()?,
     };
     let bind = |address: &str| {
         TcpListener::bind(address).map_err(|e| format!("cannot listen on {address}: {e}"))

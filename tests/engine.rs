@@ -526,3 +526,81 @@ async fn the_example_templates_build() {
         );
     }
 }
+
+#[actix_web::test]
+async fn steps_run_as_the_step_user_and_cannot_read_kilns_data() {
+    // SAFETY: a plain system call.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: --step-user needs kiln to run as root");
+        return;
+    }
+    let s = TestServer::start_with_args(&["--step-user", "nobody"]);
+    let owner = s.owner().await;
+    let probe = "id -u; \
+        cat \"$KILN_WORKSPACE_DIR/../../kiln.db\" >/dev/null 2>&1 && echo db-read || echo db-denied; \
+        cat \"$KILN_WORKSPACE_DIR/../../server-id\" >/dev/null 2>&1 && echo id-read || echo id-denied; \
+        ls \"$KILN_WORKSPACE_DIR/../..\" >/dev/null 2>&1 && echo data-listed || echo data-unlisted; \
+        tr '\\0' '\\n' < /proc/$PPID/environ >/dev/null 2>&1 && echo environ-read || echo environ-denied; \
+        touch made-here && echo cwd-writable; \
+        n=$(cat \"$KILN_STATE_FILE\"); echo $((${n:-0}+1)) > \"$KILN_STATE_FILE\"; \
+        echo x >> \"$KILN_WORKSPACE_DIR/kept\"; wc -l < \"$KILN_WORKSPACE_DIR/kept\"";
+    let t = owner
+        .template(
+            "confined",
+            json!({"steps": {"start": [{"run": probe}], "stop": [{"run": probe}], "delete": [{"log": "bye"}]}}),
+        )
+        .await;
+    let w = owner
+        .workspace(t["id"].as_str().unwrap(), "c", json!([]))
+        .await;
+    let ws = w["id"].as_str().unwrap().to_string();
+    let b = owner.wait_build(&build_id(&w)).await;
+    assert_eq!(b["job"]["status"], "succeeded", "{b}");
+    let out = outputs(&owner, &build_id(&w)).await;
+    let nobody = String::from_utf8(
+        std::process::Command::new("id")
+            .args(["-u", "nobody"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    for want in [
+        nobody.trim(),
+        "db-denied",
+        "id-denied",
+        "data-unlisted",
+        "environ-denied",
+        "cwd-writable",
+        "1",
+    ] {
+        assert!(out.iter().any(|l| l == want), "{want}: {out:?}");
+    }
+    // The state the step wrote comes back; the workspace folder stays the step user's.
+    let r = owner
+        .post(
+            &format!("/api/v2/workspaces/{ws}/builds"),
+            json!({"transition": "stop"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let stop = r.json()["id"].as_str().unwrap().to_string();
+    let b = owner.wait_build(&stop).await;
+    assert_eq!(b["job"]["status"], "succeeded", "{b}");
+    let out = outputs(&owner, &stop).await;
+    assert!(
+        out.iter().any(|l| l == "2"),
+        "the workspace folder keeps its files: {out:?}"
+    );
+    let state = owner
+        .get(&format!("/api/v2/workspacebuilds/{stop}/state"))
+        .await;
+    assert_eq!(state.body, b"2\n");
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(
+        std::fs::metadata(s.dir.join("kiln.db").as_path())
+            .map(|m| m.uid())
+            .unwrap_or(0),
+        0
+    );
+}

@@ -614,3 +614,21 @@ fn a_daemon_given_tags_with_a_key_is_refused_before_it_registers() {
         "{err}"
     );
 }
+
+#[actix_web::test]
+async fn the_daemons_key_is_not_left_where_its_steps_could_read_it() {
+    let s = TestServer::start_with_args(&["--workers", "0"]);
+    let owner = s.owner().await;
+    let key = new_key(&owner, "k", json!({})).await;
+    // One daemon takes the key from its environment, the other from its command line.
+    let by_env = Daemon::start(&s.url(""), &key, "by-env", &[]);
+    let by_flag = Daemon::start(&s.url(""), "", "by-flag", &["--key", &key]);
+    for d in [&by_env, &by_flag] {
+        for file in ["cmdline", "environ"] {
+            let bytes = std::fs::read(format!("/proc/{}/{file}", d.pid())).unwrap();
+            let text = String::from_utf8_lossy(&bytes);
+            assert!(!text.contains(&key), "{} {file}: {text}", d.name);
+        }
+    }
+    assert_eq!(daemons(&owner).await.len(), 2);
+}

@@ -41,6 +41,7 @@ fn farm(manifest: &str) -> Farm {
             worker_ids: runner.register_workers("runner", 1).unwrap(),
             data_dir: dir.path().to_path_buf(),
             hung_timeout: Duration::from_secs(300),
+            step_user: None,
         },
     );
     Farm {

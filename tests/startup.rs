@@ -402,3 +402,87 @@ async fn a_server_killed_while_it_migrates_an_older_schema_starts_cleanly_next_t
     }
     eprintln!("{inside} of {rounds} kills landed inside the migration's transaction");
 }
+
+#[test]
+fn the_data_folder_and_database_are_kiln_users_alone() {
+    use std::os::unix::fs::PermissionsExt;
+    let s = TestServer::start();
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&s.dir), 0o700);
+    for entry in std::fs::read_dir(&s.dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            assert_eq!(mode(&path) & 0o077, 0, "{}", path.display());
+        }
+    }
+    if !postgres_mode() {
+        for file in ["kiln.db", "kiln.db-wal", "kiln.db-shm"] {
+            assert_eq!(mode(&s.dir.join(file)), 0o600, "{file}");
+        }
+    }
+}
+
+#[test]
+fn the_database_url_is_not_left_where_a_step_could_read_it() {
+    if !postgres_mode() {
+        eprintln!("skipped: --database is PostgreSQL's (KILN_TEST_STORE=postgres)");
+        return;
+    }
+    const MARKER: &str = "kiln-hidden-marker";
+    let conn = common::pg::fresh_database();
+    let db = common::pg::database_name(&conn).to_string();
+    let marked = format!("{conn} application_name={MARKER}");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("database");
+    std::fs::write(&file, format!("{marked}\n")).unwrap();
+    let file = file.to_str().unwrap().to_string();
+    for (args, env) in [
+        (vec!["--database", marked.as_str()], None),
+        (vec![], Some(marked.as_str())),
+        (vec!["--database-file", file.as_str()], None),
+    ] {
+        let data = tempfile::tempdir().unwrap();
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_kiln"));
+        cmd.args(["server", "--address", "127.0.0.1:0", "--data-dir"])
+            .arg(data.path())
+            .args(&args)
+            .env_remove("KILN_DATABASE")
+            .env("RUST_LOG", "info")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped());
+        if let Some(v) = env {
+            cmd.env("KILN_DATABASE", v);
+        }
+        let mut child = cmd.spawn().unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if line.contains("listening on http://") {
+                    let _ = tx.send(());
+                }
+            }
+        });
+        rx.recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|_| panic!("{args:?} {env:?}: kiln did not start"));
+        for what in ["cmdline", "environ"] {
+            let bytes = std::fs::read(format!("/proc/{}/{what}", child.id())).unwrap();
+            let text = String::from_utf8_lossy(&bytes);
+            assert!(!text.contains(MARKER), "{args:?} {env:?} {what}: {text}");
+        }
+        // It is the database the server uses.
+        let used = common::pg::psql(
+            &db,
+            &format!(
+                "SELECT count(*) > 0 FROM pg_stat_activity WHERE application_name = '{MARKER}'"
+            ),
+        );
+        assert_eq!(used.trim(), "t", "{args:?} {env:?}");
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}

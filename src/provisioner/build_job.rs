@@ -8,6 +8,7 @@ use super::plan::plan_resources;
 use super::procs::{Marks, Record};
 use super::queue::{Acquired, BuildWork, JobQueue};
 use super::runner::{StepContext, StepsOutcome, run_steps};
+use super::step_user::StepUser;
 use crate::domain::builds::build_end;
 use crate::model::{JobStatus, Transition, WorkspaceResource};
 use crate::store::{BuildCompletion, BuildRow, JobRow, StoreResult};
@@ -32,6 +33,7 @@ pub fn workspace_dir(data_dir: &Path, workspace_id: &str) -> PathBuf {
 #[allow(clippy::too_many_arguments)]
 pub fn run(
     data_dir: &Path,
+    step_user: Option<&StepUser>,
     queue: &dyn JobQueue,
     job: &JobRow,
     worker_id: &str,
@@ -42,7 +44,7 @@ pub fn run(
 ) -> StoreResult<Option<Acquired>> {
     let work_dir = data_dir.join("jobs").join(&job.id);
     let ws_dir = workspace_dir(data_dir, &work.build.workspace_id);
-    let result = execute(&work, &mut log, control, &work_dir, &ws_dir);
+    let result = execute(&work, &mut log, control, &work_dir, &ws_dir, step_user);
     // Whatever the end (the steps' processes are gone by now), before the job is reported.
     remove_leftovers(&work_dir);
     let (error, new_state, resources) = match result? {
@@ -113,6 +115,7 @@ fn execute(
     control: &JobControl,
     work_dir: &Path,
     ws_dir: &Path,
+    step_user: Option<&StepUser>,
 ) -> StoreResult<Executed> {
     let build = &work.build;
     log.stage("Setting up")?;
@@ -140,8 +143,12 @@ fn execute(
         if let Err(e) = unpacked {
             return Ok(Executed::Failed(format!("cannot unpack the template: {e}")));
         }
-        let prepared =
-            std::fs::create_dir_all(ws_dir).and_then(|_| std::fs::write(&state_file, &work.state));
+        let prepared = std::fs::create_dir_all(ws_dir)
+            .and_then(|_| std::fs::write(&state_file, &work.state))
+            .and_then(|_| match step_user {
+                Some(user) => hand_over(user, work_dir, ws_dir, &state_file),
+                None => Ok(()),
+            });
         if let Err(e) = prepared {
             return Ok(Executed::Failed(format!(
                 "cannot prepare the workspace folder: {e}"
@@ -172,6 +179,7 @@ fn execute(
             vars: vars.clone(),
             dir: work_dir.to_path_buf(),
             record,
+            user: step_user.map(|u| (u.uid, u.gid)),
         };
         let outcome = run_steps(steps, &ctx, log, control)?;
         let state = std::fs::read(&state_file).unwrap_or_default();
@@ -194,6 +202,23 @@ fn execute(
         state: new_state,
         resources,
     })
+}
+
+/// What the steps of a build may change, handed to `--step-user`: the unpacked template (their
+/// working folder), the state file, and the workspace's folder (once: later builds find it
+/// theirs). `jobs/` itself stays root's, so the state file kiln reads back is the one it made.
+fn hand_over(
+    user: &StepUser,
+    work_dir: &Path,
+    ws_dir: &Path,
+    state_file: &Path,
+) -> std::io::Result<()> {
+    user.hand_over(work_dir)?;
+    user.hand_over(state_file)?;
+    if !user.owns(ws_dir) {
+        user.hand_over(ws_dir)?;
+    }
+    Ok(())
 }
 
 /// The entries of `environment` that mark the processes of this build's steps (one build of

@@ -18,6 +18,7 @@ pub mod queue;
 pub mod remote;
 pub mod render;
 pub mod runner;
+pub mod step_user;
 pub mod sweeper;
 pub mod timings;
 
@@ -45,6 +46,8 @@ pub struct EngineConfig {
     pub data_dir: PathBuf,
     /// A job's lease is renewed well within this.
     pub hung_timeout: Duration,
+    /// Who `run` steps run as (`--step-user`); kiln's own user when `None`.
+    pub step_user: Option<step_user::StepUser>,
 }
 
 pub struct Engine {
@@ -187,6 +190,7 @@ impl Engine {
         let result = match acquired.work {
             Work::Build(work) => build_job::run(
                 &self.config.data_dir,
+                self.config.step_user.as_ref(),
                 &*queue,
                 &job,
                 worker_id,

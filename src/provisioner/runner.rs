@@ -31,6 +31,8 @@ pub struct StepContext {
     pub dir: PathBuf,
     /// The job's record of its step processes; `env` holds its marks.
     pub record: Record,
+    /// `(uid, gid)` the steps run as (`--step-user`); kiln's own when `None`.
+    pub user: Option<(u32, u32)>,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -225,7 +227,8 @@ fn run_command(
             None
         }
     };
-    let spawned = Command::new("/bin/sh")
+    let mut shell = Command::new("/bin/sh");
+    shell
         .arg("-c")
         .arg(command)
         .env_clear()
@@ -234,8 +237,12 @@ fn run_command(
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .process_group(0)
-        .spawn();
+        .process_group(0);
+    if let Some((uid, gid)) = ctx.user {
+        // std drops root's supplementary groups too when it changes the uid.
+        shell.uid(uid).gid(gid);
+    }
+    let spawned = shell.spawn();
     let mut child = match spawned {
         Ok(c) => c,
         Err(e) => {

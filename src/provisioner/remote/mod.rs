@@ -69,6 +69,11 @@ pub struct ProvisionerArgs {
     /// besides the system's roots. An untrusted certificate stops the daemon at start.
     #[arg(long, env = "KILN_CA_FILE")]
     pub ca_file: Option<PathBuf>,
+
+    /// Run the steps of jobs as this unprivileged OS user (the daemon must run as root): they
+    /// reach their job's and workspace's folders, not the daemon's key or memory.
+    #[arg(long, env = "KILN_STEP_USER")]
+    pub step_user: Option<String>,
 }
 
 fn parse_tag(text: &str) -> Result<(String, String), String> {
@@ -155,6 +160,19 @@ pub fn run(args: ProvisionerArgs) -> Result<(), String> {
     let stop = signals();
     // The jobs' templates, states and workspaces: the daemon's user's alone, as a server's.
     crate::data_dir::private_dir(&args.data_dir)?;
+    let step_user = match args.step_user.as_deref().filter(|u| !u.trim().is_empty()) {
+        Some(name) => {
+            let user = crate::provisioner::step_user::StepUser::lookup(name)?;
+            user.open_data_dir(&args.data_dir).map_err(|e| {
+                format!(
+                    "--step-user: cannot open {} to {name}: {e}",
+                    args.data_dir.display()
+                )
+            })?;
+            Some(user)
+        }
+        None => None,
+    };
     // What a previous daemon on this folder left running is ended first.
     let leftover = crate::provisioner::procs::recover(&args.data_dir.join("jobs"));
     if leftover > 0 {
@@ -188,6 +206,7 @@ pub fn run(args: ProvisionerArgs) -> Result<(), String> {
             worker_ids: registered.iter().map(|r| r.daemon_id.clone()).collect(),
             data_dir: args.data_dir.clone(),
             hung_timeout: lease,
+            step_user,
         },
     );
     let refused = loop {
