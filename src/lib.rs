@@ -4,9 +4,10 @@
 //!
 //! Layers, each using only those below it: `api` (HTTP in, JSON out) → `provisioner` (workers
 //! and the queue seam) → `store` (storage traits; `store::sqlite` holds all SQL) and `events`
-//! (live notices) → `domain` (decisions) → `model` (Coder's types); `metrics` (Prometheus) sits
-//! below them all, so each may record into it. `cli`, the `kiln` client, stands apart: it talks
-//! to a server over HTTP only and uses none of the others.
+//! (live notices) → `domain` (decisions) → `model` (Coder's types); `metrics` (Prometheus),
+//! `tls` (the one TLS stack: certificates, roots, the crypto provider) and `secrets` (hiding
+//! what was read from the command line) sit below them all. `cli`, the `kiln` client, stands
+//! apart: it talks to a server over HTTP only and uses none of the others but `tls`.
 
 pub mod api;
 pub mod cli;

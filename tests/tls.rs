@@ -597,3 +597,20 @@ async fn postgresql_is_reached_over_tls_as_sslmode_asks() {
         let _ = child.wait();
     }
 }
+
+#[actix_web::test]
+async fn behind_a_proxy_that_ends_tls_the_cookie_is_secure_on_plain_http() {
+    pki();
+    let s = TestServer::start_with_args(&["--secure-auth-cookie"]);
+    s.owner().await;
+    let r = s
+        .anon()
+        .post(
+            "/api/v2/users/login",
+            json!({"email": "owner@example.com", "password": "owner-password"}),
+        )
+        .await;
+    assert_eq!(r.status, 201);
+    let cookie = r.header("set-cookie").unwrap();
+    assert!(cookie.contains("; Secure"), "{cookie}");
+}

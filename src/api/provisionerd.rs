@@ -322,13 +322,13 @@ fn import_outcome(
     reported: ImportOutcome,
     logs: LogBatch,
 ) -> ApiResult<(ImportOutcome, LogBatch)> {
-    if let ImportOutcome::Invalid(_) = reported {
-        return Ok((reported, logs));
-    }
     let job = state.store.job(job_id)?.ok_or_else(ApiError::not_found)?;
     if job.kind != JOB_IMPORT {
         return Err(ApiError::validation()
             .with_validation("result", "an import result for a job that is not an import"));
+    }
+    if let ImportOutcome::Invalid(_) = reported {
+        return Ok((reported, logs));
     }
     let archive = state
         .store
