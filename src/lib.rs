@@ -125,6 +125,11 @@ pub fn build_server(
             ))
             .wrap(actix_web::middleware::from_fn(api::csrf::guard))
             .wrap(api::access_log::logger())
+            // Every answer names kiln's version, as Coder's do (its CLI reads the first one).
+            .wrap(
+                actix_web::middleware::DefaultHeaders::new()
+                    .add((api::BUILD_VERSION_HEADER, api::meta_version())),
+            )
             .configure(api::configure)
     })
     .disable_signals()

@@ -263,6 +263,14 @@ async fn agent_logs_are_empty_and_a_follow_ends_at_once() {
         .get("/api/v2/workspaceagents/nope/logs")
         .await
         .expect_error(400, "Invalid UUID \"nope\".", None);
+    // An agent no build made, or one of a workspace the caller cannot read: Coder's 404.
+    const NO_AGENT: &str = "Agent doesn't exist with that id, or you do not have access to it.";
+    owner
+        .get("/api/v2/workspaceagents/3b241101-e2bb-4255-8caf-4136c566a962/logs")
+        .await
+        .expect_error(404, NO_AGENT, None);
+    let member = s.user(&owner, "mallory", &[]).await;
+    member.get(&path).await.expect_error(404, NO_AGENT, None);
 
     let url = s.url(&format!("{path}?follow")).replacen("http", "ws", 1);
     let (_res, mut ws) = awc::Client::new()

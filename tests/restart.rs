@@ -195,3 +195,31 @@ async fn on_success_is_checked_field_by_field() {
         .await;
     assert_eq!(r.status, 201, "{}", r.text());
 }
+
+#[actix_web::test]
+async fn gos_zero_values_in_on_success_mean_not_given() {
+    let s = TestServer::start();
+    let owner = s.owner().await;
+    let t = template(&owner, "base", with_size()).await;
+    let w = owner.workspace(&t, "dev", json!([])).await;
+    let ws = w["id"].as_str().unwrap().to_string();
+    owner
+        .wait_build(w["latest_build"]["id"].as_str().unwrap())
+        .await;
+    // What Coder's newest `coder restart` sends: every field of its struct, the unset ones
+    // as Go's zero values.
+    let r = owner
+        .post(
+            &format!("/api/v2/workspaces/{ws}/builds"),
+            json!({"transition": "stop", "template_version_id": "00000000-0000-0000-0000-000000000000",
+                   "on_success": {"transition": "start", "rich_parameter_values": null,
+                                  "template_version_id": "00000000-0000-0000-0000-000000000000",
+                                  "template_version_preset_id": "", "log_level": "",
+                                  "dry_run": false, "orphan": false}}),
+        )
+        .await;
+    r.expect(201, BUILD);
+    let b = until(&owner, &ws, |b| b.len() == 3 && ended(&b[0])).await;
+    assert_eq!(b[0]["transition"], "start");
+    assert_eq!(b[0]["job"]["status"], "succeeded", "{}", b[0]);
+}

@@ -1,9 +1,9 @@
-//! `GET /workspaceagents/{id}/logs`: kiln runs no agents, so an agent has no logs. The answer
-//! is `[]`, and a follow (a WebSocket, as Coder's clients open it) closes normally at once, so
+//! `GET /workspaceagents/{id}/logs`: kiln runs no agents, so an agent a build made has no logs
+//! (an id no readable workspace's build made: Coder's 404). The answer is `[]`, and a follow (a WebSocket, as Coder's clients open it) closes normally at once, so
 //! `coder logs` and SDKs that read agent logs after a build end cleanly.
 
 use super::query::QueryParser;
-use super::{Actor, ApiError, ApiResult, JSON, parse_uuid, res};
+use super::{Actor, ApiError, ApiResult, JSON, State, blocking, parse_uuid, res};
 use actix_web::{HttpRequest, HttpResponse, http::header, web};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -11,12 +11,24 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 }
 
 async fn logs(
-    _actor: Actor,
+    state: State,
+    actor: Actor,
     req: HttpRequest,
     payload: web::Payload,
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
-    parse_uuid(&path)?;
+    let id = parse_uuid(&path)?;
+    // An agent one of the caller's readable workspaces has; anything else is Coder's 404.
+    blocking(move || {
+        match state.store.agent_owner(&id)? {
+            Some(owner) if actor.caller().can_read_workspace_of(&owner) => Ok(()),
+            _ => Err(ApiError::new(
+                actix_web::http::StatusCode::NOT_FOUND,
+                "Agent doesn't exist with that id, or you do not have access to it.",
+            )),
+        }
+    })
+    .await?;
     let follow = QueryParser::new(&req)
         .first("follow")
         .is_some_and(|v| v.is_empty() || v == "true" || v == "1");

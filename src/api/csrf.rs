@@ -24,7 +24,7 @@
 
 use super::ApiError;
 use super::auth::{SESSION_COOKIE, SESSION_HEADER, serde_urlencoded_pairs};
-use actix_web::body::MessageBody;
+use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderMap, HeaderName};
 use actix_web::http::{Method, StatusCode};
@@ -190,21 +190,27 @@ fn json_body(headers: &HeaderMap, path: &str) -> Result<(), ApiError> {
 
 /// The middleware: refuses what `check` refuses, and bodies signed in by the cookie that are
 /// not JSON.
-pub async fn guard(
+pub async fn guard<B: MessageBody>(
     req: ServiceRequest,
-    next: Next<impl MessageBody>,
-) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    next: Next<B>,
+) -> Result<ServiceResponse<EitherBody<B>>, actix_web::Error> {
     let cookie = req.cookie(SESSION_COOKIE);
-    let by_cookie = check(
+    let verdict = check(
         req.method(),
         req.headers(),
         cookie.as_ref().map(|c| c.value()),
         req.query_string(),
-    )?;
-    if by_cookie && is_unsafe(req.method()) {
-        json_body(req.headers(), req.path())?;
+    )
+    .and_then(|by_cookie| match by_cookie && is_unsafe(req.method()) {
+        true => json_body(req.headers(), req.path()),
+        false => Ok(()),
+    });
+    match verdict {
+        Ok(()) => Ok(next.call(req).await?.map_into_left_body()),
+        // An answer, not an error: the middlewares around (the access log, the version
+        // header) see it as any other.
+        Err(e) => Ok(req.error_response(e).map_into_right_body()),
     }
-    next.call(req).await
 }
 
 #[cfg(test)]

@@ -5,11 +5,13 @@
 pub mod access_log;
 mod agents;
 pub mod auth;
+mod authcheck;
 pub mod autobuild;
 pub mod body;
 pub mod build_cache;
 mod builds;
 pub mod csrf;
+mod dry_runs;
 pub mod error;
 mod files;
 pub mod http_metrics;
@@ -24,6 +26,9 @@ mod meta;
 pub mod openapi;
 pub mod routes;
 pub use meta::version as meta_version;
+
+/// The header every answer carries with kiln's version (Coder's `X-Coder-Build-Version`).
+pub const BUILD_VERSION_HEADER: &str = "X-Coder-Build-Version";
 mod organizations;
 mod provisioner_daemons;
 mod provisioner_jobs;
@@ -67,6 +72,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .configure(builds::routes)
             .configure(meta::routes)
             .configure(users::routes)
+            .configure(authcheck::routes)
             .configure(user_status::routes)
             .configure(organizations::routes)
             .configure(provisioner_jobs::routes)
@@ -75,6 +81,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .configure(provisionerd::routes)
             .configure(files::routes)
             .configure(templateversions::routes)
+            .configure(dry_runs::routes)
             .configure(version_parts::routes)
             .configure(templates::routes)
             .configure(workspaces::routes)
@@ -158,7 +165,21 @@ pub use body::read_json;
 /// An optional id from a body: empty and the nil UUID mean "not given", as in Coder.
 pub fn given_id(id: &Option<String>) -> Option<&str> {
     id.as_deref()
-        .filter(|s| !s.is_empty() && *s != "00000000-0000-0000-0000-000000000000")
+        .filter(|s| !s.is_empty() && *s != crate::model::NIL_UUID)
+}
+
+/// kiln's templates declare no presets (`GET /templateversions/{id}/presets` is `[]`), so a
+/// preset id other than none (Go's zero UUID, `""`) names nothing: a validation, never a drop.
+pub fn preset_refused(id: &Option<String>, invalid: ApiError) -> ApiError {
+    match given_id(id) {
+        Some(preset) => invalid.with_validation(
+            "template_version_preset_id",
+            format!(
+                "Template version preset {preset:?} does not exist: kiln's templates declare no presets."
+            ),
+        ),
+        None => invalid,
+    }
 }
 
 /// A UUID from the path: 400 `Invalid UUID "<raw>".` when it does not parse.

@@ -11,10 +11,12 @@ use crate::domain::provisioner_tags::{Tags, normalize};
 use crate::events::Topic;
 use crate::identity;
 use crate::model::JobStatus;
-use crate::provisioner::import_job;
+use crate::provisioner::{dry_run_job, import_job};
 use crate::provisioner::queue::JobQueue;
 use crate::provisioner::remote::wire::*;
-use crate::store::{DaemonRow, ImportOutcome, JOB_IMPORT, LeaseState, LogBatch, ProvisionerKeyRow};
+use crate::store::{
+    DaemonRow, ImportOutcome, JOB_DRY_RUN, JOB_IMPORT, LeaseState, LogBatch, ProvisionerKeyRow,
+};
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, web};
 use std::time::{Duration, Instant};
@@ -228,9 +230,9 @@ async fn update(
         let (job, daemon, r): (_, _, UpdateRequest) = job_call(&state, key, &path, &body)?;
         let row = state.store.job(&job)?.ok_or_else(ApiError::not_found)?;
         let mut batch = batch_of(&r.logs)?;
-        if row.kind == JOB_IMPORT {
-            // An import's log is the server's own check (`complete`): a daemon's lines would
-            // only be its word.
+        if row.kind == JOB_IMPORT || row.kind == JOB_DRY_RUN {
+            // An import's or a dry run's log is the server's own check (`complete`): a
+            // daemon's lines would only be its word.
             batch.lines.clear();
         }
         let lease = if batch.lines.is_empty() {
@@ -286,6 +288,15 @@ async fn complete(
                     ImportOutcome::Invalid(e) => status == JobStatus::Failed && error == e,
                 })
             }
+            WireResult::DryRun { .. } => {
+                let (status, held) = dry_run_end(&state, &job, &daemon.id)?;
+                if held {
+                    return final_status(&state, &job);
+                }
+                already_ended(&state, &job, &daemon.id, |ended, _| {
+                    ended == status || ended == JobStatus::Canceled
+                })
+            }
             WireResult::Build {
                 error,
                 new_state,
@@ -336,8 +347,34 @@ fn import_outcome(
         .map(|f| f.data)
         .unwrap_or_default();
     let checked = import_job::check(&archive);
-    let batch = checked.batch(job.logs_length, job.logs_overflowed);
+    let batch = checked.log.batch(job.logs_length, job.logs_overflowed);
     Ok((checked.outcome, batch))
+}
+
+/// A daemon's dry run, ended with the server's own plan of it (the resources a daemon sends
+/// are ignored, as an import's manifest is): the status it ends with, and whether the daemon
+/// still held it.
+fn dry_run_end(state: &AppState, job_id: &str, daemon_id: &str) -> ApiResult<(JobStatus, bool)> {
+    let job = state.store.job(job_id)?.ok_or_else(ApiError::not_found)?;
+    if job.kind != JOB_DRY_RUN {
+        return Err(ApiError::validation()
+            .with_validation("result", "a dry run's result for a job that is not a dry run"));
+    }
+    let work = state.queue.dry_run_work(&job)?;
+    let checked = dry_run_job::check(&job.id, &work);
+    let logs = checked.log.batch(job.logs_length, job.logs_overflowed);
+    Ok(match checked.outcome {
+        Ok(resources) => (
+            JobStatus::Succeeded,
+            state
+                .store
+                .complete_dry_run(job_id, daemon_id, &resources, &logs)?,
+        ),
+        Err(error) => (
+            JobStatus::Failed,
+            state.store.fail_job(job_id, daemon_id, &error, &logs)?,
+        ),
+    })
 }
 
 async fn fail(

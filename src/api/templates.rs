@@ -23,6 +23,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route(web::post().to(create)),
     )
     .service(res("/templates").route(web::get().to(list_all)))
+    // Before the routes whose last part is a name or an id: "examples" is neither.
+    .service(res("/templates/examples").route(web::get().to(examples)))
+    .service(
+        res("/organizations/{organization}/templates/examples").route(web::get().to(examples)),
+    )
     .service(
         res("/organizations/{organization}/templates/{templatename}").route(web::get().to(by_name)),
     )
@@ -38,6 +43,12 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route(web::get().to(versions))
             .route(web::patch().to(promote)),
     );
+}
+
+/// Coder's starter templates: kiln ships none (its examples are folders in the repository,
+/// `examples/`), so the list is empty, as Coder's is for a deployment without examples.
+async fn examples(_actor: Actor) -> ApiResult<Reply> {
+    ok(&Vec::<serde_json::Value>::new())
 }
 
 async fn create(

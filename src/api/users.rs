@@ -326,7 +326,7 @@ fn add_user(state: &AppState, actor: &Actor, body: &[u8]) -> ApiResult<Reply> {
     }
     let mut org_ids = Vec::new();
     for raw in &req.organization_ids {
-        let lookup = if raw == "00000000-0000-0000-0000-000000000000" {
+        let lookup = if raw == crate::model::NIL_UUID {
             "coder"
         } else {
             raw

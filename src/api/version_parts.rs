@@ -70,9 +70,20 @@ fn planned_resources(version: &TemplateVersionRow) -> Value {
     }
     vars.insert("build.number".into(), "0".into());
     let job = &version.job.id;
+    // Its agents were made when the import completed; their status is Coder's for an agent
+    // that never connects (`connecting`, then `timeout`), which Coder's type requires.
+    let made = version.job.completed_at.unwrap_or_else(crate::model::Time::now);
+    let now = crate::model::Time::now();
     let planned: Vec<WorkspaceResource> = [Transition::Start, Transition::Stop]
         .into_iter()
         .flat_map(|t| plan_resources(&manifest, job, t, &vars))
+        .map(|mut r| {
+            for a in &mut r.agents {
+                a.created_at = made;
+                a.status = Some(a.status_at(now));
+            }
+            r
+        })
         .collect();
     let mut value = serde_json::to_value(&planned).unwrap_or_default();
     // The same answer every time: ids derived from the job's, times from its completion.

@@ -40,11 +40,22 @@ pub fn job_json(
         queue_size,
         organization_id: job.organization_id.clone(),
         initiator_id: job.initiator_id.clone(),
-        input: serde_json::from_str(&job.input).unwrap_or(Value::Null),
+        input: job_input(job),
         kind: job.kind.clone(),
         metadata,
         logs_overflowed: job.logs_overflowed,
     })
+}
+
+/// `codersdk.ProvisionerJobInput`: the ids the job is about, nothing else of what it stores
+/// (a dry run keeps its workspace name and parameters there too).
+fn job_input(job: &JobRow) -> Value {
+    let input = job.input_json();
+    let ids: serde_json::Map<String, Value> = ["template_version_id", "workspace_build_id"]
+        .into_iter()
+        .filter_map(|k| input.get(k).map(|v| (k.to_string(), v.clone())))
+        .collect();
+    Value::Object(ids)
 }
 
 /// The daemons (built-in workers included) whose tags match a pending job's: how many, how
@@ -67,6 +78,12 @@ pub fn matched_among(daemons: &[DaemonRow], job: &JobRow) -> MatchedProvisioners
             most_recently_seen: None,
         };
     }
+    matching_daemons(daemons, job)
+}
+
+/// The daemons among `daemons` whose tags match the job's, whatever its status (a dry run's
+/// `matched-provisioners` counts them so).
+pub fn matching_daemons(daemons: &[DaemonRow], job: &JobRow) -> MatchedProvisioners {
     let matched: Vec<_> = daemons
         .iter()
         .filter(|d| crate::domain::provisioner_tags::matches(&d.tags, &job.tags))
@@ -102,7 +119,12 @@ pub fn version_metadata(
     };
     Ok(model::ProvisionerJobMetadata {
         template_version_name: v.name.clone(),
-        template_id: v.template_id.clone().unwrap_or_default(),
+        // A version not yet attached to a template: Go's zero UUID, as Coder sends (codersdk
+        // decodes `template_id` into a uuid.UUID, which refuses "").
+        template_id: v
+            .template_id
+            .clone()
+            .unwrap_or_else(|| crate::model::NIL_UUID.to_string()),
         template_name: template
             .as_ref()
             .map(|t| t.name.clone())

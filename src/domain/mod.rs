@@ -4,6 +4,7 @@
 //! what the lifecycle executor and the schedule endpoints decide (`lifecycle`). Nothing here
 //! knows HTTP or SQL: the API gathers the facts and maps a refusal to Coder's error body (`api/error.rs`); the store applies a decision inside its transaction.
 
+pub mod authorization;
 pub mod builds;
 pub mod jobs;
 pub mod lifecycle;

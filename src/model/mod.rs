@@ -15,7 +15,7 @@ pub mod users;
 pub mod workspaces;
 
 pub use builds::*;
-pub use ids::new_id;
+pub use ids::{NIL_UUID, new_id};
 pub use resources::*;
 pub use status::{BuildStatus, JobStatus, Transition};
 pub use templates::*;

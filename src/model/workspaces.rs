@@ -66,4 +66,6 @@ pub struct CreateWorkspaceRequest {
     pub rich_parameter_values: Vec<WorkspaceBuildParameter>,
     #[serde(default)]
     pub automatic_updates: Option<String>,
+    #[serde(default)]
+    pub template_version_preset_id: Option<String>,
 }

@@ -8,7 +8,9 @@
 
 pub mod archive;
 mod build_job;
+mod checked_log;
 pub mod control;
+pub mod dry_run_job;
 pub mod import_job;
 pub mod logwriter;
 pub mod outcome;
@@ -199,6 +201,9 @@ impl Engine {
                 &control,
                 !self.is_stopping(),
             ),
+            Work::DryRun(work) => {
+                dry_run_job::run(&*queue, &job, worker_id, &work, log).map(|()| None)
+            }
             Work::Import { archive } => {
                 import_job::run(&*queue, &job, worker_id, &archive, log).map(|()| None)
             }

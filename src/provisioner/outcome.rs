@@ -76,6 +76,19 @@ impl JobQueue for Outcome {
         Ok(())
     }
 
+    fn complete_dry_run(
+        &self,
+        job_id: &str,
+        worker_id: &str,
+        resources: &[crate::model::WorkspaceResource],
+        logs: &LogBatch,
+    ) -> StoreResult<()> {
+        self.inner
+            .complete_dry_run(job_id, worker_id, resources, logs)?;
+        self.set(true);
+        Ok(())
+    }
+
     fn complete_build(
         &self,
         job_id: &str,

@@ -15,9 +15,9 @@
 use crate::domain::builds::ttl_ms;
 use crate::events::{LiveEvents, Subscription, Topic};
 use crate::model::manifest::Manifest;
-use crate::model::{JobStatus, Transition};
+use crate::model::{JobStatus, Transition, WorkspaceBuildParameter, WorkspaceResource};
 use crate::store::{
-    BuildCompletion, BuildRow, ImportOutcome, JOB_BUILD, JobRow, LeaseState, LogBatch, Stale,
+    BuildCompletion, BuildRow, ImportOutcome, JOB_BUILD, JOB_DRY_RUN, JobRow, LeaseState, LogBatch, Stale,
     Store, StoreResult,
 };
 use std::path::Path;
@@ -44,8 +44,22 @@ pub enum Work {
         archive: Vec<u8>,
     },
     Build(Box<BuildWork>),
+    /// Plan a template version's resources with given parameters, running nothing.
+    DryRun(Box<DryRunWork>),
     /// The job cannot run (what it is for is gone): fail it with this error.
     Broken(String),
+}
+
+/// A dry run: what it checks and plans, all read by the server (`LocalQueue::dry_run_work`).
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct DryRunWork {
+    /// The version's manifest, or why there is none.
+    pub manifest: Result<Manifest, String>,
+    /// The values sent (`rich_parameter_values`), in order.
+    pub parameters: Vec<WorkspaceBuildParameter>,
+    pub workspace_name: String,
+    /// The user who asked (the workspace's owner to be).
+    pub owner_name: String,
 }
 
 /// A workspace build to run.
@@ -101,6 +115,15 @@ pub trait JobQueue: Send + Sync {
         logs: &LogBatch,
     ) -> StoreResult<()>;
 
+    /// Ends a dry run with the resources it planned.
+    fn complete_dry_run(
+        &self,
+        job_id: &str,
+        worker_id: &str,
+        resources: &[WorkspaceResource],
+        logs: &LogBatch,
+    ) -> StoreResult<()>;
+
     /// Returns the job's final status; `None` when the worker no longer held it.
     fn complete_build(
         &self,
@@ -142,7 +165,34 @@ impl LocalQueue {
         LocalQueue { store, events }
     }
 
+    /// What a dry run plans: its version's manifest and the values it was given.
+    pub fn dry_run_work(&self, job: &JobRow) -> StoreResult<DryRunWork> {
+        let input = job.input_json();
+        let version_id = input["template_version_id"].as_str().unwrap_or_default();
+        let manifest = match self.store.template_version(version_id)? {
+            None => Err("the dry run's template version no longer exists".to_string()),
+            Some(v) => v
+                .imported_manifest()
+                .ok_or_else(|| "the template version has no imported manifest".to_string()),
+        };
+        let owner_name = self
+            .store
+            .user_by_id(&job.initiator_id)?
+            .map(|u| u.username)
+            .unwrap_or_default();
+        Ok(DryRunWork {
+            manifest,
+            parameters: serde_json::from_value(input["rich_parameter_values"].clone())
+                .unwrap_or_default(),
+            workspace_name: input["workspace_name"].as_str().unwrap_or_default().into(),
+            owner_name,
+        })
+    }
+
     fn work_for(&self, job: &JobRow) -> StoreResult<Work> {
+        if job.kind == JOB_DRY_RUN {
+            return Ok(Work::DryRun(Box::new(self.dry_run_work(job)?)));
+        }
         if job.kind != JOB_BUILD {
             let archive = self.store.file(&job.file_id)?.map(|f| f.data);
             return Ok(Work::Import {
@@ -387,6 +437,18 @@ impl JobQueue for LocalQueue {
     ) -> StoreResult<()> {
         self.store
             .complete_import(job_id, worker_id, outcome, logs)
+            .map(drop)
+    }
+
+    fn complete_dry_run(
+        &self,
+        job_id: &str,
+        worker_id: &str,
+        resources: &[WorkspaceResource],
+        logs: &LogBatch,
+    ) -> StoreResult<()> {
+        self.store
+            .complete_dry_run(job_id, worker_id, resources, logs)
             .map(drop)
     }
 

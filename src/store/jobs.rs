@@ -12,6 +12,9 @@ use crate::model::{JobStatus, Time, WorkspaceResource};
 
 pub const JOB_BUILD: &str = "workspace_build";
 pub const JOB_IMPORT: &str = "template_version_import";
+/// A template version's dry run: the resources a workspace of it would have, with given
+/// parameters, planned without running any step.
+pub const JOB_DRY_RUN: &str = "template_version_dry_run";
 /// How many of the oldest pending jobs a worker looks through for one its tags match.
 pub const TAKE_WINDOW: usize = 100;
 
@@ -54,10 +57,16 @@ impl JobRow {
 
     /// The id inside `input` (`workspace_build_id` or `template_version_id`).
     pub fn input_id(&self) -> String {
-        serde_json::from_str::<serde_json::Value>(&self.input)
-            .ok()
-            .and_then(|v| v.as_object()?.values().next()?.as_str().map(str::to_string))
+        let input = self.input_json();
+        ["workspace_build_id", "template_version_id"]
+            .iter()
+            .find_map(|k| input[k].as_str().map(str::to_string))
             .unwrap_or_default()
+    }
+
+    /// `input` as JSON (null when it is not).
+    pub fn input_json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.input).unwrap_or(serde_json::Value::Null)
     }
 }
 
@@ -129,6 +138,17 @@ impl ImportOutcome {
             ImportOutcome::Invalid(error) => (error, None),
         }
     }
+}
+
+/// A dry run to queue: a job of the version's import file, organization and tags.
+pub struct NewDryRun<'a> {
+    pub id: &'a str,
+    pub version_id: &'a str,
+    pub organization_id: &'a str,
+    pub initiator_id: &'a str,
+    pub file_id: &'a str,
+    /// `{"template_version_id", "workspace_name", "rich_parameter_values"}`.
+    pub input: serde_json::Value,
 }
 
 /// Which unfinished job `abandon_job` may give up: the condition is checked by the write
@@ -204,6 +224,20 @@ pub trait JobStore {
         job_id: &str,
         worker_id: &str,
         outcome: &ImportOutcome,
+        logs: &LogBatch,
+    ) -> StoreResult<bool>;
+
+    /// Queues a dry run (its tags are its version's import job's).
+    fn insert_dry_run(&self, job: &NewDryRun) -> StoreResult<()>;
+
+    /// Ends `worker_id`'s dry run in one transaction: the last logs, the resources it planned,
+    /// the job succeeded (canceled, when a cancel came first). False when the worker no longer
+    /// held it.
+    fn complete_dry_run(
+        &self,
+        job_id: &str,
+        worker_id: &str,
+        resources: &[WorkspaceResource],
         logs: &LogBatch,
     ) -> StoreResult<bool>;
 

@@ -33,7 +33,17 @@ pub struct NewWorkspace<'a> {
     pub automatic_updates: &'a str,
 }
 
+/// Whether a resource's `agents` (Coder's JSON) hold an agent of id `agent_id`.
+pub fn holds_agent(agents: &str, agent_id: &str) -> bool {
+    serde_json::from_str::<Vec<serde_json::Value>>(agents)
+        .is_ok_and(|list| list.iter().any(|a| a["id"] == agent_id))
+}
+
 pub trait WorkspaceStore {
+    /// The owner of the workspace one of whose builds made agent `agent_id` (a UUID), if
+    /// any. Rare (agent logs), so a scan of the resources is fine.
+    fn agent_owner(&self, agent_id: &str) -> StoreResult<Option<String>>;
+
     /// A workspace by id, deleted or not.
     fn workspace(&self, id: &str) -> StoreResult<Option<WorkspaceRow>>;
 

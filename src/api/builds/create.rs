@@ -50,6 +50,10 @@ struct CreateBuildBody {
     reason: String,
     #[serde(default)]
     on_success: Option<serde_json::Value>,
+    #[serde(default)]
+    template_version_preset_id: Option<String>,
+    #[serde(default)]
+    secrets: Option<serde_json::Value>,
 }
 
 /// A build request after body validation.
@@ -103,8 +107,15 @@ pub fn parse_request(body: &[u8]) -> ApiResult<BuildRequest> {
         },
         None => None,
     };
-    let (invalid, on_success) =
+    let (mut invalid, on_success) =
         super::on_success::parse(b.on_success.as_ref(), transition, invalid);
+    invalid = crate::api::preset_refused(&b.template_version_preset_id, invalid);
+    if b.secrets.as_ref().is_some_and(|s| !super::on_success::is_zero(s)) {
+        invalid = invalid.with_validation(
+            "secrets",
+            "kiln does not support build secrets: the build is refused rather than run without them.",
+        );
+    }
     invalid.if_any()?;
     Ok(BuildRequest {
         transition: transition.unwrap(),

@@ -14,6 +14,19 @@ pub struct OnSuccess {
     pub rich_parameter_values: Vec<WorkspaceBuildParameter>,
 }
 
+/// Whether `v` is what Go sends for a field it was not given: null, `""`, the zero UUID,
+/// `false`, `0`, or an empty list or object.
+pub fn is_zero(v: &Value) -> bool {
+    match v {
+        Value::Null => true,
+        Value::Bool(b) => !b,
+        Value::Number(n) => n.as_f64() == Some(0.0),
+        Value::String(s) => s.is_empty() || s == crate::model::NIL_UUID,
+        Value::Array(items) => items.is_empty(),
+        Value::Object(map) => map.is_empty(),
+    }
+}
+
 /// Reads `on_success` (absent or null: none), adding any problem to `invalid`.
 pub fn parse(
     value: Option<&Value>,
@@ -35,7 +48,9 @@ pub fn parse(
     }
     let mut params = Vec::new();
     let mut has_transition = false;
-    for (key, v) in fields {
+    // Go's encoder sends every field of the request's struct, the unset ones as their zero
+    // values (`"00000000-…"` for a UUID, `""`, `false`): those mean "not given".
+    for (key, v) in fields.iter().filter(|(k, v)| *k == "transition" || !is_zero(v)) {
         match key.as_str() {
             "transition" => {
                 has_transition = true;

@@ -374,6 +374,29 @@ impl JobQueue for Shared {
         Ok(())
     }
 
+    fn complete_dry_run(
+        &self,
+        job_id: &str,
+        worker_id: &str,
+        resources: &[crate::model::WorkspaceResource],
+        logs: &LogBatch,
+    ) -> StoreResult<()> {
+        if self.0.given_up(job_id) {
+            return Ok(());
+        }
+        let req = CompleteRequest {
+            daemon_id: worker_id.to_string(),
+            result: WireResult::DryRun {
+                resources: resources.to_vec(),
+            },
+            logs: WireLogs::from(logs),
+        };
+        self.0
+            .end(job_id, &format!("/jobs/{job_id}/complete"), &req);
+        self.0.forget(job_id);
+        Ok(())
+    }
+
     fn complete_build(
         &self,
         job_id: &str,

@@ -6,7 +6,7 @@ use crate::domain::provisioner_tags::Tags;
 use crate::model::Time;
 use crate::model::manifest::Manifest;
 use crate::provisioner::logwriter::{SOURCE_DAEMON, SOURCE_PROVISIONER};
-use crate::provisioner::queue::{Acquired, BuildWork, Work};
+use crate::provisioner::queue::{Acquired, BuildWork, DryRunWork, Work};
 use crate::store::{BuildCompletion, BuildRow, ImportOutcome, JobRow, LogBatch, NewLog, Timing};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -69,6 +69,9 @@ pub enum WireWork {
         state: String,
         ttl_ms: Option<i64>,
     },
+    DryRun {
+        work: Box<DryRunWork>,
+    },
     Broken {
         error: String,
     },
@@ -91,6 +94,7 @@ impl From<Acquired> for AcquiredJob {
                 archive: b64(&archive),
             },
             Work::Broken(error) => WireWork::Broken { error },
+            Work::DryRun(work) => WireWork::DryRun { work },
             Work::Build(w) => {
                 let (manifest, manifest_error) = match w.manifest {
                     Ok(m) => (Some(m), String::new()),
@@ -122,6 +126,7 @@ impl AcquiredJob {
                 archive: unb64(&archive)?,
             },
             WireWork::Broken { error } => Work::Broken(error),
+            WireWork::DryRun { work } => Work::DryRun(work),
             WireWork::Build {
                 build,
                 manifest,
@@ -239,6 +244,11 @@ pub struct UpdateResponse {
 pub enum WireResult {
     Import {
         outcome: ImportOutcome,
+    },
+    /// A dry run that planned its resources (a failed one is a `fail`). The server plans them
+    /// again itself, from what it stores, and keeps its own plan.
+    DryRun {
+        resources: Vec<crate::model::WorkspaceResource>,
     },
     Build {
         error: String,

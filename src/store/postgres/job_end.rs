@@ -7,7 +7,7 @@ use super::logs::{append_lines, insert_log};
 use super::pool::Tx;
 use crate::domain::builds::{build_end, daily_cost, deadline};
 use crate::events::Topic;
-use crate::model::{JobStatus, Time, Transition};
+use crate::model::{JobStatus, Time, Transition, WorkspaceResource};
 use crate::store::{BuildCompletion, LogBatch, Stale, StoreResult};
 use postgres::types::ToSql;
 
@@ -28,6 +28,35 @@ pub(super) struct JobEnd<'a> {
     pub logs: &'a LogBatch,
 }
 
+/// The resources a job produced (a build, or a dry run's plan).
+pub(super) fn insert_resources(
+    tx: &mut Tx,
+    job_id: &str,
+    resources: &[WorkspaceResource],
+) -> StoreResult<()> {
+    for r in resources {
+        tx.execute(
+            "INSERT INTO workspace_resources (id, job_id, created_at, workspace_transition, type, \
+             name, hide, icon, daily_cost, metadata, agents) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+            &[
+                &r.id,
+                &job_id,
+                &r.created_at,
+                &r.workspace_transition,
+                &r.kind,
+                &r.name,
+                &r.hide,
+                &r.icon,
+                &r.daily_cost,
+                &to_json(&r.metadata),
+                &to_json(&r.agents),
+            ],
+        )?;
+    }
+    Ok(())
+}
+
 /// What a build's end changes, by its job's final status (`domain::builds::build_end`).
 pub(super) fn apply_build_end(
     tx: &mut Tx,
@@ -45,26 +74,7 @@ pub(super) fn apply_build_end(
     let end = build_end(transition, status);
     super::builds::insert_timings(tx, job_id, &done.timings)?;
     if end.keeps_outputs {
-        for r in &done.resources {
-            tx.execute(
-                "INSERT INTO workspace_resources (id, job_id, created_at, workspace_transition, type, \
-                 name, hide, icon, daily_cost, metadata, agents) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-                &[
-                    &r.id,
-                    &job_id,
-                    &r.created_at,
-                    &r.workspace_transition,
-                    &r.kind,
-                    &r.name,
-                    &r.hide,
-                    &r.icon,
-                    &r.daily_cost,
-                    &to_json(&r.metadata),
-                    &to_json(&r.agents),
-                ],
-            )?;
-        }
+        insert_resources(tx, job_id, &done.resources)?;
         if let Some(state) = &done.new_state {
             tx.execute(
                 "UPDATE workspace_builds SET state = $2 WHERE id = $1",

@@ -8,8 +8,8 @@
 //! (re-checked by PostgreSQL on the locked row, so two sweepers never both end it).
 
 use super::PgStore;
-use super::job_end::{Holder, JobEnd, apply_build_end};
-use super::job_rows::{JOB_COLUMNS, job_from_row};
+use super::job_end::{Holder, JobEnd, apply_build_end, insert_resources};
+use super::job_rows::{JOB_COLUMNS, NewJob, insert_job, job_from_row};
 use super::pool::Tx;
 use crate::domain::jobs::cancel_decision;
 use crate::domain::provisioner_tags::{from_json, matches};
@@ -17,8 +17,8 @@ use crate::domain::{CancelAction, CancelRefusal};
 use crate::events::Topic;
 use crate::model::{JobStatus, Time, new_id};
 use crate::store::{
-    BuildCompletion, ImportOutcome, JobRow, JobStore, LeaseState, LogBatch, Stale, StoreError,
-    StoreResult,
+    BuildCompletion, ImportOutcome, JOB_DRY_RUN, JobRow, JobStore, LeaseState, LogBatch,
+    NewDryRun, Stale, StoreError, StoreResult,
 };
 use postgres::types::ToSql;
 
@@ -293,6 +293,50 @@ impl JobStore for PgStore {
             Ok(())
         };
         let ended = self.end_job(job_id, end, import_end, |_| false)?;
+        Ok(ended.is_some())
+    }
+
+    fn insert_dry_run(&self, job: &NewDryRun) -> StoreResult<()> {
+        self.write(
+            |tx| {
+                insert_job(
+                    tx,
+                    &NewJob {
+                        id: job.id,
+                        organization_id: job.organization_id,
+                        initiator_id: job.initiator_id,
+                        file_id: job.file_id,
+                        kind: JOB_DRY_RUN,
+                        input: job.input.clone(),
+                        log_level: "info",
+                        tags_of_version: Some(job.version_id),
+                        tags: "{}".into(),
+                    },
+                    Time::now(),
+                )
+            },
+            |_| vec![Topic::Queue, Topic::Overview],
+        )
+    }
+
+    fn complete_dry_run(
+        &self,
+        job_id: &str,
+        worker_id: &str,
+        resources: &[crate::model::WorkspaceResource],
+        logs: &LogBatch,
+    ) -> StoreResult<bool> {
+        let end = JobEnd {
+            holder: Holder::Worker(worker_id),
+            error: "",
+            cancel_wins: true,
+            logs,
+        };
+        let plan = |tx: &mut Tx, canceled: bool, _: Time| match canceled {
+            true => Ok(()),
+            false => insert_resources(tx, job_id, resources),
+        };
+        let ended = self.end_job(job_id, end, plan, |_| false)?;
         Ok(ended.is_some())
     }
 

@@ -87,6 +87,20 @@ pub(super) fn by_id() -> String {
 }
 
 impl WorkspaceStore for PgStore {
+    fn agent_owner(&self, agent_id: &str) -> StoreResult<Option<String>> {
+        let rows = self.conn()?.query(
+            "SELECT w.owner_id, r.agents FROM workspace_resources r \
+             JOIN workspace_builds b ON b.job_id = r.job_id JOIN workspaces w ON w.id = b.workspace_id \
+             WHERE strpos(r.agents, $1) > 0",
+            &[&agent_id],
+        )?;
+        Ok(rows
+            .iter()
+            .map(|r| (r.get::<_, String>(0), r.get::<_, String>(1)))
+            .find(|(_, agents)| crate::store::holds_agent(agents, agent_id))
+            .map(|(owner, _)| owner))
+    }
+
     fn workspace(&self, id: &str) -> StoreResult<Option<WorkspaceRow>> {
         let row = self.conn()?.query_opt(by_id().as_str(), &[&id])?;
         Ok(row.map(|r| workspace_from_row(&r)))

@@ -4,9 +4,37 @@
 use super::Tx;
 use super::dialect::{exec, to_json};
 use crate::domain::builds::{build_end, daily_cost, deadline};
-use crate::model::{JobStatus, Time, Transition};
+use crate::model::{JobStatus, Time, Transition, WorkspaceResource};
 use crate::store::{BuildCompletion, StoreResult};
 use rusqlite::params;
+
+/// The resources a job produced (a build, or a dry run's plan).
+pub(super) fn insert_resources(
+    tx: &Tx,
+    job_id: &str,
+    resources: &[WorkspaceResource],
+) -> StoreResult<()> {
+    let mut stmt = tx.prepare_cached(
+        "INSERT INTO workspace_resources (id, job_id, created_at, workspace_transition, type, name, hide, \
+         icon, daily_cost, metadata, agents) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+    )?;
+    for r in resources {
+        stmt.execute(params![
+            r.id,
+            job_id,
+            r.created_at,
+            r.workspace_transition,
+            r.kind,
+            r.name,
+            r.hide,
+            r.icon,
+            r.daily_cost,
+            to_json(&r.metadata),
+            to_json(&r.agents)
+        ])?;
+    }
+    Ok(())
+}
 
 /// What a build's end changes, by its job's final status (`domain::builds::build_end`).
 pub(super) fn apply_build_end(
@@ -24,25 +52,7 @@ pub(super) fn apply_build_end(
     let end = build_end(transition, status);
     super::builds::insert_timings(tx, job_id, &done.timings)?;
     if end.keeps_outputs {
-        let mut stmt = tx.prepare_cached(
-            "INSERT INTO workspace_resources (id, job_id, created_at, workspace_transition, type, name, hide, \
-             icon, daily_cost, metadata, agents) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-        )?;
-        for r in &done.resources {
-            stmt.execute(params![
-                r.id,
-                job_id,
-                r.created_at,
-                r.workspace_transition,
-                r.kind,
-                r.name,
-                r.hide,
-                r.icon,
-                r.daily_cost,
-                to_json(&r.metadata),
-                to_json(&r.agents)
-            ])?;
-        }
+        insert_resources(tx, job_id, &done.resources)?;
         if let Some(state) = &done.new_state {
             exec(
                 tx,

@@ -6,15 +6,16 @@
 
 use super::dialect::{exec, optional};
 use super::job_end::{Holder, JobEnd, complete_build_in, end_in};
-use super::job_rows::{JOB_COLUMNS, PENDING, job_from_row};
+use super::build_end::insert_resources;
+use super::job_rows::{JOB_COLUMNS, NewJob, PENDING, insert_job, job_from_row};
 use super::{SqliteStore, Tx};
 use crate::domain::jobs::cancel_decision;
 use crate::domain::{CancelAction, CancelRefusal};
 use crate::events::Topic;
 use crate::model::{JobStatus, Time, new_id};
 use crate::store::{
-    BuildCompletion, ImportOutcome, JobRow, JobStore, LeaseState, LogBatch, Stale, StoreError,
-    StoreResult,
+    BuildCompletion, ImportOutcome, JOB_DRY_RUN, JobRow, JobStore, LeaseState, LogBatch,
+    NewDryRun, Stale, StoreError, StoreResult,
 };
 use rusqlite::params;
 
@@ -277,6 +278,48 @@ impl JobStore for SqliteStore {
                 )?;
             }
             Ok(())
+        })?;
+        Ok(ended.is_some())
+    }
+
+    fn insert_dry_run(&self, job: &NewDryRun) -> StoreResult<()> {
+        self.write(|tx| {
+            insert_job(
+                tx,
+                &NewJob {
+                    id: job.id,
+                    organization_id: job.organization_id,
+                    initiator_id: job.initiator_id,
+                    file_id: job.file_id,
+                    kind: JOB_DRY_RUN,
+                    input: job.input.clone(),
+                    log_level: "info",
+                    tags_of_version: Some(job.version_id),
+                    tags: "{}".into(),
+                },
+                Time::now(),
+            )
+        })?;
+        self.publish(&[Topic::Queue, Topic::Overview]);
+        Ok(())
+    }
+
+    fn complete_dry_run(
+        &self,
+        job_id: &str,
+        worker_id: &str,
+        resources: &[crate::model::WorkspaceResource],
+        logs: &LogBatch,
+    ) -> StoreResult<bool> {
+        let end = JobEnd {
+            holder: Holder::Worker(worker_id),
+            error: "",
+            cancel_wins: true,
+            logs,
+        };
+        let ended = self.end_job(job_id, end, |tx, canceled, _| match canceled {
+            true => Ok(()),
+            false => insert_resources(tx, job_id, resources),
         })?;
         Ok(ended.is_some())
     }

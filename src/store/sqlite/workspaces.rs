@@ -87,6 +87,23 @@ pub(super) fn by_id() -> String {
 }
 
 impl WorkspaceStore for SqliteStore {
+    fn agent_owner(&self, agent_id: &str) -> StoreResult<Option<String>> {
+        let conn = self.conn()?;
+        let mut stmt = conn.prepare_cached(
+            "SELECT w.owner_id, r.agents FROM workspace_resources r \
+             JOIN workspace_builds b ON b.job_id = r.job_id JOIN workspaces w ON w.id = b.workspace_id \
+             WHERE instr(r.agents, ?1) > 0",
+        )?;
+        let rows = stmt.query_map([agent_id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+        for row in rows {
+            let (owner, agents) = row?;
+            if crate::store::holds_agent(&agents, agent_id) {
+                return Ok(Some(owner));
+            }
+        }
+        Ok(None)
+    }
+
     fn workspace(&self, id: &str) -> StoreResult<Option<WorkspaceRow>> {
         let conn = self.conn()?;
         let mut stmt = conn.prepare_cached(&by_id())?;

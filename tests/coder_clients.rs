@@ -1,0 +1,510 @@
+//! Coder's own clients, unchanged: the requests Coder's Go CLI makes for `create`, `start`,
+//! `restart` and `templates push`, replayed one by one and each answer read as codersdk
+//! decodes it (UUIDs, times, exact statuses); template-version dry runs with Coder's checks and
+//! messages; and the small contract details those clients depend on (the version header,
+//! Go's zero values in requests).
+
+mod common;
+use common::builds::*;
+use common::schema::assert_valid;
+use common::{Client, Resp, TestServer};
+use futures_util::StreamExt;
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+
+/// What Go's `uuid.UUID` accepts: a UUID string (the zero one too), `null` or nothing; never
+/// `""`, which fails the whole command.
+fn assert_go_uuid(v: &Value, what: &str) {
+    match v {
+        Value::Null => {}
+        Value::String(s) => assert!(uuid::Uuid::parse_str(s).is_ok(), "{what}: {s:?} is no UUID"),
+        other => panic!("{what}: {other} is no UUID"),
+    }
+}
+
+/// Every id of a `codersdk.ProvisionerJob` decodes in Go.
+fn assert_go_job(job: &Value) {
+    assert_valid("codersdk.ProvisionerJob", job);
+    for field in ["id", "file_id", "organization_id", "initiator_id"] {
+        assert_go_uuid(&job[field], field);
+    }
+    assert_go_uuid(&job["metadata"]["template_id"], "metadata.template_id");
+    assert_go_uuid(&job["input"]["template_version_id"], "input.template_version_id");
+}
+
+/// The logs of a job followed the way Coder's CLI follows them: a WebSocket on `?follow`,
+/// signed in by the session cookie alone (no header, no Origin), until the server closes it
+/// with `done` once the job has ended.
+async fn follow_as_the_cli(s: &TestServer, c: &Client, path: &str) -> Vec<Value> {
+    let url = s.url(&format!("{path}?follow")).replacen("http://", "ws://", 1);
+    let (_, mut conn) = awc::Client::new()
+        .ws(url)
+        .header("Cookie", format!("coder_session_token={}", c.token()))
+        .connect()
+        .await
+        .expect("WebSocket upgrade");
+    let mut lines = Vec::new();
+    loop {
+        let frame = actix_web::rt::time::timeout(Duration::from_secs(30), conn.next())
+            .await
+            .expect("a frame within 30 s");
+        match frame {
+            Some(Ok(awc::ws::Frame::Text(bytes))) => {
+                let line: Value = serde_json::from_slice(&bytes).unwrap();
+                assert_valid("codersdk.ProvisionerJobLog", &line);
+                lines.push(line);
+            }
+            Some(Ok(awc::ws::Frame::Close(reason))) => {
+                assert_eq!(reason.unwrap().description.as_deref(), Some("done"));
+                return lines;
+            }
+            Some(Ok(awc::ws::Frame::Ping(_))) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
+
+fn outputs(lines: &[Value]) -> Vec<String> {
+    lines
+        .iter()
+        .map(|l| l["output"].as_str().unwrap().to_string())
+        .filter(|o| !o.is_empty())
+        .collect()
+}
+
+/// A template whose parameter `region` has options, and whose start leaves a `vm` whose
+/// metadata shows the region and the workspace's name.
+fn preview_manifest() -> Value {
+    json!({
+        "parameters": [{"name": "region", "type": "string", "default_value": "eu", "mutable": true,
+            "options": [{"name": "EU", "value": "eu"}, {"name": "US", "value": "us"}]}],
+        "resources": [{"name": "vm", "type": "kiln_instance",
+            "metadata": [{"key": "where", "value": "{{param.region}}/{{workspace.name}}"}],
+            "agents": [{"name": "main"}]}],
+        "steps": {"start": [{"run": "touch \"$KILN_WORKSPACE_DIR/ran\""}], "stop": [{"log": "bye"}]}
+    })
+}
+
+async fn dry_run(c: &Client, version: &str, body: Value) -> Resp {
+    c.post(&format!("/api/v2/templateversions/{version}/dry-run"), body)
+        .await
+}
+
+async fn wait_dry_run(c: &Client, version: &str, job: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let j = c
+            .get(&format!("/api/v2/templateversions/{version}/dry-run/{job}"))
+            .await
+            .expect(200, "codersdk.ProvisionerJob");
+        if ["succeeded", "failed", "canceled"].contains(&j["status"].as_str().unwrap()) {
+            return j;
+        }
+        assert!(Instant::now() < deadline, "the dry run did not end: {j}");
+        actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[actix_web::test]
+async fn a_dry_run_checks_the_parameters_and_plans_a_start_running_nothing() {
+    let s = TestServer::start();
+    let owner = s.owner().await;
+    let member = s.user(&owner, "alice", &[]).await;
+    let t = owner.template("preview", preview_manifest()).await;
+    let version = t["active_version_id"].as_str().unwrap().to_string();
+
+    let r = dry_run(
+        &member,
+        &version,
+        json!({"workspace_name": "dev", "rich_parameter_values": [{"name": "region", "value": "us"}]}),
+    )
+    .await;
+    let job = r.expect(201, "codersdk.ProvisionerJob");
+    assert_go_job(&job);
+    assert_eq!(job["type"], "template_version_dry_run");
+    assert_eq!(job["input"], json!({"template_version_id": version}));
+    assert_eq!((job["queue_position"].clone(), job["queue_size"].clone()), (json!(0), json!(0)));
+    assert_eq!(job["initiator_id"], member.get("/api/v2/users/me").await.json()["id"]);
+    let id = job["id"].as_str().unwrap().to_string();
+    let base = format!("/api/v2/templateversions/{version}/dry-run/{id}");
+
+    // As the CLI: matched provisioners, then the job's log to its end, then the job.
+    let mp = member
+        .get(&format!("{base}/matched-provisioners"))
+        .await
+        .expect(200, "codersdk.MatchedProvisioners");
+    assert!(mp["count"].as_i64().unwrap() >= 1, "{mp}");
+    let lines = follow_as_the_cli(&s, &member, &format!("{base}/logs")).await;
+    let out = outputs(&lines);
+    assert!(
+        out.iter().any(|l| l.starts_with("Checking 1 parameter value(s)")),
+        "{out:?}"
+    );
+    assert!(out.contains(&"Parameter \"region\": given, valid".to_string()), "{out:?}");
+    let j = wait_dry_run(&member, &version, &id).await;
+    assert_eq!(j["status"], "succeeded", "{j}");
+    assert_go_job(&j);
+
+    // The plan: what a start would leave, with the values given; no step ran.
+    let resources = member
+        .get(&format!("{base}/resources"))
+        .await
+        .expect(200, "[]codersdk.WorkspaceResource");
+    let vm = &resources[0];
+    assert_eq!(vm["name"], "vm");
+    assert_eq!(vm["job_id"], id.as_str());
+    assert_eq!(vm["metadata"][0]["value"], "us/dev");
+    assert_eq!(vm["agents"][0]["status"], "connecting");
+    assert!(!s.dir.join("workspaces").exists() || std::fs::read_dir(s.dir.join("workspaces")).unwrap().next().is_none());
+    // Stored logs, as JSON.
+    let stored = member
+        .get(&format!("{base}/logs"))
+        .await
+        .expect(200, "[]codersdk.ProvisionerJobLog");
+    assert_eq!(stored.as_array().unwrap().len(), lines.len());
+
+    // A value the template refuses fails the dry run with the build's words.
+    let r = dry_run(
+        &member,
+        &version,
+        json!({"workspace_name": "dev", "rich_parameter_values": [{"name": "region", "value": "mars"}]}),
+    )
+    .await;
+    let bad = r.expect(201, "codersdk.ProvisionerJob")["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let j = wait_dry_run(&member, &version, &bad).await;
+    assert_eq!(j["status"], "failed", "{j}");
+    assert!(
+        j["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("Unable to validate parameter \"region\": "),
+        "{j}"
+    );
+    let r = member
+        .get(&format!("/api/v2/templateversions/{version}/dry-run/{bad}/resources"))
+        .await;
+    assert_eq!(r.expect(200, "[]codersdk.WorkspaceResource"), json!([]));
+}
+
+#[actix_web::test]
+async fn dry_run_routes_refuse_as_coder_does() {
+    let s = TestServer::start();
+    let owner = s.owner().await;
+    let alice = s.user(&owner, "alice", &[]).await;
+    let bob = s.user(&owner, "bob", &[]).await;
+    let t = owner.template("preview", preview_manifest()).await;
+    let version = t["active_version_id"].as_str().unwrap().to_string();
+    let other = owner.template("other", preview_manifest()).await;
+    let other_version = other["active_version_id"].as_str().unwrap().to_string();
+    let job = dry_run(&alice, &version, json!({"workspace_name": "dev"}))
+        .await
+        .expect(201, "codersdk.ProvisionerJob")["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    wait_dry_run(&alice, &version, &job).await;
+    let at = |v: &str, j: &str, tail: &str| format!("/api/v2/templateversions/{v}/dry-run/{j}{tail}");
+    alice
+        .get(&at(&version, "nope", ""))
+        .await
+        .expect_error(400, "Job ID \"nope\" must be a valid UUID.", None);
+    let unknown = "4d3b8d06-2f1e-4a0e-9f35-2d1f0b0c9a11";
+    alice.get(&at(&version, unknown, "")).await.expect_error(
+        404,
+        &format!("Provisioner job \"{unknown}\" not found."),
+        None,
+    );
+    // Another version's dry run, another user's, a job that is no dry run: 403.
+    alice
+        .get(&at(&other_version, &job, ""))
+        .await
+        .expect_error(403, "Forbidden.", None);
+    bob.get(&at(&version, &job, "/resources"))
+        .await
+        .expect_error(403, "Forbidden.", None);
+    let import_job = t["active_version_id"].clone();
+    let v = owner
+        .get(&format!("/api/v2/templateversions/{}", import_job.as_str().unwrap()))
+        .await
+        .json();
+    alice
+        .get(&at(&version, v["job"]["id"].as_str().unwrap(), ""))
+        .await
+        .expect_error(403, "Forbidden.", None);
+    // The owner reads everyone's.
+    assert_eq!(owner.get(&at(&version, &job, "")).await.status, 200);
+    // A completed dry run cannot be canceled.
+    alice
+        .patch(&at(&version, &job, "/cancel"), json!({}))
+        .await
+        .expect_error(400, "Job has already completed.", None);
+
+    // On a server whose workers are off: a version whose import has not finished (425), and
+    // a dry run that stays pending (canceled at once).
+    let dir = tempfile::tempdir().unwrap();
+    let (version, token) = {
+        let s = TestServer::start_in(dir.path(), &[]);
+        let owner = s.owner().await;
+        let t = owner.template("preview", preview_manifest()).await;
+        let v = t["active_version_id"].as_str().unwrap().to_string();
+        (v, owner.token().to_string())
+    };
+    let idle = TestServer::start_in(dir.path(), &["--workers", "0"]);
+    let owner = idle.client(&token);
+    let file = owner
+        .post_raw(
+            "/api/v2/files",
+            "application/x-tar",
+            common::tar_of(&[("kiln.json", &preview_manifest().to_string())]),
+        )
+        .await
+        .json()["hash"]
+        .clone();
+    let unfinished = owner
+        .post(
+            "/api/v2/organizations/coder/templateversions",
+            json!({"storage_method": "file", "file_id": file, "provisioner": "terraform"}),
+        )
+        .await
+        .expect(201, "codersdk.TemplateVersion");
+    dry_run(&owner, unfinished["id"].as_str().unwrap(), json!({"workspace_name": "dev"}))
+        .await
+        .expect_error(425, "Template version import job hasn't completed!", None);
+    let pending = dry_run(&owner, &version, json!({"workspace_name": "dev"}))
+        .await
+        .expect(201, "codersdk.ProvisionerJob");
+    assert_eq!(pending["status"], "pending");
+    let id = pending["id"].as_str().unwrap();
+    let r = owner
+        .patch(&at(&version, id, "/cancel"), json!({}))
+        .await
+        .expect(200, "codersdk.Response");
+    assert_eq!(r["message"], "Job has been marked as canceled.");
+    let j = owner.get(&at(&version, id, "")).await.json();
+    assert_eq!(j["status"], "canceled", "{j}");
+    owner
+        .patch(&at(&version, id, "/cancel"), json!({}))
+        .await
+        .expect_error(400, "Job has already completed.", None);
+    owner
+        .get(&at(&version, id, "/resources"))
+        .await
+        .expect(200, "[]codersdk.WorkspaceResource");
+}
+
+#[actix_web::test]
+async fn every_answer_names_kilns_version_as_coders_do() {
+    let s = TestServer::start();
+    let version = s.anon().get("/api/v2/buildinfo").await.json()["version"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Coder's `login` reads it on the 404 of /users/first; the CLI on any first answer.
+    let first = s.anon().get("/api/v2/users/first").await;
+    assert_eq!(first.status, 404);
+    assert_eq!(first.header("x-coder-build-version").as_deref(), Some(version.as_str()));
+    let owner = s.owner().await;
+    let refused = s.anon().get("/api/v2/users/me").await;
+    assert_eq!(refused.status, 401);
+    let forged = s
+        .anon()
+        .request("POST", "/api/v2/users/me/keys")
+        .insert_header(("Cookie", format!("coder_session_token={}", owner.token())))
+        .insert_header(("Origin", "http://evil.example"));
+    let forged = s.anon().send(forged, Some(b"{}".to_vec())).await;
+    assert_eq!(forged.status, 403);
+    for r in [
+        &refused,
+        &forged,
+        &owner.get("/api/v2/users/me").await,
+        &s.anon().get("/healthz").await,
+        &s.anon().get("/api/v2/nope").await,
+    ] {
+        assert_eq!(r.header("x-coder-build-version").as_deref(), Some(version.as_str()));
+    }
+}
+
+#[actix_web::test]
+async fn templates_push_of_a_new_template_decodes_in_go() {
+    let s = TestServer::start();
+    let owner = s.owner().await;
+    let file = owner
+        .post_raw(
+            "/api/v2/files",
+            "application/x-tar",
+            common::tar_of(&[("kiln.json", &quick().to_string())]),
+        )
+        .await
+        .json()["hash"]
+        .clone();
+    // As Go sends it: the template it has not got as the zero UUID.
+    let v = owner
+        .post(
+            "/api/v2/organizations/coder/templateversions",
+            json!({"name": "", "message": "", "template_id": "00000000-0000-0000-0000-000000000000",
+                   "storage_method": "file", "file_id": file, "provisioner": "terraform",
+                   "tags": {}, "user_variable_values": []}),
+        )
+        .await
+        .expect(201, "codersdk.TemplateVersion");
+    assert_go_job(&v["job"]);
+    assert_eq!(v["job"]["metadata"]["template_id"], "00000000-0000-0000-0000-000000000000");
+    let id = v["id"].as_str().unwrap();
+    let v = owner
+        .wait_for(&format!("/api/v2/templateversions/{id}"), "/job/status")
+        .await;
+    assert_go_job(&v["job"]);
+    let t = owner
+        .post(
+            "/api/v2/organizations/coder/templates",
+            json!({"name": "pushed", "template_version_id": id}),
+        )
+        .await
+        .expect(201, "codersdk.Template");
+    let v = owner.get(&format!("/api/v2/templateversions/{id}")).await.json();
+    assert_eq!(v["job"]["metadata"]["template_id"], t["id"]);
+}
+
+#[actix_web::test]
+async fn presets_and_secrets_kiln_has_not_are_refused_never_dropped() {
+    let s = TestServer::start();
+    let owner = s.owner().await;
+    let t = template(&owner, "base", quick()).await;
+    let preset = "6f1a1c1e-2b7d-4d0e-9a54-0f1c2b3d4e5f";
+    let r = owner
+        .post(
+            "/api/v2/users/me/workspaces",
+            json!({"name": "dev", "template_id": t, "template_version_preset_id": preset}),
+        )
+        .await;
+    let v = r.expect_error(400, "Validation failed.", None);
+    assert_eq!(v["validations"][0]["field"], "template_version_preset_id");
+    // Go's zero UUID is no preset.
+    let w = owner
+        .post(
+            "/api/v2/users/me/workspaces",
+            json!({"name": "dev", "template_id": t, "template_version_preset_id": "00000000-0000-0000-0000-000000000000"}),
+        )
+        .await
+        .expect(201, "codersdk.Workspace");
+    owner
+        .wait_build(w["latest_build"]["id"].as_str().unwrap())
+        .await;
+    let builds = format!("/api/v2/workspaces/{}/builds", w["id"].as_str().unwrap());
+    for (body, field) in [
+        (json!({"transition": "stop", "template_version_preset_id": preset}), "template_version_preset_id"),
+        (json!({"transition": "stop", "secrets": [{"name": "TOKEN", "value": "s3cret"}]}), "secrets"),
+    ] {
+        let v = owner.post(&builds, body).await.expect_error(400, "Validation failed.", None);
+        assert_eq!(v["validations"][0]["field"], field, "{v}");
+    }
+    let r = owner
+        .post(&builds, json!({"transition": "stop", "secrets": [], "template_version_preset_id": ""}))
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+}
+
+/// The checks Coder's dashboard sends right after sign-in (`site/src/modules/permissions`).
+fn dashboard_checks(org: &str) -> Value {
+    json!({"checks": {
+        "viewAllUsers": {"object": {"resource_type": "user"}, "action": "read"},
+        "updateUsers": {"object": {"resource_type": "user"}, "action": "update"},
+        "createUser": {"object": {"resource_type": "user"}, "action": "create"},
+        "createTemplates": {"object": {"resource_type": "template", "any_org": true}, "action": "create"},
+        "updateTemplates": {"object": {"resource_type": "template"}, "action": "update"},
+        "viewDeploymentConfig": {"object": {"resource_type": "deployment_config"}, "action": "read"},
+        "editDeploymentConfig": {"object": {"resource_type": "deployment_config"}, "action": "update"},
+        "viewAnyGroup": {"object": {"resource_type": "group"}, "action": "read"},
+        "viewAllLicenses": {"object": {"resource_type": "license"}, "action": "read"},
+        "createWorkspaceInAnyOrganization": {"object": {"resource_type": "workspace", "any_org": true, "owner_id": "me"}, "action": "create"},
+        "viewProvisioners": {"object": {"resource_type": "provisioner_daemon", "organization_id": org}, "action": "read"},
+        "viewOtherOrgTemplates": {"object": {"resource_type": "template", "organization_id": "9d0f1c6e-1b1a-4c8e-8f3e-2a6d9c1b0e7f"}, "action": "read"}
+    }})
+}
+
+#[actix_web::test]
+async fn authcheck_answers_from_kilns_rules() {
+    let s = TestServer::start();
+    let owner = s.owner().await;
+    let admin = s.user(&owner, "tom", &["template-admin"]).await;
+    let member = s.user(&owner, "alice", &[]).await;
+    let org = owner.get("/api/v2/organizations/coder").await.json()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let answer = |c: &Client| {
+        let c = c.clone();
+        let body = dashboard_checks(&org);
+        async move {
+            c.post("/api/v2/authcheck", body)
+                .await
+                .expect(200, "codersdk.AuthorizationResponse")
+        }
+    };
+    let o = answer(&owner).await;
+    assert_eq!(
+        o,
+        json!({"viewAllUsers": true, "updateUsers": true, "createUser": true, "createTemplates": true,
+               "updateTemplates": true, "viewDeploymentConfig": true, "editDeploymentConfig": false,
+               "viewAnyGroup": false, "viewAllLicenses": false, "createWorkspaceInAnyOrganization": true,
+               "viewProvisioners": true, "viewOtherOrgTemplates": false})
+    );
+    let a = answer(&admin).await;
+    assert_eq!(
+        (a["createTemplates"].clone(), a["createUser"].clone(), a["viewProvisioners"].clone()),
+        (json!(true), json!(false), json!(true))
+    );
+    let m = answer(&member).await;
+    assert_eq!(m["createTemplates"], false);
+    assert_eq!(m["createWorkspaceInAnyOrganization"], true);
+    assert_eq!(m["viewDeploymentConfig"], false);
+
+    // A stored object: its own owner counts, whatever the client says of it.
+    let t = template(&owner, "base", quick()).await;
+    let (ws, _) = workspace(&owner, &t, "dev", json!([])).await;
+    let on = |id: &str, owner_id: &str| {
+        json!({"checks": {"update": {"object": {"resource_type": "workspace", "resource_id": id, "owner_id": owner_id}, "action": "update"},
+                          "read": {"object": {"resource_type": "workspace", "resource_id": id}, "action": "read"}}})
+    };
+    let r = member.post("/api/v2/authcheck", on(&ws, "me")).await.json();
+    assert_eq!(r, json!({"update": false, "read": false}));
+    let r = admin.post("/api/v2/authcheck", on(&ws, "")).await.json();
+    assert_eq!(r, json!({"update": false, "read": true}));
+    let r = owner.post("/api/v2/authcheck", on(&ws, "")).await.json();
+    assert_eq!(r, json!({"update": true, "read": true}));
+    let unknown = "3b241101-e2bb-4255-8caf-4136c566a962";
+    let r = owner.post("/api/v2/authcheck", on(unknown, "")).await.json();
+    assert_eq!(r, json!({"update": false, "read": false}));
+
+    // Coder's refusals.
+    owner
+        .post("/api/v2/authcheck", json!({"checks": {"x": {"object": {}, "action": "read"}}}))
+        .await
+        .expect_error(400, "Object's \"resource_type\" field must be defined for key \"x\".", None);
+    owner
+        .post("/api/v2/authcheck", json!({"checks": {"x": {"object": {"resource_type": "workspace", "resource_id": "nope"}, "action": "read"}}}))
+        .await
+        .expect_error(400, "Object \"nope\" id is not a valid uuid.", None);
+    owner
+        .post("/api/v2/authcheck", json!({"checks": {"x": {"object": {"resource_type": "file", "resource_id": unknown}, "action": "read"}}}))
+        .await
+        .expect_error(400, "Object type \"file\" does not support \"resource_id\" field.", None);
+    let many: serde_json::Map<String, Value> = (0..11)
+        .map(|i| (format!("k{i}"), json!({"object": {"resource_type": "workspace", "resource_id": unknown}, "action": "read"})))
+        .collect();
+    owner
+        .post("/api/v2/authcheck", json!({"checks": many}))
+        .await
+        .expect_error(
+            400,
+            "Endpoint only supports using \"resource_id\" field 10 times, found 11 usages. Remove 1 objects with this field set.",
+            None,
+        );
+    s.anon()
+        .post("/api/v2/authcheck", dashboard_checks(&org))
+        .await
+        .assert_error(401, "You are signed out or your session has expired. Please sign in again to continue.", None);
+}
