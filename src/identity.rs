@@ -99,18 +99,6 @@ fn pbkdf2_sha256(password: &str, salt: &[u8], iterations: u32) -> [u8; 32] {
     out
 }
 
-/// Coder's password rule: at least 6 characters, at most 64.
-pub fn validate_password(password: &str) -> Result<(), String> {
-    let n = password.chars().count();
-    if n < 6 {
-        return Err("password must be at least 6 characters long".into());
-    }
-    if n > 64 {
-        return Err("password must be no more than 64 characters long".into());
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -29,14 +29,19 @@ fn assert_go_job(job: &Value) {
         assert_go_uuid(&job[field], field);
     }
     assert_go_uuid(&job["metadata"]["template_id"], "metadata.template_id");
-    assert_go_uuid(&job["input"]["template_version_id"], "input.template_version_id");
+    assert_go_uuid(
+        &job["input"]["template_version_id"],
+        "input.template_version_id",
+    );
 }
 
 /// The logs of a job followed the way Coder's CLI follows them: a WebSocket on `?follow`,
 /// signed in by the session cookie alone (no header, no Origin), until the server closes it
 /// with `done` once the job has ended.
 async fn follow_as_the_cli(s: &TestServer, c: &Client, path: &str) -> Vec<Value> {
-    let url = s.url(&format!("{path}?follow")).replacen("http://", "ws://", 1);
+    let url = s
+        .url(&format!("{path}?follow"))
+        .replacen("http://", "ws://", 1);
     let (_, mut conn) = awc::Client::new()
         .ws(url)
         .header("Cookie", format!("coder_session_token={}", c.token()))
@@ -123,8 +128,14 @@ async fn a_dry_run_checks_the_parameters_and_plans_a_start_running_nothing() {
     assert_go_job(&job);
     assert_eq!(job["type"], "template_version_dry_run");
     assert_eq!(job["input"], json!({"template_version_id": version}));
-    assert_eq!((job["queue_position"].clone(), job["queue_size"].clone()), (json!(0), json!(0)));
-    assert_eq!(job["initiator_id"], member.get("/api/v2/users/me").await.json()["id"]);
+    assert_eq!(
+        (job["queue_position"].clone(), job["queue_size"].clone()),
+        (json!(0), json!(0))
+    );
+    assert_eq!(
+        job["initiator_id"],
+        member.get("/api/v2/users/me").await.json()["id"]
+    );
     let id = job["id"].as_str().unwrap().to_string();
     let base = format!("/api/v2/templateversions/{version}/dry-run/{id}");
 
@@ -137,10 +148,14 @@ async fn a_dry_run_checks_the_parameters_and_plans_a_start_running_nothing() {
     let lines = follow_as_the_cli(&s, &member, &format!("{base}/logs")).await;
     let out = outputs(&lines);
     assert!(
-        out.iter().any(|l| l.starts_with("Checking 1 parameter value(s)")),
+        out.iter()
+            .any(|l| l.starts_with("Checking 1 parameter value(s)")),
         "{out:?}"
     );
-    assert!(out.contains(&"Parameter \"region\": given, valid".to_string()), "{out:?}");
+    assert!(
+        out.contains(&"Parameter \"region\": given, valid".to_string()),
+        "{out:?}"
+    );
     let j = wait_dry_run(&member, &version, &id).await;
     assert_eq!(j["status"], "succeeded", "{j}");
     assert_go_job(&j);
@@ -155,7 +170,13 @@ async fn a_dry_run_checks_the_parameters_and_plans_a_start_running_nothing() {
     assert_eq!(vm["job_id"], id.as_str());
     assert_eq!(vm["metadata"][0]["value"], "us/dev");
     assert_eq!(vm["agents"][0]["status"], "connecting");
-    assert!(!s.dir.join("workspaces").exists() || std::fs::read_dir(s.dir.join("workspaces")).unwrap().next().is_none());
+    assert!(
+        !s.dir.join("workspaces").exists()
+            || std::fs::read_dir(s.dir.join("workspaces"))
+                .unwrap()
+                .next()
+                .is_none()
+    );
     // Stored logs, as JSON.
     let stored = member
         .get(&format!("{base}/logs"))
@@ -184,7 +205,9 @@ async fn a_dry_run_checks_the_parameters_and_plans_a_start_running_nothing() {
         "{j}"
     );
     let r = member
-        .get(&format!("/api/v2/templateversions/{version}/dry-run/{bad}/resources"))
+        .get(&format!(
+            "/api/v2/templateversions/{version}/dry-run/{bad}/resources"
+        ))
         .await;
     assert_eq!(r.expect(200, "[]codersdk.WorkspaceResource"), json!([]));
 }
@@ -206,11 +229,13 @@ async fn dry_run_routes_refuse_as_coder_does() {
         .unwrap()
         .to_string();
     wait_dry_run(&alice, &version, &job).await;
-    let at = |v: &str, j: &str, tail: &str| format!("/api/v2/templateversions/{v}/dry-run/{j}{tail}");
-    alice
-        .get(&at(&version, "nope", ""))
-        .await
-        .expect_error(400, "Job ID \"nope\" must be a valid UUID.", None);
+    let at =
+        |v: &str, j: &str, tail: &str| format!("/api/v2/templateversions/{v}/dry-run/{j}{tail}");
+    alice.get(&at(&version, "nope", "")).await.expect_error(
+        400,
+        "Job ID \"nope\" must be a valid UUID.",
+        None,
+    );
     let unknown = "4d3b8d06-2f1e-4a0e-9f35-2d1f0b0c9a11";
     alice.get(&at(&version, unknown, "")).await.expect_error(
         404,
@@ -227,7 +252,10 @@ async fn dry_run_routes_refuse_as_coder_does() {
         .expect_error(403, "Forbidden.", None);
     let import_job = t["active_version_id"].clone();
     let v = owner
-        .get(&format!("/api/v2/templateversions/{}", import_job.as_str().unwrap()))
+        .get(&format!(
+            "/api/v2/templateversions/{}",
+            import_job.as_str().unwrap()
+        ))
         .await
         .json();
     alice
@@ -270,9 +298,13 @@ async fn dry_run_routes_refuse_as_coder_does() {
         )
         .await
         .expect(201, "codersdk.TemplateVersion");
-    dry_run(&owner, unfinished["id"].as_str().unwrap(), json!({"workspace_name": "dev"}))
-        .await
-        .expect_error(425, "Template version import job hasn't completed!", None);
+    dry_run(
+        &owner,
+        unfinished["id"].as_str().unwrap(),
+        json!({"workspace_name": "dev"}),
+    )
+    .await
+    .expect_error(425, "Template version import job hasn't completed!", None);
     let pending = dry_run(&owner, &version, json!({"workspace_name": "dev"}))
         .await
         .expect(201, "codersdk.ProvisionerJob");
@@ -305,7 +337,10 @@ async fn every_answer_names_kilns_version_as_coders_do() {
     // Coder's `login` reads it on the 404 of /users/first; the CLI on any first answer.
     let first = s.anon().get("/api/v2/users/first").await;
     assert_eq!(first.status, 404);
-    assert_eq!(first.header("x-coder-build-version").as_deref(), Some(version.as_str()));
+    assert_eq!(
+        first.header("x-coder-build-version").as_deref(),
+        Some(version.as_str())
+    );
     let owner = s.owner().await;
     let refused = s.anon().get("/api/v2/users/me").await;
     assert_eq!(refused.status, 401);
@@ -323,7 +358,10 @@ async fn every_answer_names_kilns_version_as_coders_do() {
         &s.anon().get("/healthz").await,
         &s.anon().get("/api/v2/nope").await,
     ] {
-        assert_eq!(r.header("x-coder-build-version").as_deref(), Some(version.as_str()));
+        assert_eq!(
+            r.header("x-coder-build-version").as_deref(),
+            Some(version.as_str())
+        );
     }
 }
 
@@ -351,7 +389,10 @@ async fn templates_push_of_a_new_template_decodes_in_go() {
         .await
         .expect(201, "codersdk.TemplateVersion");
     assert_go_job(&v["job"]);
-    assert_eq!(v["job"]["metadata"]["template_id"], "00000000-0000-0000-0000-000000000000");
+    assert_eq!(
+        v["job"]["metadata"]["template_id"],
+        "00000000-0000-0000-0000-000000000000"
+    );
     let id = v["id"].as_str().unwrap();
     let v = owner
         .wait_for(&format!("/api/v2/templateversions/{id}"), "/job/status")
@@ -364,7 +405,10 @@ async fn templates_push_of_a_new_template_decodes_in_go() {
         )
         .await
         .expect(201, "codersdk.Template");
-    let v = owner.get(&format!("/api/v2/templateversions/{id}")).await.json();
+    let v = owner
+        .get(&format!("/api/v2/templateversions/{id}"))
+        .await
+        .json();
     assert_eq!(v["job"]["metadata"]["template_id"], t["id"]);
 }
 
@@ -395,14 +439,26 @@ async fn presets_and_secrets_kiln_has_not_are_refused_never_dropped() {
         .await;
     let builds = format!("/api/v2/workspaces/{}/builds", w["id"].as_str().unwrap());
     for (body, field) in [
-        (json!({"transition": "stop", "template_version_preset_id": preset}), "template_version_preset_id"),
-        (json!({"transition": "stop", "secrets": [{"name": "TOKEN", "value": "s3cret"}]}), "secrets"),
+        (
+            json!({"transition": "stop", "template_version_preset_id": preset}),
+            "template_version_preset_id",
+        ),
+        (
+            json!({"transition": "stop", "secrets": [{"name": "TOKEN", "value": "s3cret"}]}),
+            "secrets",
+        ),
     ] {
-        let v = owner.post(&builds, body).await.expect_error(400, "Validation failed.", None);
+        let v = owner
+            .post(&builds, body)
+            .await
+            .expect_error(400, "Validation failed.", None);
         assert_eq!(v["validations"][0]["field"], field, "{v}");
     }
     let r = owner
-        .post(&builds, json!({"transition": "stop", "secrets": [], "template_version_preset_id": ""}))
+        .post(
+            &builds,
+            json!({"transition": "stop", "secrets": [], "template_version_preset_id": ""}),
+        )
         .await;
     assert_eq!(r.status, 201, "{}", r.text());
 }
@@ -454,7 +510,11 @@ async fn authcheck_answers_from_kilns_rules() {
     );
     let a = answer(&admin).await;
     assert_eq!(
-        (a["createTemplates"].clone(), a["createUser"].clone(), a["viewProvisioners"].clone()),
+        (
+            a["createTemplates"].clone(),
+            a["createUser"].clone(),
+            a["viewProvisioners"].clone()
+        ),
         (json!(true), json!(false), json!(true))
     );
     let m = answer(&member).await;
@@ -476,14 +536,24 @@ async fn authcheck_answers_from_kilns_rules() {
     let r = owner.post("/api/v2/authcheck", on(&ws, "")).await.json();
     assert_eq!(r, json!({"update": true, "read": true}));
     let unknown = "3b241101-e2bb-4255-8caf-4136c566a962";
-    let r = owner.post("/api/v2/authcheck", on(unknown, "")).await.json();
+    let r = owner
+        .post("/api/v2/authcheck", on(unknown, ""))
+        .await
+        .json();
     assert_eq!(r, json!({"update": false, "read": false}));
 
     // Coder's refusals.
     owner
-        .post("/api/v2/authcheck", json!({"checks": {"x": {"object": {}, "action": "read"}}}))
+        .post(
+            "/api/v2/authcheck",
+            json!({"checks": {"x": {"object": {}, "action": "read"}}}),
+        )
         .await
-        .expect_error(400, "Object's \"resource_type\" field must be defined for key \"x\".", None);
+        .expect_error(
+            400,
+            "Object's \"resource_type\" field must be defined for key \"x\".",
+            None,
+        );
     owner
         .post("/api/v2/authcheck", json!({"checks": {"x": {"object": {"resource_type": "workspace", "resource_id": "nope"}, "action": "read"}}}))
         .await
@@ -506,5 +576,198 @@ async fn authcheck_answers_from_kilns_rules() {
     s.anon()
         .post("/api/v2/authcheck", dashboard_checks(&org))
         .await
-        .assert_error(401, "You are signed out or your session has expired. Please sign in again to continue.", None);
+        .assert_error(
+            401,
+            "You are signed out or your session has expired. Please sign in again to continue.",
+            None,
+        );
+}
+
+#[actix_web::test]
+async fn a_users_own_account_as_coders_dashboard_manages_it() {
+    let s = TestServer::start();
+    let owner = s.owner().await;
+    let alice = s.user(&owner, "alice", &[]).await;
+    let alice_id = alice.get("/api/v2/users/me").await.json()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // Roles one may be given: kiln's site roles, assignable by the owner only.
+    let roles = owner
+        .get("/api/v2/users/roles")
+        .await
+        .expect(200, "[]codersdk.AssignableRoles");
+    let names: Vec<_> = roles
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].clone())
+        .collect();
+    assert_eq!(names, [json!("owner"), json!("template-admin")]);
+    assert!(
+        roles
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["assignable"] == true && r["built_in"] == true)
+    );
+    let theirs = alice.get("/api/v2/users/roles").await.json();
+    assert!(
+        theirs
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["assignable"] == false)
+    );
+
+    // Login type: one's own only, even for an owner.
+    let lt = alice
+        .get("/api/v2/users/me/login-type")
+        .await
+        .expect(200, "codersdk.UserLoginType");
+    assert_eq!(lt, json!({"login_type": "password"}));
+    owner
+        .get("/api/v2/users/alice/login-type")
+        .await
+        .expect_error(
+            403,
+            "You are not authorized to view this user's login type.",
+            None,
+        );
+
+    // Profile: username and name, Coder's validations and conflict.
+    let u = alice
+        .put(
+            "/api/v2/users/me/profile",
+            json!({"username": "alice2", "name": "Alice Liddell"}),
+        )
+        .await
+        .expect(200, "codersdk.User");
+    assert_eq!(
+        (u["username"].clone(), u["name"].clone()),
+        (json!("alice2"), json!("Alice Liddell"))
+    );
+    alice
+        .put(
+            "/api/v2/users/me/profile",
+            json!({"username": "OWNER", "name": ""}),
+        )
+        .await
+        .expect_error(409, "A user with this username already exists.", None);
+    let v = alice
+        .put(
+            "/api/v2/users/me/profile",
+            json!({"username": "", "name": " padded "}),
+        )
+        .await
+        .expect_error(400, "Validation failed.", None);
+    let fields: Vec<_> = v["validations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["field"].clone())
+        .collect();
+    assert_eq!(fields, [json!("username"), json!("name")]);
+    alice
+        .put(
+            "/api/v2/users/owner/profile",
+            json!({"username": "boss", "name": ""}),
+        )
+        .await
+        .expect_error(403, "Forbidden.", None);
+
+    // Password: Coder's checks in order; the change ends every key of the user.
+    let token = alice
+        .post("/api/v2/users/me/keys", json!({}))
+        .await
+        .expect(201, "codersdk.GenerateAPIKeyResponse")["key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let pw = "/api/v2/users/me/password";
+    alice
+        .put(pw, json!({"password": "An0ther-Password!"}))
+        .await
+        .expect_error(400, "Old password is required.", None);
+    let v = alice
+        .put(
+            pw,
+            json!({"old_password": "member-password", "password": "aaaaaa"}),
+        )
+        .await
+        .expect_error(400, "Invalid password.", None);
+    assert_eq!(v["validations"][0]["field"], "password");
+    alice
+        .put(
+            pw,
+            json!({"old_password": "wrong-Password-1", "password": "An0ther-Password!"}),
+        )
+        .await
+        .expect_error(400, "Old password is incorrect.", None);
+    alice
+        .put(
+            pw,
+            json!({"old_password": "member-password", "password": "member-password"}),
+        )
+        .await
+        .expect_error(400, "New password cannot match old password.", None);
+    let r = alice
+        .put(
+            pw,
+            json!({"old_password": "member-password", "password": "An0ther-Password!"}),
+        )
+        .await;
+    assert_eq!(r.status, 204, "{}", r.text());
+    for t in [alice.token(), token.as_str()] {
+        assert_eq!(s.client(t).get("/api/v2/users/me").await.status, 401);
+    }
+    let again = s.login("alice@example.com", "An0ther-Password!").await;
+    assert_eq!(
+        again.get("/api/v2/users/me").await.json()["id"],
+        alice_id.as_str()
+    );
+    // The owner sets another's without the old one; a member cannot see to another's.
+    let r = owner
+        .put(
+            &format!("/api/v2/users/{alice_id}/password"),
+            json!({"password": "Third-Password-3"}),
+        )
+        .await;
+    assert_eq!(r.status, 204, "{}", r.text());
+    let alice = s.login("alice@example.com", "Third-Password-3").await;
+    alice
+        .put(
+            "/api/v2/users/owner/password",
+            json!({"password": "Owned-Password-4"}),
+        )
+        .await
+        .expect_error(
+            404,
+            "Resource not found or you do not have access to this resource",
+            None,
+        );
+
+    // A password's strength, asked with no session.
+    let r = s
+        .anon()
+        .post(
+            "/api/v2/users/validate-password",
+            json!({"password": "password"}),
+        )
+        .await
+        .expect(200, "codersdk.ValidateUserPasswordResponse");
+    assert_eq!(
+        r,
+        json!({"valid": false, "details": "insecure password, try including more special characters, using uppercase letters, using numbers or using a longer password"})
+    );
+    let r = s
+        .anon()
+        .post(
+            "/api/v2/users/validate-password",
+            json!({"password": "SomeSecurePassword!"}),
+        )
+        .await
+        .json();
+    assert_eq!(r, json!({"valid": true, "details": ""}));
 }

@@ -54,6 +54,18 @@ async fn first_user_rules() {
         .await;
     r.assert_error(400, "Password not strong enough!", None);
     assert_eq!(r.json()["validations"][0]["field"], "password");
+    // Coder's strength rule: an estimate of the password's entropy, not only its length.
+    let r = anon
+        .post(
+            "/api/v2/users/first",
+            json!({"email": "a@example.com", "username": "alice", "password": "aaaaaa"}),
+        )
+        .await;
+    r.assert_error(400, "Password not strong enough!", None);
+    assert_eq!(
+        r.json()["validations"],
+        json!([{"field": "password", "detail": "insecure password, try including more special characters, using uppercase letters, using numbers or using a longer password"}])
+    );
     let r = s
         .anon()
         .post_raw("/api/v2/users/first", "application/json", b"{nope".to_vec())
@@ -305,7 +317,7 @@ async fn roles_and_users() {
 
     // A member may not create users or change roles.
     member
-        .post("/api/v2/users", json!({"email": "x@example.com", "username": "x", "password": "x-password", "organization_ids": []}))
+        .post("/api/v2/users", json!({"email": "x@example.com", "username": "x", "password": "x-password-1", "organization_ids": []}))
         .await
         .assert_error(403, "You are not authorized to create users.", None);
     member
@@ -329,11 +341,11 @@ async fn roles_and_users() {
     // Duplicates and bad input.
     let org = owner.get("/api/v2/organizations").await.json()[0]["id"].clone();
     owner
-        .post("/api/v2/users", json!({"email": "MARY@example.com", "username": "someone", "password": "x-password", "organization_ids": [org]}))
+        .post("/api/v2/users", json!({"email": "MARY@example.com", "username": "someone", "password": "x-password-1", "organization_ids": [org]}))
         .await
         .assert_error(409, "User already exists.", None);
     let r = owner
-        .post("/api/v2/users", json!({"email": "", "username": "ok", "password": "x-password", "organization_ids": [org]}))
+        .post("/api/v2/users", json!({"email": "", "username": "ok", "password": "x-password-1", "organization_ids": [org]}))
         .await;
     r.assert_error(400, "Validation failed.", None);
     assert_eq!(r.json()["validations"][0]["field"], "email");

@@ -19,14 +19,12 @@ async fn logs(
 ) -> ApiResult<HttpResponse> {
     let id = parse_uuid(&path)?;
     // An agent one of the caller's readable workspaces has; anything else is Coder's 404.
-    blocking(move || {
-        match state.store.agent_owner(&id)? {
-            Some(owner) if actor.caller().can_read_workspace_of(&owner) => Ok(()),
-            _ => Err(ApiError::new(
-                actix_web::http::StatusCode::NOT_FOUND,
-                "Agent doesn't exist with that id, or you do not have access to it.",
-            )),
-        }
+    blocking(move || match state.store.agent_owner(&id)? {
+        Some(owner) if actor.caller().can_read_workspace_of(&owner) => Ok(()),
+        _ => Err(ApiError::new(
+            actix_web::http::StatusCode::NOT_FOUND,
+            "Agent doesn't exist with that id, or you do not have access to it.",
+        )),
     })
     .await?;
     let follow = QueryParser::new(&req)

@@ -92,8 +92,11 @@ fn decide(state: &AppState, actor: &Actor, org_id: &str, key: &str, c: &Check) -
     if !o.resource_id.is_empty() {
         let id = uuid::Uuid::parse_str(&o.resource_id)
             .map_err(|e| {
-                ApiError::bad_request(format!("Object {:?} id is not a valid uuid.", o.resource_id))
-                    .with_validation("resource_id", e.to_string())
+                ApiError::bad_request(format!(
+                    "Object {:?} id is not a valid uuid.",
+                    o.resource_id
+                ))
+                .with_validation("resource_id", e.to_string())
             })?
             .to_string();
         // The stored object's own owner and organization replace what the client sent; one
@@ -108,7 +111,10 @@ fn decide(state: &AppState, actor: &Actor, org_id: &str, key: &str, c: &Check) -
                 .store
                 .template(&id)?
                 .map(|t| (None, t.organization_id)),
-            "user" => state.store.user_by_id(&id)?.map(|u| (Some(u.id), String::new())),
+            "user" => state
+                .store
+                .user_by_id(&id)?
+                .map(|u| (Some(u.id), String::new())),
             "group" => None,
             other => {
                 let msg = format!("Object type {other:?} does not support \"resource_id\" field.");

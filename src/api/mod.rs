@@ -42,6 +42,7 @@ mod state;
 mod status_page;
 mod templates;
 mod templateversions;
+mod user_account;
 mod user_status;
 mod users;
 mod version_parts;
@@ -71,6 +72,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             // Routes are tried in order: the hot build reads first.
             .configure(builds::routes)
             .configure(meta::routes)
+            .configure(user_account::routes)
             .configure(users::routes)
             .configure(authcheck::routes)
             .configure(user_status::routes)

@@ -11,9 +11,9 @@ use crate::domain::provisioner_tags::{Tags, normalize};
 use crate::events::Topic;
 use crate::identity;
 use crate::model::JobStatus;
-use crate::provisioner::{dry_run_job, import_job};
 use crate::provisioner::queue::JobQueue;
 use crate::provisioner::remote::wire::*;
+use crate::provisioner::{dry_run_job, import_job};
 use crate::store::{
     DaemonRow, ImportOutcome, JOB_DRY_RUN, JOB_IMPORT, LeaseState, LogBatch, ProvisionerKeyRow,
 };
@@ -357,8 +357,10 @@ fn import_outcome(
 fn dry_run_end(state: &AppState, job_id: &str, daemon_id: &str) -> ApiResult<(JobStatus, bool)> {
     let job = state.store.job(job_id)?.ok_or_else(ApiError::not_found)?;
     if job.kind != JOB_DRY_RUN {
-        return Err(ApiError::validation()
-            .with_validation("result", "a dry run's result for a job that is not a dry run"));
+        return Err(ApiError::validation().with_validation(
+            "result",
+            "a dry run's result for a job that is not a dry run",
+        ));
     }
     let work = state.queue.dry_run_work(&job)?;
     let checked = dry_run_job::check(&job.id, &work);

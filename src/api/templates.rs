@@ -25,9 +25,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .service(res("/templates").route(web::get().to(list_all)))
     // Before the routes whose last part is a name or an id: "examples" is neither.
     .service(res("/templates/examples").route(web::get().to(examples)))
-    .service(
-        res("/organizations/{organization}/templates/examples").route(web::get().to(examples)),
-    )
+    .service(res("/organizations/{organization}/templates/examples").route(web::get().to(examples)))
     .service(
         res("/organizations/{organization}/templates/{templatename}").route(web::get().to(by_name)),
     )

@@ -106,8 +106,9 @@ fn validate_identity(email: &str, username: Option<&str>, password: Option<&str>
     err.if_any()
 }
 
+/// Coder's strength rule (`domain::password`) for a new user's password.
 fn check_password_strength(password: &str) -> ApiResult<()> {
-    identity::validate_password(password).map_err(|why| {
+    crate::domain::password::validate(password).map_err(|why| {
         ApiError::bad_request("Password not strong enough!").with_validation("password", why)
     })
 }

@@ -72,7 +72,10 @@ fn planned_resources(version: &TemplateVersionRow) -> Value {
     let job = &version.job.id;
     // Its agents were made when the import completed; their status is Coder's for an agent
     // that never connects (`connecting`, then `timeout`), which Coder's type requires.
-    let made = version.job.completed_at.unwrap_or_else(crate::model::Time::now);
+    let made = version
+        .job
+        .completed_at
+        .unwrap_or_else(crate::model::Time::now);
     let now = crate::model::Time::now();
     let planned: Vec<WorkspaceResource> = [Transition::Start, Transition::Stop]
         .into_iter()

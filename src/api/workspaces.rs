@@ -112,8 +112,7 @@ fn create(
     body: &[u8],
 ) -> ApiResult<Reply> {
     let req: CreateWorkspaceRequest = read_json(body)?;
-    crate::api::preset_refused(&req.template_version_preset_id, ApiError::validation())
-        .if_any()?;
+    crate::api::preset_refused(&req.template_version_preset_id, ApiError::validation()).if_any()?;
     if !actor.caller().may_create_workspace_for(&owner.id) {
         return Err(ApiError::forbidden(
             "You do not have permission to create workspaces for other users.",

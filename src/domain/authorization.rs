@@ -25,13 +25,16 @@ pub fn allowed(caller: &Caller, object: &Object, action: &str) -> bool {
     let own = object.owner_id.is_some_and(|o| o == caller.user_id);
     let owner = object.owner_id;
     match (object.resource_type, action) {
-        ("workspace", "create") => owner.map_or(caller.is_owner(), |o| caller.may_create_workspace_for(o)),
+        ("workspace", "create") => {
+            owner.map_or(caller.is_owner(), |o| caller.may_create_workspace_for(o))
+        }
         ("workspace", "read") => owner.map_or(caller.reads_every_workspace(), |o| {
             caller.can_read_workspace_of(o)
         }),
-        ("workspace", "update" | "start" | "stop" | "delete") => owner.map_or(caller.is_owner(), |o| {
-            caller.can_read_workspace_of(o) && caller.can_build_workspace_of(o)
-        }),
+        ("workspace", "update" | "start" | "stop" | "delete") => owner
+            .map_or(caller.is_owner(), |o| {
+                caller.can_read_workspace_of(o) && caller.can_build_workspace_of(o)
+            }),
         ("template", "read" | "use") => true,
         ("template", "create" | "update" | "delete") => caller.manages_templates(),
         ("user", "read") => true,
@@ -45,7 +48,9 @@ pub fn allowed(caller: &Caller, object: &Object, action: &str) -> bool {
         ("provisioner_jobs", "read") => caller.manages_templates(),
         ("deployment_config", "read") => caller.is_owner(),
         ("file", "create") => true,
-        ("file", "read") => owner.map_or(caller.manages_templates(), |o| caller.may_read_file_of(o)),
+        ("file", "read") => {
+            owner.map_or(caller.manages_templates(), |o| caller.may_read_file_of(o))
+        }
         ("api_key", "create" | "read" | "update" | "delete") => own || caller.manages_users(),
         ("assign_role", "read") => true,
         ("assign_role", "assign" | "unassign") => caller.manages_users(),
@@ -85,7 +90,12 @@ mod tests {
             assert_eq!(check(roles, "workspace", Some("other"), "read"), want);
         }
         // Kiln has no groups, licenses or insights: false, even for an owner.
-        for (t, a) in [("group", "read"), ("license", "read"), ("template", "view_insights"), ("nope", "read")] {
+        for (t, a) in [
+            ("group", "read"),
+            ("license", "read"),
+            ("template", "view_insights"),
+            ("nope", "read"),
+        ] {
             assert!(!check(owner, t, None, a), "{t} {a}");
         }
     }
@@ -96,7 +106,12 @@ mod tests {
         assert!(check(member, "workspace", Some("me"), "create"));
         assert!(check(member, "workspace", Some("me"), "stop"));
         assert!(!check(member, "workspace", Some("other"), "stop"));
-        assert!(!check(&[Role::TemplateAdmin], "workspace", Some("other"), "stop"));
+        assert!(!check(
+            &[Role::TemplateAdmin],
+            "workspace",
+            Some("other"),
+            "stop"
+        ));
         assert!(check(member, "api_key", Some("me"), "create"));
         assert!(!check(member, "api_key", Some("other"), "read"));
         assert!(check(member, "user", Some("me"), "update_personal"));
@@ -110,6 +125,9 @@ mod tests {
             owner_id: None,
             in_member_org: false,
         };
-        assert!(!allowed(&caller, &elsewhere, "read"), "another organization");
+        assert!(
+            !allowed(&caller, &elsewhere, "read"),
+            "another organization"
+        );
     }
 }

@@ -90,7 +90,14 @@ mod tests {
         let lines: Vec<_> = batch
             .lines
             .iter()
-            .map(|l| (l.source, l.level.as_str(), l.stage.as_str(), l.output.as_str()))
+            .map(|l| {
+                (
+                    l.source,
+                    l.level.as_str(),
+                    l.stage.as_str(),
+                    l.output.as_str(),
+                )
+            })
             .collect();
         assert_eq!(
             lines,

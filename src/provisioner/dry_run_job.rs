@@ -135,8 +135,14 @@ mod tests {
         assert!(resources.iter().all(|r| r.job_id == "job"));
         let lines: Vec<_> = c.log.batch(0, false).lines;
         let text: Vec<_> = lines.iter().map(|l| l.output.as_str()).collect();
-        assert!(text.contains(&"The template has no parameter \"cpu\": its value is ignored."), "{text:?}");
-        assert!(text.contains(&"Parameter \"region\": given, valid"), "{text:?}");
+        assert!(
+            text.contains(&"The template has no parameter \"cpu\": its value is ignored."),
+            "{text:?}"
+        );
+        assert!(
+            text.contains(&"Parameter \"region\": given, valid"),
+            "{text:?}"
+        );
         assert_eq!(lines.last().unwrap().stage, "Cleaning Up");
     }
 

@@ -17,8 +17,8 @@ use crate::events::{LiveEvents, Subscription, Topic};
 use crate::model::manifest::Manifest;
 use crate::model::{JobStatus, Transition, WorkspaceBuildParameter, WorkspaceResource};
 use crate::store::{
-    BuildCompletion, BuildRow, ImportOutcome, JOB_BUILD, JOB_DRY_RUN, JobRow, LeaseState, LogBatch, Stale,
-    Store, StoreResult,
+    BuildCompletion, BuildRow, ImportOutcome, JOB_BUILD, JOB_DRY_RUN, JobRow, LeaseState, LogBatch,
+    Stale, Store, StoreResult,
 };
 use std::path::Path;
 use std::sync::Arc;

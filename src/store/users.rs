@@ -94,6 +94,14 @@ pub trait UserStore {
     /// `active` or `suspended`.
     fn set_user_status(&self, id: &str, status: &str) -> StoreResult<()>;
 
+    /// Sets a user's username and name. `Conflict` when another user has the username (in
+    /// any case).
+    fn update_user_profile(&self, id: &str, username: &str, name: &str) -> StoreResult<()>;
+
+    /// Sets a user's password (its hash) and ends every API key of theirs, sessions and named
+    /// tokens alike, in one transaction, as Coder does.
+    fn set_user_password(&self, id: &str, hashed_password: &str) -> StoreResult<()>;
+
     /// Deletes a user as Coder does: the row stays (builds and templates still name them) with
     /// status `deleted`, which no lookup finds; their keys and memberships go. Their email and
     /// username stay taken.

@@ -110,7 +110,10 @@ pub fn parse_request(body: &[u8]) -> ApiResult<BuildRequest> {
     let (mut invalid, on_success) =
         super::on_success::parse(b.on_success.as_ref(), transition, invalid);
     invalid = crate::api::preset_refused(&b.template_version_preset_id, invalid);
-    if b.secrets.as_ref().is_some_and(|s| !super::on_success::is_zero(s)) {
+    if b.secrets
+        .as_ref()
+        .is_some_and(|s| !super::on_success::is_zero(s))
+    {
         invalid = invalid.with_validation(
             "secrets",
             "kiln does not support build secrets: the build is refused rather than run without them.",

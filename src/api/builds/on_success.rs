@@ -50,7 +50,10 @@ pub fn parse(
     let mut has_transition = false;
     // Go's encoder sends every field of the request's struct, the unset ones as their zero
     // values (`"00000000-…"` for a UUID, `""`, `false`): those mean "not given".
-    for (key, v) in fields.iter().filter(|(k, v)| *k == "transition" || !is_zero(v)) {
+    for (key, v) in fields
+        .iter()
+        .filter(|(k, v)| *k == "transition" || !is_zero(v))
+    {
         match key.as_str() {
             "transition" => {
                 has_transition = true;

@@ -17,8 +17,8 @@ use crate::domain::{CancelAction, CancelRefusal};
 use crate::events::Topic;
 use crate::model::{JobStatus, Time, new_id};
 use crate::store::{
-    BuildCompletion, ImportOutcome, JOB_DRY_RUN, JobRow, JobStore, LeaseState, LogBatch,
-    NewDryRun, Stale, StoreError, StoreResult,
+    BuildCompletion, ImportOutcome, JOB_DRY_RUN, JobRow, JobStore, LeaseState, LogBatch, NewDryRun,
+    Stale, StoreError, StoreResult,
 };
 use postgres::types::ToSql;
 

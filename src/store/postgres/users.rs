@@ -186,6 +186,33 @@ impl UserStore for PgStore {
         )
     }
 
+    fn update_user_profile(&self, id: &str, username: &str, name: &str) -> StoreResult<()> {
+        self.write(
+            |tx| {
+                tx.execute(
+                    "UPDATE users SET username = $2, name = $3, updated_at = $4 WHERE id = $1",
+                    &[&id, &username, &name, &Time::now()],
+                )?;
+                Ok(())
+            },
+            |_| vec![],
+        )
+    }
+
+    fn set_user_password(&self, id: &str, hashed_password: &str) -> StoreResult<()> {
+        self.write(
+            |tx| {
+                tx.execute(
+                    "UPDATE users SET hashed_password = $2, updated_at = $3 WHERE id = $1",
+                    &[&id, &hashed_password, &Time::now()],
+                )?;
+                tx.execute("DELETE FROM api_keys WHERE user_id = $1", &[&id])?;
+                Ok(())
+            },
+            |_| vec![],
+        )
+    }
+
     fn delete_user(&self, id: &str) -> StoreResult<()> {
         self.write(
             |tx| {

@@ -4,9 +4,9 @@
 //! conditional on the fact that made it stale: the condition is re-checked by the statement
 //! that writes, so a write decided from an older read never lands on a job that moved on.
 
+use super::build_end::insert_resources;
 use super::dialect::{exec, optional};
 use super::job_end::{Holder, JobEnd, complete_build_in, end_in};
-use super::build_end::insert_resources;
 use super::job_rows::{JOB_COLUMNS, NewJob, PENDING, insert_job, job_from_row};
 use super::{SqliteStore, Tx};
 use crate::domain::jobs::cancel_decision;
@@ -14,8 +14,8 @@ use crate::domain::{CancelAction, CancelRefusal};
 use crate::events::Topic;
 use crate::model::{JobStatus, Time, new_id};
 use crate::store::{
-    BuildCompletion, ImportOutcome, JOB_DRY_RUN, JobRow, JobStore, LeaseState, LogBatch,
-    NewDryRun, Stale, StoreError, StoreResult,
+    BuildCompletion, ImportOutcome, JOB_DRY_RUN, JobRow, JobStore, LeaseState, LogBatch, NewDryRun,
+    Stale, StoreError, StoreResult,
 };
 use rusqlite::params;
 

@@ -188,6 +188,29 @@ impl UserStore for SqliteStore {
         })
     }
 
+    fn update_user_profile(&self, id: &str, username: &str, name: &str) -> StoreResult<()> {
+        self.write(|tx| {
+            exec(
+                tx,
+                "UPDATE users SET username = ?2, name = ?3, updated_at = ?4 WHERE id = ?1",
+                params![id, username, name, Time::now()],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn set_user_password(&self, id: &str, hashed_password: &str) -> StoreResult<()> {
+        self.write(|tx| {
+            exec(
+                tx,
+                "UPDATE users SET hashed_password = ?2, updated_at = ?3 WHERE id = ?1",
+                params![id, hashed_password, Time::now()],
+            )?;
+            exec(tx, "DELETE FROM api_keys WHERE user_id = ?1", [id])?;
+            Ok(())
+        })
+    }
+
     fn delete_user(&self, id: &str) -> StoreResult<()> {
         self.write(|tx| {
             exec(tx, "DELETE FROM api_keys WHERE user_id = ?1", [id])?;

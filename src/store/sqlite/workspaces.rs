@@ -94,7 +94,9 @@ impl WorkspaceStore for SqliteStore {
              JOIN workspace_builds b ON b.job_id = r.job_id JOIN workspaces w ON w.id = b.workspace_id \
              WHERE instr(r.agents, ?1) > 0",
         )?;
-        let rows = stmt.query_map([agent_id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+        let rows = stmt.query_map([agent_id], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+        })?;
         for row in rows {
             let (owner, agents) = row?;
             if crate::store::holds_agent(&agents, agent_id) {
