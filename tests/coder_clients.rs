@@ -771,3 +771,211 @@ async fn a_users_own_account_as_coders_dashboard_manages_it() {
         .json();
     assert_eq!(r, json!({"valid": true, "details": ""}));
 }
+
+#[actix_web::test]
+async fn organization_members_with_no_organization_roles() {
+    let s = TestServer::start();
+    let owner = s.owner().await;
+    let alice = s.user(&owner, "alice", &["template-admin"]).await;
+    let org = owner.get("/api/v2/organizations/coder").await.json();
+    let org_id = org["id"].as_str().unwrap();
+    let members = alice
+        .get("/api/v2/organizations/coder/members")
+        .await
+        .expect(200, "[]codersdk.OrganizationMemberWithUserData");
+    let names: Vec<_> = members
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["username"].clone())
+        .collect();
+    assert_eq!(names, [json!("alice"), json!("owner")]);
+    for m in members.as_array().unwrap() {
+        assert_eq!(m["organization_id"], org_id);
+        assert_eq!(m["roles"], json!([]));
+        assert_go_uuid(&m["user_id"], "user_id");
+    }
+    assert_eq!(members[0]["global_roles"][0]["name"], "template-admin");
+    let one = alice
+        .get(&format!("/api/v2/organizations/{org_id}/members/owner"))
+        .await
+        .expect(200, "codersdk.OrganizationMemberWithUserData");
+    assert_eq!(one["username"], "owner");
+    alice
+        .get("/api/v2/organizations/coder/members/nobody")
+        .await
+        .expect_error(
+            404,
+            "Resource not found or you do not have access to this resource",
+            None,
+        );
+    let roles = alice
+        .get("/api/v2/organizations/coder/members/roles")
+        .await
+        .expect(200, "[]codersdk.AssignableRoles");
+    assert_eq!(roles, json!([]));
+
+    // Roles: never one's own; the owner may set none (organization-member is implied).
+    let put = |c: &Client, user: &str, roles: Value| {
+        let c = c.clone();
+        let path = format!("/api/v2/organizations/coder/members/{user}/roles");
+        async move { c.put(&path, json!({"roles": roles})).await }
+    };
+    put(&owner, "owner", json!([])).await.expect_error(
+        400,
+        "You cannot change your own organization roles.",
+        None,
+    );
+    put(&alice, "owner", json!([]))
+        .await
+        .expect_error(403, "Forbidden.", None);
+    let m = put(&owner, "alice", json!(["organization-member"]))
+        .await
+        .expect(200, "codersdk.OrganizationMember");
+    assert_eq!(m["roles"], json!([]));
+    put(&owner, "alice", json!(["organization-admin"]))
+        .await
+        .expect_error(
+            400,
+            "\"organization-admin\" is not a supported organization role",
+            None,
+        );
+}
+
+#[actix_web::test]
+async fn coder_tokens_create_list_view_and_remove() {
+    let s = TestServer::start();
+    let owner = s.owner().await;
+    let alice = s.user(&owner, "alice", &[]).await;
+    // `coder tokens create`: the config first, then the token with the longest lifetime.
+    let cfg = alice
+        .get("/api/v2/users/me/keys/tokens/tokenconfig")
+        .await
+        .expect(200, "codersdk.TokenConfig");
+    assert_eq!(
+        cfg["max_token_lifetime"],
+        json!(3_155_760_000_000_000_000i64)
+    );
+    let owner_cfg = owner
+        .get("/api/v2/users/me/keys/tokens/tokenconfig")
+        .await
+        .json();
+    assert_eq!(
+        owner_cfg["max_token_lifetime"],
+        json!(604_800_000_000_000i64)
+    );
+    let made = alice
+        .post(
+            "/api/v2/users/me/keys/tokens",
+            json!({"lifetime": cfg["max_token_lifetime"], "token_name": "ci"}),
+        )
+        .await
+        .expect(201, "codersdk.GenerateAPIKeyResponse");
+    let token = made["key"].as_str().unwrap().to_string();
+    let id = token.split('-').next().unwrap().to_string();
+    assert_eq!(
+        s.client(&token).get("/api/v2/users/me").await.json()["username"],
+        "alice"
+    );
+    alice
+        .post("/api/v2/users/me/keys/tokens", json!({"token_name": "ci"}))
+        .await
+        .expect_error(409, "A token with name \"ci\" already exists.", None);
+    let unnamed = alice
+        .post("/api/v2/users/me/keys/tokens", json!({}))
+        .await
+        .expect(201, "codersdk.GenerateAPIKeyResponse");
+    assert!(unnamed["key"].is_string());
+    // Coder's refusals: a lifetime past the user's limit, a scope kiln does not grant.
+    owner
+        .post(
+            "/api/v2/users/me/keys/tokens",
+            json!({"lifetime": 604_800_000_000_001i64}),
+        )
+        .await
+        .expect_error(
+            400,
+            "Failed to validate create API key request.",
+            Some("lifetime must be less than 168h0m0s"),
+        );
+    alice
+        .post("/api/v2/users/me/keys/tokens", json!({"lifetime": -1}))
+        .await
+        .expect_error(
+            400,
+            "Failed to validate create API key request.",
+            Some("lifetime must be positive number greater than 0"),
+        );
+    alice
+        .post(
+            "/api/v2/users/me/keys/tokens",
+            json!({"scope": "application_connect"}),
+        )
+        .await
+        .expect_error(400, "Failed to create API key.", None);
+
+    // `coder tokens list`: named tokens only (not sessions), with the owner's name.
+    let listed = alice
+        .get("/api/v2/users/me/keys/tokens")
+        .await
+        .expect(200, "[]codersdk.APIKey");
+    let names: Vec<_> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["token_name"].clone())
+        .collect();
+    assert_eq!(names.len(), 2, "{listed}");
+    assert_eq!(names[0], "ci");
+    assert_eq!(listed[0]["username"], "alice");
+    assert_eq!(listed[0]["lifetime_seconds"], json!(3_155_760_000i64));
+    assert_eq!(listed[0]["login_type"], "token");
+    let everyone = owner
+        .get("/api/v2/users/me/keys/tokens?include_all=true")
+        .await
+        .json();
+    assert_eq!(everyone.as_array().unwrap().len(), 2);
+    let own_only = alice
+        .get("/api/v2/users/me/keys/tokens?include_all=true")
+        .await
+        .json();
+    assert_eq!(own_only.as_array().unwrap().len(), 2);
+    let mine = owner.get("/api/v2/users/me/keys/tokens").await.json();
+    assert_eq!(mine, json!([]));
+
+    // `coder tokens view` and `remove`: by name, else by id.
+    let by_name = alice
+        .get("/api/v2/users/me/keys/tokens/ci")
+        .await
+        .expect(200, "codersdk.APIKey");
+    assert_eq!(by_name["id"], id.as_str());
+    let by_id = alice
+        .get(&format!("/api/v2/users/me/keys/{id}"))
+        .await
+        .expect(200, "codersdk.APIKey");
+    assert_eq!(by_id["token_name"], "ci");
+    alice
+        .get("/api/v2/users/me/keys/tokens/nope")
+        .await
+        .expect_error(
+            404,
+            "Resource not found or you do not have access to this resource",
+            None,
+        );
+    let bob = s.user(&owner, "bob", &[]).await;
+    bob.get(&format!("/api/v2/users/me/keys/{id}"))
+        .await
+        .expect_error(
+            404,
+            "Resource not found or you do not have access to this resource",
+            None,
+        );
+    let r = alice
+        .send(
+            alice.request("DELETE", &format!("/api/v2/users/me/keys/{id}")),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 204, "{}", r.text());
+    assert_eq!(s.client(&token).get("/api/v2/users/me").await.status, 401);
+}

@@ -29,6 +29,7 @@ pub use meta::version as meta_version;
 
 /// The header every answer carries with kiln's version (Coder's `X-Coder-Build-Version`).
 pub const BUILD_VERSION_HEADER: &str = "X-Coder-Build-Version";
+mod organization_members;
 mod organizations;
 mod provisioner_daemons;
 mod provisioner_jobs;
@@ -42,6 +43,7 @@ mod state;
 mod status_page;
 mod templates;
 mod templateversions;
+mod tokens;
 mod user_account;
 mod user_status;
 mod users;
@@ -74,9 +76,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .configure(meta::routes)
             .configure(user_account::routes)
             .configure(users::routes)
+            .configure(tokens::routes)
             .configure(authcheck::routes)
             .configure(user_status::routes)
             .configure(organizations::routes)
+            .configure(organization_members::routes)
             .configure(provisioner_jobs::routes)
             .configure(provisioner_keys::routes)
             .configure(provisioner_daemons::routes)

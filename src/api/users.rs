@@ -189,6 +189,9 @@ fn issue_token(
         user_id,
         login_type,
         expires_at,
+        token_name: "",
+        lifetime_seconds: lifetime_ms / 1000,
+        scope: "all",
     })?;
     Ok((t.token, expires_at))
 }

@@ -64,6 +64,60 @@ pub struct NewApiKey<'a> {
     pub user_id: &'a str,
     pub login_type: &'a str,
     pub expires_at: Time,
+    /// A named token's name (`""`: a session or an unnamed key).
+    pub token_name: &'a str,
+    pub lifetime_seconds: i64,
+    /// `all` (the only scope kiln grants).
+    pub scope: &'a str,
+}
+
+/// An API key as its listings show it (`codersdk.APIKey`), with its owner's username; never
+/// its secret's hash.
+#[derive(Clone, Debug)]
+pub struct ApiKeyInfo {
+    pub id: String,
+    pub user_id: String,
+    pub username: String,
+    pub login_type: String,
+    pub token_name: String,
+    pub scope: String,
+    pub lifetime_seconds: i64,
+    pub created_at: Time,
+    pub expires_at: Time,
+    pub last_used: Time,
+}
+
+/// Which keys `api_keys` lists.
+#[derive(Clone, Copy, Debug)]
+pub enum KeyFilter<'a> {
+    /// The named tokens of one user.
+    TokensOf(&'a str),
+    /// Every user's named tokens.
+    AllTokens,
+    /// One key, by id (any kind).
+    Id(&'a str),
+    /// One user's named token, by name.
+    Named(&'a str, &'a str),
+}
+
+/// The columns of an `ApiKeyInfo`, keys `k` joined with users `u`, in `ApiKeyInfo` order.
+pub const API_KEY_INFO_COLUMNS: &str = "k.id, k.user_id, u.username, k.login_type, k.token_name, \
+    k.scope, k.lifetime_seconds, k.created_at, k.expires_at, k.last_used";
+
+impl KeyFilter<'_> {
+    /// The condition (over `k`) and its parameters, placeholders numbered from 1 (`$` or `?`).
+    pub fn condition(&self, mark: char) -> (String, Vec<&str>) {
+        const TOKEN: &str = "k.login_type = 'token' AND k.token_name <> ''";
+        match *self {
+            KeyFilter::TokensOf(user) => (format!("{TOKEN} AND k.user_id = {mark}1"), vec![user]),
+            KeyFilter::AllTokens => (TOKEN.to_string(), vec![]),
+            KeyFilter::Id(id) => (format!("k.id = {mark}1"), vec![id]),
+            KeyFilter::Named(user, name) => (
+                format!("{TOKEN} AND k.user_id = {mark}1 AND k.token_name = {mark}2"),
+                vec![user, name],
+            ),
+        }
+    }
 }
 
 pub trait UserStore {
@@ -110,15 +164,23 @@ pub trait UserStore {
     /// The organizations `user_id` belongs to, in the order they joined.
     fn user_organization_ids(&self, user_id: &str) -> StoreResult<Vec<String>>;
 
+    /// The members of an organization (deleted users aside), by username without case, each
+    /// with the time they joined it.
+    fn organization_members(&self, org_id: &str) -> StoreResult<Vec<(UserRow, Time)>>;
+
     fn list_organizations(&self) -> StoreResult<Vec<OrganizationRow>>;
 
     /// An organization by id or by name.
     fn organization(&self, id_or_name: &str) -> StoreResult<Option<OrganizationRow>>;
 
+    /// `Conflict` when it is a named token whose name its user already has.
     fn insert_api_key(&self, key: &NewApiKey) -> StoreResult<()>;
 
     /// An API key and its user, in one read (every authenticated request asks).
     fn api_key_with_user(&self, id: &str) -> StoreResult<Option<(ApiKeyRow, UserRow)>>;
 
     fn delete_api_key(&self, id: &str) -> StoreResult<()>;
+
+    /// API keys as their listings show them, oldest first.
+    fn api_keys(&self, filter: KeyFilter) -> StoreResult<Vec<ApiKeyInfo>>;
 }

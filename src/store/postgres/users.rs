@@ -5,7 +5,8 @@ use super::PgStore;
 use super::pool::Tx;
 use crate::model::{Role, Time};
 use crate::store::{
-    ApiKeyRow, NewApiKey, NewUser, OrganizationRow, StoreError, StoreResult, UserRow, UserStore,
+    API_KEY_INFO_COLUMNS, ApiKeyInfo, ApiKeyRow, KeyFilter, NewApiKey, NewUser, OrganizationRow,
+    StoreError, StoreResult, UserRow, UserStore,
 };
 use postgres::Row;
 
@@ -152,6 +153,19 @@ impl UserStore for PgStore {
             .get(0))
     }
 
+    fn organization_members(&self, org_id: &str) -> StoreResult<Vec<(UserRow, Time)>> {
+        let rows = self.conn()?.query(
+            format!(
+                "SELECT {USER_COLUMNS}, m.created_at FROM organization_members m JOIN users u ON u.id = m.user_id \
+                 WHERE m.organization_id = $1 AND u.status <> 'deleted' \
+                 ORDER BY lower(u.username) COLLATE \"C\", u.id"
+            )
+            .as_str(),
+            &[&org_id],
+        )?;
+        Ok(rows.iter().map(|r| (user_from_row(r), r.get(12))).collect())
+    }
+
     fn list_users(&self) -> StoreResult<Vec<UserRow>> {
         let rows = self.conn()?.query(
             format!("SELECT {USER_COLUMNS} FROM users u WHERE u.status <> 'deleted' ORDER BY u.created_at, lower(u.username) COLLATE \"C\"").as_str(),
@@ -259,14 +273,46 @@ impl UserStore for PgStore {
         self.write(
             |tx| {
                 tx.execute(
-                    "INSERT INTO api_keys (id, hashed_secret, user_id, login_type, created_at, expires_at, last_used) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $5)",
-                    &[&key.id, &key.hashed_secret, &key.user_id, &key.login_type, &Time::now(), &key.expires_at],
+                    "INSERT INTO api_keys (id, hashed_secret, user_id, login_type, created_at, expires_at, last_used, \
+                     token_name, lifetime_seconds, scope) VALUES ($1, $2, $3, $4, $5, $6, $5, $7, $8, $9)",
+                    &[&key.id, &key.hashed_secret, &key.user_id, &key.login_type, &Time::now(), &key.expires_at,
+                      &key.token_name, &key.lifetime_seconds, &key.scope],
                 )?;
                 Ok(())
             },
             |_| vec![],
         )
+    }
+
+    fn api_keys(&self, filter: KeyFilter) -> StoreResult<Vec<ApiKeyInfo>> {
+        let (condition, values) = filter.condition('$');
+        let params: Vec<&(dyn postgres::types::ToSql + Sync)> = values
+            .iter()
+            .map(|v| v as &(dyn postgres::types::ToSql + Sync))
+            .collect();
+        let rows = self.conn()?.query(
+            format!(
+                "SELECT {API_KEY_INFO_COLUMNS} FROM api_keys k JOIN users u ON u.id = k.user_id \
+                 WHERE {condition} ORDER BY k.created_at, k.id"
+            )
+            .as_str(),
+            &params,
+        )?;
+        Ok(rows
+            .iter()
+            .map(|r| ApiKeyInfo {
+                id: r.get(0),
+                user_id: r.get(1),
+                username: r.get(2),
+                login_type: r.get(3),
+                token_name: r.get(4),
+                scope: r.get(5),
+                lifetime_seconds: r.get(6),
+                created_at: r.get(7),
+                expires_at: r.get(8),
+                last_used: r.get(9),
+            })
+            .collect())
     }
 
     fn api_key_with_user(&self, id: &str) -> StoreResult<Option<(ApiKeyRow, UserRow)>> {

@@ -318,3 +318,11 @@ BEGIN
         THEN 1 ELSE -1 END
     WHERE id = 1;
 END;
+
+-- migration 10
+-- Named tokens (`coder tokens`): how long each was made to last and its scope, and one name
+-- per user (the unnamed keys of POST /users/{user}/keys aside).
+ALTER TABLE api_keys ADD COLUMN lifetime_seconds INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE api_keys ADD COLUMN scope TEXT NOT NULL DEFAULT 'all';
+CREATE UNIQUE INDEX api_keys_token_name ON api_keys(user_id, token_name)
+    WHERE login_type = 'token' AND token_name <> '';

@@ -4,7 +4,8 @@ use super::dialect::{exec, optional, query_one};
 use super::{SqliteStore, Tx};
 use crate::model::{Role, Time};
 use crate::store::{
-    ApiKeyRow, NewApiKey, NewUser, OrganizationRow, StoreError, StoreResult, UserRow, UserStore,
+    API_KEY_INFO_COLUMNS, ApiKeyInfo, ApiKeyRow, KeyFilter, NewApiKey, NewUser, OrganizationRow,
+    StoreError, StoreResult, UserRow, UserStore,
 };
 use rusqlite::{Row, params};
 
@@ -157,6 +158,21 @@ impl UserStore for SqliteStore {
         )?)
     }
 
+    fn organization_members(&self, org_id: &str) -> StoreResult<Vec<(UserRow, Time)>> {
+        let conn = self.conn()?;
+        let columns = USER_COLUMNS
+            .split(", ")
+            .map(|c| format!("u.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {columns}, m.created_at FROM organization_members m JOIN users u ON u.id = m.user_id \
+             WHERE m.organization_id = ?1 AND u.status <> 'deleted' ORDER BY u.username COLLATE NOCASE, u.id"
+        ))?;
+        let rows = stmt.query_map([org_id], |r| Ok((user_from_row(r)?, r.get(12)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     fn list_users(&self) -> StoreResult<Vec<UserRow>> {
         let conn = self.conn()?;
         let mut stmt = conn.prepare_cached(&format!(
@@ -258,12 +274,37 @@ impl UserStore for SqliteStore {
         self.write(|tx| {
             let now = Time::now();
             exec(tx,
-                "INSERT INTO api_keys (id, hashed_secret, user_id, login_type, created_at, expires_at, last_used) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?5)",
-                params![key.id, key.hashed_secret, key.user_id, key.login_type, now, key.expires_at],
+                "INSERT INTO api_keys (id, hashed_secret, user_id, login_type, created_at, expires_at, last_used, \
+                 token_name, lifetime_seconds, scope) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?5, ?7, ?8, ?9)",
+                params![key.id, key.hashed_secret, key.user_id, key.login_type, now, key.expires_at,
+                    key.token_name, key.lifetime_seconds, key.scope],
             )?;
             Ok(())
         })
+    }
+
+    fn api_keys(&self, filter: KeyFilter) -> StoreResult<Vec<ApiKeyInfo>> {
+        let (condition, values) = filter.condition('?');
+        let conn = self.conn()?;
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {API_KEY_INFO_COLUMNS} FROM api_keys k JOIN users u ON u.id = k.user_id \
+             WHERE {condition} ORDER BY k.created_at, k.id"
+        ))?;
+        let rows = stmt.query_map(rusqlite::params_from_iter(values), |r| {
+            Ok(ApiKeyInfo {
+                id: r.get(0)?,
+                user_id: r.get(1)?,
+                username: r.get(2)?,
+                login_type: r.get(3)?,
+                token_name: r.get(4)?,
+                scope: r.get(5)?,
+                lifetime_seconds: r.get(6)?,
+                created_at: r.get(7)?,
+                expires_at: r.get(8)?,
+                last_used: r.get(9)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     fn api_key_with_user(&self, id: &str) -> StoreResult<Option<(ApiKeyRow, UserRow)>> {
