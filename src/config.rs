@@ -29,6 +29,9 @@ pub struct Config {
     /// The session cookie is `Secure` on every answer, not only over HTTPS
     /// (`--secure-auth-cookie`: behind a proxy that ends TLS).
     pub secure_auth_cookie: bool,
+    /// Whether workspaces may be renamed (`--allow-workspace-renames`; off by default, as
+    /// Coder's: a workspace's name is in its folder's and its agents' names).
+    pub allow_workspace_renames: bool,
     /// Who `run` steps run as (`--step-user`, kiln as root); kiln's own user when `None`.
     pub step_user: Option<crate::provisioner::step_user::StepUser>,
 }

@@ -68,6 +68,10 @@ struct ServerArgs {
     #[arg(long, env = "KILN_SECURE_AUTH_COOKIE")]
     secure_auth_cookie: bool,
 
+    /// Let users rename their workspaces (PATCH /workspaces/{id}), as Coder's flag does.
+    #[arg(long, env = "KILN_ALLOW_WORKSPACE_RENAMES")]
+    allow_workspace_renames: bool,
+
     /// Run the steps of builds as this unprivileged OS user (kiln must run as root): they
     /// reach their job's and workspace's folders, not kiln's database, keys or memory.
     #[arg(long, env = "KILN_STEP_USER")]
@@ -201,6 +205,7 @@ fn serve(args: ServerArgs) -> Result<(), Box<dyn std::error::Error>> {
         prometheus_address: args.prometheus_address.filter(|a| !a.trim().is_empty()),
         provisioner_lease: args.provisioner_lease,
         secure_auth_cookie: args.secure_auth_cookie,
+        allow_workspace_renames: args.allow_workspace_renames,
         step_user: args
             .step_user
             .as_deref()

@@ -979,3 +979,278 @@ async fn coder_tokens_create_list_view_and_remove() {
     assert_eq!(r.status, 204, "{}", r.text());
     assert_eq!(s.client(&token).get("/api/v2/users/me").await.status, 401);
 }
+
+#[actix_web::test]
+async fn templates_and_versions_change_as_coders_dashboard_changes_them() {
+    let s = TestServer::start();
+    let owner = s.owner().await;
+    let member = s.user(&owner, "alice", &[]).await;
+    let t = owner.template("base", quick()).await;
+    let id = t["id"].as_str().unwrap().to_string();
+    let path = format!("/api/v2/templates/{id}");
+    // The dashboard sends its whole form back: unchanged fields kiln lacks are fine.
+    let mut form = t.clone();
+    form["display_name"] = json!("Base image");
+    form["default_ttl_ms"] = json!(3_600_000);
+    let body: Value = json!({
+        "name": form["name"], "display_name": form["display_name"], "description": form["description"],
+        "icon": form["icon"], "default_ttl_ms": form["default_ttl_ms"],
+        "allow_user_cancel_workspace_jobs": form["allow_user_cancel_workspace_jobs"],
+        "activity_bump_ms": t["activity_bump_ms"], "failure_ttl_ms": 0,
+        "update_workspace_last_used_at": false, "require_active_version": false
+    });
+    let u = owner
+        .patch(&path, body.clone())
+        .await
+        .expect(200, "codersdk.Template");
+    assert_eq!(u["display_name"], "Base image");
+    assert_eq!(u["default_ttl_ms"], 3_600_000);
+    // The same again: nothing changed, 304 with no body.
+    let r = owner.patch(&path, body).await;
+    assert_eq!((r.status, r.body.len()), (304, 0));
+    let v = owner
+        .patch(&path, json!({"failure_ttl_ms": 120000}))
+        .await
+        .expect_error(400, "Invalid request to update template metadata!", None);
+    assert_eq!(v["validations"][0]["field"], "failure_ttl_ms");
+    owner
+        .patch(&path, json!({"default_ttl_ms": -1}))
+        .await
+        .expect_error(400, "Invalid request to update template metadata!", None);
+    member
+        .patch(&path, json!({"display_name": "x"}))
+        .await
+        .expect_error(403, "Forbidden.", None);
+    owner.template("other", quick()).await;
+    owner
+        .patch(&path, json!({"name": "other"}))
+        .await
+        .expect_error(409, "Template with name \"other\" already exists.", None);
+
+    // A version's name and message; the version before one; archiving.
+    let first = t["active_version_id"].as_str().unwrap().to_string();
+    let second = owner
+        .import_version(
+            common::tar_of(&[("kiln.json", &quick().to_string())]),
+            Some(&id),
+        )
+        .await;
+    let second_id = second["id"].as_str().unwrap().to_string();
+    let v = owner
+        .patch(
+            &format!("/api/v2/templateversions/{first}"),
+            json!({"name": "v1", "message": "the first"}),
+        )
+        .await
+        .expect(200, "codersdk.TemplateVersion");
+    assert_eq!(
+        (v["name"].clone(), v["message"].clone()),
+        (json!("v1"), json!("the first"))
+    );
+    owner
+        .patch(
+            &format!("/api/v2/templateversions/{second_id}"),
+            json!({"name": "v1"}),
+        )
+        .await
+        .expect_error(
+            400,
+            "template version name must be unique for a template",
+            None,
+        );
+    owner
+        .patch(
+            &format!("/api/v2/templateversions/{second_id}"),
+            json!({"name": "v2"}),
+        )
+        .await
+        .expect(200, "codersdk.TemplateVersion");
+    let prev = owner
+        .get("/api/v2/organizations/coder/templates/base/versions/v2/previous")
+        .await
+        .expect(200, "codersdk.TemplateVersion");
+    assert_eq!(prev["id"], first.as_str());
+    owner
+        .get("/api/v2/organizations/coder/templates/base/versions/v1/previous")
+        .await
+        .expect_error(404, "No previous template version found for \"v1\".", None);
+    owner
+        .get("/api/v2/organizations/coder/templates/base/versions/v9/previous")
+        .await
+        .expect_error(404, "No template version found by name \"v9\".", None);
+    // The active version cannot be archived; the other can, and leaves the list.
+    owner
+        .post(
+            &format!("/api/v2/templateversions/{first}/archive"),
+            json!({}),
+        )
+        .await
+        .expect_error(400, "Internal error fetching template version.", None);
+    let r = owner
+        .post(
+            &format!("/api/v2/templateversions/{second_id}/archive"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        r.json(),
+        json!(format!("template version \"{second_id}\" archived"))
+    );
+    owner
+        .post(
+            &format!("/api/v2/templateversions/{second_id}/archive"),
+            json!({}),
+        )
+        .await
+        .expect_error(400, "Template version already archived", None);
+    let listed = owner.get(&format!("{path}/versions")).await.json();
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+    let all = owner
+        .get(&format!("{path}/versions?include_archived=true"))
+        .await
+        .json();
+    assert_eq!(all.as_array().unwrap().len(), 2);
+    assert!(
+        all.as_array()
+            .unwrap()
+            .iter()
+            .any(|v| v["archived"] == true)
+    );
+    let r = owner
+        .post(
+            &format!("/api/v2/templateversions/{second_id}/unarchive"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        r.json(),
+        json!(format!("template version \"{second_id}\" unarchived"))
+    );
+
+    // Deleting: refused while a workspace uses it.
+    let (ws, _) = workspace(&member, &id, "dev", json!([])).await;
+    owner
+        .send(owner.request("DELETE", &path), None)
+        .await
+        .expect_error(
+            400,
+            "All workspaces must be deleted before a template can be removed.",
+            None,
+        );
+    let del = member
+        .post(
+            &format!("/api/v2/workspaces/{ws}/builds"),
+            json!({"transition": "delete"}),
+        )
+        .await;
+    member.wait_build(del.json()["id"].as_str().unwrap()).await;
+    let r = owner.send(owner.request("DELETE", &path), None).await;
+    assert_eq!(
+        r.expect(200, "codersdk.Response")["message"],
+        "Template has been deleted!"
+    );
+    owner.get(&path).await.expect_error(
+        404,
+        "Resource not found or you do not have access to this resource",
+        None,
+    );
+}
+
+#[actix_web::test]
+async fn workspace_names_updates_and_remembered_parameters() {
+    let s = TestServer::start_with_args(&["--allow-workspace-renames"]);
+    let owner = s.owner().await;
+    let alice = s.user(&owner, "alice", &[]).await;
+    let t = template(&owner, "base", quick()).await;
+    let (ws, b1) = workspace(
+        &alice,
+        &t,
+        "dev",
+        json!([{"name": "region", "value": "us"}]),
+    )
+    .await;
+    alice.wait_build(&b1).await;
+    let path = format!("/api/v2/workspaces/{ws}");
+    let w = alice.get(&path).await.json();
+    assert_eq!(w["allow_renames"], true);
+    // Rename: Coder's answers.
+    let r = alice.patch(&path, json!({"name": "dev"})).await;
+    assert_eq!(r.status, 204);
+    let r = alice.patch(&path, json!({"name": "box"})).await;
+    assert_eq!(r.status, 204, "{}", r.text());
+    assert_eq!(alice.get(&path).await.json()["name"], "box");
+    let v = alice
+        .patch(&path, json!({}))
+        .await
+        .expect_error(400, "Validation failed.", None);
+    assert_eq!(
+        v["validations"][0]["detail"],
+        "Validation failed for tag \"username\" with value: \"\""
+    );
+    let (_, b2) = workspace(&alice, &t, "other", json!([])).await;
+    alice.wait_build(&b2).await;
+    alice
+        .patch(&path, json!({"name": "other"}))
+        .await
+        .expect_error(409, "Workspace \"other\" already exists.", None);
+    let bob = s.user(&owner, "bob", &[]).await;
+    bob.patch(&path, json!({"name": "mine"}))
+        .await
+        .expect_error(
+            404,
+            "Resource not found or you do not have access to this resource",
+            None,
+        );
+    // Automatic updates.
+    let r = alice
+        .put(
+            &format!("{path}/autoupdates"),
+            json!({"automatic_updates": "always"}),
+        )
+        .await;
+    assert_eq!(r.status, 204, "{}", r.text());
+    assert_eq!(alice.get(&path).await.json()["automatic_updates"], "always");
+    alice
+        .put(
+            &format!("{path}/autoupdates"),
+            json!({"automatic_updates": "sometimes"}),
+        )
+        .await
+        .expect_error(400, "Invalid request", None);
+    // The values last given to the template's parameters.
+    let filled = alice
+        .get(&format!(
+            "/api/v2/users/me/autofill-parameters?template_id={t}"
+        ))
+        .await
+        .expect(200, "[]codersdk.UserParameter");
+    let region = filled
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "region")
+        .cloned();
+    assert_eq!(
+        region.map(|p| p["value"].clone()),
+        Some(json!("eu")),
+        "{filled}"
+    );
+    let v = alice
+        .get("/api/v2/users/me/autofill-parameters")
+        .await
+        .expect_error(400, "Invalid query parameters.", None);
+    assert_eq!(
+        v["validations"][0]["detail"],
+        "Query param \"template_id\" is required and cannot be empty"
+    );
+    // A server without the flag refuses renames, as Coder's default.
+    let plain = TestServer::start();
+    let o = plain.owner().await;
+    let t2 = template(&o, "base", quick()).await;
+    let (w2, b) = workspace(&o, &t2, "dev", json!([])).await;
+    o.wait_build(&b).await;
+    o.patch(&format!("/api/v2/workspaces/{w2}"), json!({"name": "box"}))
+        .await
+        .expect_error(400, "Workspace renames are not allowed.", None);
+}

@@ -119,6 +119,20 @@ pub fn read_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> ApiResult<T> {
     serde_json::from_value(value).map_err(|e| invalid().with_detail(e.to_string()))
 }
 
+/// Whether `v` is what Go sends for a field it was not given: null, `""`, the zero UUID,
+/// `false`, `0`, or an empty list or object (Go's encoder writes every field of a struct).
+pub fn is_zero(v: &serde_json::Value) -> bool {
+    use serde_json::Value;
+    match v {
+        Value::Null => true,
+        Value::Bool(b) => !b,
+        Value::Number(n) => n.as_f64() == Some(0.0),
+        Value::String(s) => s.is_empty() || s == crate::model::NIL_UUID,
+        Value::Array(items) => items.is_empty(),
+        Value::Object(map) => map.is_empty(),
+    }
+}
+
 fn kind(v: &serde_json::Value) -> &'static str {
     match v {
         serde_json::Value::Null => "null",

@@ -41,6 +41,7 @@ pub mod render;
 pub mod session_cache;
 mod state;
 mod status_page;
+mod template_changes;
 mod templates;
 mod templateversions;
 mod tokens;
@@ -51,6 +52,7 @@ mod version_parts;
 pub mod views;
 mod workspace_list;
 mod workspace_schedule;
+mod workspace_settings;
 mod workspace_watch;
 mod workspaces;
 
@@ -90,8 +92,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .configure(dry_runs::routes)
             .configure(version_parts::routes)
             .configure(templates::routes)
+            .configure(template_changes::routes)
             .configure(workspaces::routes)
             .configure(workspace_schedule::routes)
+            .configure(workspace_settings::routes)
             .configure(agents::routes)
             .default_service(web::to(route_not_found))
     }));

@@ -101,6 +101,18 @@ impl QueryParser {
         }
     }
 
+    /// A UUID that must be given (Coder's `RequiredNotEmpty` then `UUID`).
+    pub fn required_uuid(&mut self, key: &str) -> Option<String> {
+        if self.values(key).iter().all(|v| v.is_empty()) {
+            self.invalid(
+                key,
+                format!("Query param {key:?} is required and cannot be empty"),
+            );
+            return None;
+        }
+        self.uuid(key)
+    }
+
     /// One of `allowed`; `default` when absent or empty.
     pub fn one_of(
         &mut self,

@@ -209,7 +209,7 @@ impl<'a> Renderer<'a> {
                 failing_agents,
             },
             automatic_updates: w.automatic_updates.clone(),
-            allow_renames: false,
+            allow_renames: self.state.config.allow_workspace_renames,
             favorite: false,
             // The schedule's next time (Coder's `next_start_at`), whatever the workspace is doing.
             next_start_at: w

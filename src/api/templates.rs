@@ -35,7 +35,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         )
         .route(web::get().to(version_by_name)),
     )
-    .service(res("/templates/{template}").route(web::get().to(get)))
+    .service(super::template_changes::on_template(
+        res("/templates/{template}").route(web::get().to(get)),
+    ))
     .service(
         res("/templates/{template}/versions")
             .route(web::get().to(versions))
@@ -192,13 +194,23 @@ async fn get(state: State, _actor: Actor, path: web::Path<String>) -> ApiResult<
     blocking(move || ok(&template_json(&state, &find_template(&state, &path)?)?)).await
 }
 
-async fn versions(state: State, _actor: Actor, path: web::Path<String>) -> ApiResult<Reply> {
+/// The template's versions; archived ones only with `include_archived=true`, as Coder.
+async fn versions(
+    state: State,
+    _actor: Actor,
+    req: actix_web::HttpRequest,
+    path: web::Path<String>,
+) -> ApiResult<Reply> {
+    let include_archived = super::query::QueryParser::new(&req)
+        .first("include_archived")
+        .is_some_and(|v| v == "true");
     blocking(move || {
         let template = find_template(&state, &path)?;
         let versions = state
             .store
             .template_versions(&template.id)?
             .iter()
+            .filter(|v| include_archived || !v.archived)
             .map(|v| version_json(&state, v))
             .collect::<ApiResult<Vec<_>>>()?;
         ok(&versions)

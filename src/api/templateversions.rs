@@ -18,7 +18,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
         res("/organizations/{organization}/templateversions").route(web::post().to(create)),
     )
-    .service(res("/templateversions/{version}").route(web::get().to(get)))
+    .service(super::template_changes::on_version(
+        res("/templateversions/{version}").route(web::get().to(get)),
+    ))
     .service(
         res("/templateversions/{version}/rich-parameters").route(web::get().to(rich_parameters)),
     )

@@ -160,7 +160,7 @@ pub fn version_json(state: &AppState, v: &TemplateVersionRow) -> ApiResult<model
             name: String::new(),
             avatar_url: String::new(),
         },
-        archived: false,
+        archived: v.archived,
         warnings: vec![],
         matched_provisioners: matched_provisioners(state, &v.job),
         has_external_agent: false,

@@ -22,7 +22,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         )
         .service(res("/users/{user}/workspace/{name}").route(web::get().to(get_by_name)))
         .service(res("/workspaces").route(web::get().to(super::workspace_list::list)))
-        .service(res("/workspaces/{workspace}").route(web::get().to(get)))
+        .service(super::workspace_settings::on_workspace(
+            res("/workspaces/{workspace}").route(web::get().to(get)),
+        ))
         .service(
             res("/workspaces/{workspace}/watch")
                 .route(web::get().to(super::workspace_watch::watch)),

@@ -39,6 +39,8 @@ pub struct TemplateVersionRow {
     pub updated_at: Time,
     /// `echo` or `terraform`, as the client chose it.
     pub provisioner: String,
+    /// Hidden from its template's versions list, and not built from.
+    pub archived: bool,
     pub job: JobRow,
 }
 
@@ -113,4 +115,32 @@ pub trait TemplateStore {
     fn templates(&self, organization_id: &str) -> StoreResult<Vec<TemplateRow>>;
 
     fn set_active_version(&self, template_id: &str, version_id: &str) -> StoreResult<()>;
+
+    /// Sets what `PATCH /templates/{id}` may change. `Conflict` when another template of the
+    /// organization has the name.
+    fn update_template_meta(&self, id: &str, meta: &TemplateMeta) -> StoreResult<()>;
+
+    /// Marks a template deleted (its versions stay, for the builds that used them).
+    fn delete_template(&self, id: &str) -> StoreResult<()>;
+
+    /// Sets a version's name and message. `Conflict` when another version of its template
+    /// has the name.
+    fn update_template_version(&self, id: &str, name: &str, message: &str) -> StoreResult<()>;
+
+    /// Archives or unarchives a version.
+    fn set_version_archived(&self, id: &str, archived: bool) -> StoreResult<()>;
+
+    /// Whether the latest build of a live workspace (other than a delete) uses the version.
+    fn version_in_use(&self, version_id: &str) -> StoreResult<bool>;
+}
+
+/// What `PATCH /templates/{id}` sets.
+#[derive(Clone, Debug)]
+pub struct TemplateMeta {
+    pub name: String,
+    pub display_name: String,
+    pub description: String,
+    pub icon: String,
+    pub default_ttl_ms: i64,
+    pub allow_user_cancel_workspace_jobs: bool,
 }

@@ -75,6 +75,20 @@ pub trait WorkspaceStore {
     /// Replaces the autostart schedule (`None` clears it).
     fn set_autostart_schedule(&self, id: &str, schedule: Option<&str>) -> StoreResult<()>;
 
+    /// Renames a live workspace. `Conflict` when its owner has a live one of that name.
+    fn rename_workspace(&self, id: &str, name: &str) -> StoreResult<()>;
+
+    /// `always` or `never`: whether starts use the template's active version.
+    fn set_automatic_updates(&self, id: &str, value: &str) -> StoreResult<()>;
+
+    /// The parameter values of every start build of `owner_id`'s workspaces (deleted ones
+    /// too) of `template_id`: `(name, value, build time)`, newest build first.
+    fn start_parameters_of(
+        &self,
+        owner_id: &str,
+        template_id: &str,
+    ) -> StoreResult<Vec<(String, String, Time)>>;
+
     /// Replaces the TTL; `None` turns autostop off (stored as 0, so the template's default no
     /// longer applies) and, in the same transaction, clears the deadline of the latest build
     /// when it is a start, as Coder does. A TTL that is set leaves a running deadline alone.

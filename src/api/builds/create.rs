@@ -112,7 +112,7 @@ pub fn parse_request(body: &[u8]) -> ApiResult<BuildRequest> {
     invalid = crate::api::preset_refused(&b.template_version_preset_id, invalid);
     if b.secrets
         .as_ref()
-        .is_some_and(|s| !super::on_success::is_zero(s))
+        .is_some_and(|s| !crate::api::body::is_zero(s))
     {
         invalid = invalid.with_validation(
             "secrets",

@@ -4,6 +4,7 @@
 //! restart completes even if the client has gone). A failed or canceled stop queues nothing.
 //! Fields kiln does not support are refused with a validation, never dropped.
 
+use crate::api::body::is_zero;
 use crate::api::{ApiError, tag_failed};
 use crate::model::{Transition, WorkspaceBuildParameter};
 use serde_json::Value;
@@ -12,19 +13,6 @@ use serde_json::Value;
 #[derive(Debug, Clone)]
 pub struct OnSuccess {
     pub rich_parameter_values: Vec<WorkspaceBuildParameter>,
-}
-
-/// Whether `v` is what Go sends for a field it was not given: null, `""`, the zero UUID,
-/// `false`, `0`, or an empty list or object.
-pub fn is_zero(v: &Value) -> bool {
-    match v {
-        Value::Null => true,
-        Value::Bool(b) => !b,
-        Value::Number(n) => n.as_f64() == Some(0.0),
-        Value::String(s) => s.is_empty() || s == crate::model::NIL_UUID,
-        Value::Array(items) => items.is_empty(),
-        Value::Object(map) => map.is_empty(),
-    }
 }
 
 /// Reads `on_success` (absent or null: none), adding any problem to `invalid`.

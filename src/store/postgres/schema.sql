@@ -301,3 +301,5 @@ ALTER TABLE api_keys ADD COLUMN lifetime_seconds BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE api_keys ADD COLUMN scope TEXT NOT NULL DEFAULT 'all';
 CREATE UNIQUE INDEX api_keys_token_name ON api_keys (user_id, token_name)
     WHERE login_type = 'token' AND token_name <> '';
+-- A template version may be archived (hidden from the versions list, not built from).
+ALTER TABLE template_versions ADD COLUMN archived BOOLEAN NOT NULL DEFAULT FALSE;

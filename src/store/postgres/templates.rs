@@ -5,8 +5,8 @@ use super::job_rows::{JOB_COLUMNS, NewJob, insert_job, job_from_row};
 use crate::events::Topic;
 use crate::model::Time;
 use crate::store::{
-    JOB_IMPORT, NewTemplate, NewTemplateVersion, StoreResult, TemplateRow, TemplateStore,
-    TemplateVersionRow,
+    JOB_IMPORT, NewTemplate, NewTemplateVersion, StoreResult, TemplateMeta, TemplateRow,
+    TemplateStore, TemplateVersionRow,
 };
 use postgres::Row;
 
@@ -33,7 +33,8 @@ fn template_from_row(r: &Row) -> TemplateRow {
 }
 
 const VERSION_COLUMNS: &str = "v.id, v.template_id, v.organization_id, v.name, v.message, v.readme, \
-    v.file_id, v.manifest, v.created_by, u.username, v.created_at, v.updated_at, v.provisioner";
+    v.file_id, v.manifest, v.created_by, u.username, v.created_at, v.updated_at, v.provisioner, \
+    v.archived";
 
 const VERSION_FROM: &str = "FROM template_versions v JOIN users u ON u.id = v.created_by \
     JOIN provisioner_jobs j ON j.id = v.job_id";
@@ -53,7 +54,8 @@ fn version_from_row(r: &Row) -> TemplateVersionRow {
         created_at: r.get(10),
         updated_at: r.get(11),
         provisioner: r.get(12),
-        job: job_from_row(r, 13),
+        archived: r.get(13),
+        job: job_from_row(r, 14),
     }
 }
 
@@ -212,5 +214,81 @@ impl TemplateStore for PgStore {
             },
             |_| vec![],
         )
+    }
+
+    fn update_template_meta(&self, id: &str, m: &TemplateMeta) -> StoreResult<()> {
+        self.write(
+            |tx| {
+                tx.execute(
+                    "UPDATE templates SET name = $2, display_name = $3, description = $4, icon = $5, \
+                     default_ttl_ms = $6, allow_user_cancel_workspace_jobs = $7, updated_at = $8 WHERE id = $1",
+                    &[&id, &m.name, &m.display_name, &m.description, &m.icon, &m.default_ttl_ms,
+                      &m.allow_user_cancel_workspace_jobs, &Time::now()],
+                )?;
+                Ok(())
+            },
+            |_| vec![Topic::Overview],
+        )
+    }
+
+    fn delete_template(&self, id: &str) -> StoreResult<()> {
+        self.write(
+            |tx| {
+                tx.execute(
+                    "UPDATE templates SET deleted = TRUE, updated_at = $2 WHERE id = $1",
+                    &[&id, &Time::now()],
+                )?;
+                Ok(())
+            },
+            |_| vec![Topic::Overview],
+        )
+    }
+
+    fn update_template_version(&self, id: &str, name: &str, message: &str) -> StoreResult<()> {
+        self.write(
+            |tx| {
+                let taken: bool = tx
+                    .query_one(
+                        "SELECT EXISTS (SELECT 1 FROM template_versions o JOIN template_versions v \
+                         ON o.template_id = v.template_id WHERE v.id = $1 AND o.id <> $1 AND o.name = $2)",
+                        &[&id, &name],
+                    )?
+                    .get(0);
+                if taken {
+                    return Err(crate::store::StoreError::Conflict("template version name".into()));
+                }
+                tx.execute(
+                    "UPDATE template_versions SET name = $2, message = $3, updated_at = $4 WHERE id = $1",
+                    &[&id, &name, &message, &Time::now()],
+                )?;
+                Ok(())
+            },
+            |_| vec![],
+        )
+    }
+
+    fn set_version_archived(&self, id: &str, archived: bool) -> StoreResult<()> {
+        self.write(
+            |tx| {
+                tx.execute(
+                    "UPDATE template_versions SET archived = $2, updated_at = $3 WHERE id = $1",
+                    &[&id, &archived, &Time::now()],
+                )?;
+                Ok(())
+            },
+            |_| vec![],
+        )
+    }
+
+    fn version_in_use(&self, version_id: &str) -> StoreResult<bool> {
+        Ok(self
+            .conn()?
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM workspaces w JOIN workspace_builds b ON b.workspace_id = w.id \
+                 WHERE NOT w.deleted AND b.template_version_id = $1 AND b.transition <> 'delete' \
+                 AND b.build_number = (SELECT max(build_number) FROM workspace_builds WHERE workspace_id = w.id))",
+                &[&version_id],
+            )?
+            .get(0))
     }
 }

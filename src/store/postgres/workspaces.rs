@@ -181,6 +181,50 @@ impl WorkspaceStore for PgStore {
         )
     }
 
+    fn rename_workspace(&self, id: &str, name: &str) -> StoreResult<()> {
+        self.write(
+            |tx| {
+                tx.execute(
+                    "UPDATE workspaces SET name = $2, updated_at = $3 WHERE id = $1 AND NOT deleted",
+                    &[&id, &name, &Time::now()],
+                )?;
+                Ok(())
+            },
+            |_| vec![Topic::Overview],
+        )
+    }
+
+    fn set_automatic_updates(&self, id: &str, value: &str) -> StoreResult<()> {
+        self.write(
+            |tx| {
+                tx.execute(
+                    "UPDATE workspaces SET automatic_updates = $2, updated_at = $3 WHERE id = $1",
+                    &[&id, &value, &Time::now()],
+                )?;
+                Ok(())
+            },
+            |_| vec![Topic::Overview],
+        )
+    }
+
+    fn start_parameters_of(
+        &self,
+        owner_id: &str,
+        template_id: &str,
+    ) -> StoreResult<Vec<(String, String, Time)>> {
+        let rows = self.conn()?.query(
+            "SELECT p.name, p.value, b.created_at FROM workspace_build_parameters p \
+             JOIN workspace_builds b ON b.id = p.build_id JOIN workspaces w ON w.id = b.workspace_id \
+             WHERE w.owner_id = $1 AND w.template_id = $2 AND b.transition = 'start' \
+             ORDER BY b.created_at DESC, p.position",
+            &[&owner_id, &template_id],
+        )?;
+        Ok(rows
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect())
+    }
+
     fn set_workspace_ttl(&self, id: &str, ttl_ms: Option<i64>) -> StoreResult<()> {
         self.write(
             |tx| {

@@ -326,3 +326,5 @@ ALTER TABLE api_keys ADD COLUMN lifetime_seconds INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE api_keys ADD COLUMN scope TEXT NOT NULL DEFAULT 'all';
 CREATE UNIQUE INDEX api_keys_token_name ON api_keys(user_id, token_name)
     WHERE login_type = 'token' AND token_name <> '';
+-- A template version may be archived (hidden from the versions list, not built from).
+ALTER TABLE template_versions ADD COLUMN archived INTEGER NOT NULL DEFAULT 0;

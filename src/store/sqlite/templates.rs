@@ -6,8 +6,8 @@ use super::job_rows::{JOB_COLUMNS, NewJob, insert_job, job_from_row};
 use crate::events::Topic;
 use crate::model::Time;
 use crate::store::{
-    JOB_IMPORT, NewTemplate, NewTemplateVersion, StoreResult, TemplateRow, TemplateStore,
-    TemplateVersionRow,
+    JOB_IMPORT, NewTemplate, NewTemplateVersion, StoreResult, TemplateMeta, TemplateRow,
+    TemplateStore, TemplateVersionRow,
 };
 use rusqlite::{Row, params};
 
@@ -34,7 +34,8 @@ fn template_from_row(r: &Row) -> rusqlite::Result<TemplateRow> {
 }
 
 const VERSION_COLUMNS: &str = "v.id, v.template_id, v.organization_id, v.name, v.message, v.readme, \
-    v.file_id, v.manifest, v.created_by, u.username, v.created_at, v.updated_at, v.provisioner";
+    v.file_id, v.manifest, v.created_by, u.username, v.created_at, v.updated_at, v.provisioner, \
+    v.archived";
 
 fn version_from_row(r: &Row) -> rusqlite::Result<TemplateVersionRow> {
     Ok(TemplateVersionRow {
@@ -51,7 +52,8 @@ fn version_from_row(r: &Row) -> rusqlite::Result<TemplateVersionRow> {
         created_at: r.get(10)?,
         updated_at: r.get(11)?,
         provisioner: r.get(12)?,
-        job: job_from_row(r, 13)?,
+        archived: r.get(13)?,
+        job: job_from_row(r, 14)?,
     })
 }
 
@@ -183,5 +185,76 @@ impl TemplateStore for SqliteStore {
             )?;
             Ok(())
         })
+    }
+
+    fn update_template_meta(&self, id: &str, m: &TemplateMeta) -> StoreResult<()> {
+        self.write(|tx| {
+            exec(
+                tx,
+                "UPDATE templates SET name = ?2, display_name = ?3, description = ?4, icon = ?5, \
+                 default_ttl_ms = ?6, allow_user_cancel_workspace_jobs = ?7, updated_at = ?8 WHERE id = ?1",
+                params![id, m.name, m.display_name, m.description, m.icon, m.default_ttl_ms,
+                    m.allow_user_cancel_workspace_jobs, Time::now()],
+            )?;
+            Ok(())
+        })?;
+        self.publish(&[Topic::Overview]);
+        Ok(())
+    }
+
+    fn delete_template(&self, id: &str) -> StoreResult<()> {
+        self.write(|tx| {
+            exec(
+                tx,
+                "UPDATE templates SET deleted = 1, updated_at = ?2 WHERE id = ?1",
+                params![id, Time::now()],
+            )?;
+            Ok(())
+        })?;
+        self.publish(&[Topic::Overview]);
+        Ok(())
+    }
+
+    fn update_template_version(&self, id: &str, name: &str, message: &str) -> StoreResult<()> {
+        self.write(|tx| {
+            let taken: bool = tx
+                .prepare_cached(
+                    "SELECT EXISTS (SELECT 1 FROM template_versions o JOIN template_versions v \
+                     ON o.template_id = v.template_id WHERE v.id = ?1 AND o.id <> ?1 AND o.name = ?2)",
+                )?
+                .query_row(params![id, name], |r| r.get(0))?;
+            if taken {
+                return Err(crate::store::StoreError::Conflict("template version name".into()));
+            }
+            exec(
+                tx,
+                "UPDATE template_versions SET name = ?2, message = ?3, updated_at = ?4 WHERE id = ?1",
+                params![id, name, message, Time::now()],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn set_version_archived(&self, id: &str, archived: bool) -> StoreResult<()> {
+        self.write(|tx| {
+            exec(
+                tx,
+                "UPDATE template_versions SET archived = ?2, updated_at = ?3 WHERE id = ?1",
+                params![id, archived, Time::now()],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn version_in_use(&self, version_id: &str) -> StoreResult<bool> {
+        let conn = self.conn()?;
+        Ok(query_one(
+            &conn,
+            "SELECT EXISTS (SELECT 1 FROM workspaces w JOIN workspace_builds b ON b.workspace_id = w.id \
+             WHERE w.deleted = 0 AND b.template_version_id = ?1 AND b.transition <> 'delete' \
+             AND b.build_number = (SELECT max(build_number) FROM workspace_builds WHERE workspace_id = w.id))",
+            [version_id],
+            |r| r.get(0),
+        )?)
     }
 }

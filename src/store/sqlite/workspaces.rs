@@ -194,6 +194,50 @@ impl WorkspaceStore for SqliteStore {
         Ok(())
     }
 
+    fn rename_workspace(&self, id: &str, name: &str) -> StoreResult<()> {
+        self.write(|tx| {
+            exec(
+                tx,
+                "UPDATE workspaces SET name = ?2, updated_at = ?3 WHERE id = ?1 AND deleted = 0",
+                rusqlite::params![id, name, Time::now()],
+            )?;
+            Ok(())
+        })?;
+        self.publish(&[Topic::Overview]);
+        Ok(())
+    }
+
+    fn set_automatic_updates(&self, id: &str, value: &str) -> StoreResult<()> {
+        self.write(|tx| {
+            exec(
+                tx,
+                "UPDATE workspaces SET automatic_updates = ?2, updated_at = ?3 WHERE id = ?1",
+                rusqlite::params![id, value, Time::now()],
+            )?;
+            Ok(())
+        })?;
+        self.publish(&[Topic::Overview]);
+        Ok(())
+    }
+
+    fn start_parameters_of(
+        &self,
+        owner_id: &str,
+        template_id: &str,
+    ) -> StoreResult<Vec<(String, String, Time)>> {
+        let conn = self.conn()?;
+        let mut stmt = conn.prepare_cached(
+            "SELECT p.name, p.value, b.created_at FROM workspace_build_parameters p \
+             JOIN workspace_builds b ON b.id = p.build_id JOIN workspaces w ON w.id = b.workspace_id \
+             WHERE w.owner_id = ?1 AND w.template_id = ?2 AND b.transition = 'start' \
+             ORDER BY b.created_at DESC, p.position",
+        )?;
+        let rows = stmt.query_map([owner_id, template_id], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     fn set_workspace_ttl(&self, id: &str, ttl_ms: Option<i64>) -> StoreResult<()> {
         self.write(|tx| {
             let now = Time::now();
