@@ -32,8 +32,24 @@ pub struct Config {
     /// Whether workspaces may be renamed (`--allow-workspace-renames`; off by default, as
     /// Coder's: a workspace's name is in its folder's and its agents' names).
     pub allow_workspace_renames: bool,
+    /// Every server flag as it was set, for `GET /deployment/config` (secrets blanked).
+    pub options: Vec<ConfigOption>,
     /// Who `run` steps run as (`--step-user`, kiln as root); kiln's own user when `None`.
     pub step_user: Option<crate::provisioner::step_user::StepUser>,
+}
+
+/// One server flag as the operator set it (Coder's `serpent.Option` in its answer).
+#[derive(Clone, Debug, Default)]
+pub struct ConfigOption {
+    /// The flag's name as help shows it (`tls-address`).
+    pub flag: String,
+    pub env: String,
+    pub description: String,
+    pub default: String,
+    /// The value in use (empty for a secret, as Coder blanks them).
+    pub value: String,
+    /// `flag`, `env` or `default` (Coder's `value_source`); empty when not set at all.
+    pub source: String,
 }
 
 impl Config {

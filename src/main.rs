@@ -1,6 +1,6 @@
 //! The `kiln` command line. Everything else lives in the library.
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use kiln::store::Durability;
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -156,10 +156,16 @@ impl From<DurabilityArg> for Durability {
 
 fn main() {
     // Log lines only for the long-running commands: the client's output stays its own.
-    let result = match Cli::parse().command {
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    let result = match cli.command {
         Command::Server(mut args) => {
             init_log();
-            database(&mut args).and_then(|()| serve(args))
+            let options = matches
+                .subcommand_matches("server")
+                .map(server_options)
+                .unwrap_or_default();
+            database(&mut args).and_then(|()| serve(args, options))
         }
         Command::Provisioner(ProvisionerCommand::Start(args)) => {
             init_log();
@@ -192,7 +198,59 @@ fn database(args: &mut ServerArgs) -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-fn serve(args: ServerArgs) -> Result<(), Box<dyn std::error::Error>> {
+/// Every flag of `kiln server` as it was set: its help, environment variable, default, value
+/// and where the value came from. Secrets (`--database`) show no value.
+fn server_options(matches: &clap::ArgMatches) -> Vec<kiln::config::ConfigOption> {
+    let command = Cli::command();
+    let Some(server) = command.find_subcommand("server") else {
+        return Vec::new();
+    };
+    let text = |v: &[&std::ffi::OsStr]| {
+        v.iter()
+            .map(|s| s.to_string_lossy().into_owned())
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    server
+        .get_arguments()
+        .filter(|a| a.get_long().is_some())
+        .map(|a| {
+            let id = a.get_id().as_str();
+            let secret = id == "database";
+            let value = matches
+                .get_raw(id)
+                .map(|v| text(&v.collect::<Vec<_>>()))
+                .unwrap_or_default();
+            kiln::config::ConfigOption {
+                flag: a.get_long().unwrap_or_default().to_string(),
+                env: a
+                    .get_env()
+                    .map(|e| e.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+                description: a.get_help().map(|h| h.to_string()).unwrap_or_default(),
+                default: text(
+                    &a.get_default_values()
+                        .iter()
+                        .map(|d| d.as_os_str())
+                        .collect::<Vec<_>>(),
+                ),
+                value: if secret { String::new() } else { value },
+                source: match matches.value_source(id) {
+                    Some(clap::parser::ValueSource::CommandLine) => "flag",
+                    Some(clap::parser::ValueSource::EnvVariable) => "env",
+                    Some(clap::parser::ValueSource::DefaultValue) => "default",
+                    _ => "",
+                }
+                .to_string(),
+            }
+        })
+        .collect()
+}
+
+fn serve(
+    args: ServerArgs,
+    options: Vec<kiln::config::ConfigOption>,
+) -> Result<(), Box<dyn std::error::Error>> {
     let config = kiln::Config {
         data_dir: args.data_dir,
         database: args.database.filter(|d| !d.trim().is_empty()),
@@ -206,6 +264,7 @@ fn serve(args: ServerArgs) -> Result<(), Box<dyn std::error::Error>> {
         provisioner_lease: args.provisioner_lease,
         secure_auth_cookie: args.secure_auth_cookie,
         allow_workspace_renames: args.allow_workspace_renames,
+        options,
         step_user: args
             .step_user
             .as_deref()

@@ -1254,3 +1254,56 @@ async fn workspace_names_updates_and_remembered_parameters() {
         .await
         .expect_error(400, "Workspace renames are not allowed.", None);
 }
+
+#[actix_web::test]
+async fn the_dashboards_first_calls_regions_and_deployment_config() {
+    let s = TestServer::start_with_args(&["--workers", "2", "--allow-workspace-renames"]);
+    let owner = s.owner().await;
+    let member = s.user(&owner, "alice", &[]).await;
+    let regions = member
+        .get("/api/v2/regions")
+        .await
+        .expect(200, "codersdk.RegionsResponse-codersdk_Region");
+    let primary = &regions["regions"][0];
+    assert_eq!(primary["name"], "primary");
+    assert_eq!(primary["healthy"], true);
+    assert_eq!(primary["path_app_url"], s.url("").trim_end_matches('/'));
+    let examples = member
+        .get("/api/v2/templates/examples")
+        .await
+        .expect(200, "[]codersdk.TemplateExample");
+    assert_eq!(examples, json!([]));
+
+    let cfg = owner
+        .get("/api/v2/deployment/config")
+        .await
+        .expect(200, "codersdk.DeploymentConfig");
+    assert_eq!(cfg["config"]["provisioner"]["daemons"], 2);
+    assert_eq!(cfg["config"]["allow_workspace_renames"], true);
+    assert_eq!(cfg["config"]["http_address"], "127.0.0.1:0");
+    let option = |flag: &str| {
+        cfg["options"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|o| o["flag"] == flag)
+            .cloned()
+            .unwrap_or_else(|| panic!("no option {flag}: {cfg}"))
+    };
+    let workers = option("workers");
+    assert_eq!(
+        (workers["value"].clone(), workers["value_source"].clone()),
+        (json!("2"), json!("flag"))
+    );
+    assert_eq!(workers["env"], "KILN_WORKERS");
+    let lease = option("provisioner-lease");
+    assert_eq!(
+        (lease["value"].clone(), lease["value_source"].clone()),
+        (json!("30s"), json!("default"))
+    );
+    assert_eq!(option("database")["value"], "");
+    member
+        .get("/api/v2/deployment/config")
+        .await
+        .expect_error(403, "Forbidden.", None);
+}

@@ -107,11 +107,22 @@ async fn swagger_redirects_to_the_document() {
 }
 
 #[test]
-fn the_served_document_keeps_every_definition_of_coders() {
+fn the_served_document_keeps_every_definition_of_coders_but_kilns_corrections() {
     let coder: Value = serde_json::from_str(common::schema::SWAGGER).unwrap();
+    let mut corrected = coder["definitions"].clone();
+    kiln::api::openapi::correct(&mut corrected, &kiln::api::openapi::kiln_notes());
     let doc = kiln::api::openapi::document();
-    for (name, schema) in coder["definitions"].as_object().unwrap() {
+    for (name, schema) in corrected.as_object().unwrap() {
         assert_eq!(&doc["definitions"][name], schema, "{name}");
+    }
+    // What kiln answers: a template imported with the echo provisioner says so.
+    assert_eq!(
+        doc["definitions"]["codersdk.Template"]["properties"]["provisioner"]["enum"],
+        json!(["terraform", "echo"])
+    );
+    let corrections = kiln::api::openapi::kiln_notes()["x-definition-corrections"].clone();
+    for c in corrections.as_array().unwrap() {
+        assert!(c["why"].as_str().is_some_and(|w| !w.is_empty()), "{c}");
     }
 }
 

@@ -6,7 +6,75 @@ use actix_web::{HttpRequest, HttpResponse, web};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(res("/buildinfo").route(web::get().to(buildinfo)))
-        .service(res("/regions").route(web::get().to(regions)));
+        .service(res("/regions").route(web::get().to(regions)))
+        .service(res("/deployment/config").route(web::get().to(deployment_config)));
+}
+
+/// `codersdk.DeploymentConfig`: kiln's settings, owners only (Coder's `deployment_config`
+/// read: 403 otherwise). `config` fills the fields of Coder's `DeploymentValues` kiln has;
+/// `options` lists every `kiln server` flag as it was set (`--database` blanked, as Coder
+/// blanks secrets).
+async fn deployment_config(
+    state: super::State,
+    actor: super::Actor,
+    req: HttpRequest,
+) -> ApiResult<super::Reply> {
+    if !actor.caller().is_owner() {
+        return Err(super::users::forbidden());
+    }
+    let value = |flag: &str| {
+        state
+            .config
+            .options
+            .iter()
+            .find(|o| o.flag == flag)
+            .map(|o| o.value.clone())
+            .unwrap_or_default()
+    };
+    let host_port = |address: String| {
+        let (host, port) = address.rsplit_once(':').unwrap_or((address.as_str(), ""));
+        serde_json::json!({"host": host, "port": port})
+    };
+    let info = req.connection_info();
+    let files = |flag: &str| {
+        let v = value(flag);
+        if v.is_empty() { vec![] } else { vec![v] }
+    };
+    let config = serde_json::json!({
+        "access_url": {"scheme": info.scheme(), "host": info.host(), "path": ""},
+        "http_address": value("address"),
+        "tls": {
+            "enable": value("tls-enable") == "true",
+            "address": host_port(value("tls-address")),
+            "cert_file": files("tls-cert-file"),
+            "key_file": files("tls-key-file"),
+            "min_version": value("tls-min-version"),
+        },
+        "prometheus": {
+            "enable": state.config.prometheus_address.is_some(),
+            "address": host_port(state.config.prometheus_address.clone().unwrap_or_default()),
+        },
+        "provisioner": {"daemons": state.config.workers},
+        "allow_workspace_renames": state.config.allow_workspace_renames,
+        "pg_connection_url": "",
+    });
+    let options: Vec<serde_json::Value> = state
+        .config
+        .options
+        .iter()
+        .map(|o| {
+            serde_json::json!({
+                "name": o.flag,
+                "description": o.description,
+                "flag": o.flag,
+                "env": o.env,
+                "default": o.default,
+                "value": o.value,
+                "value_source": o.source,
+            })
+        })
+        .collect();
+    ok(&serde_json::json!({"config": config, "options": options}))
 }
 
 /// The address clients reach this server at, as the request came (scheme and host).

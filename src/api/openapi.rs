@@ -121,6 +121,7 @@ pub fn document() -> Value {
         }
     }
     let mut definitions = coder["definitions"].clone();
+    correct(&mut definitions, &kiln);
     for (name, schema) in kiln["definitions"].as_object().into_iter().flatten() {
         definitions[name.as_str()] = schema.clone();
     }
@@ -135,6 +136,42 @@ pub fn document() -> Value {
         "paths": paths,
         "definitions": definitions,
     })
+}
+
+/// kiln's corrections to Coder's definitions (`x-definition-corrections` in `kiln.json`):
+/// where Coder's annotations say less than its servers answer (and kiln answers), the served
+/// document says what kiln answers. Each replaces the value at a JSON pointer of a definition
+/// (`null` removes it).
+pub fn correct(definitions: &mut Value, kiln: &Value) {
+    for c in kiln["x-definition-corrections"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        let (Some(def), Some(pointer)) = (c["definition"].as_str(), c["pointer"].as_str()) else {
+            continue;
+        };
+        let Some((parent, last)) = pointer.rsplit_once('/') else {
+            continue;
+        };
+        let Some(target) = definitions
+            .get_mut(def)
+            .and_then(|d| d.pointer_mut(parent))
+            .and_then(Value::as_object_mut)
+        else {
+            continue;
+        };
+        if c["value"].is_null() {
+            target.remove(last);
+        } else {
+            target.insert(last.to_string(), c["value"].clone());
+        }
+    }
+}
+
+/// kiln's own additions to the document (for the tests, which apply the same corrections).
+pub fn kiln_notes() -> Value {
+    serde_json::from_str(KILN).expect("openapi/kiln.json is JSON")
 }
 
 /// The operations the document names: `("get", "/api/v2/users/{user}")`, ...

@@ -60,22 +60,9 @@ fn allow_null(schema: &mut Value) {
 /// The corrections every check applies to Coder's definitions (section 7 of the spec, and
 /// what Go's JSON does): see the module's documentation.
 pub fn relax(defs: &mut Value) {
-    // Section 7: the inline enum of WorkspaceBuild.reason lists only 3 of the values.
-    if let Some(reason) = defs
-        .pointer_mut("/codersdk.WorkspaceBuild/properties/reason")
-        .and_then(Value::as_object_mut)
-    {
-        reason.remove("enum");
-    }
-    // Coder's Template.provisioner lists only "terraform", but Coder reports the
-    // provisioner the version was imported with ("echo" too), and so does kiln.
-    if let Some(p) = defs
-        .pointer_mut("/codersdk.Template/properties/provisioner/enum")
-        .and_then(Value::as_array_mut)
-        && !p.contains(&json!("echo"))
-    {
-        p.push(json!("echo"));
-    }
+    // kiln's corrections of Coder's annotations (the served document has them too): the
+    // reasons a build takes, the provisioners a template reports.
+    kiln::api::openapi::correct(defs, &kiln::api::openapi::kiln_notes());
     allow_null(defs);
     allow_empty_uri(defs);
 }
