@@ -1307,3 +1307,350 @@ async fn the_dashboards_first_calls_regions_and_deployment_config() {
         .await
         .expect_error(403, "Forbidden.", None);
 }
+
+#[actix_web::test]
+async fn dynamic_parameters_as_coders_create_form_reads_them() {
+    let s = TestServer::start();
+    let owner = s.owner().await;
+    let alice = s.user(&owner, "alice", &[]).await;
+    let alice_id = alice.get("/api/v2/users/me").await.json()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let t = owner.template("preview", preview_manifest()).await;
+    let version = t["active_version_id"].as_str().unwrap().to_string();
+    let evaluate = format!("/api/v2/templateversions/{version}/dynamic-parameters/evaluate");
+    // One request: id 0, each parameter with its value and what is wrong with it.
+    let r = alice
+        .post(
+            &evaluate,
+            json!({"id": 7, "owner_id": alice_id, "inputs": {"region": "mars"}}),
+        )
+        .await
+        .expect(200, "codersdk.DynamicParametersResponse");
+    assert_eq!(r["id"], 0);
+    assert_eq!(r["diagnostics"], json!([]));
+    let region = &r["parameters"][0];
+    assert_eq!(region["name"], "region");
+    assert_eq!(region["form_type"], "radio");
+    assert_eq!(region["value"], json!({"value": "mars", "valid": true}));
+    assert_eq!(region["diagnostics"][0]["severity"], "error");
+    let r = alice
+        .post(&evaluate, json!({"id": 1, "inputs": {"region": "us"}}))
+        .await
+        .json();
+    assert_eq!(r["parameters"][0]["diagnostics"], json!([]));
+    let r = alice
+        .post(
+            &evaluate,
+            json!({"id": 1, "owner_id": "3b241101-e2bb-4255-8caf-4136c566a962", "inputs": {}}),
+        )
+        .await
+        .expect(200, "codersdk.DynamicParametersResponse");
+    assert_eq!(r["parameters"], Value::Null);
+    assert_eq!(r["diagnostics"][0]["extra"]["code"], "owner_not_found");
+
+    // Over a WebSocket: an answer at once (id -1), then one per request, ids growing.
+    let url = s
+        .url(&format!(
+            "/api/v2/templateversions/{version}/dynamic-parameters?user_id={alice_id}"
+        ))
+        .replacen("http://", "ws://", 1);
+    let (_, mut conn) = awc::Client::new()
+        .ws(url)
+        .header("Coder-Session-Token", alice.token())
+        .connect()
+        .await
+        .expect("WebSocket upgrade");
+    use futures_util::SinkExt;
+    macro_rules! next {
+        () => {{
+            loop {
+                let frame = actix_web::rt::time::timeout(Duration::from_secs(10), conn.next())
+                    .await
+                    .expect("an answer")
+                    .expect("open")
+                    .expect("a frame");
+                if let awc::ws::Frame::Text(bytes) = frame {
+                    let v: Value = serde_json::from_slice(&bytes).unwrap();
+                    assert_valid("codersdk.DynamicParametersResponse", &v);
+                    break v;
+                }
+            }
+        }};
+    }
+    let first = next!();
+    assert_eq!(first["id"], -1);
+    assert_eq!(first["parameters"][0]["value"]["value"], "eu");
+    for (id, want) in [(1, 1), (1, 2), (10, 10)] {
+        conn.send(awc::ws::Message::Text(
+            json!({"id": id, "owner_id": "00000000-0000-0000-0000-000000000000", "inputs": {"region": "us"}})
+                .to_string()
+                .into(),
+        ))
+        .await
+        .unwrap();
+        let v = next!();
+        assert_eq!(v["id"], want);
+        assert_eq!(v["parameters"][0]["value"]["value"], "us");
+    }
+
+    // Before the import has finished: 425.
+    let dir = tempfile::tempdir().unwrap();
+    let token = {
+        let s = TestServer::start_in(dir.path(), &[]);
+        s.owner().await.token().to_string()
+    };
+    let idle = TestServer::start_in(dir.path(), &["--workers", "0"]);
+    let owner = idle.client(&token);
+    let file = owner
+        .post_raw(
+            "/api/v2/files",
+            "application/x-tar",
+            common::tar_of(&[("kiln.json", &preview_manifest().to_string())]),
+        )
+        .await
+        .json()["hash"]
+        .clone();
+    let v = owner
+        .post(
+            "/api/v2/organizations/coder/templateversions",
+            json!({"storage_method": "file", "file_id": file, "provisioner": "terraform"}),
+        )
+        .await
+        .json();
+    owner
+        .post(
+            &format!(
+                "/api/v2/templateversions/{}/dynamic-parameters/evaluate",
+                v["id"].as_str().unwrap()
+            ),
+            json!({"id": 1, "inputs": {}}),
+        )
+        .await
+        .expect_error(425, "Template version job has not finished", None);
+}
+
+/// A time as Go's `time.Time` decodes it: RFC 3339.
+fn assert_go_time(v: &Value, what: &str) {
+    let s = v
+        .as_str()
+        .unwrap_or_else(|| panic!("{what}: {v} is no time"));
+    time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|e| panic!("{what}: {s:?}: {e}"));
+}
+
+/// A workspace and its latest build, as codersdk decodes them.
+fn assert_go_workspace(w: &Value) {
+    assert_valid("codersdk.Workspace", w);
+    for f in [
+        "id",
+        "owner_id",
+        "organization_id",
+        "template_id",
+        "template_active_version_id",
+    ] {
+        assert_go_uuid(&w[f], f);
+    }
+    assert_go_time(&w["created_at"], "created_at");
+    let b = &w["latest_build"];
+    for f in ["id", "workspace_id", "template_version_id", "initiator_id"] {
+        assert_go_uuid(&b[f], f);
+    }
+    assert_go_job(&b["job"]);
+}
+
+#[actix_web::test]
+async fn coders_cli_create_start_restart_stop_delete_request_by_request() {
+    let s = TestServer::start();
+    let owner = s.owner().await;
+    let alice = s.user(&owner, "alice", &[]).await;
+    owner.template("preview", preview_manifest()).await;
+    owner.template("other", quick()).await;
+
+    // `coder create dev -t preview --parameter region=us -y`
+    alice
+        .get("/api/v2/users/me/workspace/dev?include_deleted=false")
+        .await
+        .expect_error(
+            404,
+            "Resource not found or you do not have access to this resource",
+            None,
+        );
+    let found = alice
+        .get("/api/v2/templates?q=exact_name%3A%22preview%22")
+        .await
+        .expect(200, "[]codersdk.Template");
+    assert_eq!(
+        found.as_array().unwrap().len(),
+        1,
+        "exactly the one named: {found}"
+    );
+    let t = &found[0];
+    let version = t["active_version_id"].as_str().unwrap().to_string();
+    alice
+        .get(&format!("/api/v2/templateversions/{version}"))
+        .await
+        .expect(200, "codersdk.TemplateVersion");
+    let presets = alice
+        .get(&format!("/api/v2/templateversions/{version}/presets"))
+        .await
+        .json();
+    assert_eq!(presets, json!([]));
+    alice
+        .get(&format!(
+            "/api/v2/templateversions/{version}/rich-parameters"
+        ))
+        .await
+        .expect(200, "[]codersdk.TemplateVersionParameter");
+    alice
+        .get(&format!("/api/v2/templateversions/{version}/external-auth"))
+        .await
+        .expect(200, "[]codersdk.TemplateVersionExternalAuth");
+    let params = json!([{"name": "region", "value": "us"}]);
+    let job = dry_run(
+        &alice,
+        &version,
+        json!({"workspace_name": "dev", "rich_parameter_values": params}),
+    )
+    .await
+    .expect(201, "codersdk.ProvisionerJob");
+    let job = job["id"].as_str().unwrap().to_string();
+    let base = format!("/api/v2/templateversions/{version}/dry-run/{job}");
+    alice
+        .get(&format!("{base}/matched-provisioners"))
+        .await
+        .expect(200, "codersdk.MatchedProvisioners");
+    follow_as_the_cli(&s, &alice, &format!("{base}/logs")).await;
+    assert_eq!(alice.get(&base).await.json()["status"], "succeeded");
+    alice
+        .get(&format!("{base}/resources"))
+        .await
+        .expect(200, "[]codersdk.WorkspaceResource");
+    // Go sends every field of CreateWorkspaceRequest, the unset ones as zero values.
+    let w = alice
+        .post(
+            "/api/v2/users/me/workspaces",
+            json!({"template_id": t["id"], "template_version_id": "00000000-0000-0000-0000-000000000000",
+                   "name": "dev", "autostart_schedule": null, "ttl_ms": null,
+                   "rich_parameter_values": params, "automatic_updates": "",
+                   "template_version_preset_id": "00000000-0000-0000-0000-000000000000"}),
+        )
+        .await
+        .expect(201, "codersdk.Workspace");
+    assert_go_workspace(&w);
+    let build = w["latest_build"]["id"].as_str().unwrap().to_string();
+    follow_as_the_cli(&s, &alice, &format!("/api/v2/workspacebuilds/{build}/logs")).await;
+    let b = alice
+        .get(&format!("/api/v2/workspacebuilds/{build}"))
+        .await
+        .expect(200, "codersdk.WorkspaceBuild");
+    assert_eq!(b["job"]["status"], "succeeded");
+
+    // `coder stop dev`, then `coder start dev` (its dry run, then the build).
+    let ws = w["id"].as_str().unwrap().to_string();
+    let builds = format!("/api/v2/workspaces/{ws}/builds");
+    let go_build = |transition: &str| {
+        json!({"template_version_id": "00000000-0000-0000-0000-000000000000", "transition": transition,
+               "rich_parameter_values": null, "log_level": "", "reason": "cli",
+               "template_version_preset_id": "00000000-0000-0000-0000-000000000000"})
+    };
+    let stop = alice
+        .post(&builds, go_build("stop"))
+        .await
+        .expect(201, "codersdk.WorkspaceBuild");
+    follow_as_the_cli(
+        &s,
+        &alice,
+        &format!(
+            "/api/v2/workspacebuilds/{}/logs",
+            stop["id"].as_str().unwrap()
+        ),
+    )
+    .await;
+    let w = alice
+        .get("/api/v2/users/me/workspace/dev?include_deleted=false")
+        .await
+        .json();
+    assert_go_workspace(&w);
+    assert_eq!(w["latest_build"]["status"], "stopped");
+    dry_run(
+        &alice,
+        &version,
+        json!({"workspace_name": "dev", "rich_parameter_values": null}),
+    )
+    .await
+    .expect(201, "codersdk.ProvisionerJob");
+    let start = alice
+        .post(&builds, go_build("start"))
+        .await
+        .expect(201, "codersdk.WorkspaceBuild");
+    follow_as_the_cli(
+        &s,
+        &alice,
+        &format!(
+            "/api/v2/workspacebuilds/{}/logs",
+            start["id"].as_str().unwrap()
+        ),
+    )
+    .await;
+
+    // `coder restart dev` (newest): one stop carrying the start, then the next build by number.
+    let mut restart = go_build("stop");
+    restart["on_success"] = json!({"transition": "start", "rich_parameter_values": null,
+        "template_version_id": "00000000-0000-0000-0000-000000000000", "template_version_preset_id": ""});
+    let stop = alice
+        .post(&builds, restart)
+        .await
+        .expect(201, "codersdk.WorkspaceBuild");
+    let next = stop["build_number"].as_i64().unwrap() + 1;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let r = alice
+            .get(&format!("/api/v2/users/me/workspace/dev/builds/{next}"))
+            .await;
+        if r.status == 200 && r.json()["job"]["status"] == "succeeded" {
+            assert_eq!(r.json()["transition"], "start");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the restart's start did not come: {}",
+            r.text()
+        );
+        actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // `coder delete dev -y`.
+    let mut delete = go_build("delete");
+    delete["orphan"] = json!(false);
+    let d = alice
+        .post(&builds, delete)
+        .await
+        .expect(201, "codersdk.WorkspaceBuild");
+    follow_as_the_cli(
+        &s,
+        &alice,
+        &format!("/api/v2/workspacebuilds/{}/logs", d["id"].as_str().unwrap()),
+    )
+    .await;
+    alice
+        .get("/api/v2/users/me/workspace/dev?include_deleted=false")
+        .await
+        .expect_error(
+            404,
+            "Resource not found or you do not have access to this resource",
+            None,
+        );
+
+    // `coder users list` (the owner).
+    let users = owner
+        .get("/api/v2/users?q=&limit=0")
+        .await
+        .expect(200, "codersdk.GetUsersResponse");
+    assert_eq!(users["count"], 2);
+    for u in users["users"].as_array().unwrap() {
+        assert_go_uuid(&u["id"], "id");
+        assert_go_time(&u["created_at"], "created_at");
+    }
+}

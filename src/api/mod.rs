@@ -12,6 +12,7 @@ pub mod build_cache;
 mod builds;
 pub mod csrf;
 mod dry_runs;
+mod dynamic_parameters;
 pub mod error;
 mod files;
 pub mod http_metrics;
@@ -90,6 +91,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .configure(files::routes)
             .configure(templateversions::routes)
             .configure(dry_runs::routes)
+            .configure(dynamic_parameters::routes)
             .configure(version_parts::routes)
             .configure(templates::routes)
             .configure(template_changes::routes)

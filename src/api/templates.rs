@@ -136,12 +136,42 @@ async fn list(state: State, _actor: Actor, path: web::Path<String>) -> ApiResult
 }
 
 /// Every template the caller may see: kiln's one organization's.
-async fn list_all(state: State, _actor: Actor) -> ApiResult<Reply> {
+/// Every organization's templates, searched with Coder's `q` (`exact_name:` is how
+/// `coder create -t NAME` finds its template).
+async fn list_all(state: State, _actor: Actor, req: actix_web::HttpRequest) -> ApiResult<Reply> {
+    let query = super::query::QueryParser::new(&req)
+        .first("q")
+        .unwrap_or_default()
+        .to_string();
+    let search = crate::domain::search::template_search(&query).map_err(|errors| {
+        let mut e = ApiError::bad_request("Invalid template search query.");
+        e.body.validations = errors;
+        e
+    })?;
     blocking(move || {
         let mut templates = Vec::new();
+        if search.matches_nothing {
+            return ok(&templates);
+        }
         for org in state.store.list_organizations()? {
+            if let Some(o) = &search.organization
+                && *o != org.id
+                && !o.eq_ignore_ascii_case(&org.name)
+            {
+                continue;
+            }
             for t in state.store.templates(&org.id)? {
-                templates.push(template_json(&state, &t)?);
+                let exact = search
+                    .exact_name
+                    .as_ref()
+                    .is_none_or(|n| n.eq_ignore_ascii_case(&t.name));
+                let part = search.name.as_ref().is_none_or(|n| {
+                    t.name.to_lowercase().contains(n.as_str())
+                        || t.display_name.to_lowercase().contains(n.as_str())
+                });
+                if exact && part {
+                    templates.push(template_json(&state, &t)?);
+                }
             }
         }
         ok(&templates)

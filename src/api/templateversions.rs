@@ -178,13 +178,7 @@ async fn rich_parameters(state: State, _actor: Actor, path: web::Path<String>) -
 }
 
 fn parameter_json(p: crate::model::manifest::Parameter) -> model::TemplateVersionParameter {
-    let form_type = match (p.kind.as_str(), p.options.is_empty()) {
-        ("bool", _) => "checkbox",
-        ("list(string)", false) => "multi-select",
-        ("list(string)", true) => "tag-select",
-        (_, false) => "radio",
-        _ => "input",
-    };
+    let form_type = p.form_type();
     model::TemplateVersionParameter {
         description_plaintext: p.description.clone(),
         name: p.name,

@@ -207,7 +207,11 @@ fn create(
         name: &req.name,
         ttl_ms,
         autostart_schedule: autostart,
-        automatic_updates: req.automatic_updates.as_deref().unwrap_or("never"),
+        // As Coder: `always` or else `never` (Go sends `""` for a field it was not given).
+        automatic_updates: match req.automatic_updates.as_deref() {
+            Some("always") => "always",
+            _ => "never",
+        },
     };
     let row = WorkspaceRow {
         id: workspace_id.clone(),

@@ -232,6 +232,52 @@ pub fn workspace_search(query: &str) -> Result<WorkspaceSearch, Vec<ValidationEr
     }
 }
 
+/// A parsed template search (`GET /templates?q=`, as `coder create -t NAME` asks it).
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct TemplateSearch {
+    /// The template's name, exactly (without case).
+    pub exact_name: Option<String>,
+    /// A part of its name or display name.
+    pub name: Option<String>,
+    /// An organization, by name or id.
+    pub organization: Option<String>,
+    /// `deprecated:true` matches nothing (kiln deprecates no template); `has-ai-task:true`
+    /// neither.
+    pub matches_nothing: bool,
+}
+
+/// Parses a template search: Coder's keys `exact_name`, `name` (and bare words),
+/// `organization`, `deprecated` and `has-ai-task`; any other is refused.
+pub fn template_search(query: &str) -> Result<TemplateSearch, Vec<ValidationError>> {
+    let mut search = TemplateSearch::default();
+    let mut errors = Vec::new();
+    for (key, value) in terms(&query.to_lowercase())? {
+        if value.is_empty() {
+            continue;
+        }
+        match key.as_str() {
+            "exact_name" => search.exact_name = Some(value),
+            "name" => search.name = Some(value),
+            "organization" => search.organization = Some(value),
+            "deprecated" | "has-ai-task" => match go_parse_bool(&value) {
+                Some(b) => search.matches_nothing |= b,
+                None => errors.push(invalid(
+                    &key,
+                    format!(
+                        "Query param {key:?} must be a valid boolean: strconv.ParseBool: parsing {value:?}: invalid syntax"
+                    ),
+                )),
+            },
+            other => errors.push(invalid(other, format!("{other:?} is not a valid query param"))),
+        }
+    }
+    if errors.is_empty() {
+        Ok(search)
+    } else {
+        Err(errors)
+    }
+}
+
 /// Go's `strconv.ParseBool`.
 fn go_parse_bool(s: &str) -> Option<bool> {
     match s {
@@ -244,6 +290,20 @@ fn go_parse_bool(s: &str) -> Option<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn template_searches_as_coders_cli_sends_them() {
+        let s = template_search("exact_name:\"base\"").unwrap();
+        assert_eq!(s.exact_name.as_deref(), Some("base"));
+        assert_eq!(template_search("").unwrap(), TemplateSearch::default());
+        assert_eq!(
+            template_search("docker").unwrap().name.as_deref(),
+            Some("docker")
+        );
+        assert!(template_search("deprecated:true").unwrap().matches_nothing);
+        let e = template_search("owner:me").unwrap_err();
+        assert_eq!(e[0].detail, "\"owner\" is not a valid query param");
+    }
 
     fn ok(q: &str) -> WorkspaceSearch {
         workspace_search(q).unwrap_or_else(|e| panic!("{q}: {e:?}"))

@@ -51,6 +51,20 @@ pub struct Parameter {
     pub validation_monotonic: String,
 }
 
+impl Parameter {
+    /// Coder's form type for a parameter that names none: `checkbox` for a bool, `multi-select`
+    /// or `tag-select` for a list (with or without options), `radio` with options, `input`.
+    pub fn form_type(&self) -> &'static str {
+        match (self.kind.as_str(), self.options.is_empty()) {
+            ("bool", _) => "checkbox",
+            ("list(string)", false) => "multi-select",
+            ("list(string)", true) => "tag-select",
+            (_, false) => "radio",
+            _ => "input",
+        }
+    }
+}
+
 fn default_param_type() -> String {
     "string".into()
 }
