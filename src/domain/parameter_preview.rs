@@ -114,12 +114,8 @@ mod tests {
             ("token".to_string(), "t".to_string()),
         ]);
         let shown = preview(&params, &inputs);
-        for i in 0..2 {
-            assert_eq!(
-                shown[i]["diagnostics"][0]["severity"], "error",
-                "{}",
-                shown[i]
-            );
+        for p in &shown[..2] {
+            assert_eq!(p["diagnostics"][0]["severity"], "error", "{p}");
         }
         assert_eq!(shown[2]["diagnostics"], json!([]));
         assert_eq!(shown[1]["order"], 1);
