@@ -90,6 +90,27 @@ fn preview_manifest() -> Value {
     })
 }
 
+/// A template version whose import job stays pending (the server's workers are off).
+async fn unfinished_version(owner: &Client) -> Value {
+    let upload = owner
+        .post_raw(
+            "/api/v2/files",
+            "application/x-tar",
+            common::tar_of(&[("kiln.json", &preview_manifest().to_string())]),
+        )
+        .await;
+    // 201 for a new file, 200 when the same bytes were uploaded before (as Coder).
+    assert!([200, 201].contains(&upload.status), "{}", upload.text());
+    let file = upload.expect(upload.status, "codersdk.UploadResponse")["hash"].clone();
+    owner
+        .post(
+            "/api/v2/organizations/coder/templateversions",
+            json!({"storage_method": "file", "file_id": file, "provisioner": "terraform"}),
+        )
+        .await
+        .expect(201, "codersdk.TemplateVersion")
+}
+
 async fn dry_run(c: &Client, version: &str, body: Value) -> Resp {
     c.post(&format!("/api/v2/templateversions/{version}/dry-run"), body)
         .await
@@ -282,22 +303,7 @@ async fn dry_run_routes_refuse_as_coder_does() {
     };
     let idle = TestServer::start_in(dir.path(), &["--workers", "0"]);
     let owner = idle.client(&token);
-    let file = owner
-        .post_raw(
-            "/api/v2/files",
-            "application/x-tar",
-            common::tar_of(&[("kiln.json", &preview_manifest().to_string())]),
-        )
-        .await
-        .json()["hash"]
-        .clone();
-    let unfinished = owner
-        .post(
-            "/api/v2/organizations/coder/templateversions",
-            json!({"storage_method": "file", "file_id": file, "provisioner": "terraform"}),
-        )
-        .await
-        .expect(201, "codersdk.TemplateVersion");
+    let unfinished = unfinished_version(&owner).await;
     dry_run(
         &owner,
         unfinished["id"].as_str().unwrap(),
@@ -1129,7 +1135,7 @@ async fn templates_and_versions_change_as_coders_dashboard_changes_them() {
     );
 
     // Deleting: refused while a workspace uses it.
-    let (ws, _) = workspace(&member, &id, "dev", json!([])).await;
+    let (ws, first) = workspace(&member, &id, "dev", json!([])).await;
     owner
         .send(owner.request("DELETE", &path), None)
         .await
@@ -1138,13 +1144,15 @@ async fn templates_and_versions_change_as_coders_dashboard_changes_them() {
             "All workspaces must be deleted before a template can be removed.",
             None,
         );
+    member.wait_build(&first).await;
     let del = member
         .post(
             &format!("/api/v2/workspaces/{ws}/builds"),
             json!({"transition": "delete"}),
         )
-        .await;
-    member.wait_build(del.json()["id"].as_str().unwrap()).await;
+        .await
+        .expect(201, "codersdk.WorkspaceBuild");
+    member.wait_build(del["id"].as_str().unwrap()).await;
     let r = owner.send(owner.request("DELETE", &path), None).await;
     assert_eq!(
         r.expect(200, "codersdk.Response")["message"],
@@ -1403,22 +1411,7 @@ async fn dynamic_parameters_as_coders_create_form_reads_them() {
     };
     let idle = TestServer::start_in(dir.path(), &["--workers", "0"]);
     let owner = idle.client(&token);
-    let file = owner
-        .post_raw(
-            "/api/v2/files",
-            "application/x-tar",
-            common::tar_of(&[("kiln.json", &preview_manifest().to_string())]),
-        )
-        .await
-        .json()["hash"]
-        .clone();
-    let v = owner
-        .post(
-            "/api/v2/organizations/coder/templateversions",
-            json!({"storage_method": "file", "file_id": file, "provisioner": "terraform"}),
-        )
-        .await
-        .json();
+    let v = unfinished_version(&owner).await;
     owner
         .post(
             &format!(
