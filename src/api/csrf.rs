@@ -4,7 +4,7 @@
 //! a request that is authenticated by the cookie alone must prove that kiln's own page made
 //! it. The proof is what the browser itself says about the page, which no page can forge:
 //! `Sec-Fetch-Site: same-origin`, or else an `Origin` whose host is the one the request was
-//! sent to (`Host`, or `X-Forwarded-Host` behind a proxy). The rules (docs in the README,
+//! sent to (`Host`, or `X-Forwarded-Host` behind a proxy). The rules (docs/deployment.md,
 //! "Cookies and other pages"):
 //! - an unsafe method (anything but GET, HEAD, OPTIONS, TRACE) signed in by the cookie is
 //!   refused without that proof;
