@@ -251,7 +251,7 @@ fn serve(
     args: ServerArgs,
     options: Vec<kiln::config::ConfigOption>,
 ) -> Result<(), Box<dyn std::error::Error>> {
-    let config = kiln::Config {
+    let config = kiln::config::Config {
         data_dir: args.data_dir,
         database: args.database.filter(|d| !d.trim().is_empty()),
         workers: args.workers as usize,
@@ -293,8 +293,7 @@ fn serve(
     } else {
         None
     };
-    let state = kiln::open_state(config)?;
-    let listeners = kiln::Listeners { http, https };
-    actix_web::rt::System::new().block_on(kiln::run(listeners, state))?;
+    let server = kiln::startup::Server::build(config, kiln::startup::Listeners { http, https })?;
+    actix_web::rt::System::new().block_on(server.run_until_stopped())?;
     Ok(())
 }

@@ -1,5 +1,6 @@
 //! The API's one error type, and the one place it becomes Coder's error body.
 
+use crate::app::builds::BuildError;
 use crate::domain::{BuildRefusal, CancelRefusal};
 use crate::model::{Response, ValidationError};
 use crate::store::StoreError;
@@ -111,6 +112,28 @@ impl From<StoreError> for ApiError {
                     "Nothing was stored ({why}); free space on the server."
                 )),
             e => ApiError::internal("Internal error talking to the database.", e),
+        }
+    }
+}
+
+/// Why the build use case queued nothing, with Coder's statuses and messages.
+impl From<BuildError> for ApiError {
+    fn from(e: BuildError) -> ApiError {
+        match e {
+            BuildError::Refused(r) => r.into(),
+            BuildError::Parameter(e) => {
+                ApiError::bad_request(format!("Unable to validate parameter {:?}", e.name))
+                    .with_detail(e.detail)
+            }
+            BuildError::WorkspaceExists(name) => {
+                ApiError::conflict(format!("Workspace {name:?} already exists."))
+                    .with_validation("name", "This value is already in use and should be unique.")
+            }
+            BuildError::TemplateGone => ApiError::internal(
+                "Internal error fetching template.",
+                "the workspace's template is gone",
+            ),
+            BuildError::Store(e) => e.into(),
         }
     }
 }

@@ -1,15 +1,12 @@
-//! Log lines in Coder's shapes (JSON, SSE, text) and the query every logs request takes:
-//! shared by the stored answer (`logs.rs`), the followers (`log_follower.rs`, `logs_ws.rs`)
-//! and the shared tail (`log_tail.rs`).
+//! The query every logs request takes, and a line as text (`format=text`): shared by the
+//! stored answer and the streams (`logs.rs`) and the WebSocket (`logs_ws.rs`). A line's JSON
+//! and its SSE and WebSocket bytes are made once for all followers (`app::logs::line`).
 
 use super::query::QueryParser;
 use super::{ApiError, ApiResult};
-use crate::model::ProvisionerJobLog;
 use crate::store::LogRow;
 use actix_web::HttpRequest;
 
-/// Lines read from the store at once: the most a request holds in memory.
-pub(super) const PAGE: i64 = 1000;
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(super) enum Format {
     Json,
@@ -55,17 +52,6 @@ pub(super) fn parse_query(req: &HttpRequest) -> ApiResult<LogQuery> {
     })
 }
 
-pub fn log_json(r: &LogRow) -> ProvisionerJobLog {
-    ProvisionerJobLog {
-        id: r.id,
-        created_at: r.created_at,
-        log_source: r.source.clone(),
-        log_level: r.level.clone(),
-        stage: r.stage.clone(),
-        output: r.output.clone(),
-    }
-}
-
 /// `<RFC3339 time> [<level>] <stage>: <output>`
 pub(super) fn text_line(r: &LogRow) -> String {
     format!(
@@ -75,8 +61,4 @@ pub(super) fn text_line(r: &LogRow) -> String {
         r.stage,
         r.output
     )
-}
-
-pub(super) fn json_text(r: &LogRow) -> String {
-    serde_json::to_string(&log_json(r)).unwrap_or_default()
 }

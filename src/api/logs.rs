@@ -8,10 +8,12 @@
 //! nothing is lost or sent twice between the stored part and the live part.
 
 use super::ApiResult;
-use super::log_follower::{CUT_OFF, Follower, Step, read_page, send_stall};
-use super::log_format::{Format, LogQuery, PAGE, json_text, parse_query, text_line};
-use super::log_line::{Line, join};
+use super::log_format::{Format, LogQuery, parse_query, text_line};
 use crate::api::State;
+use crate::app::logs::PAGE;
+use crate::app::logs::follower::{CUT_OFF, Follower, Step, read_page, send_stall};
+use crate::app::logs::line::json_text;
+use crate::app::logs::line::{Line, join};
 use crate::store::LogRow;
 use actix_web::http::header;
 use actix_web::web::{self, Bytes};
@@ -112,7 +114,7 @@ impl Style {
 /// The stored lines (no follow): a JSON array or text lines, read and sent page by page.
 async fn stored(state: State, job_id: Arc<str>, q: LogQuery) -> ApiResult<HttpResponse> {
     // The first page is read before answering, so a store failure is still a clean 500.
-    let (_, first) = read_page(&state, &job_id, (q.after, q.before, PAGE), false).await?;
+    let (_, first) = read_page(&state.store, &job_id, (q.after, q.before, PAGE), false).await?;
     let format = q.format;
     let encode = move |rows: &[LogRow], first: bool, last: bool| {
         let mut out = String::new();
@@ -143,13 +145,13 @@ async fn stored(state: State, job_id: Arc<str>, q: LogQuery) -> ApiResult<HttpRe
         async move {
             let after = cursor?;
             let (rows, last) =
-                match read_page(&state, &job_id, (after, q.before, PAGE), false).await {
+                match read_page(&state.store, &job_id, (after, q.before, PAGE), false).await {
                     Ok((_, rows)) => {
                         let last = (rows.len() as i64) < PAGE;
                         (rows, last)
                     }
                     Err(e) => {
-                        log::error!("reading the logs of job {job_id}: {}", e.body.detail);
+                        log::error!("reading the logs of job {job_id}: {e}");
                         (Vec::new(), true)
                     }
                 };

@@ -6,11 +6,11 @@
 //! line's frame encoded once for all its followers (`log_line.rs`), rather than one message,
 //! one encoding and one fresh buffer per line per follower.
 
-use super::log_follower::{CUT_OFF, Follower, KEEPALIVE, Step, send_stall};
 use super::log_format::{Format, LogQuery, text_line};
-use super::log_line::{Line, join, ws_text};
 use super::{ApiError, ApiResult};
 use crate::api::State;
+use crate::app::logs::follower::{CUT_OFF, Follower, KEEPALIVE, Step, send_stall};
+use crate::app::logs::line::{Line, join, ws_text};
 use actix_http::ws::{CloseCode, CloseReason, OpCode, Parser};
 use actix_web::body::{BodyStream, MessageBody};
 use actix_web::web::{self, Bytes, BytesMut};

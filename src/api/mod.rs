@@ -6,9 +6,7 @@ pub mod access_log;
 mod agents;
 pub mod auth;
 mod authcheck;
-pub mod autobuild;
 pub mod body;
-pub mod build_cache;
 mod builds;
 pub mod csrf;
 mod dry_runs;
@@ -16,10 +14,7 @@ mod dynamic_parameters;
 pub mod error;
 mod files;
 pub mod http_metrics;
-mod log_follower;
 mod log_format;
-mod log_line;
-mod log_tail;
 mod logs;
 mod logs_ws;
 mod lookup;
@@ -37,10 +32,7 @@ mod provisioner_jobs;
 mod provisioner_keys;
 mod provisionerd;
 mod query;
-pub mod queue_ranks;
 pub mod render;
-pub mod session_cache;
-mod state;
 mod status_page;
 mod template_changes;
 mod templates;
@@ -57,9 +49,12 @@ mod workspace_settings;
 mod workspace_watch;
 mod workspaces;
 
+pub use crate::app::state::AppState;
 pub use auth::Actor;
 pub use error::{ApiError, ApiResult};
-pub use state::{AppState, State};
+
+/// What a handler takes to reach the application.
+pub type State = web::Data<AppState>;
 
 use actix_web::body::BoxBody;
 use actix_web::http::StatusCode;

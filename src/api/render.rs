@@ -4,10 +4,10 @@
 //! workspace or build is rendered the same way, by a renderer used once.
 
 use super::provisioner_daemons::live_daemons;
-use super::queue_ranks::QueueOrder;
 use super::views::{job_json, matched_among};
 use super::{ApiError, ApiResult};
 use crate::api::AppState;
+use crate::app::caches::queue_ranks::QueueOrder;
 use crate::model::{self, BuildStatus, JobStatus, Time};
 use crate::store::{BuildRow, DaemonRow, TemplateRow, WorkspaceRow};
 use std::collections::HashMap;

@@ -2,8 +2,8 @@
 //! `render`).
 
 use super::ApiResult;
-use super::queue_ranks::QueueOrder;
 use crate::api::AppState;
+use crate::app::caches::queue_ranks::QueueOrder;
 use crate::model::{self, JobStatus, MatchedProvisioners};
 use crate::store::{BuildRow, DaemonRow, JobRow, TemplateRow, TemplateVersionRow};
 use serde_json::{Value, json};

@@ -1,6 +1,5 @@
 //! Workspaces: create (with the first start build), read by id or by owner and name, list.
 
-use super::builds::create::{BuildRequest, check_version, queue_build};
 use super::lookup::{find_organization, find_user, find_workspace, find_workspace_by_name};
 use super::render::workspace_json;
 use super::{
@@ -9,6 +8,7 @@ use super::{
 };
 use crate::api::body::{Body, MEDIUM};
 use crate::api::{AppState, State};
+use crate::app::builds::{BuildRequest, check_version, queue_build};
 use crate::model::{CreateWorkspaceRequest, Transition, new_id};
 use crate::store::{NewWorkspace, UserRow, WorkspaceRow};
 use actix_web::http::StatusCode;

@@ -1,23 +1,16 @@
-//! Creating a workspace build: every check of the spec (section 4, POST builds), in order, then
-//! the build and its job in one transaction. Also used for a new workspace's first build.
+//! `POST /workspaces/{id}/builds`: the body read and validated (check 1 of the spec's section
+//! 4), then the build use case (`app::builds`: checks 2 to 7, then the build and its job in one
+//! transaction).
 
 use crate::api::State;
 use crate::api::body::{Body, LARGE};
 use crate::api::lookup::find_workspace;
 use crate::api::render::build_json;
 use crate::api::{
-    Actor, ApiError, ApiResult, Reply, blocking, created, given_id, parse_uuid, read_json,
-    tag_failed,
+    Actor, ApiError, ApiResult, Reply, blocking, created, given_id, read_json, tag_failed,
 };
-use crate::domain::builds::{
-    BuildIntent, VersionFacts, WorkspaceFacts, check_previous, check_request,
-};
-use crate::model::parameters;
-use crate::model::{Transition, WorkspaceBuildParameter, new_id};
-use crate::store::{
-    BuildRow, CreateBuildOutcome, FollowUp, NewBuild, NewWorkspace, Store, StoreError, TemplateRow,
-    TemplateVersionRow, WorkspaceRow,
-};
+use crate::app::builds::{BuildRequest, create_build};
+use crate::model::{Transition, WorkspaceBuildParameter};
 use actix_web::web;
 use base64::Engine as _;
 use serde::Deserialize;
@@ -54,19 +47,6 @@ struct CreateBuildBody {
     template_version_preset_id: Option<String>,
     #[serde(default)]
     secrets: Option<serde_json::Value>,
-}
-
-/// A build request after body validation.
-pub struct BuildRequest {
-    pub transition: Transition,
-    pub template_version_id: Option<String>,
-    pub rich_parameter_values: Vec<WorkspaceBuildParameter>,
-    pub state: Option<Vec<u8>>,
-    pub orphan: bool,
-    pub debug: bool,
-    pub reason: String,
-    /// The start to queue when this stop succeeds.
-    pub on_success: Option<super::on_success::OnSuccess>,
 }
 
 /// `[]byte` as Go encodes it (a base64 string), or an array of byte values.
@@ -136,121 +116,6 @@ pub fn parse_request(body: &[u8]) -> ApiResult<BuildRequest> {
     })
 }
 
-impl BuildRequest {
-    fn intent(&self) -> BuildIntent {
-        BuildIntent {
-            transition: self.transition,
-            orphan: self.orphan,
-            custom_state: self.state.is_some(),
-            debug: self.debug,
-        }
-    }
-}
-
-/// Check 5: the version exists, belongs to the template, and imported successfully.
-pub fn check_version(
-    version: Option<TemplateVersionRow>,
-    template: &TemplateRow,
-) -> ApiResult<TemplateVersionRow> {
-    let facts = version.as_ref().map(|v| VersionFacts {
-        template_id: v.template_id.as_deref(),
-        name: &v.name,
-        import_status: v.job.status(),
-        import_error: &v.job.error,
-    });
-    crate::domain::builds::check_version(facts, &template.id)?;
-    Ok(version.expect("checked"))
-}
-
-/// Resolves the parameters (check 7) and queues the build and its job.
-pub fn queue_build(
-    store: &dyn Store,
-    initiator_id: &str,
-    workspace: &WorkspaceRow,
-    version: &TemplateVersionRow,
-    req: &BuildRequest,
-    previous: Option<&BuildRow>,
-    first: Option<&NewWorkspace>,
-) -> ApiResult<BuildRow> {
-    let manifest = version.imported_manifest().unwrap_or_default();
-    let previous_params = match previous {
-        Some(p) => Some(store.build_parameters(&p.id)?),
-        None => None,
-    };
-    let params = parameters::resolve(
-        &manifest.parameters,
-        &req.rich_parameter_values,
-        previous_params.as_deref(),
-    )
-    .map_err(|e| {
-        ApiError::bad_request(format!("Unable to validate parameter {:?}", e.name))
-            .with_detail(e.detail)
-    })?;
-    let unvalidated = |e: parameters::ParameterError| {
-        ApiError::bad_request(format!("Unable to validate parameter {:?}", e.name))
-            .with_detail(e.detail)
-    };
-    // The start a stop carries takes its parameters as a start after this stop would.
-    let follow_up = match &req.on_success {
-        Some(next) => Some(FollowUp {
-            id: new_id(),
-            job_id: new_id(),
-            transition: Transition::Start,
-            parameters: parameters::resolve(
-                &manifest.parameters,
-                &next.rich_parameter_values,
-                Some(&params),
-            )
-            .map_err(unvalidated)?,
-            reason: req.reason.clone(),
-            log_level: if req.debug { "debug" } else { "info" }.to_string(),
-        }),
-        None => None,
-    };
-    let id = new_id();
-    let build = NewBuild {
-        id: &id,
-        job_id: &new_id(),
-        workspace_id: &workspace.id,
-        organization_id: &workspace.organization_id,
-        template_version_id: &version.id,
-        file_id: &version.file_id,
-        transition: req.transition,
-        initiator_id,
-        reason: &req.reason,
-        orphan: req.orphan,
-        state: if req.orphan {
-            Some(&[][..])
-        } else {
-            req.state.as_deref()
-        },
-        parameters: &params,
-        log_level: if req.debug { "debug" } else { "info" },
-        previous_number: previous.map(|p| p.build_number),
-        on_success: follow_up.as_ref(),
-    };
-    match first {
-        Some(w) => match store.create_workspace(w, &build) {
-            Err(StoreError::Conflict(_)) => {
-                return Err(
-                    ApiError::conflict(format!("Workspace {:?} already exists.", w.name))
-                        .with_validation(
-                            "name",
-                            "This value is already in use and should be unique.",
-                        ),
-                );
-            }
-            other => other?,
-        },
-        None => {
-            if store.create_build(&build)? == CreateBuildOutcome::ActiveBuild {
-                return Err(ApiError::conflict("A workspace build is already active."));
-            }
-        }
-    }
-    store.build(&id)?.ok_or_else(ApiError::not_found)
-}
-
 pub async fn post_build(
     state: State,
     actor: Actor,
@@ -261,44 +126,7 @@ pub async fn post_build(
         let workspace = find_workspace(&state, &actor, &path)?;
         // 1. Body and validation.
         let req = parse_request(&body)?;
-        // 2 to 4: deleted workspace, orphan, permission.
-        let facts = WorkspaceFacts {
-            owner_id: &workspace.owner_id,
-            deleted: workspace.deleted,
-        };
-        check_request(actor.caller(), facts, req.intent())?;
-        // 5. Template version.
-        let template = state
-            .store
-            .template(&workspace.template_id)?
-            .ok_or_else(|| {
-                ApiError::internal(
-                    "Internal error fetching template.",
-                    "the workspace's template is gone",
-                )
-            })?;
-        let previous = state.store.latest_build(&workspace.id)?;
-        let version_id = match &req.template_version_id {
-            Some(raw) => parse_uuid(raw).ok(),
-            None => previous.as_ref().map(|p| p.template_version_id.clone()),
-        };
-        let version = match version_id {
-            Some(id) => state.store.template_version(&id)?,
-            None => None,
-        };
-        let version = check_version(version, &template)?;
-        // 6. Active build (checked again where the build is inserted).
-        check_previous(previous.as_ref().map(|p| p.job.status()))?;
-        // 7. Parameters, then queue.
-        let build = queue_build(
-            &*state.store,
-            &actor.user.id,
-            &workspace,
-            &version,
-            &req,
-            previous.as_ref(),
-            None,
-        )?;
+        let build = create_build(&*state.store, actor.caller(), &workspace, &req)?;
         created(&build_json(&state, &build)?)
     })
     .await

@@ -6,14 +6,9 @@
 
 use crate::api::body::is_zero;
 use crate::api::{ApiError, tag_failed};
-use crate::model::{Transition, WorkspaceBuildParameter};
+use crate::app::builds::OnSuccess;
+use crate::model::Transition;
 use serde_json::Value;
-
-/// The start a stop build carries.
-#[derive(Debug, Clone)]
-pub struct OnSuccess {
-    pub rich_parameter_values: Vec<WorkspaceBuildParameter>,
-}
 
 /// Reads `on_success` (absent or null: none), adding any problem to `invalid`.
 pub fn parse(

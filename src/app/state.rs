@@ -1,7 +1,11 @@
-//! What every request handler can reach.
+//! What every request can reach: the store, the live events, the queue and the workers, the
+//! lifecycle executor, the caches and the followed jobs' shared tails.
 
-use super::build_cache::BuildCache;
-use super::session_cache::SessionCache;
+use super::caches::builds::BuildCache;
+use super::caches::queue_ranks::QueueRanks;
+use super::caches::sessions::SessionCache;
+use super::lifecycle::Autobuilder;
+use super::logs::tail::Tails;
 use crate::config::Config;
 use crate::data_dir::DataDir;
 use crate::events::LiveEvents;
@@ -10,7 +14,6 @@ use crate::provisioner::Engine;
 use crate::provisioner::queue::LocalQueue;
 use crate::provisioner::sweeper::Sweeper;
 use crate::store::Store;
-use actix_web::web;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,23 +24,21 @@ pub struct AppState {
     pub queue: Arc<LocalQueue>,
     pub engine: Arc<Engine>,
     pub(crate) sweeper: Sweeper,
-    /// The lifecycle executor (`autobuild.rs`).
-    pub(crate) autobuild: super::autobuild::Autobuilder,
+    /// The lifecycle executor (`lifecycle.rs`).
+    pub(crate) autobuild: Autobuilder,
     pub config: Config,
     pub started_at: Time,
-    /// Recently checked API keys (`api/session_cache.rs`).
+    /// Recently checked API keys (`caches/sessions.rs`).
     pub sessions: SessionCache,
-    /// Recently read completed builds (`api/build_cache.rs`).
+    /// Recently read completed builds (`caches/builds.rs`).
     pub builds: BuildCache,
-    /// The queue's order, for ranking pending jobs (`api/queue_ranks.rs`).
-    pub queue_ranks: super::queue_ranks::QueueRanks,
-    /// The shared tails of the jobs being followed (`api/log_tail.rs`).
-    pub(crate) tails: super::log_tail::Tails,
+    /// The queue's order, for ranking pending jobs (`caches/queue_ranks.rs`).
+    pub queue_ranks: QueueRanks,
+    /// The shared tails of the jobs being followed (`logs/tail.rs`).
+    pub(crate) tails: Tails,
     /// Held for the server's lifetime: no other kiln uses the folder meanwhile.
     pub data_dir: DataDir,
 }
-
-pub type State = web::Data<AppState>;
 
 impl AppState {
     /// Stops the lifecycle executor and taking jobs, gives running ones `grace`, then stops

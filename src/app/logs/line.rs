@@ -3,9 +3,9 @@
 //! that transport asks, then shared by all of them. A follower's chunk is these bytes joined
 //! into one buffer of the exact size: one copy per follower, no formatting, no regrowth.
 
+use crate::model::ProvisionerJobLog;
 use crate::store::LogRow;
-use actix_http::ws::{OpCode, Parser};
-use actix_web::web::{Bytes, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 use std::sync::OnceLock;
 
 pub struct Line {
@@ -18,7 +18,7 @@ pub struct Line {
 impl Line {
     pub fn new(row: LogRow) -> Line {
         Line {
-            json: super::log_format::json_text(&row),
+            json: json_text(&row),
             row,
             sse: OnceLock::new(),
             ws: OnceLock::new(),
@@ -45,9 +45,39 @@ impl Line {
     }
 }
 
-/// Appends one WebSocket text frame from the server holding `text`.
+/// Appends one WebSocket text frame from the server holding `text` (RFC 6455 section 5.2:
+/// FIN and the text opcode, the length in 7, 7+16 or 7+64 bits, no mask from a server).
 pub fn ws_text(out: &mut BytesMut, text: &str) {
-    Parser::write_message(out, text, OpCode::Text, true, false);
+    let len = text.len();
+    out.reserve(len + 10);
+    out.put_u8(0x81);
+    if len < 126 {
+        out.put_u8(len as u8);
+    } else if len <= usize::from(u16::MAX) {
+        out.put_u8(126);
+        out.put_u16(len as u16);
+    } else {
+        out.put_u8(127);
+        out.put_u64(len as u64);
+    }
+    out.extend_from_slice(text.as_bytes());
+}
+
+/// A stored line in Coder's `ProvisionerJobLog` shape.
+pub fn log_json(r: &LogRow) -> ProvisionerJobLog {
+    ProvisionerJobLog {
+        id: r.id,
+        created_at: r.created_at,
+        log_source: r.source.clone(),
+        log_level: r.level.clone(),
+        stage: r.stage.clone(),
+        output: r.output.clone(),
+    }
+}
+
+/// That shape's JSON text.
+pub fn json_text(r: &LogRow) -> String {
+    serde_json::to_string(&log_json(r)).unwrap_or_default()
 }
 
 /// The parts joined into one buffer of the exact size, each followed by `sep`.
@@ -63,7 +93,7 @@ pub fn join<'a>(parts: impl Iterator<Item = &'a [u8]> + Clone, sep: &[u8]) -> By
 
 /// A line of the provisioner's for tests.
 #[cfg(test)]
-pub(super) fn line(id: i64, output: &str) -> Line {
+pub(crate) fn line(id: i64, output: &str) -> Line {
     Line::new(LogRow {
         id,
         created_at: crate::model::Time(0),
@@ -93,6 +123,10 @@ mod tests {
             l.json.len()
         );
         assert_eq!(&frame[4..], l.json.as_bytes());
+        // Under 126 bytes: the length in the second byte.
+        let mut short = BytesMut::new();
+        ws_text(&mut short, "done");
+        assert_eq!(&short[..], b"\x81\x04done");
         // 64 KiB or more: 127 and 64 bits of length.
         let long = line(8, &"x".repeat(70_000));
         let frame = long.ws_frame();

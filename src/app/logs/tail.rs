@@ -16,11 +16,9 @@
 //! slow one far behind) reads the store itself, a chunk at a time, until it reaches them. The
 //! tail goes away with its last follower.
 
-use super::log_line::Line;
-use super::{ApiError, ApiResult};
-use crate::api::State;
-use crate::store::Store;
-use actix_web::web;
+use super::line::Line;
+use super::{PAGE, off_the_async_threads};
+use crate::store::{Store, StoreResult};
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 
@@ -134,7 +132,7 @@ impl Tail {
     /// Waits for a read numbered `want` or later to finish (doing it when nobody is); returns
     /// whether the job had completed when that read began. Every line stored before it began
     /// is then held or was dropped from the window.
-    pub async fn refresh(&self, state: &State, want: u64) -> ApiResult<bool> {
+    pub async fn refresh(&self, store: &Arc<dyn Store>, want: u64) -> StoreResult<bool> {
         loop {
             {
                 let h = self.held.lock().unwrap();
@@ -151,7 +149,7 @@ impl Tail {
                 h.started += 1;
                 (h.started, h.last)
             };
-            let (completed, lines) = read_to_end(state, &self.job_id, after).await?;
+            let (completed, lines) = read_to_end(store, &self.job_id, after).await?;
             let mut h = self.held.lock().unwrap();
             for line in lines {
                 h.last = line.row.id;
@@ -232,21 +230,17 @@ fn trim_soon(store: Arc<dyn Store>) {
 /// Whether the job has completed (read first), then every line after `after`, page by page,
 /// encoded off the async workers.
 async fn read_to_end(
-    state: &State,
+    store: &Arc<dyn Store>,
     job_id: &Arc<str>,
     after: i64,
-) -> ApiResult<(bool, Vec<Arc<Line>>)> {
-    let (state, job_id) = (state.clone(), job_id.clone());
-    let page = super::log_format::PAGE;
-    web::block(move || -> ApiResult<(bool, Vec<Arc<Line>>)> {
-        let completed = state
-            .store
-            .job(&job_id)?
-            .is_none_or(|j| j.completed_at.is_some());
+) -> StoreResult<(bool, Vec<Arc<Line>>)> {
+    let (store, job_id) = (store.clone(), job_id.clone());
+    off_the_async_threads(move || {
+        let completed = store.job(&job_id)?.is_none_or(|j| j.completed_at.is_some());
         let (mut lines, mut after) = (Vec::new(), after);
         loop {
-            let rows = state.store.logs(&job_id, after, None, page)?;
-            let full = rows.len() as i64 == page;
+            let rows = store.logs(&job_id, after, None, PAGE)?;
+            let full = rows.len() as i64 == PAGE;
             after = rows.last().map_or(after, |r| r.id);
             lines.extend(rows.into_iter().map(|r| Arc::new(Line::new(r))));
             if !full {
@@ -255,13 +249,12 @@ async fn read_to_end(
         }
     })
     .await
-    .map_err(|e| ApiError::internal("Internal error reading job logs.", e))?
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::log_line::line;
+    use crate::app::logs::line::line;
 
     fn held(ids: std::ops::RangeInclusive<i64>) -> Held {
         let mut h = Held::default();

@@ -1,16 +1,15 @@
 //! The lifecycle executor (Coder's `coderd/autobuild`): a thread that, every
 //! `--autobuild-poll-interval`, stops the workspaces whose deadline has passed (reason
 //! `autostop`) and starts those whose autostart schedule has come (reason `autostart`), as
-//! `domain::lifecycle::autobuild` decides. Builds are queued by `queue_build`, the path of
-//! `POST /workspaces/{id}/builds`, with the workspace's owner as initiator.
+//! `domain::lifecycle::autobuild` decides. Builds are queued by `queue_build` (`builds.rs`), the
+//! path of `POST /workspaces/{id}/builds`, with the workspace's owner as initiator.
 
-use super::builds::create::{BuildRequest, check_version, queue_build};
-use super::{ApiError, ApiResult};
+use super::builds::{BuildError, BuildRequest, BuildResult, check_version, queue_build};
+use crate::domain::BuildRefusal;
 use crate::domain::lifecycle::{Autobuild, WorkspaceTick, autobuild};
 use crate::model::Time;
 use crate::provisioner::sweeper::Ticker;
-use crate::store::{BuildRow, Store, WorkspaceRow};
-use actix_web::http::StatusCode;
+use crate::store::{BuildRow, Store, StoreResult, WorkspaceRow};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,7 +33,7 @@ impl Autobuilder {
 }
 
 /// One pass over the live workspaces, each looked at once; returns how many builds it queued.
-pub fn tick(store: &dyn Store, now: Time) -> ApiResult<usize> {
+pub fn tick(store: &dyn Store, now: Time) -> StoreResult<usize> {
     let mut suspended: HashMap<String, bool> = HashMap::new();
     let mut queued = 0;
     for w in store.workspaces(None)? {
@@ -71,16 +70,14 @@ pub fn tick(store: &dyn Store, now: Time) -> ApiResult<usize> {
                 );
             }
             // Another server (or a user) queued a build since we looked: theirs stands.
-            Err(e) if e.status == StatusCode::CONFLICT => {
+            Err(BuildError::Refused(BuildRefusal::ActiveBuild)) => {
                 log::debug!("autobuild: workspace {} already has a newer build", w.id);
             }
             Err(e) => log::warn!(
-                "autobuild: {} of workspace {}/{} refused: {} {}",
+                "autobuild: {} of workspace {}/{} refused: {e}",
                 action.reason(),
                 w.owner_name,
-                w.name,
-                e.body.message,
-                e.body.detail
+                w.name
             ),
         }
     }
@@ -95,7 +92,7 @@ pub fn tick(store: &dyn Store, now: Time) -> ApiResult<usize> {
 /// latest build again in its own transaction and refuses when it is no longer that one (a
 /// build queued since, by anyone); two transactions that both read the same latest build
 /// collide on the unique `(workspace_id, build_number)` and the loser rolls back. Either way
-/// the loser gets `ActiveBuild` (409 here) and no second build exists, so a workspace is
+/// the loser gets `ActiveBuild` and no second build exists, so a workspace is
 /// stopped or started at most once for one decision, across all servers.
 ///
 /// What the guard does not cover is a change that makes no new build: a deadline extended
@@ -106,10 +103,10 @@ fn queue(
     w: &WorkspaceRow,
     latest: &BuildRow,
     action: Autobuild,
-) -> ApiResult<BuildRow> {
-    let template = store.template(&w.template_id)?.ok_or_else(|| {
-        ApiError::internal("Internal error fetching template.", "the template is gone")
-    })?;
+) -> BuildResult<BuildRow> {
+    let template = store
+        .template(&w.template_id)?
+        .ok_or(BuildError::TemplateGone)?;
     let version_id = if action == Autobuild::Start && w.automatic_updates == "always" {
         template.active_version_id.clone()
     } else {

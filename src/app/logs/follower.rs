@@ -3,14 +3,12 @@
 //! then takes lines from the job's shared tail (`log_tail.rs`), or from the store when it is
 //! behind the tail; a connection that takes nothing for too long is cut off.
 
-use super::log_format::PAGE;
-use super::log_line::Line;
-use super::log_tail::{Tail, Taken};
-use super::{ApiError, ApiResult};
-use crate::api::State;
+use super::line::Line;
+use super::tail::{Tail, Taken};
+use super::{PAGE, off_the_async_threads};
+use crate::app::state::AppState;
 use crate::events::{Subscription, Topic};
-use crate::store::LogRow;
-use actix_web::web;
+use crate::store::{LogRow, Store, StoreResult};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -23,7 +21,7 @@ const CHUNK: usize = 100;
 /// holds one chunk and the server's write buffer).
 const DEFAULT_SEND_STALL: Duration = Duration::from_secs(10);
 
-pub(super) fn send_stall() -> Duration {
+pub fn send_stall() -> Duration {
     static STALL: std::sync::OnceLock<Duration> = std::sync::OnceLock::new();
     *STALL.get_or_init(|| {
         std::env::var("KILN_FOLLOW_STALL_MS")
@@ -35,39 +33,35 @@ pub(super) fn send_stall() -> Duration {
 }
 /// A follower with nothing to send re-checks the job this often, and WebSocket / SSE
 /// followers get a keep-alive.
-pub(super) const KEEPALIVE: Duration = Duration::from_secs(15);
+pub const KEEPALIVE: Duration = Duration::from_secs(15);
 /// A follower with nothing new looks at the store this often even without a notice (one may
 /// have been lost between servers).
 const BACKUP_LOOK: Duration = Duration::from_secs(2);
 
 /// Why a follower was cut off (an SSE client may resume with `Last-Event-ID`).
-pub(super) const CUT_OFF: &str = "the follower's connection took nothing for too long: cut off";
+pub const CUT_OFF: &str = "the follower's connection took nothing for too long: cut off";
 
 /// Reads up to `limit` lines with ids in (`after`, `before`) (and, when asked, whether the
 /// job has completed, read first: every line of a completed job is already stored) off the
 /// async workers.
-pub(super) async fn read_page(
-    state: &State,
+pub async fn read_page(
+    store: &Arc<dyn Store>,
     job_id: &Arc<str>,
     (after, before, limit): (i64, Option<i64>, i64),
     with_completion: bool,
-) -> ApiResult<(bool, Vec<LogRow>)> {
-    let (state, job_id) = (state.clone(), job_id.clone());
-    web::block(move || -> ApiResult<(bool, Vec<LogRow>)> {
-        let completed = with_completion
-            && state
-                .store
-                .job(&job_id)?
-                .is_none_or(|j| j.completed_at.is_some());
-        let page = state.store.logs(&job_id, after, before, limit)?;
+) -> StoreResult<(bool, Vec<LogRow>)> {
+    let (store, job_id) = (store.clone(), job_id.clone());
+    off_the_async_threads(move || {
+        let completed =
+            with_completion && store.job(&job_id)?.is_none_or(|j| j.completed_at.is_some());
+        let page = store.logs(&job_id, after, before, limit)?;
         Ok((completed, page))
     })
     .await
-    .map_err(|e| ApiError::internal("Internal error reading job logs.", e))?
 }
 
 /// What a follower has for its transport next.
-pub(super) enum Step {
+pub enum Step {
     Logs(Vec<Arc<Line>>),
     /// Nothing new for a while (time for a keep-alive).
     Idle,
@@ -87,9 +81,9 @@ enum Phase {
 
 /// Follows one job's logs. `next` takes and returns the follower, so a transport can keep
 /// one `next` in flight across other events without losing what it read.
-pub(super) struct Follower {
-    state: State,
-    pub(super) job_id: Arc<str>,
+pub struct Follower {
+    state: Arc<AppState>,
+    pub job_id: Arc<str>,
     sub: Subscription,
     /// The job's shared tail and this follower's key in it; none with `before` (such a
     /// follower reads the store itself).
@@ -107,8 +101,8 @@ pub(super) struct Follower {
 
 impl Follower {
     /// Subscribes to the job's notices now, before anything is read from the store.
-    pub(super) fn new(
-        state: &State,
+    pub fn new(
+        state: &Arc<AppState>,
         job_id: Arc<str>,
         after: i64,
         before: Option<i64>,
@@ -133,14 +127,14 @@ impl Follower {
         }
     }
 
-    pub(super) async fn next(mut self) -> (Follower, Step) {
+    pub async fn next(mut self) -> (Follower, Step) {
         loop {
             let (last_pass, read_completion) = match self.phase {
                 Phase::Drained { last_pass: true } => return (self, Step::End),
                 Phase::Drained { last_pass: false } => {
                     let keepalive_in = KEEPALIVE.saturating_sub(self.quiet_since.elapsed());
                     let wait = keepalive_in.min(BACKUP_LOOK);
-                    let changed = actix_web::rt::time::timeout(wait, self.sub.changed()).await;
+                    let changed = tokio::time::timeout(wait, self.sub.changed()).await;
                     self.phase = Phase::Start;
                     if changed.is_err() && self.quiet_since.elapsed() >= KEEPALIVE {
                         // Quiet for a while: the transport may send a keep-alive.
@@ -162,11 +156,7 @@ impl Follower {
             let (completed, rows, more) = match self.read(read_completion).await {
                 Ok(r) => r,
                 Err(e) => {
-                    log::error!(
-                        "following the logs of job {}: {}",
-                        self.job_id,
-                        e.body.detail
-                    );
+                    log::error!("following the logs of job {}: {e}", self.job_id);
                     return (self, Step::End);
                 }
             };
@@ -198,10 +188,10 @@ impl Follower {
     /// lines after the last one sent: a chunk from the tail when it holds them, else a chunk
     /// from the store (a follower behind what the tail holds reads at its own pace), and
     /// whether there may be more right after them.
-    async fn read(&mut self, with_completion: bool) -> ApiResult<(bool, Vec<Arc<Line>>, bool)> {
+    async fn read(&mut self, with_completion: bool) -> StoreResult<(bool, Vec<Arc<Line>>, bool)> {
         let Some((tail, key)) = &self.tail else {
             let (completed, rows) = read_page(
-                &self.state,
+                &self.state.store,
                 &self.job_id,
                 (self.last, self.before, PAGE),
                 with_completion,
@@ -211,7 +201,7 @@ impl Follower {
             let lines = rows.into_iter().map(|r| Arc::new(Line::new(r))).collect();
             return Ok((completed, lines, full));
         };
-        let completed = with_completion && tail.refresh(&self.state, self.want).await?;
+        let completed = with_completion && tail.refresh(&self.state.store, self.want).await?;
         match tail.take(*key, self.last, CHUNK) {
             Taken::Lines(lines, more) => Ok((completed, lines, more)),
             Taken::Behind => {
@@ -219,7 +209,7 @@ impl Follower {
                 // far behind): read on from the store, a chunk at a time, until the tail has
                 // them.
                 let range = (self.last, None, CHUNK as i64);
-                let (_, rows) = read_page(&self.state, &self.job_id, range, false).await?;
+                let (_, rows) = read_page(&self.state.store, &self.job_id, range, false).await?;
                 let full = rows.len() == CHUNK;
                 let lines = rows.into_iter().map(|r| Arc::new(Line::new(r))).collect();
                 Ok((completed, lines, full))

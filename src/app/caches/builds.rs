@@ -7,7 +7,7 @@
 
 use crate::events::{LiveEvents, Subscription, Topic};
 use crate::model::{AgentStatus, Time, WorkspaceBuild};
-use actix_web::web::Bytes;
+use bytes::Bytes;
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
