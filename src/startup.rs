@@ -104,16 +104,16 @@ pub fn build_server(
             .app_data(data.clone())
             .wrap(actix_web::middleware::Condition::new(
                 metrics_on,
-                actix_web::middleware::from_fn(api::http_metrics::record),
+                actix_web::middleware::from_fn(api::middleware::metrics::record),
             ))
-            .wrap(actix_web::middleware::from_fn(api::csrf::guard))
-            .wrap(api::access_log::logger())
+            .wrap(actix_web::middleware::from_fn(api::middleware::csrf::guard))
+            .wrap(api::middleware::access_log::logger())
             // Every answer names kiln's version, as Coder's do (its CLI reads the first one).
             .wrap(
                 actix_web::middleware::DefaultHeaders::new()
-                    .add((api::BUILD_VERSION_HEADER, api::meta_version())),
+                    .add((api::meta::BUILD_VERSION_HEADER, api::meta::version())),
             )
-            .configure(api::configure)
+            .configure(api::routes::configure)
     })
     .disable_signals()
     // A request's head must arrive within 10 s of the connection (or of the previous
@@ -224,10 +224,10 @@ impl Server {
             actix_web::rt::spawn(s);
         }
         if let Some(addr) = http {
-            log::info!("kiln {} listening on http://{addr}", api::meta_version());
+            log::info!("kiln {} listening on http://{addr}", api::meta::version());
         }
         if let Some(addr) = https {
-            log::info!("kiln {} listening on https://{addr}", api::meta_version());
+            log::info!("kiln {} listening on https://{addr}", api::meta::version());
         }
         log::info!("database: {}", state.config.database_label());
         let addr = match (https, http) {

@@ -200,3 +200,11 @@ impl From<CancelRefusal> for ApiError {
         }
     }
 }
+
+/// Coder's generic 403 for actions the caller's role does not allow.
+pub fn forbidden() -> ApiError {
+    ApiError::forbidden("Forbidden.").with_detail(
+        "You don't have permission to view this content. If you believe this is a mistake, \
+         please contact your administrator or try signing in with different credentials.",
+    )
+}

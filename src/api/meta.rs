@@ -1,26 +1,21 @@
 //! /healthz and /api/v2/buildinfo: no authentication.
 
-use super::{ApiResult, ok, res};
+use crate::api::error::ApiResult;
+use crate::api::reply::ok;
 use crate::model::BuildInfoResponse;
-use actix_web::{HttpRequest, HttpResponse, web};
-
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(res("/buildinfo").route(web::get().to(buildinfo)))
-        .service(res("/regions").route(web::get().to(regions)))
-        .service(res("/deployment/config").route(web::get().to(deployment_config)));
-}
+use actix_web::{HttpRequest, HttpResponse};
 
 /// `codersdk.DeploymentConfig`: kiln's settings, owners only (Coder's `deployment_config`
 /// read: 403 otherwise). `config` fills the fields of Coder's `DeploymentValues` kiln has;
 /// `options` lists every `kiln server` flag as it was set (`--database` blanked, as Coder
 /// blanks secrets).
-async fn deployment_config(
-    state: super::State,
-    actor: super::Actor,
+pub async fn deployment_config(
+    state: crate::api::extract::State,
+    actor: crate::api::extract::auth::Actor,
     req: HttpRequest,
-) -> ApiResult<super::Reply> {
+) -> ApiResult<crate::api::reply::Reply> {
     if !actor.caller().is_owner() {
-        return Err(super::users::forbidden());
+        return Err(crate::api::error::forbidden());
     }
     let value = |flag: &str| {
         state
@@ -85,7 +80,10 @@ fn access_url(req: &HttpRequest) -> String {
 
 /// `codersdk.RegionsResponse`: kiln is one region, Coder's primary one, without workspace
 /// proxies or a wildcard app host.
-async fn regions(_actor: super::Actor, req: HttpRequest) -> ApiResult<super::Reply> {
+pub async fn regions(
+    _actor: crate::api::extract::auth::Actor,
+    req: HttpRequest,
+) -> ApiResult<crate::api::reply::Reply> {
     ok(&serde_json::json!({"regions": [{
         "id": crate::model::NIL_UUID,
         "name": "primary",
@@ -103,11 +101,14 @@ pub async fn healthz() -> HttpResponse {
         .body("OK")
 }
 
+/// The header every answer carries with kiln's version (Coder's `X-Coder-Build-Version`).
+pub const BUILD_VERSION_HEADER: &str = "X-Coder-Build-Version";
+
 pub fn version() -> String {
     format!("v{}", env!("CARGO_PKG_VERSION"))
 }
 
-async fn buildinfo(req: HttpRequest) -> ApiResult<super::Reply> {
+pub async fn buildinfo(req: HttpRequest) -> ApiResult<crate::api::reply::Reply> {
     let url = access_url(&req);
     ok(&BuildInfoResponse {
         external_url: url.clone(),

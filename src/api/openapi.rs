@@ -14,10 +14,10 @@
 //! it in `x-coder-operations` (`"METHOD /api/v2/path"`), otherwise describe it under `paths`
 //! in `kiln.json` (a path item there is merged over Coder's, operation by operation).
 
-use super::{JSON, res};
+use crate::api::reply::JSON;
+use actix_web::HttpResponse;
 use actix_web::http::header;
 use actix_web::web::Bytes;
-use actix_web::{HttpResponse, web};
 use serde_json::{Map, Value};
 use std::sync::OnceLock;
 
@@ -25,18 +25,13 @@ const CODER: &str = include_str!("openapi/coder-swagger-builds.json");
 const KILN: &str = include_str!("openapi/kiln.json");
 const METHODS: [&str; 5] = ["get", "post", "put", "patch", "delete"];
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(res("/swagger").route(web::get().to(redirect)))
-        .service(res("/swagger/doc.json").route(web::get().to(doc)));
-}
-
-async fn redirect() -> HttpResponse {
+pub async fn redirect() -> HttpResponse {
     HttpResponse::Found()
         .insert_header((header::LOCATION, "/swagger/doc.json"))
         .finish()
 }
 
-async fn doc() -> HttpResponse {
+pub async fn doc() -> HttpResponse {
     HttpResponse::Ok()
         .insert_header((header::CONTENT_TYPE, JSON))
         .body(document_bytes().clone())

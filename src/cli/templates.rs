@@ -2,8 +2,9 @@
 
 use super::follow::{self, Job};
 use super::http::{CliError, CliResult, Client};
+use super::shared::{client, organization};
 use super::table::{self, Output, s};
-use super::{client, organization, term};
+use super::term;
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};

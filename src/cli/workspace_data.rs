@@ -2,9 +2,10 @@
 
 use super::follow::{self, Job};
 use super::http::{CliError, CliResult, Client};
+use super::shared::{client, split_name, workspace};
 use super::table::{self, Output, s};
+use super::term;
 use super::workspaces::follow_build;
-use super::{client, split_name, term, workspace};
 use base64::Engine;
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};

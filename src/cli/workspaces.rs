@@ -2,8 +2,9 @@
 
 use super::follow::{self, Job};
 use super::http::{CliError, CliResult, Client};
+use super::shared::{NameArg, client, organization, parameters, split_name, workspace};
 use super::table::{self, Output, s};
-use super::{NameArg, client, organization, parameters, split_name, term, workspace};
+use super::term;
 use clap::Args;
 use serde_json::{Value, json};
 

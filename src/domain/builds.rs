@@ -1,7 +1,7 @@
 //! Workspace builds: the checks of `POST /workspaces/{id}/builds` (spec section 4, checks 2 to 6,
 //! in order), the next build number, and what a build's end changes.
 
-use super::Caller;
+use super::permissions::Caller;
 use crate::model::{JobStatus, Time, Transition};
 
 /// Why a build may not be queued. `api/error.rs` gives each its status and Coder's message.

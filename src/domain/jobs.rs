@@ -1,7 +1,7 @@
 //! The cancel rules of `PATCH /workspacebuilds/{id}/cancel` (spec section 4): who may cancel,
 //! and what a cancel does to a job in each state.
 
-use super::Caller;
+use super::permissions::Caller;
 use crate::model::JobStatus;
 
 /// Why a cancel is refused. `api/error.rs` gives each its status and Coder's message.

@@ -4,7 +4,7 @@
 //! ones (worker threads) wait on a condition variable. Both see every notice published after
 //! they subscribed.
 
-use super::Topic;
+use super::topic::Topic;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, Weak};

@@ -1,6 +1,8 @@
 //! Jobs, logs, builds and resources, in Coder's shapes.
 
-use super::{BuildStatus, JobStatus, Time, Transition, WorkspaceResource};
+use super::resources::WorkspaceResource;
+use super::status::{BuildStatus, JobStatus, Transition};
+use super::time::Time;
 use serde::Serialize;
 
 /// codersdk.ProvisionerJob. Unset times, worker and error are left out (Go's omitempty).
@@ -92,4 +94,11 @@ pub struct WorkspaceBuild {
     pub daily_cost: i64,
     pub matched_provisioners: MatchedProvisioners,
     pub template_version_preset_id: Option<String>,
+}
+
+/// `{"name": ..., "value": ...}`: a parameter value sent with or stored for a build.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct WorkspaceBuildParameter {
+    pub name: String,
+    pub value: String,
 }

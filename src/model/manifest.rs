@@ -2,7 +2,7 @@
 //! steps each transition runs. `Manifest::parse` (in `manifest_check`) validates it;
 //! docs/templates.md documents it.
 
-use super::Transition;
+use super::status::Transition;
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]

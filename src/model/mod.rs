@@ -22,10 +22,3 @@ pub use templates::*;
 pub use time::Time;
 pub use users::*;
 pub use workspaces::*;
-
-/// `{"name": ..., "value": ...}`: a parameter value sent with or stored for a build.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct WorkspaceBuildParameter {
-    pub name: String,
-    pub value: String,
-}

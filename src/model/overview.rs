@@ -1,7 +1,8 @@
 //! kiln's own overview of the server (`GET /api/v2/kiln/overview`, and the `overview` events of
 //! `GET /api/v2/kiln/events`): version, uptime, workers, the queue and the recent builds.
 
-use super::{BuildStatus, JobStatus, Time, Transition};
+use super::status::{BuildStatus, JobStatus, Transition};
+use super::time::Time;
 use serde::Serialize;
 
 #[derive(Clone, Debug, Serialize, PartialEq)]

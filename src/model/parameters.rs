@@ -1,7 +1,7 @@
 //! Rich parameter values at build time (spec section 5): which value each template parameter
 //! gets, and whether it is valid.
 
-use super::WorkspaceBuildParameter;
+use super::builds::WorkspaceBuildParameter;
 use super::manifest::Parameter;
 
 /// A parameter whose value is not acceptable: 400 `Unable to validate parameter "<name>"`.

@@ -1,7 +1,8 @@
 //! What a build produces: resources with their metadata and agents (with apps, scripts and log
 //! sources), in Coder's shapes. The engine makes them, the store keeps them, the API sends them.
 
-use super::{Time, Transition};
+use super::status::Transition;
+use super::time::Time;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 

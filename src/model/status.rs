@@ -1,6 +1,6 @@
 //! The status words of jobs and builds, derived in one place from stored facts (spec section 3).
 
-use super::Time;
+use super::time::Time;
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

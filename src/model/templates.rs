@@ -1,6 +1,8 @@
 //! Templates and template versions, in Coder's shapes.
 
-use super::{MatchedProvisioners, MinimalUser, ProvisionerJob, Time};
+use super::builds::{MatchedProvisioners, ProvisionerJob};
+use super::time::Time;
+use super::users::MinimalUser;
 use serde::{Deserialize, Serialize};
 
 /// codersdk.TemplateVersion

@@ -1,6 +1,6 @@
 //! Users, roles, organizations and the small identity responses.
 
-use super::Time;
+use super::time::Time;
 use serde::{Deserialize, Serialize};
 
 /// A site role. A user with no role is a plain member.

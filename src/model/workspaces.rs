@@ -1,6 +1,7 @@
 //! Workspaces, in Coder's shapes.
 
-use super::{Time, WorkspaceBuild, WorkspaceBuildParameter};
+use super::builds::{WorkspaceBuild, WorkspaceBuildParameter};
+use super::time::Time;
 use serde::{Deserialize, Serialize};
 
 /// codersdk.Workspace

@@ -1,10 +1,15 @@
 //! `PATCH /workspacebuilds/{id}/cancel`: the cancel rules of `domain::jobs`, in the contract's
 //! order; the queue delivers the cancel to the job's worker.
 
-use crate::api::State;
-use crate::api::lookup::find_build;
-use crate::api::query::QueryParser;
-use crate::api::{Actor, ApiError, ApiResult, Reply, blocking, ok};
+use crate::api::error::ApiError;
+use crate::api::error::ApiResult;
+use crate::api::extract::State;
+use crate::api::extract::auth::Actor;
+use crate::api::extract::lookup::find_build;
+use crate::api::extract::query::QueryParser;
+use crate::api::reply::Reply;
+use crate::api::reply::blocking;
+use crate::api::reply::ok;
 use crate::domain::jobs::may_cancel;
 use crate::model::{JobStatus, Response};
 use actix_web::{HttpRequest, web};

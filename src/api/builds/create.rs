@@ -2,13 +2,19 @@
 //! 4), then the build use case (`app::builds`: checks 2 to 7, then the build and its job in one
 //! transaction).
 
-use crate::api::State;
-use crate::api::body::{Body, LARGE};
-use crate::api::lookup::find_workspace;
-use crate::api::render::build_json;
-use crate::api::{
-    Actor, ApiError, ApiResult, Reply, blocking, created, given_id, read_json, tag_failed,
-};
+use crate::api::error::ApiError;
+use crate::api::error::ApiResult;
+use crate::api::extract::State;
+use crate::api::extract::auth::Actor;
+use crate::api::extract::body::read_json;
+use crate::api::extract::body::{Body, LARGE};
+use crate::api::extract::fields::given_id;
+use crate::api::extract::fields::tag_failed;
+use crate::api::extract::lookup::find_workspace;
+use crate::api::present::render::build_json;
+use crate::api::reply::Reply;
+use crate::api::reply::blocking;
+use crate::api::reply::created;
 use crate::app::builds::{BuildRequest, create_build};
 use crate::model::{Transition, WorkspaceBuildParameter};
 use actix_web::web;
@@ -88,11 +94,11 @@ pub fn parse_request(body: &[u8]) -> ApiResult<BuildRequest> {
         None => None,
     };
     let (mut invalid, on_success) =
-        super::on_success::parse(b.on_success.as_ref(), transition, invalid);
-    invalid = crate::api::preset_refused(&b.template_version_preset_id, invalid);
+        crate::api::builds::on_success::parse(b.on_success.as_ref(), transition, invalid);
+    invalid = crate::api::extract::fields::preset_refused(&b.template_version_preset_id, invalid);
     if b.secrets
         .as_ref()
-        .is_some_and(|s| !crate::api::body::is_zero(s))
+        .is_some_and(|s| !crate::api::extract::body::is_zero(s))
     {
         invalid = invalid.with_validation(
             "secrets",

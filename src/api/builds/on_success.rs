@@ -4,8 +4,9 @@
 //! restart completes even if the client has gone). A failed or canceled stop queues nothing.
 //! Fields kiln does not support are refused with a validation, never dropped.
 
-use crate::api::body::is_zero;
-use crate::api::{ApiError, tag_failed};
+use crate::api::error::ApiError;
+use crate::api::extract::body::is_zero;
+use crate::api::extract::fields::tag_failed;
 use crate::app::builds::OnSuccess;
 use crate::model::Transition;
 use serde_json::Value;

@@ -1,14 +1,21 @@
 //! Reading builds: one (by id, or by owner, workspace name and number), a workspace's list,
 //! and a build's logs, parameters, resources and state (read and replaced).
 
-use super::create::decode_state;
-use crate::api::AppState;
-use crate::api::State;
-use crate::api::body::{Body, LARGE};
-use crate::api::lookup::{find_build, find_user, find_workspace, find_workspace_by_name};
-use crate::api::query::{QueryParser, go_parse_int_error};
-use crate::api::render::{Renderer, build_json, resources_json};
-use crate::api::{Actor, ApiError, ApiResult, JSON, Reply, blocking, ok, read_json};
+use crate::api::builds::create::decode_state;
+use crate::api::error::ApiError;
+use crate::api::error::ApiResult;
+use crate::api::extract::State;
+use crate::api::extract::auth::Actor;
+use crate::api::extract::body::read_json;
+use crate::api::extract::body::{Body, LARGE};
+use crate::api::extract::lookup::{find_build, find_user, find_workspace, find_workspace_by_name};
+use crate::api::extract::query::{QueryParser, go_parse_int_error};
+use crate::api::present::render::{Renderer, build_json, resources_json};
+use crate::api::reply::JSON;
+use crate::api::reply::Reply;
+use crate::api::reply::blocking;
+use crate::api::reply::ok;
+use crate::app::state::AppState;
 use crate::model::{Time, WorkspaceBuildParameter};
 use crate::store::BuildRow;
 use actix_web::http::StatusCode;
@@ -19,7 +26,7 @@ use serde::Deserialize;
 /// The hot read: a completed build's JSON comes from the build cache when it is there, with
 /// no store call (and no hop to the blocking pool, nor the allocation that path needs).
 pub async fn get(state: State, actor: Actor, path: web::Path<String>) -> ApiResult<Reply> {
-    let id = crate::api::parse_uuid(&path)?;
+    let id = crate::api::extract::fields::parse_uuid(&path)?;
     if let Some(hit) = state.builds.get(&id) {
         if !actor.caller().can_read_workspace_of(&hit.owner_id) {
             return Err(ApiError::not_found());
@@ -138,7 +145,7 @@ pub async fn logs(
 ) -> ApiResult<HttpResponse> {
     let s = state.clone();
     let build = blocking(move || find_build(&s, &actor, &path)).await?;
-    crate::api::logs::serve(state, req, payload, build.job.id).await
+    crate::api::logs::answer::serve(state, req, payload, build.job.id).await
 }
 
 pub async fn parameters(state: State, actor: Actor, path: web::Path<String>) -> ApiResult<Reply> {

@@ -2,8 +2,13 @@
 //! and steps the build's job recorded as they happened (`provisioner::timings`); kiln runs no
 //! agents, so the agent lists are empty. Empty lists until the job has ended.
 
-use crate::api::lookup::find_build;
-use crate::api::{Actor, ApiResult, Reply, State, blocking, ok};
+use crate::api::error::ApiResult;
+use crate::api::extract::State;
+use crate::api::extract::auth::Actor;
+use crate::api::extract::lookup::find_build;
+use crate::api::reply::Reply;
+use crate::api::reply::blocking;
+use crate::api::reply::ok;
 use actix_web::web;
 use serde_json::json;
 

@@ -4,10 +4,13 @@
 //! only when it moved is the overview rebuilt, at most once per `MIN_GAP`. It is sent only when
 //! what the caller sees differs from the last one sent.
 
-use super::{build_overview, status_filter};
-use crate::api::auth::{authenticate, token_from_request};
-use crate::api::{Actor, ApiError, ApiResult};
-use crate::api::{AppState, State};
+use crate::api::error::ApiError;
+use crate::api::error::ApiResult;
+use crate::api::extract::State;
+use crate::api::extract::auth::Actor;
+use crate::api::extract::auth::{authenticate, token_from_request};
+use crate::api::status_page::page::{build_overview, status_filter};
+use crate::app::state::AppState;
 use crate::events::{Subscription, Topic};
 use crate::model::BuildStatus;
 use crate::model::overview::Overview;

@@ -4,10 +4,10 @@
 //! behind the tail; a connection that takes nothing for too long is cut off.
 
 use super::line::Line;
+use super::tail::Tails;
 use super::tail::{Tail, Taken};
 use super::{PAGE, off_the_async_threads};
-use crate::app::state::AppState;
-use crate::events::{Subscription, Topic};
+use crate::events::{LiveEvents, Subscription, Topic};
 use crate::store::{LogRow, Store, StoreResult};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -82,7 +82,7 @@ enum Phase {
 /// Follows one job's logs. `next` takes and returns the follower, so a transport can keep
 /// one `next` in flight across other events without losing what it read.
 pub struct Follower {
-    state: Arc<AppState>,
+    store: Arc<dyn Store>,
     pub job_id: Arc<str>,
     sub: Subscription,
     /// The job's shared tail and this follower's key in it; none with `before` (such a
@@ -102,19 +102,21 @@ pub struct Follower {
 impl Follower {
     /// Subscribes to the job's notices now, before anything is read from the store.
     pub fn new(
-        state: &Arc<AppState>,
+        store: &Arc<dyn Store>,
+        events: &dyn LiveEvents,
+        tails: &Tails,
         job_id: Arc<str>,
         after: i64,
         before: Option<i64>,
     ) -> Follower {
-        let sub = state.events.subscribe(&Topic::Logs(job_id.to_string()));
+        let sub = events.subscribe(&Topic::Logs(job_id.to_string()));
         let tail = before.is_none().then(|| {
-            let tail = state.tails.get(&state.store, &job_id);
+            let tail = tails.get(store, &job_id);
             let key = tail.join(after);
             (tail, key)
         });
         Follower {
-            state: state.clone(),
+            store: store.clone(),
             job_id,
             sub,
             tail,
@@ -191,7 +193,7 @@ impl Follower {
     async fn read(&mut self, with_completion: bool) -> StoreResult<(bool, Vec<Arc<Line>>, bool)> {
         let Some((tail, key)) = &self.tail else {
             let (completed, rows) = read_page(
-                &self.state.store,
+                &self.store,
                 &self.job_id,
                 (self.last, self.before, PAGE),
                 with_completion,
@@ -201,7 +203,7 @@ impl Follower {
             let lines = rows.into_iter().map(|r| Arc::new(Line::new(r))).collect();
             return Ok((completed, lines, full));
         };
-        let completed = with_completion && tail.refresh(&self.state.store, self.want).await?;
+        let completed = with_completion && tail.refresh(&self.store, self.want).await?;
         match tail.take(*key, self.last, CHUNK) {
             Taken::Lines(lines, more) => Ok((completed, lines, more)),
             Taken::Behind => {
@@ -209,7 +211,7 @@ impl Follower {
                 // far behind): read on from the store, a chunk at a time, until the tail has
                 // them.
                 let range = (self.last, None, CHUNK as i64);
-                let (_, rows) = read_page(&self.state.store, &self.job_id, range, false).await?;
+                let (_, rows) = read_page(&self.store, &self.job_id, range, false).await?;
                 let full = rows.len() == CHUNK;
                 let lines = rows.into_iter().map(|r| Arc::new(Line::new(r))).collect();
                 Ok((completed, lines, full))

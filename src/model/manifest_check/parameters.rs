@@ -6,7 +6,7 @@
 //! `KILN_PARAM_NAME` environment variable of `run` steps, so two names giving the same variable
 //! are refused too. Numbers are whole numbers (64 bits), as Coder's validation parses them.
 
-use super::{Problems, bracket_list, field_path, index_path, param_env_var};
+use super::problems::{Problems, bracket_list, field_path, index_path, param_env_var};
 use crate::model::manifest::Parameter;
 use regex::Regex;
 use std::collections::HashMap;

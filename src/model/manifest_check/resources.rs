@@ -2,7 +2,7 @@
 //! Resource and agent names are unique in the whole template; app slugs are unique per agent and
 //! follow Coder's slug rule `^[a-z0-9](-?[a-z0-9])*$`.
 
-use super::{Problems, field_path, index_path};
+use super::problems::{Problems, field_path, index_path};
 use crate::model::manifest::{Agent, App, Resource};
 use regex::Regex;
 use std::collections::HashMap;

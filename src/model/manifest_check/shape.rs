@@ -2,8 +2,8 @@
 //! typos (`defualt_value`), wrong JSON types and malformed steps are reported with their path
 //! before serde's less precise messages could be.
 
+use super::problems::{Problems, closest, field_path, index_path};
 use super::values::{TRANSITIONS, check_text, describe};
-use super::{Problems, closest, field_path, index_path};
 use serde_json::Value;
 
 /// What a field's value must be.

@@ -3,8 +3,8 @@
 //! `steps` has only `start`, `stop` and `delete`. (The `Step` enum is untagged, so serde alone
 //! would accept `{"log": "a", "run": "b"}` as a log step and ignore misspelt fields.)
 
+use super::problems::{Problems, closest, field_path, index_path};
 use super::values::{TRANSITIONS, check_text, compact, describe};
-use super::{Problems, closest, field_path, index_path};
 use serde_json::Value;
 
 const LOG_LEVELS: [&str; 4] = ["debug", "info", "warn", "error"];

@@ -1,6 +1,6 @@
 //! `Manifest::parse`: JSON syntax, unknown fields, JSON types and steps.
 
-use super::param_env_var;
+use super::problems::param_env_var;
 use crate::model::manifest::{Manifest, Step};
 
 fn error_of(json: &str) -> String {

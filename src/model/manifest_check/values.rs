@@ -1,6 +1,6 @@
 //! Small checks and descriptions of JSON values, shared by the shape pass and its steps.
 
-use super::Problems;
+use super::problems::Problems;
 use serde_json::Value;
 
 pub(super) const TRANSITIONS: [&str; 3] = ["start", "stop", "delete"];

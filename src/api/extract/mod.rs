@@ -1,0 +1,15 @@
+//! What handlers take from a request: the caller (`auth`), the body (`body`), the query
+//! (`query`), path ids and names (`fields`), and the rows the path names as the caller may see
+//! them (`lookup`).
+
+pub mod auth;
+pub mod body;
+pub mod fields;
+pub mod lookup;
+pub mod query;
+
+use crate::app::state::AppState;
+use actix_web::web;
+
+/// What a handler takes to reach the application.
+pub type State = web::Data<AppState>;

@@ -1,0 +1,4 @@
+//! The organization (kiln has one, `coder`) and its members.
+
+pub mod members;
+pub mod organization;
