@@ -5,13 +5,14 @@
 //! start kiln the same way.
 
 use crate::app::state::AppState;
-use crate::config::Config;
+use crate::config::{Config, ConfigOption, ServerArgs};
 use crate::store::Store;
 use crate::{api, app, data_dir, events, metrics, model, provisioner, store};
 use actix_web::{App, HttpServer, web};
 use std::future::Future;
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Opens the data folder and the store in it, gives up the jobs this server held before a
 /// restart, and starts the workers, the hung-job sweeper and the lifecycle executor.
@@ -79,6 +80,7 @@ fn open_state(config: Config) -> Result<Arc<AppState>, Box<dyn std::error::Error
         builds: app::caches::builds::BuildCache::new(&*hub),
         queue_ranks: app::caches::queue_ranks::QueueRanks::new(&*hub),
         tails: Default::default(),
+        seen_daemons: Default::default(),
         data_dir,
     }))
 }
@@ -173,6 +175,57 @@ impl Server {
             state: open_state(config)?,
             listeners,
         })
+    }
+
+    /// The server `kiln server`'s flags describe: its settings, and its listeners bound.
+    /// `options` says how each flag was set (`config::args::options`).
+    pub fn from_args(
+        args: ServerArgs,
+        options: Vec<ConfigOption>,
+    ) -> Result<Server, Box<dyn std::error::Error>> {
+        let config = Config {
+            data_dir: args.data_dir,
+            database: args.database.filter(|d| !d.trim().is_empty()),
+            workers: args.workers as usize,
+            durability: args.durability.into(),
+            hung_timeout: Duration::from_secs(args.hung_timeout),
+            shutdown_grace: Duration::from_secs(args.shutdown_grace),
+            max_upload_bytes: args.max_upload_bytes,
+            autobuild_poll_interval: args.autobuild_poll_interval,
+            prometheus_address: args.prometheus_address.filter(|a| !a.trim().is_empty()),
+            provisioner_lease: args.provisioner_lease,
+            secure_auth_cookie: args.secure_auth_cookie,
+            allow_workspace_renames: args.allow_workspace_renames,
+            options,
+            step_user: args
+                .step_user
+                .as_deref()
+                .filter(|u| !u.trim().is_empty())
+                .map(provisioner::step_user::StepUser::lookup)
+                .transpose()?,
+        };
+        let bind = |address: &str| {
+            TcpListener::bind(address).map_err(|e| format!("cannot listen on {address}: {e}"))
+        };
+        let http = match args.address.trim() {
+            "" if !args.tls_enable => {
+                return Err(
+                    "--address is empty: give an address, or serve HTTPS (--tls-enable)".into(),
+                );
+            }
+            "" => None,
+            address => Some(bind(address)?),
+        };
+        let https = if args.tls_enable {
+            let (Some(cert), Some(key)) = (&args.tls_cert_file, &args.tls_key_file) else {
+                return Err("--tls-enable needs --tls-cert-file and --tls-key-file".into());
+            };
+            let tls = crate::tls::server_config(cert, key, args.tls_min_version)?;
+            Some((bind(&args.tls_address)?, tls))
+        } else {
+            None
+        };
+        Server::build(config, Listeners { http, https })
     }
 
     pub fn state(&self) -> &Arc<AppState> {

@@ -4,6 +4,7 @@
 use super::caches::builds::BuildCache;
 use super::caches::queue_ranks::QueueRanks;
 use super::caches::sessions::SessionCache;
+use super::daemons::SeenDaemons;
 use super::lifecycle::Autobuilder;
 use super::logs::tail::Tails;
 use crate::config::Config;
@@ -36,6 +37,8 @@ pub struct AppState {
     pub queue_ranks: QueueRanks,
     /// The shared tails of the jobs being followed (`logs/tail.rs`).
     pub(crate) tails: Tails,
+    /// When each external daemon was last marked as seen (`daemons.rs`).
+    pub(crate) seen_daemons: SeenDaemons,
     /// Held for the server's lifetime: no other kiln uses the folder meanwhile.
     pub data_dir: DataDir,
 }

@@ -76,25 +76,6 @@ fn daemon_of(state: &AppState, key: &ProvisionerKeyRow, daemon_id: &str) -> ApiR
     }
 }
 
-/// Marks a daemon as seen, at most every quarter of the lease (at most every 5 s): idle
-/// daemons poll every second, and each mark is a write.
-fn seen(state: &AppState, daemon_id: &str) -> ApiResult<()> {
-    use std::collections::HashMap;
-    use std::sync::Mutex;
-    use std::time::Instant;
-    static SEEN: Mutex<Option<HashMap<String, Instant>>> = Mutex::new(None);
-    let every = (state.config.provisioner_lease / 4).min(Duration::from_secs(5));
-    {
-        let mut seen = SEEN.lock().unwrap();
-        let seen = seen.get_or_insert_with(HashMap::new);
-        if seen.get(daemon_id).is_some_and(|t| t.elapsed() < every) {
-            return Ok(());
-        }
-        seen.insert(daemon_id.to_string(), Instant::now());
-    }
-    Ok(state.store.touch_daemon(daemon_id)?)
-}
-
 fn not_held() -> ApiError {
     ApiError::conflict(NOT_HELD)
 }
@@ -153,7 +134,7 @@ pub async fn acquire(state: State, req: HttpRequest, body: Body<{ 64 << 10 }>) -
         let key = authenticate(&st, key)?;
         let r: AcquireRequest = read_json(&body)?;
         let daemon = daemon_of(&st, &key, &r.daemon_id)?;
-        seen(&st, &daemon.id)?;
+        crate::app::daemons::mark_seen(&st, &daemon.id)?;
         Ok((daemon.id, Duration::from_millis(r.wait_ms).min(MAX_WAIT)))
     })
     .await?;
@@ -241,7 +222,7 @@ pub async fn update(
         } else {
             state.queue.append_logs(&job, &daemon.id, &batch)?
         };
-        seen(&state, &daemon.id)?;
+        crate::app::daemons::mark_seen(&state, &daemon.id)?;
         lease_word(lease)
     })
     .await

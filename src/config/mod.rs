@@ -1,5 +1,9 @@
 //! What the operator chose on the command line.
 
+pub mod args;
+
+pub use args::ServerArgs;
+
 use crate::store::Durability;
 use std::path::PathBuf;
 use std::time::Duration;

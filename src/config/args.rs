@@ -1,0 +1,175 @@
+//! `kiln server`'s command line: every flag with its environment variable and default, and
+//! how each was set (for `GET /deployment/config`). `startup::Server::from_args` turns them
+//! into a `Config` and listeners.
+
+use super::ConfigOption;
+use crate::store::Durability;
+use clap::{Args, ValueEnum};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// `kiln server`'s flags, each also read from its environment variable.
+#[derive(clap::Args)]
+pub struct ServerArgs {
+    /// Address to serve plain HTTP on (host:port). Port 0 picks a free port; the log says
+    /// which. Empty turns plain HTTP off (with --tls-enable).
+    #[arg(long, env = "KILN_ADDRESS", default_value = "127.0.0.1:3000")]
+    pub address: String,
+
+    /// Serve HTTPS too, on --tls-address, with --tls-cert-file and --tls-key-file. The
+    /// session cookie is Secure on answers over HTTPS.
+    #[arg(long, env = "KILN_TLS_ENABLE")]
+    pub tls_enable: bool,
+
+    /// Address to serve HTTPS on (host:port; port 0 picks a free port).
+    #[arg(long, env = "KILN_TLS_ADDRESS", default_value = "127.0.0.1:3443")]
+    pub tls_address: String,
+
+    /// The server's certificate, with its chain (PEM).
+    #[arg(long, env = "KILN_TLS_CERT_FILE")]
+    pub tls_cert_file: Option<PathBuf>,
+
+    /// The certificate's private key (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, env = "KILN_TLS_KEY_FILE")]
+    pub tls_key_file: Option<PathBuf>,
+
+    /// The oldest TLS version HTTPS accepts: tls12 or tls13.
+    #[arg(long, env = "KILN_TLS_MIN_VERSION", default_value = "tls12")]
+    pub tls_min_version: crate::tls::MinVersion,
+
+    /// Mark the session cookie Secure on every answer, plain HTTP too: for a server behind a
+    /// proxy that ends TLS.
+    #[arg(long, env = "KILN_SECURE_AUTH_COOKIE")]
+    pub secure_auth_cookie: bool,
+
+    /// Let users rename their workspaces (PATCH /workspaces/{id}), as Coder's flag does.
+    #[arg(long, env = "KILN_ALLOW_WORKSPACE_RENAMES")]
+    pub allow_workspace_renames: bool,
+
+    /// Run the steps of builds as this unprivileged OS user (kiln must run as root): they
+    /// reach their job's and workspace's folders, not kiln's database, keys or memory.
+    #[arg(long, env = "KILN_STEP_USER")]
+    pub step_user: Option<String>,
+
+    /// Folder for the database (kiln.db), the server's id and the workspace folders; created if
+    /// missing. One kiln server at a time uses it.
+    #[arg(long, env = "KILN_DATA_DIR", default_value = "./kiln-data")]
+    pub data_dir: PathBuf,
+
+    /// A PostgreSQL database to keep everything in instead of kiln.db, shared by every kiln
+    /// server that names it: a URL (postgres://user:password@host:5432/db?sslmode=verify-full)
+    /// or a libpq string (host=/run/postgresql dbname=kiln user=kiln). kiln hides it from its
+    /// command line and environment once read; --database-file keeps it out of both.
+    #[arg(
+        long,
+        env = "KILN_DATABASE",
+        hide_env_values = true,
+        conflicts_with = "database_file"
+    )]
+    pub database: Option<String>,
+
+    /// A file holding the --database connection string (readable by kiln's user alone).
+    #[arg(long, env = "KILN_DATABASE_FILE")]
+    pub database_file: Option<PathBuf>,
+
+    /// Provisioner worker threads: how many jobs run at once. 0 queues jobs without running
+    /// them (to inspect or move a queue).
+    #[arg(long, env = "KILN_WORKERS", default_value_t = 3, value_parser = clap::value_parser!(u16).range(0..=256))]
+    pub workers: u16,
+
+    /// Commit durability: `full` waits for the disk on every commit; `normal` may lose the
+    /// last commits on power loss (never on a crash of kiln alone).
+    #[arg(long, env = "KILN_DURABILITY", value_enum, default_value_t = DurabilityArg::Full)]
+    pub durability: DurabilityArg,
+
+    /// Seconds without a heartbeat after which a running job is failed as hung.
+    #[arg(long, env = "KILN_HUNG_TIMEOUT", default_value_t = 300)]
+    pub hung_timeout: u64,
+
+    /// Seconds running jobs may go on after SIGINT/SIGTERM before they are canceled.
+    #[arg(long, env = "KILN_SHUTDOWN_GRACE", default_value_t = 10)]
+    pub shutdown_grace: u64,
+
+    /// Largest template upload accepted, in bytes (larger answers 413).
+    #[arg(long, env = "KILN_MAX_UPLOAD_BYTES", default_value_t = 10 * 1024 * 1024)]
+    pub max_upload_bytes: usize,
+
+    /// How often the lifecycle executor stops workspaces past their deadline and starts those
+    /// whose autostart schedule has come (e.g. 500ms, 2s, 1m).
+    #[arg(long, env = "KILN_AUTOBUILD_POLL_INTERVAL", default_value = "1m", value_parser = super::parse_duration)]
+    pub autobuild_poll_interval: Duration,
+
+    /// Serve Prometheus metrics at /metrics on this address (host:port; Coder's default is
+    /// 127.0.0.1:2112). Off unless set.
+    #[arg(long, env = "KILN_PROMETHEUS_ADDRESS")]
+    pub prometheus_address: Option<String>,
+    /// How long an external provisioner daemon's job may go without an update before it is
+    /// failed (a daemon killed or cut off); daemons stop a job they could not update for it.
+    /// Keep it well under --hung-timeout.
+    #[arg(long, env = "KILN_PROVISIONER_LEASE", default_value = "30s", value_parser = super::parse_duration)]
+    pub provisioner_lease: Duration,
+}
+
+/// `--durability`, as the command line spells it.
+#[derive(Clone, Copy, ValueEnum)]
+pub enum DurabilityArg {
+    /// Every commit reaches the disk before it is acknowledged (default).
+    Full,
+    /// A power loss may forget the last commits; a crash of kiln alone loses nothing.
+    Normal,
+}
+
+impl From<DurabilityArg> for Durability {
+    fn from(d: DurabilityArg) -> Durability {
+        match d {
+            DurabilityArg::Full => Durability::Full,
+            DurabilityArg::Normal => Durability::Normal,
+        }
+    }
+}
+
+/// Every flag of `kiln server` as it was set: its help, environment variable, default, value
+/// and where the value came from. Secrets (`--database`) show no value.
+pub fn options(matches: &clap::ArgMatches) -> Vec<ConfigOption> {
+    let server = ServerArgs::augment_args(clap::Command::new("server"));
+    let text = |v: &[&std::ffi::OsStr]| {
+        v.iter()
+            .map(|s| s.to_string_lossy().into_owned())
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    server
+        .get_arguments()
+        .filter(|a| a.get_long().is_some())
+        .map(|a| {
+            let id = a.get_id().as_str();
+            let secret = id == "database";
+            let value = matches
+                .get_raw(id)
+                .map(|v| text(&v.collect::<Vec<_>>()))
+                .unwrap_or_default();
+            ConfigOption {
+                flag: a.get_long().unwrap_or_default().to_string(),
+                env: a
+                    .get_env()
+                    .map(|e| e.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+                description: a.get_help().map(|h| h.to_string()).unwrap_or_default(),
+                default: text(
+                    &a.get_default_values()
+                        .iter()
+                        .map(|d| d.as_os_str())
+                        .collect::<Vec<_>>(),
+                ),
+                value: if secret { String::new() } else { value },
+                source: match matches.value_source(id) {
+                    Some(clap::parser::ValueSource::CommandLine) => "flag",
+                    Some(clap::parser::ValueSource::EnvVariable) => "env",
+                    Some(clap::parser::ValueSource::DefaultValue) => "default",
+                    _ => "",
+                }
+                .to_string(),
+            }
+        })
+        .collect()
+}
