@@ -1,13 +1,15 @@
-//! kiln: Coder's workspace builds API over a local SQLite file, with an in-process provisioner.
-//! `open_state` wires the store, the live events, the queue and the workers; `build_server`
-//! the HTTP server, for the binary and for tests.
+//! kiln: Coder's workspace builds API over a local SQLite file (or a PostgreSQL database
+//! several servers share), with the provisioner jobs behind the builds run in-process or on
+//! provisioner machines. `startup` builds and runs a server, for the binary and the tests.
 //!
-//! Layers, each using only those below it: `api` (HTTP in, JSON out) → `provisioner` (workers
-//! and the queue seam) → `store` (storage traits; `store::sqlite` holds all SQL) and `events`
-//! (live notices) → `domain` (decisions) → `model` (Coder's types); `metrics` (Prometheus),
-//! `tls` (the one TLS stack: certificates, roots, the crypto provider) and `secrets` (hiding
-//! what was read from the command line) sit below them all. `cli`, the `kiln` client, stands
-//! apart: it talks to a server over HTTP only and uses none of the others but `tls`.
+//! Layers, each using only those below it: `startup` → `api` (HTTP in, JSON out: routes,
+//! handlers by resource, extractors, presenters, middleware, the one error mapping) → `app`
+//! (use cases, the lifecycle executor, the log fan-out, caches; no HTTP) → `config` →
+//! `provisioner` (the queue seam, workers, the step runner, the daemon) → `store` (storage
+//! traits and their SQLite and PostgreSQL implementations) → `domain` (decisions as plain
+//! functions) and `data_dir` → `model` (Coder's types), `events` (live notices), `metrics`,
+//! `identity`, `tls` and `secrets` at the ground. `cli`, the `kiln` client, stands apart: it
+//! talks to a server over HTTP only and uses none of the others but `tls`.
 
 pub mod api;
 pub mod app;

@@ -2,7 +2,7 @@
 //!
 //! The check is a pure function of the archive (`check`), so the server makes it itself even
 //! when a provisioner daemon ran the import: what a daemon reports can fail an import, never
-//! choose the manifest or README that later builds use (`api/provisionerd.rs`).
+//! choose the manifest or README that later builds use (`api/provisioners/protocol.rs`).
 
 use super::archive;
 use super::checked_log::CheckedLog;

@@ -108,7 +108,7 @@ enum Style {
 }
 
 impl Style {
-    /// A chunk of lines for the connection: the lines' shared bytes joined (see `log_line.rs`).
+    /// A chunk of lines for the connection: the lines' shared bytes joined (see `app::logs::line`).
     fn encode(self, lines: &[Arc<Line>]) -> Bytes {
         match self {
             Style::Sse => join(lines.iter().map(|l| l.sse()), b""),

@@ -1,5 +1,5 @@
 //! The query every logs request takes, and a line as text (`format=text`): shared by the
-//! stored answer and the streams (`logs.rs`) and the WebSocket (`logs_ws.rs`). A line's JSON
+//! stored answer and the streams (`answer.rs`) and the WebSocket (`ws.rs`). A line's JSON
 //! and its SSE and WebSocket bytes are made once for all followers (`app::logs::line`).
 
 use crate::api::error::ApiError;

@@ -1,9 +1,9 @@
-//! A job's log followed over a WebSocket (see `logs.rs`), Coder's way: one JSON log per text
+//! A job's log followed over a WebSocket (see `answer.rs`), Coder's way: one JSON log per text
 //! frame, a ping every 15 s, then close 1000 `done`.
 //!
 //! kiln writes the frames itself (actix-http's handshake and frame codec) instead of through
 //! actix-ws's session: a chunk of lines goes to the connection as one buffer of frames, each
-//! line's frame encoded once for all its followers (`log_line.rs`), rather than one message,
+//! line's frame encoded once for all its followers (`app::logs::line`), rather than one message,
 //! one encoding and one fresh buffer per line per follower.
 
 use crate::api::error::ApiError;

@@ -138,7 +138,7 @@ pub async fn get(state: State, _actor: Actor, path: web::Path<String>) -> ApiRes
     .await
 }
 
-/// The import job's logs (see `logs.rs`).
+/// The import job's logs (see `api/logs`).
 pub async fn logs(
     state: State,
     _actor: Actor,

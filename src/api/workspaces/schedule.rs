@@ -1,6 +1,6 @@
 //! A workspace's schedule, as Coder's `coderd/workspaces.go` serves it: `PUT …/autostart`,
 //! `PUT …/ttl`, `PUT …/extend` and `GET …/resolve-autostart`. The lifecycle executor
-//! (`autobuild.rs`) acts on what these set.
+//! (`app::lifecycle`) acts on what these set.
 
 use crate::api::error::ApiError;
 use crate::api::error::ApiResult;

@@ -1,4 +1,4 @@
-//! A workspace's settings beside its schedule (`workspace_schedule.rs`), as Coder's dashboard
+//! A workspace's settings beside its schedule (`schedule.rs`), as Coder's dashboard
 //! changes them: its name (`PATCH /workspaces/{id}`, with `--allow-workspace-renames`), whether
 //! starts follow the template's active version (`autoupdates`), and the values a user gave a
 //! template's parameters last (`autofill-parameters`, which the create form fills in).

@@ -1,6 +1,6 @@
 //! Following one job's logs: every line once, in id order, then the end once the job has
-//! completed (see `logs.rs`). A follower subscribes to the job's `Topic::Logs` notices first,
-//! then takes lines from the job's shared tail (`log_tail.rs`), or from the store when it is
+//! completed (see `api/logs/answer.rs`). A follower subscribes to the job's `Topic::Logs` notices first,
+//! then takes lines from the job's shared tail (`tail.rs`), or from the store when it is
 //! behind the tail; a connection that takes nothing for too long is cut off.
 
 use super::line::Line;

@@ -3,7 +3,7 @@
 //! (the queue seam over HTTP): jobs of its organization and tags, with the same environment
 //! variables, state file and log stages as the server's built-in workers. It keeps no
 //! database; its workspace folders live under `--data-dir`. The protocol is in
-//! `docs/provisioners.md`; the server side is `api/provisionerd.rs`.
+//! `docs/provisioners.md`; the server side is `api/provisioners/protocol.rs`.
 
 pub mod client;
 pub mod queue;

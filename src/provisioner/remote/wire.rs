@@ -1,5 +1,5 @@
 //! The bodies of kiln's provisioner protocol (`docs/provisioners.md`), shared by the server
-//! side (`api/provisionerd.rs`) and the daemon (`remote::RemoteQueue`). Byte strings travel as
+//! side (`api/provisioners/protocol.rs`) and the daemon (`remote::RemoteQueue`). Byte strings travel as
 //! base64.
 
 use crate::domain::provisioner_tags::Tags;
