@@ -5,10 +5,10 @@
 //! with `sslmode` as libpq reads it.
 
 mod common;
-use common::builds::quick;
 use common::cli::Cli;
 use common::daemon::new_key;
-use common::{TestServer, postgres_mode};
+use common::fixtures::quick;
+use common::{Kiln, TestServer, postgres_mode};
 use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
 use serde_json::{Value, json};
 use std::path::PathBuf;
