@@ -1,5 +1,7 @@
-//! The provisioner over real HTTP and real processes: steps, parameters, state, failures,
-//! timeouts, a crash in the middle of a job, and graceful shutdown.
+//! The provisioner over real HTTP: steps, parameters, state, failures, timeouts, long and many
+//! lines, jobs taken oldest first by few workers, and the example templates. (A server killed
+//! in the middle of a job, graceful shutdown and steps as another OS user are in
+//! `tests/process/engine.rs`.)
 
 use crate::common::fixtures::{WORKSPACE, log_lines, outputs, template, workspace};
 use crate::common::schema::assert_valid;

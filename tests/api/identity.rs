@@ -1,4 +1,6 @@
-//! Identity over real HTTP: first user, login/logout, the auth matrix, roles, keys, orgs.
+//! Identity over real HTTP: first user, login/logout, roles, keys (never stored in clear), orgs,
+//! the generic 404, and the cookie's cross-site rules. (The auth matrix, which reads the
+//! access log, and a restart are in `tests/process/identity.rs`.)
 
 use crate::common::fixtures::{NOT_FOUND, SIGNED_OUT};
 use crate::common::{Kiln, TestApp, pg, postgres_mode};

@@ -1,7 +1,7 @@
-//! External provisioners over real processes: a `kiln server --workers 0` and `kiln provisioner
-//! start` daemons. Keys (Coder's endpoints and errors), the daemons listing, jobs spread over
-//! daemons, tags and `matched_provisioners`, cancel of a remote step, and the protocol's
-//! refusals. Faults (kill -9, key deletion, server restart) are in `provisioner_faults.rs`.
+//! External provisioners over real HTTP, without daemons: keys (Coder's endpoints and errors),
+//! the provisioner daemons' protocol spoken by hand (its refusals of bad keys and bad input),
+//! and a daemon that cannot choose what a version runs. (Real `kiln provisioner start` daemons
+//! are in `tests/process/provisioners.rs`, faults in `tests/process/provisioner_faults.rs`.)
 
 use crate::common::daemon::*;
 use crate::common::fixtures::*;

@@ -1,7 +1,9 @@
 //! Two kiln servers on one PostgreSQL database, as replicas behind a load balancer: every
-//! request may land on either, and what one server does shows on the other. These tests run
-//! with `KILN_TEST_STORE=postgres` (two servers cannot share an SQLite file); with SQLite they
-//! say they were skipped.
+//! request may land on either, and what one server does shows on the other (racing posts, a
+//! follower, a cancel, a sign-out, the status page). These tests run with
+//! `KILN_TEST_STORE=postgres` (two servers cannot share an SQLite file); with SQLite they say
+//! they were skipped. (A server killed mid-job, two servers started at once, a cut notice
+//! connection and a newer database are in `tests/process/replicas.rs`.)
 
 use crate::common::fixtures::{
     BUILD, BUILDS, finished, manifest, post_build, template, wait_job_within, workspace,

@@ -107,22 +107,34 @@ impl TestApp {
                 .is_test(true)
                 .try_init();
         }
-        let server = kiln::startup::Server::from_args(server, options)
-            .unwrap_or_else(|e| panic!("kiln did not start ({argv:?}): {e}"));
-        let state = Arc::downgrade(server.state());
-        let addr = server
-            .http_address()
-            .expect("the server listens on plain HTTP")
-            .to_string();
+        // Start-up runs on the server's own thread: a test runs in an async runtime, where the
+        // PostgreSQL store's blocking client cannot connect.
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let (started, start) = std::sync::mpsc::channel();
         let thread = std::thread::Builder::new()
-            .name(format!("kiln {addr}"))
+            .name("kiln".into())
             .spawn(move || {
+                let server = match kiln::startup::Server::from_args(server, options) {
+                    Ok(server) => server,
+                    Err(e) => {
+                        let _ = started.send(Err(e.to_string()));
+                        return Ok(());
+                    }
+                };
+                let addr = server
+                    .http_address()
+                    .expect("the server listens on plain HTTP");
+                let _ = started.send(Ok((addr, Arc::downgrade(server.state()))));
                 actix_web::rt::System::new().block_on(server.run_until(async move {
                     let _ = stopped.await;
                 }))
             })
             .expect("a thread for the server");
+        let (addr, state) = match start.recv() {
+            Ok(Ok((addr, state))) => (addr.to_string(), state),
+            Ok(Err(e)) => panic!("kiln did not start ({argv:?}): {e}"),
+            Err(_) => panic!("kiln did not start ({argv:?}): its thread panicked"),
+        };
         TestApp {
             addr,
             dir: dir.to_path_buf(),

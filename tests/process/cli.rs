@@ -1,6 +1,8 @@
 //! The `kiln` client against a real server: signing in (on a terminal and with a token),
 //! signing out, errors, templates, workspaces and their builds, logs and state, Ctrl-C and
 //! colour. Exact lines and exit codes, and the server's state read back through the API.
+//!
+//! Process: the `kiln` client binary, on a pseudo-terminal or with pipes, against a server.
 
 use crate::common::cli::{Cli, build_lines, plain_lines, signed_in, template_dir};
 use crate::common::{Kiln, TestServer};

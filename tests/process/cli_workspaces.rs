@@ -1,5 +1,7 @@
 //! The `kiln` client's templates, workspaces, builds, logs and state commands against a real
 //! server: exact output lines and exit codes, and what changed read back through the API.
+//!
+//! Process: the `kiln` client binary against a server.
 
 use crate::common::cli::{Cli, build_lines, signed_in, template_dir};
 use crate::common::fixtures::workspace;

@@ -5,8 +5,11 @@
 //! acknowledged before is there after the space is freed and after a restart.
 //!
 //! SQLite only: with PostgreSQL the database is not in the data folder.
+//!
+//! Process: the server is killed and restarted on the tmpfs (mounted as root), and its log is
+//! read.
 
-use crate::common::fixtures::{finished, manifest, quick, template, workspace};
+use crate::common::fixtures::{build_count, finished, manifest, quick, template, workspace};
 use crate::common::follow::{Style, assert_complete, follow};
 use crate::common::mount::Tmpfs;
 use crate::common::{Client, Kiln, TestServer, postgres_mode, tar_of};
@@ -98,23 +101,13 @@ async fn new_workspace(c: &Client, template: &str, name: &str) -> crate::common:
     .await
 }
 
-async fn builds_of(c: &Client, workspace: &str) -> usize {
-    let r = c
-        .get(&format!("/api/v2/workspaces/{workspace}/builds"))
-        .await;
-    r.expect(200, "[]codersdk.WorkspaceBuild")
-        .as_array()
-        .unwrap()
-        .len()
-}
-
 /// What was refused is not there, and what was acknowledged is.
 async fn check_stored(c: &Client, refused: &[String], done_ws: &str, builds: usize) {
     for name in refused {
         let r = c.get(&format!("/api/v2/users/me/workspace/{name}")).await;
         assert_eq!(r.status, 404, "{name} was refused, yet: {}", r.text());
     }
-    assert_eq!(builds_of(c, done_ws).await, builds);
+    assert_eq!(build_count(c, done_ws).await, builds);
 }
 
 #[actix_web::test]

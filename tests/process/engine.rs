@@ -1,5 +1,10 @@
-//! The provisioner over real HTTP and real processes: steps, parameters, state, failures,
-//! timeouts, a crash in the middle of a job, and graceful shutdown.
+//! The provisioner when kiln itself goes away or drops privileges: a server killed in the
+//! middle of a job (the job fails at the next start, what was accepted is kept), a graceful
+//! shutdown (SIGTERM: the running step gets its grace, then nothing is left running), and steps
+//! run as another OS user that cannot read kiln's data.
+//!
+//! Process: the server is killed and restarted on its data, stopped by SIGTERM with its log
+//! read, and run as root with `--step-user` (a step reads its parent's /proc entry).
 
 use crate::common::fixtures::{outputs, template, wait_job, workspace};
 use crate::common::{Kiln, TestServer};

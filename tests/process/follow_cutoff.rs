@@ -5,6 +5,8 @@
 //! writes far more than socket buffers hold (the stalled clients keep the default receive
 //! buffer: with a tiny one, the reopened window reaches the server only after minutes of
 //! zero-window probing).
+//!
+//! Process: `KILN_FOLLOW_STALL_MS` is read once per process.
 
 use crate::common::fixtures::{template, workspace};
 use crate::common::follow::*;

@@ -1,4 +1,8 @@
-//! Identity over real HTTP: first user, login/logout, the auth matrix, roles, keys, orgs.
+//! Identity over real HTTP where the server's process matters: the auth matrix (every way of
+//! sending a token; the access log shows the request without the token's secret; an expired
+//! key), and users and tokens surviving a kill and a restart.
+//!
+//! Process: the server's log is read, and the server is killed and started again on its data.
 
 use crate::common::fixtures::SIGNED_OUT;
 use crate::common::{Kiln, TestServer, pg, postgres_mode};

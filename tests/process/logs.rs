@@ -1,7 +1,8 @@
-//! Job logs over real HTTP and WebSocket: the stored lines (JSON and text), their query
-//! errors, and following a job in each style (WebSocket, Server-Sent Events, NDJSON) before it
-//! starts, while it runs, after it ends and while it completes: every line exactly once, in
-//! order, then the end. Also the 1 MiB cap.
+//! Job logs followed by followers that fall behind a small tail: every line still arrives, once,
+//! in order, then the end.
+//!
+//! Process: the server runs with a small tail window (`KILN_FOLLOW_WINDOW`), an environment
+//! variable kiln reads once per process. The other log tests are in `tests/api/logs.rs`.
 
 use crate::common::fixtures::{finished, steps, template, workspace};
 use crate::common::follow::*;

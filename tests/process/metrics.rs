@@ -2,6 +2,9 @@
 //! parser (`openmetrics-parser`'s Prometheus text grammar). The counters move with the work done (requests by route
 //! pattern, builds by status, the queue wait, jobs running, log lines, commits), and no label
 //! carries a token, an id or a raw path.
+//!
+//! Process: the metrics registry is process-wide (an in-process server would count every other
+//! test's requests), and the server's log is read.
 
 use crate::common::fixtures::*;
 use crate::common::follow::follow_ws;

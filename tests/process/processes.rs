@@ -5,6 +5,9 @@
 //!
 //! A process "of the step" is one whose environment holds the workspace's `KILN_WORKSPACE_ID`;
 //! zombies count as gone.
+//!
+//! Process: kiln is killed (its step processes must go with it), restarted and stopped by
+//! SIGTERM, and the step processes are found in /proc.
 
 use crate::common::fixtures::{steps, template, workspace};
 use crate::common::{Client, Kiln, TestServer};

@@ -3,6 +3,9 @@
 //! (its daemons are cut off and their job fails), and the server killed and restarted while a
 //! daemon runs (the daemon reconnects and its completion is delivered; cut off for the lease,
 //! it stops its job itself).
+//!
+//! Process: daemons are processes of their own, killed and restarted with the server; the server
+//! is killed, restarted and stopped by SIGTERM, and logs are read.
 
 use crate::common::daemon::*;
 use crate::common::fixtures::*;

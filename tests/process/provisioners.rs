@@ -1,7 +1,10 @@
 //! External provisioners over real processes: a `kiln server --workers 0` and `kiln provisioner
-//! start` daemons. Keys (Coder's endpoints and errors), the daemons listing, jobs spread over
-//! daemons, tags and `matched_provisioners`, cancel of a remote step, and the protocol's
-//! refusals. Faults (kill -9, key deletion, server restart) are in `provisioner_faults.rs`.
+//! start` daemons. Jobs spread over daemons, tags and `matched_provisioners`, cancel of a
+//! remote step, a daemon given tags with a key, and the daemon's key hidden from its steps.
+//! Faults (kill -9, key deletion, server restart) are in `provisioner_faults.rs`.
+//!
+//! Process: daemons are processes of their own (their steps are found with `pgrep`, their
+//! /proc entries read), and the binary is run to see a daemon refused.
 
 use crate::common::daemon::*;
 use crate::common::fixtures::*;

@@ -1,7 +1,11 @@
-//! Two kiln servers on one PostgreSQL database, as replicas behind a load balancer: every
-//! request may land on either, and what one server does shows on the other. These tests run
-//! with `KILN_TEST_STORE=postgres` (two servers cannot share an SQLite file); with SQLite they
-//! say they were skipped.
+//! Two kiln servers on one PostgreSQL database when one goes away or starts: a server killed
+//! mid-job leaves its job to the survivor, two servers started at once on an empty database
+//! both serve (one migrates it), followers lose nothing while the notice connection is cut, and
+//! a database written by a newer kiln is refused. These tests run with
+//! `KILN_TEST_STORE=postgres`; with SQLite they say they were skipped.
+//!
+//! Process: a server is killed, servers' logs are read, and the binary is run to see it
+//! refuse a database.
 
 use crate::common::fixtures::{finished, manifest, template, wait_job_within, workspace};
 use crate::common::follow::{STYLES, assert_complete, follow};

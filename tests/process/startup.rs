@@ -1,6 +1,9 @@
 //! Start-up: a fresh start logs no error; a data folder that is read-only is refused in one line;
 //! a server killed (SIGKILL) at any moment of its start-up, or in the middle of a schema
 //! migration, leaves a folder the next start opens cleanly, with its data and the current schema.
+//!
+//! Process: servers are killed at chosen moments of their start-up, their logs read, their
+//! /proc entries looked at (what they hide of their command line and environment).
 
 use crate::common::fixtures::{quick, template, workspace};
 use crate::common::mount::Tmpfs;
