@@ -78,7 +78,7 @@ async fn the_search_syntax_filters_as_coders_does() {
         assert_eq!(names(&v), want, "q={q:?}");
         assert_eq!(v["count"], want.len(), "q={q:?}");
     }
-    let v = search(&owner, &format!("id:{}", dev)).await;
+    let v = search(&owner, &format!("id:{dev}")).await;
     assert_eq!(names(&v), ["mary/dev-box"]);
     // A member sees only their own, whatever the search.
     assert_eq!(

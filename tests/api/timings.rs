@@ -12,8 +12,7 @@ async fn a_builds_timings_are_its_stages_and_steps_as_they_ran() {
     let steps = json!([{"log": "hello"}, {"sleep_ms": 250}, {"run": "echo hi"}]);
     let t = template(&owner, "base", manifest(steps, json!([]))).await;
     let (_, id) = workspace(&owner, &t, "dev", json!([])).await;
-    let id = id.as_str();
-    let b = owner.wait_build(id).await;
+    let b = owner.wait_build(&id).await;
     assert_eq!(b["job"]["status"], "succeeded", "{b}");
 
     let v = owner
@@ -80,7 +79,6 @@ async fn a_running_build_has_no_timings_yet_and_others_cannot_see_them() {
     let slow = manifest(json!([{"sleep_ms": 3000}]), json!([]));
     let t = template(&owner, "slow", slow).await;
     let (_, id) = workspace(&owner, &t, "dev", json!([])).await;
-    let id = id.as_str();
     let path = format!("/api/v2/workspacebuilds/{id}/timings");
     let v = owner
         .get(&path)
