@@ -180,30 +180,19 @@ impl TestApp {
             self.addr
         );
     }
-
-    /// The SQLite file (SQLite mode only).
-    pub fn db_path(&self) -> PathBuf {
-        assert!(
-            self.database.is_none(),
-            "db_path: this server keeps its data in PostgreSQL (KILN_TEST_STORE=postgres), not \
-             in kiln.db; see pg_database()"
-        );
-        self.dir.join("kiln.db")
-    }
-
-    /// The PostgreSQL database's name (PostgreSQL mode only), for `pg::psql` and `pg::dump`.
-    pub fn pg_database(&self) -> &str {
-        let db = self
-            .database
-            .as_deref()
-            .expect("pg_database: this server keeps its data in SQLite (kiln.db)");
-        super::pg::database_name(db)
-    }
 }
 
 impl Kiln for TestApp {
     fn address(&self) -> &str {
         &self.addr
+    }
+
+    fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn database(&self) -> Option<&str> {
+        self.database.as_deref()
     }
 }
 

@@ -3,7 +3,12 @@
 //! - `server::TestServer`: kiln as a real `kiln server` process (`tests/process`);
 //! - `Kiln`: what a test does with either (its URL, clients, the first user and more users);
 //! - `Client`/`Resp`: a small HTTP client over awc;
-//! - `fixtures`: templates, workspaces, builds, every body checked against the swagger.
+//! - `fixtures`: manifests, templates, workspaces, builds, every body checked against the
+//!   swagger (the one place for them);
+//! - `follow`: a job's logs, stored and followed in each style; `schema`: Coder's swagger;
+//! - `pg`: the throwaway PostgreSQL cluster; `world`: rows made through the store traits;
+//! - `cli`, `daemon`, `mount`: the `kiln` client, provisioner daemons and tmpfs mounts of the
+//!   process tests.
 //!
 //! The store: SQLite (`<data-dir>/kiln.db`) unless `KILN_TEST_STORE=postgres`, which gives every
 //! server a PostgreSQL database (`--database`) of its own on a throwaway cluster (`pg`), the same
@@ -74,6 +79,39 @@ fn register_database(dir: &Path, database: &str) {
 pub trait Kiln {
     /// `host:port` of its plain HTTP listener.
     fn address(&self) -> &str;
+
+    /// Its data dir.
+    fn dir(&self) -> &Path;
+
+    /// PostgreSQL mode: its `--database` connection string.
+    fn database(&self) -> Option<&str>;
+
+    /// The SQLite file (SQLite mode only).
+    fn db_path(&self) -> PathBuf {
+        assert!(
+            self.database().is_none(),
+            "db_path: this server keeps its data in PostgreSQL (KILN_TEST_STORE=postgres), not \
+             in kiln.db; see pg_database()"
+        );
+        self.dir().join("kiln.db")
+    }
+
+    /// The PostgreSQL database's name (PostgreSQL mode only), for `pg::psql` and `pg::dump`.
+    fn pg_database(&self) -> &str {
+        let db = self
+            .database()
+            .expect("pg_database: this server keeps its data in SQLite (kiln.db)");
+        pg::database_name(db)
+    }
+
+    /// The arguments that name its store (for a kiln started by hand on its data):
+    /// `--database <conn>` in PostgreSQL mode, none with SQLite.
+    fn store_args(&self) -> Vec<String> {
+        match self.database() {
+            Some(db) => vec!["--database".into(), db.to_string()],
+            None => vec![],
+        }
+    }
 
     fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.address(), path)

@@ -164,34 +164,6 @@ impl TestServer {
         unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
         self.child.wait().unwrap()
     }
-
-    /// The SQLite file (SQLite mode only).
-    pub fn db_path(&self) -> PathBuf {
-        assert!(
-            self.database.is_none(),
-            "db_path: this server keeps its data in PostgreSQL (KILN_TEST_STORE=postgres), not \
-             in kiln.db; see pg_database()"
-        );
-        self.dir.join("kiln.db")
-    }
-
-    /// The PostgreSQL database's name (PostgreSQL mode only), for `pg::psql` and `pg::dump`.
-    pub fn pg_database(&self) -> &str {
-        let db = self
-            .database
-            .as_deref()
-            .expect("pg_database: this server keeps its data in SQLite (kiln.db)");
-        pg::database_name(db)
-    }
-
-    /// The arguments that name this server's store (for a kiln started by hand on its data):
-    /// `--database <conn>` in PostgreSQL mode, none with SQLite.
-    pub fn store_args(&self) -> Vec<String> {
-        match &self.database {
-            Some(db) => vec!["--database".into(), db.clone()],
-            None => vec![],
-        }
-    }
 }
 
 /// A server process that was started and has not yet said where it listens.
@@ -260,6 +232,14 @@ impl Starting {
 impl Kiln for TestServer {
     fn address(&self) -> &str {
         &self.addr
+    }
+
+    fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn database(&self) -> Option<&str> {
+        self.database.as_deref()
     }
 }
 
