@@ -3,12 +3,17 @@
 //! the provisioner daemon (`--ca-file`) trusting that CA and refusing a certificate they cannot
 //! trust; and PostgreSQL reached over TLS only (`ssl = on`, only `hostssl` in `pg_hba.conf`),
 //! with `sslmode` as libpq reads it.
+//!
+//! A test binary of its own: in PostgreSQL mode its throwaway cluster serves TLS with this
+//! binary's CA, which must be set up before the cluster's first use (`pg::serve_tls`), so it
+//! cannot share the cluster of `tests/process`. Process: the server's log says where HTTPS is
+//! served, and the client, the daemon and `kiln server` are run as processes.
 
 mod common;
-use common::builds::quick;
 use common::cli::Cli;
 use common::daemon::new_key;
-use common::{TestServer, postgres_mode};
+use common::fixtures::quick;
+use common::{Kiln, TestServer, postgres_mode};
 use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
 use serde_json::{Value, json};
 use std::path::PathBuf;

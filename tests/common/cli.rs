@@ -2,7 +2,7 @@
 //! pseudo-terminal (`openpty`) for prompts and colour. Each `Cli` has its own config folder
 //! (`XDG_CONFIG_HOME`) and none of the caller's `KILN_URL`, `KILN_TOKEN` or `NO_COLOR`.
 
-use super::{Client, TestServer};
+use super::{Client, Kiln, TestServer};
 use serde_json::Value;
 use std::fs::File;
 use std::io::{Read, Write};

@@ -33,6 +33,24 @@ pub async fn follow(c: Client, path: String, style: Style) -> Followed {
     }
 }
 
+/// The logs of a build.
+pub fn logs_path(build_id: &str) -> String {
+    format!("/api/v2/workspacebuilds/{build_id}/logs")
+}
+
+/// The stored logs (no follow), checked.
+pub async fn stored(c: &Client, path: &str) -> Vec<Value> {
+    let r = c.get(path).await;
+    assert_eq!(
+        r.header("content-type").as_deref(),
+        Some("application/json; charset=utf-8")
+    );
+    r.expect(200, "[]codersdk.ProvisionerJobLog")
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
 /// `path` with `flag` added to its query.
 pub fn with(path: &str, flag: &str) -> String {
     let sep = if path.contains('?') { '&' } else { '?' };
