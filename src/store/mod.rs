@@ -18,6 +18,7 @@ pub mod logs;
 pub mod overview;
 pub mod postgres;
 pub mod provisioners;
+mod sql;
 pub mod sqlite;
 pub mod templates;
 pub mod users;

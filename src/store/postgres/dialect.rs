@@ -3,10 +3,17 @@
 
 use crate::model::{Time, Transition};
 use crate::store::StoreError;
+use crate::store::sql::Dialect;
 use postgres::types::{FromSql, IsNull, ToSql, Type};
 use std::error::Error;
 
 type BoxError = Box<dyn Error + Sync + Send>;
+
+pub static DIALECT: Dialect = Dialect {
+    name: "postgres",
+    index: 1,
+    dollar_placeholders: true,
+};
 
 impl ToSql for Time {
     fn to_sql(&self, ty: &Type, out: &mut bytes::BytesMut) -> Result<IsNull, BoxError> {

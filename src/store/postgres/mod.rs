@@ -13,8 +13,8 @@
 //! executor thread. Each pooled connection prepares a statement once (`pool.rs`).
 
 mod builds;
+mod conn;
 mod dialect;
-mod files;
 mod hot;
 mod job_end;
 mod job_rows;
@@ -31,8 +31,9 @@ mod users;
 mod workspaces;
 
 use crate::events::{LiveEvents, Topic};
+use crate::store::sql::{Conn, Db};
 use crate::store::{StoreError, StoreResult};
-use pool::{Conn, Pool, PoolError, Tx};
+use pool::{Pool, PoolError, Pooled, Tx};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -78,7 +79,7 @@ impl PgStore {
         })
     }
 
-    fn conn(&self) -> StoreResult<Conn<'_>> {
+    fn conn(&self) -> StoreResult<Pooled<'_>> {
         let pool = self
             .pool
             .as_ref()
@@ -145,6 +146,21 @@ impl PgStore {
     /// Whether the connection relaying other servers' notices is up.
     pub fn relay_connected(&self) -> bool {
         self.relay.connected()
+    }
+}
+
+impl Db for PgStore {
+    fn read<T>(&self, f: impl FnOnce(&mut dyn Conn) -> StoreResult<T>) -> StoreResult<T> {
+        let mut conn = self.conn()?;
+        f(&mut *conn)
+    }
+
+    fn write<T>(
+        &self,
+        f: impl FnOnce(&mut dyn Conn) -> StoreResult<T>,
+        topics: impl FnOnce(&T) -> Vec<Topic>,
+    ) -> StoreResult<T> {
+        PgStore::write(self, |tx| f(tx), topics)
     }
 }
 

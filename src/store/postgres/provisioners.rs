@@ -3,7 +3,7 @@
 use super::PgStore;
 use super::dialect::to_json;
 use super::job_rows::{JOB_COLUMNS, job_from_row};
-use super::pool::Conn;
+use super::pool::Pooled;
 use crate::domain::provisioner_tags::{Tags, from_json};
 use crate::events::Topic;
 use crate::model::{JobStatus, Time, new_id};
@@ -57,7 +57,7 @@ fn daemon_from_row(r: &Row) -> DaemonRow {
 }
 
 /// The daemon's unfinished job (`current`) or the last one it ended, with its template.
-fn daemon_job(conn: &mut Conn, daemon_id: &str, current: bool) -> StoreResult<Option<DaemonJob>> {
+fn daemon_job(conn: &mut Pooled, daemon_id: &str, current: bool) -> StoreResult<Option<DaemonJob>> {
     let filter = if current {
         "j.started_at IS NOT NULL AND j.completed_at IS NULL ORDER BY j.started_at DESC"
     } else {

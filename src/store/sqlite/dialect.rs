@@ -3,7 +3,14 @@
 
 use crate::model::{Time, Transition};
 use crate::store::StoreError;
+use crate::store::sql::Dialect;
 use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
+
+pub static DIALECT: Dialect = Dialect {
+    name: "sqlite",
+    index: 0,
+    dollar_placeholders: false,
+};
 
 impl FromSql for Time {
     fn column_result(v: ValueRef<'_>) -> FromSqlResult<Self> {

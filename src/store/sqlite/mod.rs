@@ -10,8 +10,8 @@
 
 mod build_end;
 mod builds;
+mod conn;
 mod dialect;
-mod files;
 mod handoff;
 mod hot;
 mod job_end;
@@ -28,14 +28,16 @@ mod workspaces;
 mod writer;
 
 use crate::events::{LiveEvents, Topic};
+use crate::store::sql::{Conn, Db};
 use crate::store::{Durability, StoreResult};
+use conn::Lite;
 use r2d2::{Pool, PooledConnection};
 use r2d2_sqlite::SqliteConnectionManager;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-type Conn = PooledConnection<SqliteConnectionManager>;
+type Pooled = PooledConnection<SqliteConnectionManager>;
 
 /// A connection inside the open write transaction (see `writer.rs`).
 type Tx = rusqlite::Connection;
@@ -98,7 +100,7 @@ impl SqliteStore {
         })
     }
 
-    fn conn(&self) -> StoreResult<Conn> {
+    fn conn(&self) -> StoreResult<Pooled> {
         Ok(self.pool.get()?)
     }
 
@@ -119,7 +121,7 @@ impl SqliteStore {
     fn release_page_caches(&self) {
         self.writer.release_memory();
         let idle = self.pool.state().idle_connections;
-        let held: Vec<Conn> = (0..idle).map_while(|_| self.pool.try_get()).collect();
+        let held: Vec<Pooled> = (0..idle).map_while(|_| self.pool.try_get()).collect();
         for c in &held {
             if let Err(e) = c.release_memory() {
                 log::debug!("releasing a connection's page cache: {e}");
@@ -152,6 +154,24 @@ impl SqliteStore {
             })?;
         }
         Ok(started.elapsed())
+    }
+}
+
+impl Db for SqliteStore {
+    fn read<T>(&self, f: impl FnOnce(&mut dyn Conn) -> StoreResult<T>) -> StoreResult<T> {
+        let conn = self.conn()?;
+        f(&mut Lite(&conn))
+    }
+
+    /// Group commit (`writer.rs`): returns once the write is durable, then publishes.
+    fn write<T>(
+        &self,
+        f: impl FnOnce(&mut dyn Conn) -> StoreResult<T>,
+        topics: impl FnOnce(&T) -> Vec<Topic>,
+    ) -> StoreResult<T> {
+        let out = self.writer.write(|tx| f(&mut Lite(tx)))?;
+        self.publish(&topics(&out));
+        Ok(out)
     }
 }
 

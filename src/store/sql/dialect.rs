@@ -1,0 +1,110 @@
+//! What the two databases spell differently, and statements built once per dialect.
+//!
+//! The shared statements are written in SQLite's syntax, placeholders numbered `?N`. What
+//! differs is a field of `Dialect`, each backend's value in its own `dialect.rs`: a fragment
+//! (a cast PostgreSQL needs to type a parameter, a list parameter, case-insensitive text, row
+//! locks) or, for the few statements that differ as a whole, the statement itself.
+
+use std::borrow::Cow;
+use std::sync::OnceLock;
+
+/// How one database spells what the shared statements need.
+pub struct Dialect {
+    /// For messages: `sqlite` or `postgres`.
+    pub name: &'static str,
+    /// This dialect's slot in each statement's cache (`Stmt`): 0 or 1.
+    pub index: usize,
+    /// Placeholders are written `$N` (PostgreSQL) rather than `?N`.
+    pub dollar_placeholders: bool,
+}
+
+impl Dialect {
+    /// `sql` as this database reads it: `?N` turned into `$N` where placeholders are written
+    /// so. (Connections do it once per prepared statement; hot-query listings show it.)
+    pub fn native<'s>(&self, sql: &'s str) -> Cow<'s, str> {
+        if self.dollar_placeholders && sql.contains('?') {
+            Cow::Owned(dollar_placeholders(sql))
+        } else {
+            Cow::Borrowed(sql)
+        }
+    }
+}
+
+/// `sql` with each placeholder `?N` written `$N`, outside quoted text and names.
+pub fn dollar_placeholders(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len());
+    let mut quote: Option<char> = None;
+    let mut chars = sql.chars().peekable();
+    while let Some(c) = chars.next() {
+        match quote {
+            Some(q) if c == q => quote = None,
+            Some(_) => {}
+            None if c == '\'' || c == '"' => quote = Some(c),
+            None if c == '?' && chars.peek().is_some_and(char::is_ascii_digit) => {
+                out.push('$');
+                continue;
+            }
+            None => {}
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Statement text: a `&str` as it is, a `Stmt` as built for the connection's dialect.
+pub trait Sql {
+    fn text(&self, d: &'static Dialect) -> &str;
+}
+
+impl Sql for str {
+    fn text(&self, _: &'static Dialect) -> &str {
+        self
+    }
+}
+
+impl Sql for String {
+    fn text(&self, _: &'static Dialect) -> &str {
+        self
+    }
+}
+
+/// A statement made of dialect fragments, built on first use for each dialect and kept: its
+/// text costs nothing after that, and is the same `&str` each time (the key of the
+/// connections' statement caches).
+pub struct Stmt {
+    build: fn(&Dialect) -> String,
+    built: [OnceLock<String>; 2],
+}
+
+impl Stmt {
+    pub const fn new(build: fn(&Dialect) -> String) -> Stmt {
+        Stmt {
+            build,
+            built: [OnceLock::new(), OnceLock::new()],
+        }
+    }
+}
+
+impl Sql for Stmt {
+    fn text(&self, d: &'static Dialect) -> &str {
+        self.built[d.index].get_or_init(|| (self.build)(d))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::dollar_placeholders;
+
+    #[test]
+    fn placeholders_become_dollars_outside_quotes() {
+        assert_eq!(
+            dollar_placeholders("SELECT a FROM t WHERE b = ?1 AND c = '?2' AND \"?3\" = ?12"),
+            "SELECT a FROM t WHERE b = $1 AND c = '?2' AND \"?3\" = $12"
+        );
+        assert_eq!(
+            dollar_placeholders("x = 'it''s ?1' OR y = ?2"),
+            "x = 'it''s ?1' OR y = $2"
+        );
+        assert_eq!(dollar_placeholders("a ? b"), "a ? b");
+    }
+}
