@@ -13,6 +13,14 @@ pub static DIALECT: Dialect = Dialect {
     name: "postgres",
     index: 1,
     dollar_placeholders: true,
+    // One statement for the batch (one round trip): unnest keeps the arrays' order, and the
+    // identity values follow it.
+    insert_log_lines: Some(
+        "INSERT INTO provisioner_job_logs (job_id, created_at, source, level, stage, output) \
+         SELECT $1, t, s, l, st, o \
+         FROM unnest($2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[]) \
+         WITH ORDINALITY AS x(t, s, l, st, o, n) ORDER BY n",
+    ),
 };
 
 impl ToSql for Time {

@@ -2,8 +2,10 @@
 //! text the store sends (built by the same functions), for `tests/query_plans.rs` to plan.
 
 use super::PgStore;
+use super::dialect::DIALECT;
 use super::job_rows::JOB_COLUMNS;
-use super::{builds, jobs, logs, overview, users, workspaces};
+use super::{builds, jobs, overview, users, workspaces};
+use crate::store::sql::logs;
 use crate::store::{HotQuery, Sample, StoreResult};
 
 const ID: Sample = Sample::Text("00000000-0000-0000-0000-000000000000");
@@ -76,7 +78,7 @@ impl PgStore {
             HotQuery::new("the queue's order", jobs::PENDING_SEQS, &[]),
             HotQuery::new(
                 "log lines after an id",
-                logs::LOGS_AFTER,
+                DIALECT.native(logs::LOGS_AFTER),
                 &[ID, Int(0), Int(i64::MAX), Int(1000)],
             ),
             HotQuery::new("api key with its user", users::api_key_query(), &[ID]),

@@ -16,6 +16,10 @@ pub struct Dialect {
     pub index: usize,
     /// Placeholders are written `$N` (PostgreSQL) rather than `?N`.
     pub dollar_placeholders: bool,
+    /// A batch of log lines in one statement: `?1` the job, `?2`..`?6` one array per column
+    /// (times, sources, levels, stages, outputs), the lines inserted in their order. `None`:
+    /// a statement per line.
+    pub insert_log_lines: Option<&'static str>,
 }
 
 impl Dialect {

@@ -22,6 +22,7 @@
 mod conn;
 mod dialect;
 mod files;
+pub mod logs;
 
 pub(crate) use conn::params;
 pub use conn::{Conn, Owned, Row, ToValue, Value, to_json};
@@ -42,4 +43,7 @@ pub trait Db: Send + Sync {
         f: impl FnOnce(&mut dyn Conn) -> StoreResult<T>,
         topics: impl FnOnce(&T) -> Vec<Topic>,
     ) -> StoreResult<T>;
+
+    /// Gives back the pages of the database the backend caches (`LogStore::release_memory`).
+    fn release_page_caches(&self) {}
 }

@@ -10,6 +10,8 @@ pub static DIALECT: Dialect = Dialect {
     name: "sqlite",
     index: 0,
     dollar_placeholders: false,
+    // A statement per line: each a step of a prepared statement, no round trip to save.
+    insert_log_lines: None,
 };
 
 impl FromSql for Time {

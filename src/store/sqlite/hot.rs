@@ -3,7 +3,8 @@
 
 use super::SqliteStore;
 use super::job_rows::JOB_COLUMNS;
-use super::{builds, jobs, logs, overview, take, users, workspaces};
+use super::{builds, jobs, overview, take, users, workspaces};
+use crate::store::sql::logs;
 use crate::store::{HotQuery, Sample};
 
 const ID: Sample = Sample::Text("00000000-0000-0000-0000-000000000000");

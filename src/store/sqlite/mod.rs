@@ -116,19 +116,6 @@ impl SqliteStore {
         }
     }
 
-    /// Empties the page cache of the writer's connection (between two batches) and of every
-    /// pool connection idle now (`sqlite3_db_release_memory`); connections in use keep theirs.
-    fn release_page_caches(&self) {
-        self.writer.release_memory();
-        let idle = self.pool.state().idle_connections;
-        let held: Vec<Pooled> = (0..idle).map_while(|_| self.pool.try_get()).collect();
-        for c in &held {
-            if let Err(e) = c.release_memory() {
-                log::debug!("releasing a connection's page cache: {e}");
-            }
-        }
-    }
-
     /// `(writes, commits)` so far: how well writes share commits (benchmarks print it).
     pub fn write_stats(&self) -> (usize, usize) {
         use std::sync::atomic::Ordering::Relaxed;
@@ -172,6 +159,19 @@ impl Db for SqliteStore {
         let out = self.writer.write(|tx| f(&mut Lite(tx)))?;
         self.publish(&topics(&out));
         Ok(out)
+    }
+
+    /// Empties the page cache of the writer's connection (between two batches) and of every
+    /// pool connection idle now (`sqlite3_db_release_memory`); connections in use keep theirs.
+    fn release_page_caches(&self) {
+        self.writer.release_memory();
+        let idle = self.pool.state().idle_connections;
+        let held: Vec<Pooled> = (0..idle).map_while(|_| self.pool.try_get()).collect();
+        for c in &held {
+            if let Err(e) = c.release_memory() {
+                log::debug!("releasing a connection's page cache: {e}");
+            }
+        }
     }
 }
 
