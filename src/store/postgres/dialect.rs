@@ -21,6 +21,12 @@ pub static DIALECT: Dialect = Dialect {
          FROM unnest($2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[]) \
          WITH ORDINALITY AS x(t, s, l, st, o, n) ORDER BY n",
     ),
+    cast: |param, ty| format!("{param}::{ty}"),
+    // Pages (growing) rather than one unbounded statement: with a LIMIT the planner walks the
+    // `created_at` index backwards instead of sorting every build. The job's `seq` breaks
+    // ties in creation order.
+    recent_builds_tie: "j.seq",
+    recent_builds_paged: true,
 };
 
 impl ToSql for Time {

@@ -4,8 +4,8 @@
 use super::PgStore;
 use super::dialect::DIALECT;
 use super::job_rows::JOB_COLUMNS;
-use super::{builds, jobs, overview, users, workspaces};
-use crate::store::sql::logs;
+use super::{builds, jobs, users, workspaces};
+use crate::store::sql::{Sql, logs, overview};
 use crate::store::{HotQuery, Sample, StoreResult};
 
 const ID: Sample = Sample::Text("00000000-0000-0000-0000-000000000000");
@@ -82,17 +82,25 @@ impl PgStore {
                 &[ID, Int(0), Int(i64::MAX), Int(1000)],
             ),
             HotQuery::new("api key with its user", users::api_key_query(), &[ID]),
-            HotQuery::new("status page change marker", overview::CHANGE_MARKER, &[]),
-            HotQuery::new("busy workers", overview::BUSY_JOBS, &[]),
-            HotQuery::new("status page queue", overview::PENDING_QUEUE, &[Int(100)]),
+            HotQuery::new(
+                "status page change marker",
+                DIALECT.native(overview::CHANGE_MARKER),
+                &[],
+            ),
+            HotQuery::new("busy workers", DIALECT.native(overview::BUSY_JOBS), &[]),
+            HotQuery::new(
+                "status page queue",
+                DIALECT.native(overview::PENDING_QUEUE),
+                &[Int(100)],
+            ),
             HotQuery::new(
                 "recent builds",
-                overview::RECENT_BUILDS,
+                DIALECT.native(overview::RECENT_BUILDS.text(&DIALECT)),
                 &[Null, Int(64), Int(0)],
             ),
             HotQuery::new(
                 "recent builds of an owner",
-                overview::RECENT_BUILDS,
+                DIALECT.native(overview::RECENT_BUILDS.text(&DIALECT)),
                 &[ID, Int(64), Int(0)],
             ),
         ]

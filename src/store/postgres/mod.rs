@@ -21,7 +21,6 @@ mod job_rows;
 mod jobs;
 mod logs;
 mod migrate;
-mod overview;
 mod pool;
 mod provisioners;
 mod relay;

@@ -5,9 +5,8 @@
 
 use super::dialect::DIALECT;
 use super::tls::Connector;
-use postgres::fallible_iterator::FallibleIterator;
 use postgres::types::ToSql;
-use postgres::{Row, RowIter, Statement, Transaction};
+use postgres::{Row, Statement, Transaction};
 use std::collections::HashMap;
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
@@ -60,23 +59,6 @@ impl Client {
     pub fn query_one(&mut self, sql: &str, params: Params) -> Result<Row, postgres::Error> {
         let s = self.statements.get(sql, |q| self.client.prepare(q))?;
         self.client.query_one(&s, params)
-    }
-
-    /// Rows as they come from the server.
-    pub fn query_each(
-        &mut self,
-        sql: &str,
-        params: Params,
-        mut visit: impl FnMut(&Row) -> bool,
-    ) -> Result<(), postgres::Error> {
-        let s = self.statements.get(sql, |q| self.client.prepare(q))?;
-        let mut rows: RowIter = self.client.query_raw(&s, params.iter().copied())?;
-        while let Some(r) = rows.next()? {
-            if !visit(&r) {
-                break;
-            }
-        }
-        Ok(())
     }
 
     pub fn batch_execute(&mut self, sql: &str) -> Result<(), postgres::Error> {

@@ -20,6 +20,13 @@ pub struct Dialect {
     /// (times, sources, levels, stages, outputs), the lines inserted in their order. `None`:
     /// a statement per line.
     pub insert_log_lines: Option<&'static str>,
+    /// Parameter `param` (`?N`) cast to SQL type `ty`, where the statement does not tell its
+    /// type (`?1 IS NULL`) and the database must know it.
+    pub cast: fn(param: &str, ty: &str) -> String,
+    /// The status page's recent builds (`overview::RECENT_BUILDS`): what orders builds created
+    /// in the same microsecond (descending), and whether they are read a page at a time.
+    pub recent_builds_tie: &'static str,
+    pub recent_builds_paged: bool,
 }
 
 impl Dialect {

@@ -22,11 +22,13 @@
 mod conn;
 mod dialect;
 mod files;
+pub mod job_rows;
 pub mod logs;
+pub mod overview;
 
 pub(crate) use conn::params;
 pub use conn::{Conn, Owned, Row, ToValue, Value, to_json};
-pub use dialect::Dialect;
+pub use dialect::{Dialect, Sql, Stmt};
 
 use crate::events::Topic;
 use crate::store::StoreResult;

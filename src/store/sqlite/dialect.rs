@@ -12,6 +12,12 @@ pub static DIALECT: Dialect = Dialect {
     dollar_placeholders: false,
     // A statement per line: each a step of a prepared statement, no round trip to save.
     insert_log_lines: None,
+    // SQLite's parameters take any type.
+    cast: |param, _| param.to_string(),
+    // One statement stepped only as far as the caller visits, backwards along the
+    // `created_at` index; the rowid breaks ties in creation order.
+    recent_builds_tie: "wb.rowid",
+    recent_builds_paged: false,
 };
 
 impl FromSql for Time {

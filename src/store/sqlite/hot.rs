@@ -2,9 +2,10 @@
 //! text the store sends (built by the same functions), for `tests/query_plans.rs` to plan.
 
 use super::SqliteStore;
+use super::dialect::DIALECT;
 use super::job_rows::JOB_COLUMNS;
-use super::{builds, jobs, overview, take, users, workspaces};
-use crate::store::sql::logs;
+use super::{builds, jobs, take, users, workspaces};
+use crate::store::sql::{Sql, logs, overview};
 use crate::store::{HotQuery, Sample};
 
 const ID: Sample = Sample::Text("00000000-0000-0000-0000-000000000000");
@@ -85,8 +86,16 @@ impl SqliteStore {
             HotQuery::new("status page change marker", overview::CHANGE_MARKER, &[]),
             HotQuery::new("busy workers", overview::BUSY_JOBS, &[]),
             HotQuery::new("status page queue", overview::PENDING_QUEUE, &[Int(100)]),
-            HotQuery::new("recent builds", overview::RECENT_BUILDS, &[Null]),
-            HotQuery::new("recent builds of an owner", overview::RECENT_BUILDS, &[ID]),
+            HotQuery::new(
+                "recent builds",
+                overview::RECENT_BUILDS.text(&DIALECT),
+                &[Null],
+            ),
+            HotQuery::new(
+                "recent builds of an owner",
+                overview::RECENT_BUILDS.text(&DIALECT),
+                &[ID],
+            ),
         ]
     }
 

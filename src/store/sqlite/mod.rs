@@ -19,7 +19,6 @@ mod job_rows;
 mod jobs;
 mod logs;
 mod migrate;
-mod overview;
 mod provisioners;
 mod take;
 mod templates;
