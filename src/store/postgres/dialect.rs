@@ -22,6 +22,9 @@ pub static DIALECT: Dialect = Dialect {
          WITH ORDINALITY AS x(t, s, l, st, o, n) ORDER BY n",
     ),
     cast: |param, ty| format!("{param}::{ty}"),
+    // Along the unique indexes on `lower(...)`; ordered by bytes (`"C"`), as SQLite orders.
+    nocase_eq: |column, param| format!("lower({column}) = lower({param})"),
+    nocase_order: |column| format!("lower({column}) COLLATE \"C\""),
     // Pages (growing) rather than one unbounded statement: with a LIMIT the planner walks the
     // `created_at` index backwards instead of sorting every build. The job's `seq` breaks
     // ties in creation order.

@@ -4,8 +4,8 @@
 use super::PgStore;
 use super::dialect::DIALECT;
 use super::job_rows::JOB_COLUMNS;
-use super::{builds, jobs, users, workspaces};
-use crate::store::sql::{Sql, logs, overview};
+use super::{builds, jobs, workspaces};
+use crate::store::sql::{Sql, logs, overview, users};
 use crate::store::{HotQuery, Sample, StoreResult};
 
 const ID: Sample = Sample::Text("00000000-0000-0000-0000-000000000000");
@@ -81,7 +81,11 @@ impl PgStore {
                 DIALECT.native(logs::LOGS_AFTER),
                 &[ID, Int(0), Int(i64::MAX), Int(1000)],
             ),
-            HotQuery::new("api key with its user", users::api_key_query(), &[ID]),
+            HotQuery::new(
+                "api key with its user",
+                DIALECT.native(users::API_KEY_WITH_USER.text(&DIALECT)),
+                &[ID],
+            ),
             HotQuery::new(
                 "status page change marker",
                 DIALECT.native(overview::CHANGE_MARKER),

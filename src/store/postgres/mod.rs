@@ -26,7 +26,6 @@ mod provisioners;
 mod relay;
 mod templates;
 mod tls;
-mod users;
 mod workspaces;
 
 use crate::events::{LiveEvents, Topic};

@@ -23,6 +23,10 @@ pub struct Dialect {
     /// Parameter `param` (`?N`) cast to SQL type `ty`, where the statement does not tell its
     /// type (`?1 IS NULL`) and the database must know it.
     pub cast: fn(param: &str, ty: &str) -> String,
+    /// Text column `column` equal to `param` without case.
+    pub nocase_eq: fn(column: &str, param: &str) -> String,
+    /// The order of text column `column` without case (in an `ORDER BY`).
+    pub nocase_order: fn(column: &str) -> String,
     /// The status page's recent builds (`overview::RECENT_BUILDS`): what orders builds created
     /// in the same microsecond (descending), and whether they are read a page at a time.
     pub recent_builds_tie: &'static str,

@@ -25,6 +25,7 @@ mod files;
 pub mod job_rows;
 pub mod logs;
 pub mod overview;
+pub mod users;
 
 pub(crate) use conn::params;
 pub use conn::{Conn, Owned, Row, ToValue, Value, to_json};

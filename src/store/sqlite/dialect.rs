@@ -14,6 +14,10 @@ pub static DIALECT: Dialect = Dialect {
     insert_log_lines: None,
     // SQLite's parameters take any type.
     cast: |param, _| param.to_string(),
+    // Users' emails and usernames are NOCASE columns (their unique indexes too), and
+    // `workspaces_owner_name` indexes names NOCASE.
+    nocase_eq: |column, param| format!("{column} = {param} COLLATE NOCASE"),
+    nocase_order: |column| format!("{column} COLLATE NOCASE"),
     // One statement stepped only as far as the caller visits, backwards along the
     // `created_at` index; the rowid breaks ties in creation order.
     recent_builds_tie: "wb.rowid",

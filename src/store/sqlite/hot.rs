@@ -4,8 +4,8 @@
 use super::SqliteStore;
 use super::dialect::DIALECT;
 use super::job_rows::JOB_COLUMNS;
-use super::{builds, jobs, take, users, workspaces};
-use crate::store::sql::{Sql, logs, overview};
+use super::{builds, jobs, take, workspaces};
+use crate::store::sql::{Sql, logs, overview, users};
 use crate::store::{HotQuery, Sample};
 
 const ID: Sample = Sample::Text("00000000-0000-0000-0000-000000000000");
@@ -82,7 +82,11 @@ impl SqliteStore {
                 logs::LOGS_AFTER,
                 &[ID, Int(0), Int(i64::MAX), Int(1000)],
             ),
-            HotQuery::new("api key with its user", users::api_key_query(), &[ID]),
+            HotQuery::new(
+                "api key with its user",
+                users::API_KEY_WITH_USER.text(&DIALECT),
+                &[ID],
+            ),
             HotQuery::new("status page change marker", overview::CHANGE_MARKER, &[]),
             HotQuery::new("busy workers", overview::BUSY_JOBS, &[]),
             HotQuery::new("status page queue", overview::PENDING_QUEUE, &[Int(100)]),

@@ -22,7 +22,6 @@ mod migrate;
 mod provisioners;
 mod take;
 mod templates;
-mod users;
 mod workspaces;
 mod writer;
 
