@@ -25,6 +25,12 @@ pub static DIALECT: Dialect = Dialect {
     // Along the unique indexes on `lower(...)`; ordered by bytes (`"C"`), as SQLite orders.
     nocase_eq: |column, param| format!("lower({column}) = lower({param})"),
     nocase_order: |column| format!("lower({column}) COLLATE \"C\""),
+    bytes_order: |column| format!("{column} COLLATE \"C\""),
+    is_false: |column| format!("NOT {column}"),
+    // An identity column: concurrent inserts never collide.
+    next_job_seq: None,
+    // An identity column (`pos`), as rows have no rowid.
+    version_order: "pos",
     // Pages (growing) rather than one unbounded statement: with a LIMIT the planner walks the
     // `created_at` index backwards instead of sorting every build. The job's `seq` breaks
     // ties in creation order.

@@ -24,7 +24,6 @@ mod migrate;
 mod pool;
 mod provisioners;
 mod relay;
-mod templates;
 mod tls;
 mod workspaces;
 

@@ -27,6 +27,15 @@ pub struct Dialect {
     pub nocase_eq: fn(column: &str, param: &str) -> String,
     /// The order of text column `column` without case (in an `ORDER BY`).
     pub nocase_order: fn(column: &str) -> String,
+    /// The order of text column `column` by its bytes (in an `ORDER BY`).
+    pub bytes_order: fn(column: &str) -> String,
+    /// Boolean column `column` is false (in a `WHERE`, as the partial indexes say it).
+    pub is_false: fn(column: &str) -> String,
+    /// The value (a statement) of a new job's `seq`; `None`: the database numbers jobs itself.
+    pub next_job_seq: Option<&'static str>,
+    /// The column of `template_versions` that orders versions created in the same
+    /// microsecond by insertion.
+    pub version_order: &'static str,
     /// The status page's recent builds (`overview::RECENT_BUILDS`): what orders builds created
     /// in the same microsecond (descending), and whether they are read a page at a time.
     pub recent_builds_tie: &'static str,

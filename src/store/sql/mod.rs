@@ -25,6 +25,7 @@ mod files;
 pub mod job_rows;
 pub mod logs;
 pub mod overview;
+pub mod templates;
 pub mod users;
 
 pub(crate) use conn::params;

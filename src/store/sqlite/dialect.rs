@@ -18,6 +18,14 @@ pub static DIALECT: Dialect = Dialect {
     // `workspaces_owner_name` indexes names NOCASE.
     nocase_eq: |column, param| format!("{column} = {param} COLLATE NOCASE"),
     nocase_order: |column| format!("{column} COLLATE NOCASE"),
+    // SQLite's default collation (BINARY).
+    bytes_order: |column| column.to_string(),
+    // Booleans are integers; the partial indexes say `deleted = 0`.
+    is_false: |column| format!("{column} = 0"),
+    // `max + 1` in the inserting statement: the one writer numbers jobs in commit order (with
+    // concurrent writers the unique `seq` would refuse the second of two).
+    next_job_seq: Some("(SELECT coalesce(max(seq), 0) + 1 FROM provisioner_jobs)"),
+    version_order: "rowid",
     // One statement stepped only as far as the caller visits, backwards along the
     // `created_at` index; the rowid breaks ties in creation order.
     recent_builds_tie: "wb.rowid",

@@ -21,7 +21,6 @@ mod logs;
 mod migrate;
 mod provisioners;
 mod take;
-mod templates;
 mod workspaces;
 mod writer;
 
