@@ -27,6 +27,10 @@ pub static DIALECT: Dialect = Dialect {
     nocase_order: |column| format!("lower({column}) COLLATE \"C\""),
     bytes_order: |column| format!("{column} COLLATE \"C\""),
     is_false: |column| format!("NOT {column}"),
+    for_update: |of| match of {
+        "" => " FOR UPDATE".to_string(),
+        of => format!(" FOR UPDATE OF {of}"),
+    },
     // An identity column: concurrent inserts never collide.
     next_job_seq: None,
     // An identity column (`pos`), as rows have no rowid.

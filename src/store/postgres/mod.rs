@@ -22,7 +22,6 @@ mod jobs;
 mod logs;
 mod migrate;
 mod pool;
-mod provisioners;
 mod relay;
 mod tls;
 mod workspaces;

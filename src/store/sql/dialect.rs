@@ -31,6 +31,10 @@ pub struct Dialect {
     pub bytes_order: fn(column: &str) -> String,
     /// Boolean column `column` is false (in a `WHERE`, as the partial indexes say it).
     pub is_false: fn(column: &str) -> String,
+    /// What locks the rows a `SELECT` read (of the tables of aliases `of`, all when empty)
+    /// until the transaction ends, appended to it: empty where a transaction holds the whole
+    /// database.
+    pub for_update: fn(of: &str) -> String,
     /// The value (a statement) of a new job's `seq`; `None`: the database numbers jobs itself.
     pub next_job_seq: Option<&'static str>,
     /// The column of `template_versions` that orders versions created in the same

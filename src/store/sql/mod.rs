@@ -25,6 +25,7 @@ mod files;
 pub mod job_rows;
 pub mod logs;
 pub mod overview;
+pub mod provisioners;
 pub mod templates;
 pub mod users;
 
@@ -50,4 +51,9 @@ pub trait Db: Send + Sync {
 
     /// Gives back the pages of the database the backend caches (`LogStore::release_memory`).
     fn release_page_caches(&self) {}
+
+    /// Whether one server alone uses the database (`ProvisionerStore::shared_by_servers`).
+    fn one_server(&self) -> bool {
+        false
+    }
 }

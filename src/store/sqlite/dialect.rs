@@ -22,6 +22,9 @@ pub static DIALECT: Dialect = Dialect {
     bytes_order: |column| column.to_string(),
     // Booleans are integers; the partial indexes say `deleted = 0`.
     is_false: |column| format!("{column} = 0"),
+    // The one writer's transaction holds the database's write lock: nothing changes what it
+    // read before it commits.
+    for_update: |_| String::new(),
     // `max + 1` in the inserting statement: the one writer numbers jobs in commit order (with
     // concurrent writers the unique `seq` would refuse the second of two).
     next_job_seq: Some("(SELECT coalesce(max(seq), 0) + 1 FROM provisioner_jobs)"),

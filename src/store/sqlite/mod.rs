@@ -19,7 +19,6 @@ mod job_rows;
 mod jobs;
 mod logs;
 mod migrate;
-mod provisioners;
 mod take;
 mod workspaces;
 mod writer;
@@ -160,6 +159,13 @@ impl Db for SqliteStore {
 
     /// Empties the page cache of the writer's connection (between two batches) and of every
     /// pool connection idle now (`sqlite3_db_release_memory`); connections in use keep theirs.
+    /// One server uses a SQLite file (the data folder's lock), and it shows its own workers
+    /// online whenever it lists them: marking them seen would be a write every 30 s that
+    /// nobody reads.
+    fn one_server(&self) -> bool {
+        true
+    }
+
     fn release_page_caches(&self) {
         self.writer.release_memory();
         let idle = self.pool.state().idle_connections;
