@@ -3,7 +3,7 @@
 
 use crate::model::{Time, Transition};
 use crate::store::StoreError;
-use crate::store::sql::Dialect;
+use crate::store::sql::{Dialect, Value};
 use postgres::types::{FromSql, IsNull, ToSql, Type};
 use std::error::Error;
 
@@ -31,6 +31,21 @@ pub static DIALECT: Dialect = Dialect {
         "" => " FOR UPDATE".to_string(),
         of => format!(" FOR UPDATE OF {of}"),
     },
+    row_key: "id",
+    texts: |param, alias| {
+        (
+            format!("unnest({param}::text[]) {alias}"),
+            alias.to_string(),
+        )
+    },
+    in_texts: |column, param| format!("{column} = ANY({param}::text[])"),
+    // LIMIT NULL.
+    no_limit: Value::Null,
+    text_position: "strpos",
+    // Along `users_username_order` (`lower(username) COLLATE "C"`) and
+    // `workspaces_owner_name`.
+    workspace_list_from: "workspaces w JOIN users u ON u.id = w.owner_id",
+    workspace_list_order: "lower(u.username) COLLATE \"C\", lower(w.name) COLLATE \"C\"",
     // An identity column: concurrent inserts never collide.
     next_job_seq: None,
     // An identity column (`pos`), as rows have no rowid.
@@ -126,11 +141,4 @@ pub(super) fn error_chain(e: &dyn Error) -> String {
 /// A JSON column: `value` as text.
 pub(super) fn to_json<T: serde::Serialize>(value: &T) -> String {
     serde_json::to_string(value).unwrap_or_else(|_| "null".into())
-}
-
-/// A JSON column back as `T`.
-pub(super) fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, StoreError> {
-    serde_json::from_str(text).map_err(|e| {
-        StoreError::Unavailable(format!("database: a JSON column does not parse: {e}"))
-    })
 }

@@ -72,7 +72,7 @@ pub(super) fn apply_build_end(
     let (build_id, workspace_id, transition): (String, String, Transition) =
         (row.get(0), row.get(1), row.get(2));
     let end = build_end(transition, status);
-    super::builds::insert_timings(tx, job_id, &done.timings)?;
+    crate::store::sql::builds::insert_timings(tx, job_id, &done.timings)?;
     if end.keeps_outputs {
         insert_resources(tx, job_id, &done.resources)?;
         if let Some(state) = &done.new_state {
@@ -98,7 +98,7 @@ pub(super) fn apply_build_end(
         )?;
     }
     if end.queues_follow_up {
-        return super::builds::queue_follow_up(tx, job_id, now);
+        return crate::store::sql::builds::queue_follow_up(tx, job_id, now);
     }
     Ok(false)
 }

@@ -12,7 +12,6 @@
 //! which fits the store's callers: worker threads and the actix blocking pool, never an async
 //! executor thread. Each pooled connection prepares a statement once (`pool.rs`).
 
-mod builds;
 mod conn;
 mod dialect;
 mod hot;
@@ -24,7 +23,6 @@ mod migrate;
 mod pool;
 mod relay;
 mod tls;
-mod workspaces;
 
 use crate::events::{LiveEvents, Topic};
 use crate::store::sql::{Conn, Db};

@@ -5,6 +5,7 @@
 //! (a cast PostgreSQL needs to type a parameter, a list parameter, case-insensitive text, row
 //! locks) or, for the few statements that differ as a whole, the statement itself.
 
+use super::Value;
 use std::borrow::Cow;
 use std::sync::OnceLock;
 
@@ -35,6 +36,21 @@ pub struct Dialect {
     /// until the transaction ends, appended to it: empty where a transaction holds the whole
     /// database.
     pub for_update: fn(of: &str) -> String,
+    /// A short key of a row to join a table back to itself by (`rowid`, or the primary key).
+    pub row_key: &'static str,
+    /// The rows of list parameter `param` (`Value::Texts`) as a table aliased `alias`, and
+    /// the expression of an element: `(from_item, value)`.
+    pub texts: fn(param: &str, alias: &str) -> (String, String),
+    /// Text column `column` is one of list parameter `param` (`Value::Texts`).
+    pub in_texts: fn(column: &str, param: &str) -> String,
+    /// The LIMIT parameter that sets no limit.
+    pub no_limit: Value<'static>,
+    /// Where the text of the second argument starts in the first (1-based; 0: nowhere).
+    pub text_position: &'static str,
+    /// The list of workspaces (`workspaces::list`): its `FROM` (`w` and their owners `u`)
+    /// and `ORDER BY` (owner name, then name, without case).
+    pub workspace_list_from: &'static str,
+    pub workspace_list_order: &'static str,
     /// The value (a statement) of a new job's `seq`; `None`: the database numbers jobs itself.
     pub next_job_seq: Option<&'static str>,
     /// The column of `template_versions` that orders versions created in the same

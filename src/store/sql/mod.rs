@@ -16,9 +16,7 @@
 //! (`FOR UPDATE`, nothing on SQLite, whose one writer holds the database), and unique
 //! constraints that turn a lost race into `Conflict`. Each says so where it is made.
 
-// Parts of the layer serve the families that have not moved here yet.
-#![allow(dead_code)]
-
+pub mod builds;
 mod conn;
 mod dialect;
 mod files;
@@ -28,9 +26,10 @@ pub mod overview;
 pub mod provisioners;
 pub mod templates;
 pub mod users;
+pub mod workspaces;
 
 pub(crate) use conn::params;
-pub use conn::{Conn, Owned, Row, ToValue, Value, to_json};
+pub use conn::{Conn, Owned, Row, ToValue, Value, from_json, to_json};
 pub use dialect::{Dialect, Sql, Stmt};
 
 use crate::events::Topic;
@@ -48,6 +47,16 @@ pub trait Db: Send + Sync {
         f: impl FnOnce(&mut dyn Conn) -> StoreResult<T>,
         topics: impl FnOnce(&T) -> Vec<Topic>,
     ) -> StoreResult<T>;
+
+    /// `write` for a write that queues a build: SQLite takes the job, in the same commit, for
+    /// an idle worker of this process (`sqlite/handoff.rs`).
+    fn write_queueing<T>(
+        &self,
+        f: impl FnOnce(&mut dyn Conn) -> StoreResult<T>,
+        topics: impl FnOnce(&T) -> Vec<Topic>,
+    ) -> StoreResult<T> {
+        self.write(f, topics)
+    }
 
     /// Gives back the pages of the database the backend caches (`LogStore::release_memory`).
     fn release_page_caches(&self) {}

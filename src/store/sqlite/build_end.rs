@@ -2,6 +2,7 @@
 //! cost, a deleted workspace, the follow-up build (`domain::builds::build_end`).
 
 use super::Tx;
+use super::conn::Lite;
 use super::dialect::{exec, to_json};
 use crate::domain::builds::{build_end, daily_cost, deadline};
 use crate::model::{JobStatus, Time, Transition, WorkspaceResource};
@@ -50,7 +51,7 @@ pub(super) fn apply_build_end(
         )?
         .query_row([job_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
     let end = build_end(transition, status);
-    super::builds::insert_timings(tx, job_id, &done.timings)?;
+    crate::store::sql::builds::insert_timings(&mut Lite(tx), job_id, &done.timings)?;
     if end.keeps_outputs {
         insert_resources(tx, job_id, &done.resources)?;
         if let Some(state) = &done.new_state {
@@ -79,7 +80,7 @@ pub(super) fn apply_build_end(
         )?;
     }
     if end.queues_follow_up {
-        return super::builds::queue_follow_up(tx, job_id, now);
+        return crate::store::sql::builds::queue_follow_up(&mut Lite(tx), job_id, now);
     }
     Ok(false)
 }

@@ -3,7 +3,7 @@
 
 use crate::model::{Time, Transition};
 use crate::store::StoreError;
-use crate::store::sql::Dialect;
+use crate::store::sql::{Dialect, Value};
 use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
 
 pub static DIALECT: Dialect = Dialect {
@@ -25,6 +25,22 @@ pub static DIALECT: Dialect = Dialect {
     // The one writer's transaction holds the database's write lock: nothing changes what it
     // read before it commits.
     for_update: |_| String::new(),
+    row_key: "rowid",
+    // A JSON array of the texts (`json_each` of a parameter reads no table).
+    texts: |param, alias| {
+        (
+            format!("json_each({param}) {alias}"),
+            format!("{alias}.value"),
+        )
+    },
+    in_texts: |column, param| format!("{column} IN (SELECT value FROM json_each({param}))"),
+    // A negative LIMIT.
+    no_limit: Value::Int(-1),
+    text_position: "instr",
+    // Users first, along their name index (NOCASE; CROSS JOIN keeps that order), then each
+    // user's workspaces along `workspaces_owner_name` (names NOCASE).
+    workspace_list_from: "users u CROSS JOIN workspaces w ON u.id = w.owner_id",
+    workspace_list_order: "u.username, w.name COLLATE NOCASE",
     // `max + 1` in the inserting statement: the one writer numbers jobs in commit order (with
     // concurrent writers the unique `seq` would refuse the second of two).
     next_job_seq: Some("(SELECT coalesce(max(seq), 0) + 1 FROM provisioner_jobs)"),
@@ -105,16 +121,6 @@ pub(super) fn to_json<T: serde::Serialize>(value: &T) -> String {
     serde_json::to_string(value).unwrap_or_else(|_| "null".into())
 }
 
-/// A JSON column back as `T`; a column that does not parse is a conversion error.
-pub(super) fn from_json<T: serde::de::DeserializeOwned>(
-    column: usize,
-    text: &str,
-) -> rusqlite::Result<T> {
-    serde_json::from_str(text).map_err(|e| {
-        rusqlite::Error::FromSqlConversionFailure(column, rusqlite::types::Type::Text, Box::new(e))
-    })
-}
-
 /// Statements each connection keeps prepared: more than kiln has, so that a connection that
 /// runs them in turn never evicts one it is about to run again (rusqlite keeps 16 by default).
 pub const STATEMENT_CACHE: usize = 256;
@@ -127,15 +133,4 @@ pub fn exec<P: rusqlite::Params>(
     params: P,
 ) -> rusqlite::Result<usize> {
     conn.prepare_cached(sql)?.execute(params)
-}
-
-/// Reads one row through the connection's statement cache (`Connection::query_row` parses
-/// its SQL on every call).
-pub fn query_one<T, P: rusqlite::Params>(
-    conn: &rusqlite::Connection,
-    sql: &str,
-    params: P,
-    f: impl FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
-) -> rusqlite::Result<T> {
-    conn.prepare_cached(sql)?.query_row(params, f)
 }

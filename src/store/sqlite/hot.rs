@@ -4,8 +4,8 @@
 use super::SqliteStore;
 use super::dialect::DIALECT;
 use super::job_rows::JOB_COLUMNS;
-use super::{builds, jobs, take, workspaces};
-use crate::store::sql::{Sql, logs, overview, users};
+use super::{jobs, take};
+use crate::store::sql::{Sql, builds, logs, overview, users, workspaces};
 use crate::store::{HotQuery, Sample};
 
 const ID: Sample = Sample::Text("00000000-0000-0000-0000-000000000000");
@@ -18,49 +18,53 @@ impl SqliteStore {
     pub fn hot_queries() -> Vec<HotQuery> {
         use Sample::{Int, Null};
         vec![
-            HotQuery::new("build by id", builds::select(builds::BY_ID), &[ID]),
-            HotQuery::new("build by job", builds::select(builds::BY_JOB), &[ID]),
+            HotQuery::new("build by id", builds::BY_ID.text(&DIALECT), &[ID]),
+            HotQuery::new("build by job", builds::BY_JOB.text(&DIALECT), &[ID]),
             HotQuery::new(
                 "build by number",
-                builds::select(builds::BY_NUMBER),
+                builds::BY_NUMBER.text(&DIALECT),
                 &[ID, Int(3)],
             ),
-            HotQuery::new("latest build", builds::select(builds::LATEST), &[ID]),
+            HotQuery::new("latest build", builds::LATEST.text(&DIALECT), &[ID]),
             HotQuery::new(
                 "latest builds of a page of workspaces",
-                builds::select(builds::LATEST_OF_MANY),
+                builds::LATEST_OF_MANY.text(&DIALECT),
                 &[IDS],
             ),
             HotQuery::new(
                 "resources of a page of builds",
-                builds::RESOURCES_OF_MANY,
+                builds::RESOURCES_OF_MANY.text(&DIALECT),
                 &[IDS],
             ),
             HotQuery::new(
                 "latest build before numbering the next",
-                builds::latest_for_insert(),
+                builds::LATEST_FOR_INSERT.text(&DIALECT),
                 &[ID],
             ),
             HotQuery::new(
                 "page of a workspace's builds (deep offset)",
-                builds::select(builds::PAGE),
+                builds::PAGE.text(&DIALECT),
                 &[ID, Int(0), Null, Int(25), Int(1_000_000_000)],
             ),
-            HotQuery::new("workspace by id", workspaces::by_id(), &[ID]),
-            HotQuery::new("workspaces of an owner", workspaces::list(true), &[ID]),
+            HotQuery::new("workspace by id", workspaces::BY_ID.text(&DIALECT), &[ID]),
+            HotQuery::new(
+                "workspaces of an owner",
+                workspaces::LIST_OF_OWNER.text(&DIALECT),
+                &[ID],
+            ),
             HotQuery::new(
                 "a page of an owner's workspaces",
-                workspaces::page(true),
+                workspaces::PAGE_OF_OWNER.text(&DIALECT),
                 &[ID, Int(25), Int(0)],
             ),
             HotQuery::new(
                 "a page of everyone's workspaces",
-                workspaces::page(false),
+                workspaces::PAGE.text(&DIALECT),
                 &[Int(25), Int(0)],
             ),
             HotQuery::new(
                 "an owner's workspace count",
-                workspaces::COUNT_OF_OWNER,
+                workspaces::COUNT_OF_OWNER.text(&DIALECT),
                 &[ID],
             ),
             HotQuery::new(

@@ -9,7 +9,6 @@
 //! and unique constraints that turn a lost race into `Conflict`. Each says so where it is made.
 
 mod build_end;
-mod builds;
 mod conn;
 mod dialect;
 mod handoff;
@@ -20,7 +19,6 @@ mod jobs;
 mod logs;
 mod migrate;
 mod take;
-mod workspaces;
 mod writer;
 
 use crate::events::{LiveEvents, Topic};
@@ -159,6 +157,17 @@ impl Db for SqliteStore {
 
     /// Empties the page cache of the writer's connection (between two batches) and of every
     /// pool connection idle now (`sqlite3_db_release_memory`); connections in use keep theirs.
+    /// Also hands the job to an idle worker of this process (`handoff.rs`).
+    fn write_queueing<T>(
+        &self,
+        f: impl FnOnce(&mut dyn Conn) -> StoreResult<T>,
+        topics: impl FnOnce(&T) -> Vec<Topic>,
+    ) -> StoreResult<T> {
+        let out = self.write_and_hand_off(f)?;
+        self.publish(&topics(&out));
+        Ok(out)
+    }
+
     /// One server uses a SQLite file (the data folder's lock), and it shows its own workers
     /// online whenever it lists them: marking them seen would be a write every 30 s that
     /// nobody reads.
