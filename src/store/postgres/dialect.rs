@@ -46,6 +46,14 @@ pub static DIALECT: Dialect = Dialect {
     // `workspaces_owner_name`.
     workspace_list_from: "workspaces w JOIN users u ON u.id = w.owner_id",
     workspace_list_order: "lower(u.username) COLLATE \"C\", lower(w.name) COLLATE \"C\"",
+    writes_serialized: false,
+    // The primary key.
+    take_key: "id",
+    // Counted along the pending index.
+    pending_count: "SELECT count(*) FROM provisioner_jobs \
+         WHERE started_at IS NULL AND completed_at IS NULL AND canceled_at IS NULL",
+    queue_position: "SELECT count(*) FILTER (WHERE seq <= $1), count(*) FROM provisioner_jobs \
+         WHERE started_at IS NULL AND completed_at IS NULL AND canceled_at IS NULL",
     // An identity column: concurrent inserts never collide.
     next_job_seq: None,
     // An identity column (`pos`), as rows have no rowid.
@@ -136,9 +144,4 @@ pub(super) fn error_chain(e: &dyn Error) -> String {
         source = s.source();
     }
     text
-}
-
-/// A JSON column: `value` as text.
-pub(super) fn to_json<T: serde::Serialize>(value: &T) -> String {
-    serde_json::to_string(value).unwrap_or_else(|_| "null".into())
 }

@@ -3,9 +3,7 @@
 
 use super::PgStore;
 use super::dialect::DIALECT;
-use super::job_rows::JOB_COLUMNS;
-use super::jobs;
-use crate::store::sql::{Sql, builds, logs, overview, users, workspaces};
+use crate::store::sql::{Sql, builds, jobs, logs, overview, users, workspaces};
 use crate::store::{HotQuery, Sample, StoreResult};
 
 const ID: Sample = Sample::Text("00000000-0000-0000-0000-000000000000");
@@ -84,18 +82,26 @@ impl PgStore {
             ),
             HotQuery::new(
                 "job by id",
-                format!("SELECT {JOB_COLUMNS} FROM provisioner_jobs j WHERE j.id = $1"),
+                DIALECT.native(jobs::JOB_BY_ID.text(&DIALECT)),
                 &[ID],
             ),
-            HotQuery::new("any job pending", jobs::ANY_PENDING, &[]),
+            HotQuery::new("any job pending", DIALECT.native(jobs::ANY_PENDING), &[]),
             HotQuery::new(
                 "the oldest pending jobs to take",
-                jobs::take_candidates(),
+                DIALECT.native(jobs::TAKE_CANDIDATES.text(&DIALECT)),
                 &[],
             ),
-            HotQuery::new("take a job", jobs::take_job(), &[Int(1), ID, ID]),
-            HotQuery::new("queue position", jobs::QUEUE_POSITION, &[Int(5000)]),
-            HotQuery::new("the queue's order", jobs::PENDING_SEQS, &[]),
+            HotQuery::new(
+                "take a job",
+                DIALECT.native(jobs::TAKE_JOB.text(&DIALECT)),
+                &[Int(1), ID, ID],
+            ),
+            HotQuery::new(
+                "queue position",
+                DIALECT.native(DIALECT.queue_position),
+                &[Int(5000)],
+            ),
+            HotQuery::new("the queue's order", DIALECT.native(jobs::PENDING_SEQS), &[]),
             HotQuery::new(
                 "log lines after an id",
                 DIALECT.native(logs::LOGS_AFTER),

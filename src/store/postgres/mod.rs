@@ -15,10 +15,6 @@
 mod conn;
 mod dialect;
 mod hot;
-mod job_end;
-mod job_rows;
-mod jobs;
-mod logs;
 mod migrate;
 mod pool;
 mod relay;

@@ -51,16 +51,6 @@ impl Client {
         self.client.query(&s, params)
     }
 
-    pub fn query_opt(&mut self, sql: &str, params: Params) -> Result<Option<Row>, postgres::Error> {
-        let s = self.statements.get(sql, |q| self.client.prepare(q))?;
-        self.client.query_opt(&s, params)
-    }
-
-    pub fn query_one(&mut self, sql: &str, params: Params) -> Result<Row, postgres::Error> {
-        let s = self.statements.get(sql, |q| self.client.prepare(q))?;
-        self.client.query_one(&s, params)
-    }
-
     pub fn batch_execute(&mut self, sql: &str) -> Result<(), postgres::Error> {
         self.client.batch_execute(sql)
     }
@@ -89,21 +79,6 @@ impl<'a> Tx<'a> {
         self.tx.execute(&s, params)
     }
 
-    pub fn query_opt(&mut self, sql: &str, params: Params) -> Result<Option<Row>, postgres::Error> {
-        let s = self.statements.get(sql, |q| self.tx.prepare(q))?;
-        self.tx.query_opt(&s, params)
-    }
-
-    pub fn query_one(&mut self, sql: &str, params: Params) -> Result<Row, postgres::Error> {
-        let s = self.statements.get(sql, |q| self.tx.prepare(q))?;
-        self.tx.query_one(&s, params)
-    }
-
-    pub fn query(&mut self, sql: &str, params: Params) -> Result<Vec<Row>, postgres::Error> {
-        let s = self.statements.get(sql, |q| self.tx.prepare(q))?;
-        self.tx.query(&s, params)
-    }
-
     pub fn commit(self) -> Result<(), postgres::Error> {
         self.tx.commit()
     }
@@ -114,7 +89,7 @@ impl<'a> Tx<'a> {
 }
 
 /// A pool of `Client`s: connections open on demand up to `max`, are handed to one caller at a
-/// time, and go back when the `Conn` is dropped (a connection the server closed is dropped
+/// time, and go back when the `Pooled` is dropped (a connection the server closed is dropped
 /// instead). A caller waits up to `timeout` for a free one.
 pub struct Pool {
     connector: Connector,

@@ -51,6 +51,16 @@ pub struct Dialect {
     /// and `ORDER BY` (owner name, then name, without case).
     pub workspace_list_from: &'static str,
     pub workspace_list_order: &'static str,
+    /// Write transactions run one at a time, each seeing every write committed before it
+    /// (SQLite): what a write read stays true until it commits.
+    pub writes_serialized: bool,
+    /// The column a take names the job it chose by (`jobs::TAKE_JOB`).
+    pub take_key: &'static str,
+    /// How many jobs wait.
+    pub pending_count: &'static str,
+    /// `(position, size)` of the pending job whose `seq` is `?1`: its 1-based place in the
+    /// queue, and the queue's length.
+    pub queue_position: &'static str,
     /// The value (a statement) of a new job's `seq`; `None`: the database numbers jobs itself.
     pub next_job_seq: Option<&'static str>,
     /// The column of `template_versions` that orders versions created in the same

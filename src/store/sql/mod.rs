@@ -20,7 +20,9 @@ pub mod builds;
 mod conn;
 mod dialect;
 mod files;
+pub mod job_end;
 pub mod job_rows;
+pub mod jobs;
 pub mod logs;
 pub mod overview;
 pub mod provisioners;
@@ -33,7 +35,8 @@ pub use conn::{Conn, Owned, Row, ToValue, Value, from_json, to_json};
 pub use dialect::{Dialect, Sql, Stmt};
 
 use crate::events::Topic;
-use crate::store::StoreResult;
+use crate::model::JobStatus;
+use crate::store::{BuildCompletion, JobRow, JobStore, LogBatch, StoreResult};
 
 /// A backend of the shared store: every store trait is implemented for it in this module.
 pub trait Db: Send + Sync {
@@ -56,6 +59,30 @@ pub trait Db: Send + Sync {
         topics: impl FnOnce(&T) -> Vec<Topic>,
     ) -> StoreResult<T> {
         self.write(f, topics)
+    }
+
+    /// A worker of this process waits for a job (`JobStore::wait_for_job`): SQLite may take
+    /// one queued meanwhile for it (`sqlite/handoff.rs`).
+    fn wait_for_hand_off(&self, _worker_id: &str) {}
+
+    /// Ends that wait: the job taken for the worker meanwhile, if any.
+    fn end_wait_for_hand_off(&self, _worker_id: &str) -> Option<JobRow> {
+        None
+    }
+
+    /// `JobStore::complete_build_and_take`: in two commits, unless the backend makes them one
+    /// (SQLite, `sqlite/take.rs`).
+    fn complete_and_take(
+        &self,
+        job_id: &str,
+        worker_id: &str,
+        done: &BuildCompletion,
+        logs: &LogBatch,
+    ) -> StoreResult<(Option<JobStatus>, Option<JobRow>)>
+    where
+        Self: JobStore + Sized,
+    {
+        crate::store::jobs::complete_then_take(self, job_id, worker_id, done, logs)
     }
 
     /// Gives back the pages of the database the backend caches (`LogStore::release_memory`).

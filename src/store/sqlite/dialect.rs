@@ -41,6 +41,17 @@ pub static DIALECT: Dialect = Dialect {
     // user's workspaces along `workspaces_owner_name` (names NOCASE).
     workspace_list_from: "users u CROSS JOIN workspaces w ON u.id = w.owner_id",
     workspace_list_order: "u.username, w.name COLLATE NOCASE",
+    // `BEGIN IMMEDIATE` takes the database's write lock, also against other processes.
+    writes_serialized: true,
+    // Along the unique index on `seq` (the pending index's key).
+    take_key: "seq",
+    // One row, kept by the `pending_jobs` triggers of migration 9.
+    pending_count: "SELECT count FROM pending_jobs WHERE id = 1",
+    // The pending count less the pending jobs behind the job, counted along the pending index
+    // from it to the end: a new job's answer reads a row and an index entry.
+    queue_position: "SELECT p.count - (SELECT count(*) FROM provisioner_jobs \
+         WHERE started_at IS NULL AND completed_at IS NULL AND canceled_at IS NULL AND seq > ?1), \
+         p.count FROM pending_jobs p WHERE p.id = 1",
     // `max + 1` in the inserting statement: the one writer numbers jobs in commit order (with
     // concurrent writers the unique `seq` would refuse the second of two).
     next_job_seq: Some("(SELECT coalesce(max(seq), 0) + 1 FROM provisioner_jobs)"),
@@ -105,20 +116,6 @@ impl From<r2d2::Error> for StoreError {
     fn from(e: r2d2::Error) -> Self {
         StoreError::Unavailable(format!("database pool: {e}"))
     }
-}
-
-/// Turns "no row" into `None`.
-pub(super) fn optional<T>(r: rusqlite::Result<T>) -> Result<Option<T>, StoreError> {
-    match r {
-        Ok(v) => Ok(Some(v)),
-        Err(rusqlite::Error::QueryReturnedNoRows) => Ok(None),
-        Err(e) => Err(e.into()),
-    }
-}
-
-/// A JSON column: `value` as text.
-pub(super) fn to_json<T: serde::Serialize>(value: &T) -> String {
-    serde_json::to_string(value).unwrap_or_else(|_| "null".into())
 }
 
 /// Statements each connection keeps prepared: more than kiln has, so that a connection that

@@ -11,8 +11,8 @@
 use super::SqliteStore;
 use super::conn::Lite;
 use super::dialect::exec;
-use super::take::take_in;
 use crate::store::sql::Conn;
+use crate::store::sql::jobs::take_in;
 use crate::store::{JobRow, StoreResult};
 use std::collections::HashMap;
 use std::sync::{Condvar, Mutex};
@@ -78,7 +78,7 @@ impl SqliteStore {
             let out = f(&mut Lite(tx))?;
             if let Some(worker) = self.handoff.claim() {
                 exec(tx, "SAVEPOINT hand_off", [])?;
-                let job = match take_in(tx, &worker) {
+                let job = match take_in(&mut Lite(tx), &worker) {
                     Ok(job) => {
                         exec(tx, "RELEASE hand_off", [])?;
                         job

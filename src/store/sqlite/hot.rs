@@ -3,9 +3,7 @@
 
 use super::SqliteStore;
 use super::dialect::DIALECT;
-use super::job_rows::JOB_COLUMNS;
-use super::{jobs, take};
-use crate::store::sql::{Sql, builds, logs, overview, users, workspaces};
+use crate::store::sql::{Sql, builds, jobs, logs, overview, users, workspaces};
 use crate::store::{HotQuery, Sample};
 
 const ID: Sample = Sample::Text("00000000-0000-0000-0000-000000000000");
@@ -67,19 +65,19 @@ impl SqliteStore {
                 workspaces::COUNT_OF_OWNER.text(&DIALECT),
                 &[ID],
             ),
-            HotQuery::new(
-                "job by id",
-                format!("SELECT {JOB_COLUMNS} FROM provisioner_jobs j WHERE j.id = ?1"),
-                &[ID],
-            ),
+            HotQuery::new("job by id", jobs::JOB_BY_ID.text(&DIALECT), &[ID]),
             HotQuery::new("any job pending", jobs::ANY_PENDING, &[]),
             HotQuery::new(
                 "the oldest pending jobs to take",
-                take::take_candidates(),
+                jobs::TAKE_CANDIDATES.text(&DIALECT),
                 &[],
             ),
-            HotQuery::new("take a job", take::take_job(), &[Int(1), ID, Int(1)]),
-            HotQuery::new("queue position", jobs::QUEUE_POSITION, &[Int(5000)]),
+            HotQuery::new(
+                "take a job",
+                jobs::TAKE_JOB.text(&DIALECT),
+                &[Int(1), ID, Int(1)],
+            ),
+            HotQuery::new("queue position", DIALECT.queue_position, &[Int(5000)]),
             HotQuery::new("the queue's order", jobs::PENDING_SEQS, &[]),
             HotQuery::new(
                 "log lines after an id",

@@ -190,7 +190,7 @@ mod tests {
         .unwrap();
         assert_eq!(count(&conn), 1);
         let position: (i64, i64) = conn
-            .query_row(super::super::jobs::QUEUE_POSITION, [1], |r| {
+            .query_row(super::super::dialect::DIALECT.queue_position, [1], |r| {
                 Ok((r.get(0)?, r.get(1)?))
             })
             .unwrap();

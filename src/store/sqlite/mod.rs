@@ -8,22 +8,18 @@
 //! with concurrent writers needs: conditional updates that re-check what they decided from,
 //! and unique constraints that turn a lost race into `Conflict`. Each says so where it is made.
 
-mod build_end;
 mod conn;
 mod dialect;
 mod handoff;
 mod hot;
-mod job_end;
-mod job_rows;
-mod jobs;
-mod logs;
 mod migrate;
 mod take;
 mod writer;
 
 use crate::events::{LiveEvents, Topic};
+use crate::model::JobStatus;
 use crate::store::sql::{Conn, Db};
-use crate::store::{Durability, StoreResult};
+use crate::store::{BuildCompletion, Durability, JobRow, LogBatch, StoreResult};
 use conn::Lite;
 use r2d2::{Pool, PooledConnection};
 use r2d2_sqlite::SqliteConnectionManager;
@@ -166,6 +162,25 @@ impl Db for SqliteStore {
         let out = self.write_and_hand_off(f)?;
         self.publish(&topics(&out));
         Ok(out)
+    }
+
+    fn wait_for_hand_off(&self, worker_id: &str) {
+        self.handoff.wait(worker_id);
+    }
+
+    fn end_wait_for_hand_off(&self, worker_id: &str) -> Option<JobRow> {
+        self.handoff.end_wait(worker_id)
+    }
+
+    /// In one commit (`take.rs`).
+    fn complete_and_take(
+        &self,
+        job_id: &str,
+        worker_id: &str,
+        done: &BuildCompletion,
+        logs: &LogBatch,
+    ) -> StoreResult<(Option<JobStatus>, Option<JobRow>)> {
+        self.complete_and_take_in_one_commit(job_id, worker_id, done, logs)
     }
 
     /// One server uses a SQLite file (the data folder's lock), and it shows its own workers
