@@ -20,6 +20,7 @@ pub mod builds;
 mod conn;
 mod dialect;
 mod files;
+pub mod hot;
 pub mod job_end;
 pub mod job_rows;
 pub mod jobs;
