@@ -11,16 +11,13 @@ use std::sync::OnceLock;
 
 /// How one database spells what the shared statements need.
 pub struct Dialect {
-    /// For messages: `sqlite` or `postgres`.
-    pub name: &'static str,
+    // How placeholders are written.
     /// This dialect's slot in each statement's cache (`Stmt`): 0 or 1.
     pub index: usize,
     /// Placeholders are written `$N` (PostgreSQL) rather than `?N`.
     pub dollar_placeholders: bool,
-    /// A batch of log lines in one statement: `?1` the job, `?2`..`?6` one array per column
-    /// (times, sources, levels, stages, outputs), the lines inserted in their order. `None`:
-    /// a statement per line.
-    pub insert_log_lines: Option<&'static str>,
+
+    // Fragments: how the shared statements spell what the databases spell differently.
     /// Parameter `param` (`?N`) cast to SQL type `ty`, where the statement does not tell its
     /// type (`?1 IS NULL`) and the database must know it.
     pub cast: fn(param: &str, ty: &str) -> String,
@@ -43,17 +40,19 @@ pub struct Dialect {
     pub texts: fn(param: &str, alias: &str) -> (String, String),
     /// Text column `column` is one of list parameter `param` (`Value::Texts`).
     pub in_texts: fn(column: &str, param: &str) -> String,
-    /// The LIMIT parameter that sets no limit.
-    pub no_limit: Value<'static>,
     /// Where the text of the second argument starts in the first (1-based; 0: nowhere).
     pub text_position: &'static str,
-    /// The list of workspaces (`workspaces::list`): its `FROM` (`w` and their owners `u`)
-    /// and `ORDER BY` (owner name, then name, without case).
-    pub workspace_list_from: &'static str,
-    pub workspace_list_order: &'static str,
+    /// The LIMIT parameter that sets no limit.
+    pub no_limit: Value<'static>,
+
+    // How the database runs transactions.
     /// Write transactions run one at a time, each seeing every write committed before it
     /// (SQLite): what a write read stays true until it commits.
     pub writes_serialized: bool,
+
+    // What differs in one statement, or the whole statement where it differs throughout.
+    /// The value (a statement) of a new job's `seq`; `None`: the database numbers jobs itself.
+    pub next_job_seq: Option<&'static str>,
     /// The column a take names the job it chose by (`jobs::TAKE_JOB`).
     pub take_key: &'static str,
     /// How many jobs wait.
@@ -61,15 +60,23 @@ pub struct Dialect {
     /// `(position, size)` of the pending job whose `seq` is `?1`: its 1-based place in the
     /// queue, and the queue's length.
     pub queue_position: &'static str,
-    /// The value (a statement) of a new job's `seq`; `None`: the database numbers jobs itself.
-    pub next_job_seq: Option<&'static str>,
+    /// A batch of log lines in one statement: `?1` the job, `?2`..`?6` one array per column
+    /// (times, sources, levels, stages, outputs), the lines inserted in their order. `None`:
+    /// a statement per line.
+    pub insert_log_lines: Option<&'static str>,
     /// The column of `template_versions` that orders versions created in the same
     /// microsecond by insertion.
     pub version_order: &'static str,
+    /// The list of workspaces (`workspaces::list`): its `FROM` (`w` and their owners `u`)
+    /// and `ORDER BY` (owner name, then name, without case).
+    pub workspace_list_from: &'static str,
+    pub workspace_list_order: &'static str,
     /// The status page's recent builds (`overview::RECENT_BUILDS`): what orders builds created
     /// in the same microsecond (descending), and whether they are read a page at a time.
     pub recent_builds_tie: &'static str,
     pub recent_builds_paged: bool,
+    /// Creates the scratch table of `commit_probe` (`id`, and `at`: an integer).
+    pub commit_probe_table: &'static str,
 }
 
 impl Dialect {

@@ -1,6 +1,8 @@
 //! The SQL both stores run, written once: each table family's statements, row readers and
-//! decide-then-write transactions (`files.rs`, `logs.rs`, ...), implementing the store traits
-//! for any backend (`Db`).
+//! decide-then-write transactions (`files.rs`, `logs.rs`, `users.rs`, `templates.rs`,
+//! `provisioners.rs`, `builds.rs`, `workspaces.rs`, `jobs.rs` with `job_end.rs` and
+//! `job_rows.rs`, `overview.rs`), implementing the store traits for any backend (`Db`), and
+//! the hot statements' list (`hot.rs`).
 //!
 //! A backend is a pool plus a dialect:
 //! - `Db` (below): reads on a pooled connection, and writes as transactions whose notices are
@@ -36,7 +38,7 @@ pub use conn::{Conn, Owned, Row, ToValue, Value, from_json, to_json};
 pub use dialect::{Dialect, Sql, Stmt};
 
 use crate::events::Topic;
-use crate::model::JobStatus;
+use crate::model::{JobStatus, Time};
 use crate::store::{BuildCompletion, JobRow, JobStore, LogBatch, StoreResult};
 
 /// A backend of the shared store: every store trait is implemented for it in this module.
@@ -93,4 +95,25 @@ pub trait Db: Send + Sync {
     fn one_server(&self) -> bool {
         false
     }
+}
+
+/// Benchmarks only, on a scratch store: commits `n` single-row transactions into a scratch
+/// table through `db`'s writes (the same path, connection settings and durability as every
+/// write of kiln) and returns how long they took.
+pub fn commit_probe(db: &impl Db, n: usize) -> StoreResult<std::time::Duration> {
+    db.read(|c| c.execute(c.dialect().commit_probe_table, &[]).map(drop))?;
+    let started = std::time::Instant::now();
+    for _ in 0..n {
+        db.write(
+            |c| {
+                c.execute(
+                    "INSERT INTO commit_probe (at) VALUES (?1)",
+                    params![Time::now()],
+                )
+                .map(drop)
+            },
+            |_| vec![],
+        )?;
+    }
+    Ok(started.elapsed())
 }

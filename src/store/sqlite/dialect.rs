@@ -1,17 +1,15 @@
-//! How kiln's types meet SQLite: times as INTEGER microseconds, transitions as TEXT, and
-//! rusqlite's errors as the store's.
+//! How the shared statements are spelled on SQLite (`DIALECT`), and rusqlite's errors as the
+//! store's.
 
-use crate::model::{Time, Transition};
 use crate::store::StoreError;
 use crate::store::sql::{Dialect, Value};
-use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
 
 pub static DIALECT: Dialect = Dialect {
-    name: "sqlite",
+    // How placeholders are written.
     index: 0,
     dollar_placeholders: false,
-    // A statement per line: each a step of a prepared statement, no round trip to save.
-    insert_log_lines: None,
+
+    // Fragments: how the shared statements spell what the databases spell differently.
     // SQLite's parameters take any type.
     cast: |param, _| param.to_string(),
     // Users' emails and usernames are NOCASE columns (their unique indexes too), and
@@ -34,15 +32,18 @@ pub static DIALECT: Dialect = Dialect {
         )
     },
     in_texts: |column, param| format!("{column} IN (SELECT value FROM json_each({param}))"),
+    text_position: "instr",
     // A negative LIMIT.
     no_limit: Value::Int(-1),
-    text_position: "instr",
-    // Users first, along their name index (NOCASE; CROSS JOIN keeps that order), then each
-    // user's workspaces along `workspaces_owner_name` (names NOCASE).
-    workspace_list_from: "users u CROSS JOIN workspaces w ON u.id = w.owner_id",
-    workspace_list_order: "u.username, w.name COLLATE NOCASE",
+
+    // How the database runs transactions.
     // `BEGIN IMMEDIATE` takes the database's write lock, also against other processes.
     writes_serialized: true,
+
+    // What differs in one statement, or the whole statement where it differs throughout.
+    // `max + 1` in the inserting statement: the one writer numbers jobs in commit order (with
+    // concurrent writers the unique `seq` would refuse the second of two).
+    next_job_seq: Some("(SELECT coalesce(max(seq), 0) + 1 FROM provisioner_jobs)"),
     // Along the unique index on `seq` (the pending index's key).
     take_key: "seq",
     // One row, kept by the `pending_jobs` triggers of migration 9.
@@ -52,40 +53,20 @@ pub static DIALECT: Dialect = Dialect {
     queue_position: "SELECT p.count - (SELECT count(*) FROM provisioner_jobs \
          WHERE started_at IS NULL AND completed_at IS NULL AND canceled_at IS NULL AND seq > ?1), \
          p.count FROM pending_jobs p WHERE p.id = 1",
-    // `max + 1` in the inserting statement: the one writer numbers jobs in commit order (with
-    // concurrent writers the unique `seq` would refuse the second of two).
-    next_job_seq: Some("(SELECT coalesce(max(seq), 0) + 1 FROM provisioner_jobs)"),
+    // A statement per line: each a step of a prepared statement, no round trip to save.
+    insert_log_lines: None,
     version_order: "rowid",
+    // Users first, along their name index (NOCASE; CROSS JOIN keeps that order), then each
+    // user's workspaces along `workspaces_owner_name` (names NOCASE).
+    workspace_list_from: "users u CROSS JOIN workspaces w ON u.id = w.owner_id",
+    workspace_list_order: "u.username, w.name COLLATE NOCASE",
     // One statement stepped only as far as the caller visits, backwards along the
     // `created_at` index; the rowid breaks ties in creation order.
     recent_builds_tie: "wb.rowid",
     recent_builds_paged: false,
+    commit_probe_table: "CREATE TABLE IF NOT EXISTS commit_probe \
+         (id INTEGER PRIMARY KEY, at INTEGER NOT NULL)",
 };
-
-impl FromSql for Time {
-    fn column_result(v: ValueRef<'_>) -> FromSqlResult<Self> {
-        v.as_i64().map(Time)
-    }
-}
-
-impl ToSql for Time {
-    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
-        Ok(self.0.into())
-    }
-}
-
-impl FromSql for Transition {
-    fn column_result(v: ValueRef<'_>) -> FromSqlResult<Self> {
-        let s = v.as_str()?;
-        Transition::parse(s).ok_or_else(|| FromSqlError::Other(s.into()))
-    }
-}
-
-impl ToSql for Transition {
-    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
-        Ok(self.as_str().into())
-    }
-}
 
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {

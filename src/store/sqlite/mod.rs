@@ -1,12 +1,17 @@
 //! The store over an embedded SQLite file. Reads use a pool of connections; every write goes
 //! through one connection with group commit (`writer.rs`), and notices are published once the
-//! write is durable. Each table family implements its trait in its own module.
+//! write is durable. The statements, row readers and transactions are the shared ones
+//! (`store::sql`), run on these connections (`conn.rs`) as this dialect spells them
+//! (`dialect.rs`); a job queued while one of this process's workers waits is handed to it in
+//! the same commit (`handoff.rs`), and a worker's next job taken in the commit that ends its
+//! build (`take.rs`).
 //!
 //! Concurrency: SQLite runs one write transaction at a time (`BEGIN IMMEDIATE` takes the
 //! database's write lock, also against other processes), so each transaction sees every
 //! committed write. Decisions are nevertheless written to hold without that, as a database
 //! with concurrent writers needs: conditional updates that re-check what they decided from,
-//! and unique constraints that turn a lost race into `Conflict`. Each says so where it is made.
+//! and unique constraints that turn a lost race into `Conflict` (`store::sql` says so where
+//! each is made).
 
 mod conn;
 mod dialect;
@@ -28,9 +33,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 type Pooled = PooledConnection<SqliteConnectionManager>;
-
-/// A connection inside the open write transaction (see `writer.rs`).
-type Tx = rusqlite::Connection;
 
 pub struct SqliteStore {
     pool: Pool<SqliteConnectionManager>,
@@ -94,11 +96,6 @@ impl SqliteStore {
         Ok(self.pool.get()?)
     }
 
-    /// Runs `f` atomically and returns once it is durable (group commit, `writer.rs`).
-    fn write<T>(&self, f: impl FnOnce(&Tx) -> StoreResult<T>) -> StoreResult<T> {
-        self.writer.write(f)
-    }
-
     /// Tells watchers about a committed write.
     fn publish(&self, topics: &[Topic]) {
         for t in topics {
@@ -116,21 +113,9 @@ impl SqliteStore {
     }
 
     /// Benchmarks only, on a scratch store: commits `n` single-row transactions through the
-    /// writer (same connection settings and durability as every write of kiln) and returns how
-    /// long they took.
+    /// writer (`store::sql::commit_probe`) and returns how long they took.
     pub fn commit_probe(&self, n: usize) -> StoreResult<Duration> {
-        self.conn()?.execute_batch(
-            "CREATE TABLE IF NOT EXISTS commit_probe (id INTEGER PRIMARY KEY, at INTEGER NOT NULL)",
-        )?;
-        let started = std::time::Instant::now();
-        for _ in 0..n {
-            self.write(|tx| {
-                tx.prepare_cached("INSERT INTO commit_probe (at) VALUES (?1)")?
-                    .execute([crate::model::Time::now()])?;
-                Ok(())
-            })?;
-        }
-        Ok(started.elapsed())
+        crate::store::sql::commit_probe(self, n)
     }
 }
 
