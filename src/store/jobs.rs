@@ -262,12 +262,7 @@ pub trait JobStore {
         done: &BuildCompletion,
         logs: &LogBatch,
     ) -> StoreResult<(Option<JobStatus>, Option<JobRow>)> {
-        let status = self.complete_build(job_id, worker_id, done, logs)?;
-        let next = self.take_next_job(worker_id).unwrap_or_else(|e| {
-            log::warn!("taking the next job after {job_id}: {e}");
-            None
-        });
-        Ok((status, next))
+        complete_then_take(self, job_id, worker_id, done, logs)
     }
 
     /// Fails `worker_id`'s job with `error` (also its last log line), after `logs`. A job whose
@@ -292,4 +287,21 @@ pub trait JobStore {
     /// Fails a job no live worker holds, logging why; a job whose cancel was requested ends
     /// canceled instead. False when it was completed meanwhile or `stale` no longer holds.
     fn abandon_job(&self, job_id: &str, stale: Stale, error: &str) -> StoreResult<bool>;
+}
+
+/// `complete_build`, then `take_next_job` in a commit of its own: `complete_build_and_take` of
+/// a backend that does not make them one commit.
+pub fn complete_then_take<S: JobStore + ?Sized>(
+    store: &S,
+    job_id: &str,
+    worker_id: &str,
+    done: &BuildCompletion,
+    logs: &LogBatch,
+) -> StoreResult<(Option<JobStatus>, Option<JobRow>)> {
+    let status = store.complete_build(job_id, worker_id, done, logs)?;
+    let next = store.take_next_job(worker_id).unwrap_or_else(|e| {
+        log::warn!("taking the next job after {job_id}: {e}");
+        None
+    });
+    Ok((status, next))
 }

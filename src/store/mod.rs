@@ -1,7 +1,8 @@
 //! The storage boundary: what kiln keeps, as traits over neutral row types, one per table
-//! family, and `Store`, all of them at once. `sqlite/` implements them over an embedded SQLite
-//! file, `postgres/` over a PostgreSQL database that several kiln servers share; nothing
-//! outside them knows which database is behind the traits.
+//! family, and `Store`, all of them at once. `sql/` implements them once, each statement and
+//! transaction written a single time, over a backend: `sqlite/`, an embedded SQLite file, or
+//! `postgres/`, a PostgreSQL database that several kiln servers share. Nothing outside them
+//! knows which database is behind the traits.
 //!
 //! Every write that changes what a watcher sees (a job queued, started, canceled or completed,
 //! a log batch, a workspace) publishes the matching notice on the live-events seam
@@ -9,7 +10,7 @@
 //!
 //! Writes that decide from what they read (the next build number, taking the next job, cancel,
 //! the first user, file dedup) are written to stay correct when two processes run them at once
-//! on a database that does not serialize writes; each implementation says how in a comment.
+//! on a database that does not serialize writes; `sql/` says how in a comment at each.
 
 pub mod builds;
 pub mod files;
@@ -18,6 +19,7 @@ pub mod logs;
 pub mod overview;
 pub mod postgres;
 pub mod provisioners;
+mod sql;
 pub mod sqlite;
 pub mod templates;
 pub mod users;
@@ -154,4 +156,19 @@ pub(crate) fn numbered_blocks(schema: &str) -> Vec<(u32, String)> {
         );
     }
     out
+}
+
+/// Whether a database at schema version `current` needs the migrations after it to reach
+/// `latest` (logged when it does). A database newer than this kiln is refused.
+pub(crate) fn needs_migration(current: u32, latest: u32) -> StoreResult<bool> {
+    if current > latest {
+        return Err(StoreError::Unavailable(format!(
+            "the database has schema version {current}, newer than this kiln ({latest}); \
+             use a newer kiln"
+        )));
+    }
+    if current < latest {
+        log::info!("database schema at version {current}: migrating to {latest}");
+    }
+    Ok(current < latest)
 }

@@ -105,8 +105,9 @@ pub const API_KEY_INFO_COLUMNS: &str = "k.id, k.user_id, u.username, k.login_typ
     k.scope, k.lifetime_seconds, k.created_at, k.expires_at, k.last_used";
 
 impl KeyFilter<'_> {
-    /// The condition (over `k`) and its parameters, placeholders numbered from 1 (`$` or `?`).
-    pub fn condition(&self, mark: char) -> (String, Vec<&str>) {
+    /// The condition (over `k`) and its parameters, placeholders numbered from 1 (`?N`).
+    pub fn condition(&self) -> (String, Vec<&str>) {
+        let mark = '?';
         const TOKEN: &str = "k.login_type = 'token' AND k.token_name <> ''";
         match *self {
             KeyFilter::TokensOf(user) => (format!("{TOKEN} AND k.user_id = {mark}1"), vec![user]),

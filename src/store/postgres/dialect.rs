@@ -1,61 +1,74 @@
-//! How kiln's types meet PostgreSQL: times as BIGINT microseconds, transitions as TEXT, and
-//! the driver's errors as the store's.
+//! How the shared statements are spelled on PostgreSQL (`DIALECT`), and the driver's errors
+//! as the store's.
 
-use crate::model::{Time, Transition};
 use crate::store::StoreError;
-use postgres::types::{FromSql, IsNull, ToSql, Type};
+use crate::store::sql::{Dialect, Value};
 use std::error::Error;
 
-type BoxError = Box<dyn Error + Sync + Send>;
+pub static DIALECT: Dialect = Dialect {
+    // How placeholders are written.
+    index: 1,
+    dollar_placeholders: true,
 
-impl ToSql for Time {
-    fn to_sql(&self, ty: &Type, out: &mut bytes::BytesMut) -> Result<IsNull, BoxError> {
-        self.0.to_sql(ty, out)
-    }
+    // Fragments: how the shared statements spell what the databases spell differently.
+    cast: |param, ty| format!("{param}::{ty}"),
+    // Along the unique indexes on `lower(...)`; ordered by bytes (`"C"`), as SQLite orders.
+    nocase_eq: |column, param| format!("lower({column}) = lower({param})"),
+    nocase_order: |column| format!("lower({column}) COLLATE \"C\""),
+    bytes_order: |column| format!("{column} COLLATE \"C\""),
+    is_false: |column| format!("NOT {column}"),
+    for_update: |of| match of {
+        "" => " FOR UPDATE".to_string(),
+        of => format!(" FOR UPDATE OF {of}"),
+    },
+    row_key: "id",
+    texts: |param, alias| {
+        (
+            format!("unnest({param}::text[]) {alias}"),
+            alias.to_string(),
+        )
+    },
+    in_texts: |column, param| format!("{column} = ANY({param}::text[])"),
+    text_position: "strpos",
+    // LIMIT NULL.
+    no_limit: Value::Null,
 
-    fn accepts(ty: &Type) -> bool {
-        <i64 as ToSql>::accepts(ty)
-    }
+    // How the database runs transactions.
+    // Concurrent transactions (READ COMMITTED), of this server and others.
+    writes_serialized: false,
 
-    fn to_sql_checked(&self, ty: &Type, out: &mut bytes::BytesMut) -> Result<IsNull, BoxError> {
-        self.0.to_sql_checked(ty, out)
-    }
-}
-
-impl<'a> FromSql<'a> for Time {
-    fn from_sql(ty: &Type, raw: &'a [u8]) -> Result<Self, BoxError> {
-        i64::from_sql(ty, raw).map(Time)
-    }
-
-    fn accepts(ty: &Type) -> bool {
-        <i64 as FromSql>::accepts(ty)
-    }
-}
-
-impl ToSql for Transition {
-    fn to_sql(&self, ty: &Type, out: &mut bytes::BytesMut) -> Result<IsNull, BoxError> {
-        self.as_str().to_sql(ty, out)
-    }
-
-    fn accepts(ty: &Type) -> bool {
-        <&str as ToSql>::accepts(ty)
-    }
-
-    fn to_sql_checked(&self, ty: &Type, out: &mut bytes::BytesMut) -> Result<IsNull, BoxError> {
-        self.as_str().to_sql_checked(ty, out)
-    }
-}
-
-impl<'a> FromSql<'a> for Transition {
-    fn from_sql(ty: &Type, raw: &'a [u8]) -> Result<Self, BoxError> {
-        let s = <&str as FromSql>::from_sql(ty, raw)?;
-        Transition::parse(s).ok_or_else(|| format!("not a transition: {s:?}").into())
-    }
-
-    fn accepts(ty: &Type) -> bool {
-        <&str as FromSql>::accepts(ty)
-    }
-}
+    // What differs in one statement, or the whole statement where it differs throughout.
+    // An identity column: concurrent inserts never collide.
+    next_job_seq: None,
+    // The primary key.
+    take_key: "id",
+    // Counted along the pending index.
+    pending_count: "SELECT count(*) FROM provisioner_jobs \
+         WHERE started_at IS NULL AND completed_at IS NULL AND canceled_at IS NULL",
+    queue_position: "SELECT count(*) FILTER (WHERE seq <= $1), count(*) FROM provisioner_jobs \
+         WHERE started_at IS NULL AND completed_at IS NULL AND canceled_at IS NULL",
+    // One statement for the batch (one round trip): unnest keeps the arrays' order, and the
+    // identity values follow it.
+    insert_log_lines: Some(
+        "INSERT INTO provisioner_job_logs (job_id, created_at, source, level, stage, output) \
+         SELECT $1, t, s, l, st, o \
+         FROM unnest($2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[]) \
+         WITH ORDINALITY AS x(t, s, l, st, o, n) ORDER BY n",
+    ),
+    // An identity column (`pos`), as rows have no rowid.
+    version_order: "pos",
+    // Along `users_username_order` (`lower(username) COLLATE "C"`) and
+    // `workspaces_owner_name`.
+    workspace_list_from: "workspaces w JOIN users u ON u.id = w.owner_id",
+    workspace_list_order: "lower(u.username) COLLATE \"C\", lower(w.name) COLLATE \"C\"",
+    // Pages (growing) rather than one unbounded statement: with a LIMIT the planner walks the
+    // `created_at` index backwards instead of sorting every build. The job's `seq` breaks
+    // ties in creation order.
+    recent_builds_tie: "j.seq",
+    recent_builds_paged: true,
+    commit_probe_table: "CREATE TABLE IF NOT EXISTS commit_probe \
+         (id BIGINT GENERATED ALWAYS AS IDENTITY, at BIGINT NOT NULL)",
+};
 
 impl From<postgres::Error> for StoreError {
     fn from(e: postgres::Error) -> Self {
@@ -87,16 +100,4 @@ pub(super) fn error_chain(e: &dyn Error) -> String {
         source = s.source();
     }
     text
-}
-
-/// A JSON column: `value` as text.
-pub(super) fn to_json<T: serde::Serialize>(value: &T) -> String {
-    serde_json::to_string(value).unwrap_or_else(|_| "null".into())
-}
-
-/// A JSON column back as `T`.
-pub(super) fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, StoreError> {
-    serde_json::from_str(text).map_err(|e| {
-        StoreError::Unavailable(format!("database: a JSON column does not parse: {e}"))
-    })
 }

@@ -2,7 +2,7 @@
 //! upgrade is one transaction holding an advisory lock, so servers that start at once on an
 //! empty database migrate it once, and the others wait and find it done.
 
-use crate::store::{StoreError, StoreResult};
+use crate::store::StoreResult;
 use postgres::Client;
 
 const SCHEMA: &str = include_str!("schema.sql");
@@ -30,16 +30,9 @@ pub fn migrate(client: &mut Client) -> StoreResult<()> {
         }
     };
     let current = current as u32;
-    if current > latest {
-        return Err(StoreError::Unavailable(format!(
-            "the database has schema version {current}, newer than this kiln ({latest}); \
-             use a newer kiln"
-        )));
-    }
-    if current == latest {
+    if !crate::store::needs_migration(current, latest)? {
         return Ok(());
     }
-    log::info!("database schema at version {current}: migrating to {latest}");
     for (_, sql) in migrations().into_iter().skip(current as usize) {
         tx.batch_execute(&sql)?;
     }

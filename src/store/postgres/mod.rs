@@ -1,7 +1,8 @@
 //! The store over a PostgreSQL database, shared by every kiln server that names it with
 //! `--database`. Each write is a transaction on a pooled connection; concurrent writers are
 //! the normal case here, so every decision is a conditional statement, a row lock or a unique
-//! constraint (see each module).
+//! constraint (see `store::sql`, whose statements and transactions run here on the pool's
+//! connections, `conn.rs`, as this dialect spells them, `dialect.rs`).
 //!
 //! Live notices cross servers with LISTEN/NOTIFY: a write sends its notices with
 //! `pg_notify` inside its own transaction (so they are delivered only if, and only once, it
@@ -12,27 +13,18 @@
 //! which fits the store's callers: worker threads and the actix blocking pool, never an async
 //! executor thread. Each pooled connection prepares a statement once (`pool.rs`).
 
-mod builds;
+mod conn;
 mod dialect;
-mod files;
 mod hot;
-mod job_end;
-mod job_rows;
-mod jobs;
-mod logs;
 mod migrate;
-mod overview;
 mod pool;
-mod provisioners;
 mod relay;
-mod templates;
 mod tls;
-mod users;
-mod workspaces;
 
 use crate::events::{LiveEvents, Topic};
+use crate::store::sql::{Conn, Db};
 use crate::store::{StoreError, StoreResult};
-use pool::{Conn, Pool, PoolError, Tx};
+use pool::{Pool, PoolError, Pooled};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -78,7 +70,7 @@ impl PgStore {
         })
     }
 
-    fn conn(&self) -> StoreResult<Conn<'_>> {
+    fn conn(&self) -> StoreResult<Pooled<'_>> {
         let pool = self
             .pool
             .as_ref()
@@ -94,11 +86,29 @@ impl PgStore {
         })
     }
 
+    /// Benchmarks only: commits `n` single-row transactions into a scratch table through the
+    /// pool (`store::sql::commit_probe`) and returns how long they took.
+    pub fn commit_probe(&self, n: usize) -> StoreResult<Duration> {
+        crate::store::sql::commit_probe(self, n)
+    }
+
+    /// Whether the connection relaying other servers' notices is up.
+    pub fn relay_connected(&self) -> bool {
+        self.relay.connected()
+    }
+}
+
+impl Db for PgStore {
+    fn read<T>(&self, f: impl FnOnce(&mut dyn Conn) -> StoreResult<T>) -> StoreResult<T> {
+        let mut conn = self.conn()?;
+        f(&mut *conn)
+    }
+
     /// Runs `f` in a transaction; once it succeeded, sends the notices `topics` names (inside
     /// the transaction), commits, and publishes them on this server.
     fn write<T>(
         &self,
-        f: impl FnOnce(&mut Tx) -> StoreResult<T>,
+        f: impl FnOnce(&mut dyn Conn) -> StoreResult<T>,
         topics: impl FnOnce(&T) -> Vec<Topic>,
     ) -> StoreResult<T> {
         let mut conn = self.conn()?;
@@ -118,33 +128,6 @@ impl PgStore {
             self.events.publish(t);
         }
         Ok(out)
-    }
-
-    /// Benchmarks only: commits `n` single-row transactions into a scratch table through the
-    /// pool (the same path as every write of kiln) and returns how long they took.
-    pub fn commit_probe(&self, n: usize) -> StoreResult<Duration> {
-        self.conn()?.batch_execute(
-            "CREATE TABLE IF NOT EXISTS commit_probe (id BIGINT GENERATED ALWAYS AS IDENTITY, at BIGINT NOT NULL)",
-        )?;
-        let started = std::time::Instant::now();
-        for _ in 0..n {
-            self.write(
-                |tx| {
-                    tx.execute(
-                        "INSERT INTO commit_probe (at) VALUES ($1)",
-                        &[&crate::model::Time::now()],
-                    )?;
-                    Ok(())
-                },
-                |_| vec![],
-            )?;
-        }
-        Ok(started.elapsed())
-    }
-
-    /// Whether the connection relaying other servers' notices is up.
-    pub fn relay_connected(&self) -> bool {
-        self.relay.connected()
     }
 }
 

@@ -1,11 +1,12 @@
 //! A small pool of connections that prepare each statement once: a connection keeps the
-//! statements it prepared, by their text, so a query costs one round trip instead of two. `Client` and `Tx`
-//! have the driver's method names; the SQL elsewhere does not know the difference.
+//! statements it prepared, by their text, so a query costs one round trip instead of two.
+//! `Client` and `Tx` run the shared statements (`conn.rs`), and have the driver's method names
+//! for this backend's own.
 
+use super::dialect::DIALECT;
 use super::tls::Connector;
-use postgres::fallible_iterator::FallibleIterator;
 use postgres::types::ToSql;
-use postgres::{Row, RowIter, Statement, Transaction};
+use postgres::{Row, Statement, Transaction};
 use std::collections::HashMap;
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
@@ -20,7 +21,9 @@ impl Statements {
     /// At most this many per connection (kiln has fewer): past it, the cache starts over.
     const MAX: usize = 512;
 
-    fn get(
+    /// The statement prepared for `sql`, prepared now if it was not (its `?N` placeholders
+    /// written `$N`).
+    pub fn get(
         &mut self,
         sql: &str,
         prepare: impl FnOnce(&str) -> Result<Statement, postgres::Error>,
@@ -28,7 +31,7 @@ impl Statements {
         if let Some(s) = self.0.get(sql) {
             return Ok(s.clone());
         }
-        let s = prepare(sql)?;
+        let s = prepare(&DIALECT.native(sql))?;
         if self.0.len() >= Self::MAX {
             self.0.clear();
         }
@@ -48,35 +51,12 @@ impl Client {
         self.client.query(&s, params)
     }
 
-    pub fn query_opt(&mut self, sql: &str, params: Params) -> Result<Option<Row>, postgres::Error> {
-        let s = self.statements.get(sql, |q| self.client.prepare(q))?;
-        self.client.query_opt(&s, params)
-    }
-
-    pub fn query_one(&mut self, sql: &str, params: Params) -> Result<Row, postgres::Error> {
-        let s = self.statements.get(sql, |q| self.client.prepare(q))?;
-        self.client.query_one(&s, params)
-    }
-
-    /// Rows as they come from the server.
-    pub fn query_each(
-        &mut self,
-        sql: &str,
-        params: Params,
-        mut visit: impl FnMut(&Row) -> bool,
-    ) -> Result<(), postgres::Error> {
-        let s = self.statements.get(sql, |q| self.client.prepare(q))?;
-        let mut rows: RowIter = self.client.query_raw(&s, params.iter().copied())?;
-        while let Some(r) = rows.next()? {
-            if !visit(&r) {
-                break;
-            }
-        }
-        Ok(())
-    }
-
     pub fn batch_execute(&mut self, sql: &str) -> Result<(), postgres::Error> {
         self.client.batch_execute(sql)
+    }
+
+    pub(super) fn parts(&mut self) -> (&mut postgres::Client, &mut Statements) {
+        (&mut self.client, &mut self.statements)
     }
 
     pub fn transaction(&mut self) -> Result<Tx<'_>, postgres::Error> {
@@ -93,34 +73,23 @@ pub struct Tx<'a> {
     statements: &'a mut Statements,
 }
 
-impl Tx<'_> {
+impl<'a> Tx<'a> {
     pub fn execute(&mut self, sql: &str, params: Params) -> Result<u64, postgres::Error> {
         let s = self.statements.get(sql, |q| self.tx.prepare(q))?;
         self.tx.execute(&s, params)
     }
 
-    pub fn query_opt(&mut self, sql: &str, params: Params) -> Result<Option<Row>, postgres::Error> {
-        let s = self.statements.get(sql, |q| self.tx.prepare(q))?;
-        self.tx.query_opt(&s, params)
-    }
-
-    pub fn query_one(&mut self, sql: &str, params: Params) -> Result<Row, postgres::Error> {
-        let s = self.statements.get(sql, |q| self.tx.prepare(q))?;
-        self.tx.query_one(&s, params)
-    }
-
-    pub fn query(&mut self, sql: &str, params: Params) -> Result<Vec<Row>, postgres::Error> {
-        let s = self.statements.get(sql, |q| self.tx.prepare(q))?;
-        self.tx.query(&s, params)
-    }
-
     pub fn commit(self) -> Result<(), postgres::Error> {
         self.tx.commit()
+    }
+
+    pub(super) fn parts(&mut self) -> (&mut Transaction<'a>, &mut Statements) {
+        (&mut self.tx, self.statements)
     }
 }
 
 /// A pool of `Client`s: connections open on demand up to `max`, are handed to one caller at a
-/// time, and go back when the `Conn` is dropped (a connection the server closed is dropped
+/// time, and go back when the `Pooled` is dropped (a connection the server closed is dropped
 /// instead). A caller waits up to `timeout` for a free one.
 pub struct Pool {
     connector: Connector,
@@ -150,12 +119,12 @@ impl Pool {
         }
     }
 
-    pub fn get(&self) -> Result<Conn<'_>, PoolError> {
+    pub fn get(&self) -> Result<Pooled<'_>, PoolError> {
         let deadline = Instant::now() + self.timeout;
         let mut slots = self.state.lock().unwrap_or_else(|e| e.into_inner());
         loop {
             if let Some(client) = slots.idle.pop() {
-                return Ok(Conn {
+                return Ok(Pooled {
                     pool: self,
                     client: Some(client),
                 });
@@ -164,7 +133,7 @@ impl Pool {
                 slots.open += 1;
                 drop(slots);
                 return match self.connector.connect() {
-                    Ok(client) => Ok(Conn {
+                    Ok(client) => Ok(Pooled {
                         pool: self,
                         client: Some(Client {
                             client,
@@ -212,12 +181,12 @@ pub enum PoolError {
 }
 
 /// A connection lent by the pool; it goes back when dropped.
-pub struct Conn<'a> {
+pub struct Pooled<'a> {
     pool: &'a Pool,
     client: Option<Client>,
 }
 
-impl std::ops::Deref for Conn<'_> {
+impl std::ops::Deref for Pooled<'_> {
     type Target = Client;
 
     fn deref(&self) -> &Client {
@@ -225,13 +194,13 @@ impl std::ops::Deref for Conn<'_> {
     }
 }
 
-impl std::ops::DerefMut for Conn<'_> {
+impl std::ops::DerefMut for Pooled<'_> {
     fn deref_mut(&mut self) -> &mut Client {
         self.client.as_mut().expect("lent until dropped")
     }
 }
 
-impl Drop for Conn<'_> {
+impl Drop for Pooled<'_> {
     fn drop(&mut self) {
         if let Some(client) = self.client.take() {
             self.pool.give_back(client);

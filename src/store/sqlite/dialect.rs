@@ -1,34 +1,72 @@
-//! How kiln's types meet SQLite: times as INTEGER microseconds, transitions as TEXT, and
-//! rusqlite's errors as the store's.
+//! How the shared statements are spelled on SQLite (`DIALECT`), and rusqlite's errors as the
+//! store's.
 
-use crate::model::{Time, Transition};
 use crate::store::StoreError;
-use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
+use crate::store::sql::{Dialect, Value};
 
-impl FromSql for Time {
-    fn column_result(v: ValueRef<'_>) -> FromSqlResult<Self> {
-        v.as_i64().map(Time)
-    }
-}
+pub static DIALECT: Dialect = Dialect {
+    // How placeholders are written.
+    index: 0,
+    dollar_placeholders: false,
 
-impl ToSql for Time {
-    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
-        Ok(self.0.into())
-    }
-}
+    // Fragments: how the shared statements spell what the databases spell differently.
+    // SQLite's parameters take any type.
+    cast: |param, _| param.to_string(),
+    // Users' emails and usernames are NOCASE columns (their unique indexes too), and
+    // `workspaces_owner_name` indexes names NOCASE.
+    nocase_eq: |column, param| format!("{column} = {param} COLLATE NOCASE"),
+    nocase_order: |column| format!("{column} COLLATE NOCASE"),
+    // SQLite's default collation (BINARY).
+    bytes_order: |column| column.to_string(),
+    // Booleans are integers; the partial indexes say `deleted = 0`.
+    is_false: |column| format!("{column} = 0"),
+    // The one writer's transaction holds the database's write lock: nothing changes what it
+    // read before it commits.
+    for_update: |_| String::new(),
+    row_key: "rowid",
+    // A JSON array of the texts (`json_each` of a parameter reads no table).
+    texts: |param, alias| {
+        (
+            format!("json_each({param}) {alias}"),
+            format!("{alias}.value"),
+        )
+    },
+    in_texts: |column, param| format!("{column} IN (SELECT value FROM json_each({param}))"),
+    text_position: "instr",
+    // A negative LIMIT.
+    no_limit: Value::Int(-1),
 
-impl FromSql for Transition {
-    fn column_result(v: ValueRef<'_>) -> FromSqlResult<Self> {
-        let s = v.as_str()?;
-        Transition::parse(s).ok_or_else(|| FromSqlError::Other(s.into()))
-    }
-}
+    // How the database runs transactions.
+    // `BEGIN IMMEDIATE` takes the database's write lock, also against other processes.
+    writes_serialized: true,
 
-impl ToSql for Transition {
-    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
-        Ok(self.as_str().into())
-    }
-}
+    // What differs in one statement, or the whole statement where it differs throughout.
+    // `max + 1` in the inserting statement: the one writer numbers jobs in commit order (with
+    // concurrent writers the unique `seq` would refuse the second of two).
+    next_job_seq: Some("(SELECT coalesce(max(seq), 0) + 1 FROM provisioner_jobs)"),
+    // Along the unique index on `seq` (the pending index's key).
+    take_key: "seq",
+    // One row, kept by the `pending_jobs` triggers of migration 9.
+    pending_count: "SELECT count FROM pending_jobs WHERE id = 1",
+    // The pending count less the pending jobs behind the job, counted along the pending index
+    // from it to the end: a new job's answer reads a row and an index entry.
+    queue_position: "SELECT p.count - (SELECT count(*) FROM provisioner_jobs \
+         WHERE started_at IS NULL AND completed_at IS NULL AND canceled_at IS NULL AND seq > ?1), \
+         p.count FROM pending_jobs p WHERE p.id = 1",
+    // A statement per line: each a step of a prepared statement, no round trip to save.
+    insert_log_lines: None,
+    version_order: "rowid",
+    // Users first, along their name index (NOCASE; CROSS JOIN keeps that order), then each
+    // user's workspaces along `workspaces_owner_name` (names NOCASE).
+    workspace_list_from: "users u CROSS JOIN workspaces w ON u.id = w.owner_id",
+    workspace_list_order: "u.username, w.name COLLATE NOCASE",
+    // One statement stepped only as far as the caller visits, backwards along the
+    // `created_at` index; the rowid breaks ties in creation order.
+    recent_builds_tie: "wb.rowid",
+    recent_builds_paged: false,
+    commit_probe_table: "CREATE TABLE IF NOT EXISTS commit_probe \
+         (id INTEGER PRIMARY KEY, at INTEGER NOT NULL)",
+};
 
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
@@ -61,30 +99,6 @@ impl From<r2d2::Error> for StoreError {
     }
 }
 
-/// Turns "no row" into `None`.
-pub(super) fn optional<T>(r: rusqlite::Result<T>) -> Result<Option<T>, StoreError> {
-    match r {
-        Ok(v) => Ok(Some(v)),
-        Err(rusqlite::Error::QueryReturnedNoRows) => Ok(None),
-        Err(e) => Err(e.into()),
-    }
-}
-
-/// A JSON column: `value` as text.
-pub(super) fn to_json<T: serde::Serialize>(value: &T) -> String {
-    serde_json::to_string(value).unwrap_or_else(|_| "null".into())
-}
-
-/// A JSON column back as `T`; a column that does not parse is a conversion error.
-pub(super) fn from_json<T: serde::de::DeserializeOwned>(
-    column: usize,
-    text: &str,
-) -> rusqlite::Result<T> {
-    serde_json::from_str(text).map_err(|e| {
-        rusqlite::Error::FromSqlConversionFailure(column, rusqlite::types::Type::Text, Box::new(e))
-    })
-}
-
 /// Statements each connection keeps prepared: more than kiln has, so that a connection that
 /// runs them in turn never evicts one it is about to run again (rusqlite keeps 16 by default).
 pub const STATEMENT_CACHE: usize = 256;
@@ -97,15 +111,4 @@ pub fn exec<P: rusqlite::Params>(
     params: P,
 ) -> rusqlite::Result<usize> {
     conn.prepare_cached(sql)?.execute(params)
-}
-
-/// Reads one row through the connection's statement cache (`Connection::query_row` parses
-/// its SQL on every call).
-pub fn query_one<T, P: rusqlite::Params>(
-    conn: &rusqlite::Connection,
-    sql: &str,
-    params: P,
-    f: impl FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
-) -> rusqlite::Result<T> {
-    conn.prepare_cached(sql)?.query_row(params, f)
 }

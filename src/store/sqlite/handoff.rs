@@ -8,9 +8,11 @@
 //! took, or none (the worker is idle again). `end_wait` waits for a claim in flight to settle,
 //! so a job taken for a worker is never left without it.
 
+use super::SqliteStore;
+use super::conn::Lite;
 use super::dialect::exec;
-use super::take::take_in;
-use super::{SqliteStore, Tx};
+use crate::store::sql::Conn;
+use crate::store::sql::jobs::take_in;
 use crate::store::{JobRow, StoreResult};
 use std::collections::HashMap;
 use std::sync::{Condvar, Mutex};
@@ -69,14 +71,14 @@ impl SqliteStore {
     /// fails leaves `f`'s write alone.
     pub(super) fn write_and_hand_off<T>(
         &self,
-        f: impl FnOnce(&Tx) -> StoreResult<T>,
+        f: impl FnOnce(&mut dyn Conn) -> StoreResult<T>,
     ) -> StoreResult<T> {
         let mut claimed: Option<(String, Option<JobRow>)> = None;
-        let out = self.write(|tx| {
-            let out = f(tx)?;
+        let out = self.writer.write(|tx| {
+            let out = f(&mut Lite(tx))?;
             if let Some(worker) = self.handoff.claim() {
                 exec(tx, "SAVEPOINT hand_off", [])?;
-                let job = match take_in(tx, &worker) {
+                let job = match take_in(&mut Lite(tx), &worker) {
                     Ok(job) => {
                         exec(tx, "RELEASE hand_off", [])?;
                         job

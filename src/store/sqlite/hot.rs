@@ -1,12 +1,11 @@
-//! The statements this store runs on hot paths, by name, with sample parameters: the same
-//! text the store sends (built by the same functions), for `tests/query_plans.rs` to plan.
+//! The hot statements (`store::sql::hot`) with this store's sample values, and how this
+//! database plans them.
 
 use super::SqliteStore;
-use super::job_rows::JOB_COLUMNS;
-use super::{builds, jobs, logs, overview, take, users, workspaces};
+use super::dialect::DIALECT;
+use crate::store::sql::hot::{Samples, hot_queries};
 use crate::store::{HotQuery, Sample};
 
-const ID: Sample = Sample::Text("00000000-0000-0000-0000-000000000000");
 /// A list of ids, as the store passes one.
 const IDS: Sample = Sample::Text(
     "[\"00000000-0000-0000-0000-000000000000\", \"00000000-0000-0000-0000-000000000001\"]",
@@ -14,79 +13,11 @@ const IDS: Sample = Sample::Text(
 
 impl SqliteStore {
     pub fn hot_queries() -> Vec<HotQuery> {
-        use Sample::{Int, Null};
-        vec![
-            HotQuery::new("build by id", builds::select(builds::BY_ID), &[ID]),
-            HotQuery::new("build by job", builds::select(builds::BY_JOB), &[ID]),
-            HotQuery::new(
-                "build by number",
-                builds::select(builds::BY_NUMBER),
-                &[ID, Int(3)],
-            ),
-            HotQuery::new("latest build", builds::select(builds::LATEST), &[ID]),
-            HotQuery::new(
-                "latest builds of a page of workspaces",
-                builds::select(builds::LATEST_OF_MANY),
-                &[IDS],
-            ),
-            HotQuery::new(
-                "resources of a page of builds",
-                builds::RESOURCES_OF_MANY,
-                &[IDS],
-            ),
-            HotQuery::new(
-                "latest build before numbering the next",
-                builds::latest_for_insert(),
-                &[ID],
-            ),
-            HotQuery::new(
-                "page of a workspace's builds (deep offset)",
-                builds::select(builds::PAGE),
-                &[ID, Int(0), Null, Int(25), Int(1_000_000_000)],
-            ),
-            HotQuery::new("workspace by id", workspaces::by_id(), &[ID]),
-            HotQuery::new("workspaces of an owner", workspaces::list(true), &[ID]),
-            HotQuery::new(
-                "a page of an owner's workspaces",
-                workspaces::page(true),
-                &[ID, Int(25), Int(0)],
-            ),
-            HotQuery::new(
-                "a page of everyone's workspaces",
-                workspaces::page(false),
-                &[Int(25), Int(0)],
-            ),
-            HotQuery::new(
-                "an owner's workspace count",
-                workspaces::COUNT_OF_OWNER,
-                &[ID],
-            ),
-            HotQuery::new(
-                "job by id",
-                format!("SELECT {JOB_COLUMNS} FROM provisioner_jobs j WHERE j.id = ?1"),
-                &[ID],
-            ),
-            HotQuery::new("any job pending", jobs::ANY_PENDING, &[]),
-            HotQuery::new(
-                "the oldest pending jobs to take",
-                take::take_candidates(),
-                &[],
-            ),
-            HotQuery::new("take a job", take::take_job(), &[Int(1), ID, Int(1)]),
-            HotQuery::new("queue position", jobs::QUEUE_POSITION, &[Int(5000)]),
-            HotQuery::new("the queue's order", jobs::PENDING_SEQS, &[]),
-            HotQuery::new(
-                "log lines after an id",
-                logs::LOGS_AFTER,
-                &[ID, Int(0), Int(i64::MAX), Int(1000)],
-            ),
-            HotQuery::new("api key with its user", users::api_key_query(), &[ID]),
-            HotQuery::new("status page change marker", overview::CHANGE_MARKER, &[]),
-            HotQuery::new("busy workers", overview::BUSY_JOBS, &[]),
-            HotQuery::new("status page queue", overview::PENDING_QUEUE, &[Int(100)]),
-            HotQuery::new("recent builds", overview::RECENT_BUILDS, &[Null]),
-            HotQuery::new("recent builds of an owner", overview::RECENT_BUILDS, &[ID]),
-        ]
+        let samples = Samples {
+            ids: IDS,
+            take_key: Sample::Int(1),
+        };
+        hot_queries(&DIALECT, samples)
     }
 
     /// `EXPLAIN QUERY PLAN` of `q` on this store's database: one line per step (`detail`).

@@ -1,6 +1,6 @@
 //! Versioned migrations from `schema.sql` (embedded), tracked by `PRAGMA user_version`.
 
-use crate::store::{StoreError, StoreResult};
+use crate::store::StoreResult;
 use rusqlite::Connection;
 
 const SCHEMA: &str = include_str!("schema.sql");
@@ -21,16 +21,9 @@ fn migrate_with(conn: &mut Connection, migrations: &[(u32, String)]) -> StoreRes
     let latest = migrations.len() as u32;
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Exclusive)?;
     let current: u32 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-    if current > latest {
-        return Err(StoreError::Unavailable(format!(
-            "the database has schema version {current}, newer than this kiln ({latest}); \
-             use a newer kiln"
-        )));
-    }
-    if current == latest {
+    if !crate::store::needs_migration(current, latest)? {
         return Ok(());
     }
-    log::info!("database schema at version {current}: migrating to {latest}");
     for (_, sql) in migrations.iter().skip(current as usize) {
         tx.execute_batch(sql)?;
     }
@@ -190,7 +183,7 @@ mod tests {
         .unwrap();
         assert_eq!(count(&conn), 1);
         let position: (i64, i64) = conn
-            .query_row(super::super::jobs::QUEUE_POSITION, [1], |r| {
+            .query_row(super::super::dialect::DIALECT.queue_position, [1], |r| {
                 Ok((r.get(0)?, r.get(1)?))
             })
             .unwrap();

@@ -1,44 +1,38 @@
 //! The store over an embedded SQLite file. Reads use a pool of connections; every write goes
 //! through one connection with group commit (`writer.rs`), and notices are published once the
-//! write is durable. Each table family implements its trait in its own module.
+//! write is durable. The statements, row readers and transactions are the shared ones
+//! (`store::sql`), run on these connections (`conn.rs`) as this dialect spells them
+//! (`dialect.rs`); a job queued while one of this process's workers waits is handed to it in
+//! the same commit (`handoff.rs`), and a worker's next job taken in the commit that ends its
+//! build (`take.rs`).
 //!
 //! Concurrency: SQLite runs one write transaction at a time (`BEGIN IMMEDIATE` takes the
 //! database's write lock, also against other processes), so each transaction sees every
 //! committed write. Decisions are nevertheless written to hold without that, as a database
 //! with concurrent writers needs: conditional updates that re-check what they decided from,
-//! and unique constraints that turn a lost race into `Conflict`. Each says so where it is made.
+//! and unique constraints that turn a lost race into `Conflict` (`store::sql` says so where
+//! each is made).
 
-mod build_end;
-mod builds;
+mod conn;
 mod dialect;
-mod files;
 mod handoff;
 mod hot;
-mod job_end;
-mod job_rows;
-mod jobs;
-mod logs;
 mod migrate;
-mod overview;
-mod provisioners;
 mod take;
-mod templates;
-mod users;
-mod workspaces;
 mod writer;
 
 use crate::events::{LiveEvents, Topic};
-use crate::store::{Durability, StoreResult};
+use crate::model::JobStatus;
+use crate::store::sql::{Conn, Db};
+use crate::store::{BuildCompletion, Durability, JobRow, LogBatch, StoreResult};
+use conn::Lite;
 use r2d2::{Pool, PooledConnection};
 use r2d2_sqlite::SqliteConnectionManager;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-type Conn = PooledConnection<SqliteConnectionManager>;
-
-/// A connection inside the open write transaction (see `writer.rs`).
-type Tx = rusqlite::Connection;
+type Pooled = PooledConnection<SqliteConnectionManager>;
 
 pub struct SqliteStore {
     pool: Pool<SqliteConnectionManager>,
@@ -98,32 +92,14 @@ impl SqliteStore {
         })
     }
 
-    fn conn(&self) -> StoreResult<Conn> {
+    fn conn(&self) -> StoreResult<Pooled> {
         Ok(self.pool.get()?)
-    }
-
-    /// Runs `f` atomically and returns once it is durable (group commit, `writer.rs`).
-    fn write<T>(&self, f: impl FnOnce(&Tx) -> StoreResult<T>) -> StoreResult<T> {
-        self.writer.write(f)
     }
 
     /// Tells watchers about a committed write.
     fn publish(&self, topics: &[Topic]) {
         for t in topics {
             self.events.publish(t);
-        }
-    }
-
-    /// Empties the page cache of the writer's connection (between two batches) and of every
-    /// pool connection idle now (`sqlite3_db_release_memory`); connections in use keep theirs.
-    fn release_page_caches(&self) {
-        self.writer.release_memory();
-        let idle = self.pool.state().idle_connections;
-        let held: Vec<Conn> = (0..idle).map_while(|_| self.pool.try_get()).collect();
-        for c in &held {
-            if let Err(e) = c.release_memory() {
-                log::debug!("releasing a connection's page cache: {e}");
-            }
         }
     }
 
@@ -137,21 +113,77 @@ impl SqliteStore {
     }
 
     /// Benchmarks only, on a scratch store: commits `n` single-row transactions through the
-    /// writer (same connection settings and durability as every write of kiln) and returns how
-    /// long they took.
+    /// writer (`store::sql::commit_probe`) and returns how long they took.
     pub fn commit_probe(&self, n: usize) -> StoreResult<Duration> {
-        self.conn()?.execute_batch(
-            "CREATE TABLE IF NOT EXISTS commit_probe (id INTEGER PRIMARY KEY, at INTEGER NOT NULL)",
-        )?;
-        let started = std::time::Instant::now();
-        for _ in 0..n {
-            self.write(|tx| {
-                tx.prepare_cached("INSERT INTO commit_probe (at) VALUES (?1)")?
-                    .execute([crate::model::Time::now()])?;
-                Ok(())
-            })?;
+        crate::store::sql::commit_probe(self, n)
+    }
+}
+
+impl Db for SqliteStore {
+    fn read<T>(&self, f: impl FnOnce(&mut dyn Conn) -> StoreResult<T>) -> StoreResult<T> {
+        let conn = self.conn()?;
+        f(&mut Lite(&conn))
+    }
+
+    /// Group commit (`writer.rs`): returns once the write is durable, then publishes.
+    fn write<T>(
+        &self,
+        f: impl FnOnce(&mut dyn Conn) -> StoreResult<T>,
+        topics: impl FnOnce(&T) -> Vec<Topic>,
+    ) -> StoreResult<T> {
+        let out = self.writer.write(|tx| f(&mut Lite(tx)))?;
+        self.publish(&topics(&out));
+        Ok(out)
+    }
+
+    /// Empties the page cache of the writer's connection (between two batches) and of every
+    /// pool connection idle now (`sqlite3_db_release_memory`); connections in use keep theirs.
+    /// Also hands the job to an idle worker of this process (`handoff.rs`).
+    fn write_queueing<T>(
+        &self,
+        f: impl FnOnce(&mut dyn Conn) -> StoreResult<T>,
+        topics: impl FnOnce(&T) -> Vec<Topic>,
+    ) -> StoreResult<T> {
+        let out = self.write_and_hand_off(f)?;
+        self.publish(&topics(&out));
+        Ok(out)
+    }
+
+    fn wait_for_hand_off(&self, worker_id: &str) {
+        self.handoff.wait(worker_id);
+    }
+
+    fn end_wait_for_hand_off(&self, worker_id: &str) -> Option<JobRow> {
+        self.handoff.end_wait(worker_id)
+    }
+
+    /// In one commit (`take.rs`).
+    fn complete_and_take(
+        &self,
+        job_id: &str,
+        worker_id: &str,
+        done: &BuildCompletion,
+        logs: &LogBatch,
+    ) -> StoreResult<(Option<JobStatus>, Option<JobRow>)> {
+        self.complete_and_take_in_one_commit(job_id, worker_id, done, logs)
+    }
+
+    /// One server uses a SQLite file (the data folder's lock), and it shows its own workers
+    /// online whenever it lists them: marking them seen would be a write every 30 s that
+    /// nobody reads.
+    fn one_server(&self) -> bool {
+        true
+    }
+
+    fn release_page_caches(&self) {
+        self.writer.release_memory();
+        let idle = self.pool.state().idle_connections;
+        let held: Vec<Pooled> = (0..idle).map_while(|_| self.pool.try_get()).collect();
+        for c in &held {
+            if let Err(e) = c.release_memory() {
+                log::debug!("releasing a connection's page cache: {e}");
+            }
         }
-        Ok(started.elapsed())
     }
 }
 

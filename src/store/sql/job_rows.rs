@@ -1,21 +1,16 @@
-//! Job rows: the columns read with a job, reading one from a row, and inserting one at the end
-//! of the queue. Shared by the queue (`jobs.rs`) and the builds and templates that queue jobs.
+//! Job rows: the columns read with a job and reading one from a row. Shared by the queue
+//! (`jobs.rs`) and the builds, templates and reads that show jobs.
 
-use super::Tx;
+use super::{Conn, Row, Stmt, params};
 use crate::model::Time;
 use crate::store::{JobRow, StoreResult};
-use rusqlite::{Row, params};
-
-/// A job waiting for a worker: not started, not ended, not canceled.
-pub(super) const PENDING: &str =
-    "started_at IS NULL AND completed_at IS NULL AND canceled_at IS NULL";
 
 pub const JOB_COLUMNS: &str = "j.id, j.seq, j.created_at, j.updated_at, j.started_at, j.completed_at, \
     j.canceled_at, j.error, j.error_code, j.organization_id, j.initiator_id, j.file_id, j.type, \
     j.input, j.worker_id, j.log_level, j.logs_length, j.logs_overflowed, j.tags";
 
 /// Reads a job from `r`, starting at column `at` (so joins can put it anywhere).
-pub fn job_from_row(r: &Row, at: usize) -> rusqlite::Result<JobRow> {
+pub fn job_from_row(r: &dyn Row, at: usize) -> StoreResult<JobRow> {
     Ok(JobRow {
         id: r.get(at)?,
         seq: r.get(at + 1)?,
@@ -35,7 +30,7 @@ pub fn job_from_row(r: &Row, at: usize) -> rusqlite::Result<JobRow> {
         log_level: r.get(at + 15)?,
         logs_length: r.get(at + 16)?,
         logs_overflowed: r.get(at + 17)?,
-        tags: crate::domain::provisioner_tags::from_json(&r.get::<_, String>(at + 18)?),
+        tags: crate::domain::provisioner_tags::from_json(r.str(at + 18)?),
     })
 }
 
@@ -53,28 +48,38 @@ pub struct NewJob<'a> {
     pub tags: String,
 }
 
-/// Inserts a pending job at the end of the queue, inside the caller's transaction. `seq` is
-/// `max + 1` in the same statement; with concurrent writers the unique `seq` would refuse the
-/// second of two (a backend with concurrent writers numbers jobs from a sequence instead).
-pub fn insert_job(tx: &Tx, job: &NewJob, now: Time) -> StoreResult<()> {
-    tx.prepare_cached(
-        "INSERT INTO provisioner_jobs (id, seq, created_at, updated_at, organization_id, initiator_id, \
-         file_id, type, input, log_level, tags) \
-         VALUES (?1, (SELECT coalesce(max(seq), 0) + 1 FROM provisioner_jobs), ?2, ?2, ?3, ?4, ?5, ?6, ?7, ?8, \
+/// A pending job at the end of the queue; its `seq` as the dialect numbers jobs
+/// (`Dialect::next_job_seq`).
+static INSERT_JOB: Stmt = Stmt::new(|d| {
+    let (column, value) = match d.next_job_seq {
+        Some(next) => ("seq, ", format!("{next}, ")),
+        None => ("", String::new()),
+    };
+    format!(
+        "INSERT INTO provisioner_jobs (id, {column}created_at, updated_at, organization_id, \
+         initiator_id, file_id, type, input, log_level, tags) \
+         VALUES (?1, {value}?2, ?2, ?3, ?4, ?5, ?6, ?7, ?8, \
          coalesce((SELECT vj.tags FROM template_versions v JOIN provisioner_jobs vj ON vj.id = v.job_id \
-                   WHERE v.id = ?9), ?10))",
-    )?
-    .execute(params![
-        job.id,
-        now,
-        job.organization_id,
-        job.initiator_id,
-        job.file_id,
-        job.kind,
-        job.input.to_string(),
-        job.log_level,
-        job.tags_of_version,
-        job.tags
-    ])?;
+                   WHERE v.id = ?9), ?10))"
+    )
+});
+
+/// Inserts a pending job at the end of the queue, inside the caller's transaction.
+pub fn insert_job(c: &mut dyn Conn, job: &NewJob, now: Time) -> StoreResult<()> {
+    c.execute(
+        &INSERT_JOB,
+        params![
+            job.id,
+            now,
+            job.organization_id,
+            job.initiator_id,
+            job.file_id,
+            job.kind,
+            job.input.to_string(),
+            job.log_level,
+            job.tags_of_version,
+            job.tags
+        ],
+    )?;
     Ok(())
 }
