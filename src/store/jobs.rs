@@ -199,7 +199,7 @@ pub trait JobStore {
     fn queue_position(&self, job: &JobRow) -> StoreResult<(i64, i64)>;
 
     /// The `seq` of every pending job, oldest first: the queue's order in one read of the
-    /// pending index, for callers that rank many jobs at once (`api/queue_ranks.rs`).
+    /// pending index, for callers that rank many jobs at once (`app/caches/queue_ranks.rs`).
     fn pending_seqs(&self) -> StoreResult<Vec<i64>>;
 
     /// Puts a job `worker_id` took back in the queue (it had not begun any work).

@@ -11,7 +11,7 @@ use crate::common::{Kiln, Starting, TestServer, postgres_mode};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-const SQLITE_SCHEMA: &str = include_str!("../../src/store/sqlite/schema.sql");
+const SQLITE_SCHEMA: &str = include_str!("../../schema.sql");
 const PG_SCHEMA: &str = include_str!("../../src/store/postgres/schema.sql");
 
 /// The lines of a log that report an error or a panic.

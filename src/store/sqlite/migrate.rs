@@ -1,9 +1,10 @@
-//! Versioned migrations from `schema.sql` (embedded), tracked by `PRAGMA user_version`.
+//! Versioned migrations from the top-level `schema.sql` (the embedded store's schema, in the
+//! binary), tracked by `PRAGMA user_version`.
 
 use crate::store::StoreResult;
 use rusqlite::Connection;
 
-const SCHEMA: &str = include_str!("schema.sql");
+const SCHEMA: &str = include_str!("../../../schema.sql");
 
 fn migrations() -> Vec<(u32, String)> {
     crate::store::numbered_blocks(SCHEMA)
