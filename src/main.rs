@@ -16,7 +16,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the HTTP API, the status page and the provisioner workers.
-    Server(kiln::config::ServerArgs),
+    Server(kiln::config::args::ServerArgs),
     /// External provisioner daemons: run a kiln server's jobs on this machine.
     #[command(subcommand)]
     Provisioner(ProvisionerCommand),
@@ -65,7 +65,7 @@ fn init_log() {
 /// The database's connection string, from --database or --database-file, then hidden from
 /// this process's command line and environment (a step runs as kiln's user and could read
 /// them in /proc).
-fn database(args: &mut kiln::config::ServerArgs) -> Result<(), Box<dyn std::error::Error>> {
+fn database(args: &mut kiln::config::args::ServerArgs) -> Result<(), Box<dyn std::error::Error>> {
     if let Some(path) = &args.database_file {
         args.database = Some(kiln::secrets::read_file(path)?);
     }
@@ -76,7 +76,7 @@ fn database(args: &mut kiln::config::ServerArgs) -> Result<(), Box<dyn std::erro
 }
 
 fn serve(
-    args: kiln::config::ServerArgs,
+    args: kiln::config::args::ServerArgs,
     options: Vec<kiln::config::ConfigOption>,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let server = kiln::startup::Server::from_args(args, options)?;

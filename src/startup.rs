@@ -5,7 +5,8 @@
 //! start kiln the same way.
 
 use crate::app::state::AppState;
-use crate::config::{Config, ConfigOption, ServerArgs};
+use crate::config::args::ServerArgs;
+use crate::config::{Config, ConfigOption};
 use crate::store::Store;
 use crate::{api, app, data_dir, events, metrics, model, provisioner, store};
 use actix_web::{App, HttpServer, web};

@@ -7,9 +7,7 @@ use crate::domain::provisioner_tags::untagged;
 use crate::model::Time;
 use crate::store::{DaemonRow, StoreResult};
 use serde::Serialize;
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// A built-in worker of another server counts as online when its server touched it this
 /// recently (every server touches its own workers with each sweep, at least every 30 s).
@@ -81,20 +79,12 @@ pub fn live_daemons(state: &AppState, organization_id: &str) -> Vec<DaemonRow> {
         .collect()
 }
 
-/// When each external daemon was last marked as seen in the store by this server.
-#[derive(Default)]
-pub struct SeenDaemons(Mutex<HashMap<String, Instant>>);
-
 /// Marks a daemon as seen, at most every quarter of the lease (at most every 5 s): idle
 /// daemons poll every second, and each mark is a write.
 pub fn mark_seen(state: &AppState, daemon_id: &str) -> StoreResult<()> {
     let every = (state.config.provisioner_lease / 4).min(Duration::from_secs(5));
-    {
-        let mut seen = state.seen_daemons.0.lock().unwrap();
-        if seen.get(daemon_id).is_some_and(|t| t.elapsed() < every) {
-            return Ok(());
-        }
-        seen.insert(daemon_id.to_string(), Instant::now());
+    if !state.seen_daemons.due(daemon_id, every) {
+        return Ok(());
     }
     state.store.touch_daemon(daemon_id)
 }

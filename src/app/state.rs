@@ -3,8 +3,8 @@
 
 use super::caches::builds::BuildCache;
 use super::caches::queue_ranks::QueueRanks;
+use super::caches::seen_daemons::SeenDaemons;
 use super::caches::sessions::SessionCache;
-use super::daemons::SeenDaemons;
 use super::lifecycle::Autobuilder;
 use super::logs::tail::Tails;
 use crate::config::Config;

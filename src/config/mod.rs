@@ -2,8 +2,6 @@
 
 pub mod args;
 
-pub use args::ServerArgs;
-
 use crate::store::Durability;
 use std::path::PathBuf;
 use std::time::Duration;

@@ -1,6 +1,7 @@
 //! Workspace builds, their parameters, resources and state.
 
-use super::{JobRow, StoreResult, Timing};
+use super::error::StoreResult;
+use super::jobs::{JobRow, Timing};
 use crate::domain::lifecycle::LatestBuild;
 use crate::model::{Time, Transition, WorkspaceResource};
 

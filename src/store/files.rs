@@ -1,6 +1,6 @@
 //! Uploaded template archives, content-addressed by SHA-256.
 
-use super::StoreResult;
+use super::error::StoreResult;
 
 pub struct FileRow {
     pub id: String,

@@ -6,7 +6,9 @@
 //! (`abandon_job`) is never written by its old worker again. The server-side queue logic that
 //! uses these (wake-up, cancel delivery, lease expiry) is `crate::provisioner::queue`.
 
-use super::{LogBatch, StoreResult};
+use super::error::StoreResult;
+use super::lease::LeaseState;
+use super::logs::LogBatch;
 use crate::domain::{CancelAction, CancelRefusal};
 use crate::model::{JobStatus, Time, WorkspaceResource};
 
@@ -68,17 +70,6 @@ impl JobRow {
     pub fn input_json(&self) -> serde_json::Value {
         serde_json::from_str(&self.input).unwrap_or(serde_json::Value::Null)
     }
-}
-
-/// What a worker learns when it touches its job.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum LeaseState {
-    /// The worker holds the job; nothing asks it to stop.
-    Held,
-    /// The worker holds the job and a cancel was requested: stop the work.
-    CancelRequested,
-    /// The job is no longer the worker's (given up as stale, or completed): stop, write nothing.
-    Lost,
 }
 
 /// How a build's job ended, written in one transaction by `complete_build`.

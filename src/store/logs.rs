@@ -1,6 +1,7 @@
 //! Job logs: appended in batches by the worker holding the job, read by id ranges.
 
-use super::{LeaseState, StoreResult};
+use super::error::StoreResult;
+use super::lease::LeaseState;
 use crate::model::Time;
 
 #[derive(Clone, Debug)]

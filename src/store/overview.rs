@@ -1,7 +1,8 @@
 //! Reads for the status page: the queue, busy workers, recent builds, and a cheap marker that
 //! moves whenever any of them may have changed.
 
-use super::{JobRow, StoreResult};
+use super::error::StoreResult;
+use super::jobs::JobRow;
 use crate::model::overview::{BuildFacts, QueuedJob};
 
 /// A pending job with the owner of its workspace (none for template imports), so the caller

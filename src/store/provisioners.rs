@@ -1,7 +1,8 @@
 //! Provisioner keys and the daemons that take jobs: the built-in workers of each server and
 //! the external daemons (`kiln provisioner start`) that registered with a key.
 
-use super::{JobRow, StoreResult};
+use super::error::StoreResult;
+use super::jobs::JobRow;
 use crate::domain::provisioner_tags::Tags;
 use crate::model::{JobStatus, Time};
 

@@ -1,6 +1,7 @@
 //! Templates and template versions (each version with its import job).
 
-use super::{JobRow, StoreResult};
+use super::error::StoreResult;
+use super::jobs::JobRow;
 use crate::model::manifest::Manifest;
 use crate::model::{JobStatus, Time};
 

@@ -1,6 +1,6 @@
 //! Users, the default organization, memberships and API keys.
 
-use super::StoreResult;
+use super::error::StoreResult;
 use crate::model::{Role, Time};
 
 #[derive(Clone, Debug)]

@@ -1,6 +1,7 @@
 //! Workspaces.
 
-use super::{NewBuild, StoreResult};
+use super::builds::NewBuild;
+use super::error::StoreResult;
 use crate::domain::lifecycle::ExtendRefusal;
 use crate::model::Time;
 

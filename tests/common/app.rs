@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 #[command(name = "kiln")]
 struct ServerCommand {
     #[command(flatten)]
-    args: kiln::config::ServerArgs,
+    args: kiln::config::args::ServerArgs,
 }
 
 pub struct TestApp {

@@ -28,10 +28,6 @@ use pool::{Pool, PoolError, Pooled};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// The channel every kiln server listens on; a notice's payload is `<origin> <topics>`, one
-/// topic a line.
-const CHANNEL: &str = "kiln_events";
-
 pub struct PgStore {
     /// Always `Some` until the store is dropped (see `Drop`).
     pool: Option<Pool>,
@@ -119,7 +115,7 @@ impl Db for PgStore {
             // One notice for the whole transaction: `<origin> <topic>`, a line per topic.
             let lines: Vec<String> = topics.iter().map(relay::encode).collect();
             let payload = format!("{} {}", self.origin, lines.join("\n"));
-            tx.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &payload])?;
+            tx.execute("SELECT pg_notify($1, $2)", &[&relay::CHANNEL, &payload])?;
         }
         let commit_started = std::time::Instant::now();
         tx.commit()?;

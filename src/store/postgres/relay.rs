@@ -3,7 +3,6 @@
 //! reconnect tells every local watcher to look again, since notices sent meanwhile are gone
 //! (watchers read the store from their own cursors, so nothing is lost).
 
-use super::CHANNEL;
 use super::tls::Connector;
 use crate::events::{LiveEvents, Topic};
 use postgres::fallible_iterator::FallibleIterator;
@@ -11,6 +10,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
+
+/// The channel every kiln server listens on; a notice's payload is `<origin> <topics>`, one
+/// topic a line.
+pub(super) const CHANNEL: &str = "kiln_events";
 
 const LOOK_EVERY: Duration = Duration::from_millis(250);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);

@@ -5,7 +5,7 @@
 //! (a cast PostgreSQL needs to type a parameter, a list parameter, case-insensitive text, row
 //! locks) or, for the few statements that differ as a whole, the statement itself.
 
-use super::Value;
+use super::value::Value;
 use std::borrow::Cow;
 use std::sync::OnceLock;
 

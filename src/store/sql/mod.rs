@@ -31,11 +31,13 @@ pub mod overview;
 pub mod provisioners;
 pub mod templates;
 pub mod users;
+mod value;
 pub mod workspaces;
 
-pub(crate) use conn::params;
-pub use conn::{Conn, Owned, Row, ToValue, Value, from_json, to_json};
+pub use conn::{Conn, Row, from_json, to_json};
 pub use dialect::{Dialect, Sql, Stmt};
+pub(crate) use value::params;
+pub use value::{Owned, ToValue, Value};
 
 use crate::events::Topic;
 use crate::model::{JobStatus, Time};

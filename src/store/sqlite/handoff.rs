@@ -8,9 +8,9 @@
 //! took, or none (the worker is idle again). `end_wait` waits for a claim in flight to settle,
 //! so a job taken for a worker is never left without it.
 
-use super::SqliteStore;
 use super::conn::Lite;
 use super::dialect::exec;
+use super::writer::Writer;
 use crate::store::sql::Conn;
 use crate::store::sql::jobs::take_in;
 use crate::store::{JobRow, StoreResult};
@@ -65,18 +65,19 @@ impl Handoff {
     }
 }
 
-impl SqliteStore {
-    /// Runs `f` (a write that queues a job) and, in the same transaction, takes a job for an
-    /// idle worker of this process, if one waits: in a savepoint of its own, so a take that
-    /// fails leaves `f`'s write alone.
-    pub(super) fn write_and_hand_off<T>(
+impl Handoff {
+    /// Runs `f` (a write that queues a job) through `writer` and, in the same transaction,
+    /// takes a job for an idle worker of this process, if one waits: in a savepoint of its
+    /// own, so a take that fails leaves `f`'s write alone.
+    pub(super) fn write<T>(
         &self,
+        writer: &Writer,
         f: impl FnOnce(&mut dyn Conn) -> StoreResult<T>,
     ) -> StoreResult<T> {
         let mut claimed: Option<(String, Option<JobRow>)> = None;
-        let out = self.writer.write(|tx| {
+        let out = writer.write(|tx| {
             let out = f(&mut Lite(tx))?;
-            if let Some(worker) = self.handoff.claim() {
+            if let Some(worker) = self.claim() {
                 exec(tx, "SAVEPOINT hand_off", [])?;
                 let job = match take_in(&mut Lite(tx), &worker) {
                     Ok(job) => {
@@ -95,8 +96,7 @@ impl SqliteStore {
         });
         if let Some((worker, job)) = claimed {
             // Handed only when committed: otherwise the take is gone with the rest.
-            self.handoff
-                .settle(&worker, if out.is_ok() { job } else { None });
+            self.settle(&worker, if out.is_ok() { job } else { None });
         }
         out
     }

@@ -136,15 +136,13 @@ impl Db for SqliteStore {
         Ok(out)
     }
 
-    /// Empties the page cache of the writer's connection (between two batches) and of every
-    /// pool connection idle now (`sqlite3_db_release_memory`); connections in use keep theirs.
     /// Also hands the job to an idle worker of this process (`handoff.rs`).
     fn write_queueing<T>(
         &self,
         f: impl FnOnce(&mut dyn Conn) -> StoreResult<T>,
         topics: impl FnOnce(&T) -> Vec<Topic>,
     ) -> StoreResult<T> {
-        let out = self.write_and_hand_off(f)?;
+        let out = self.handoff.write(&self.writer, f)?;
         self.publish(&topics(&out));
         Ok(out)
     }
@@ -175,6 +173,8 @@ impl Db for SqliteStore {
         true
     }
 
+    /// Empties the page cache of the writer's connection (between two batches) and of every
+    /// pool connection idle now (`sqlite3_db_release_memory`); connections in use keep theirs.
     fn release_page_caches(&self) {
         self.writer.release_memory();
         let idle = self.pool.state().idle_connections;
