@@ -6,7 +6,7 @@
 //! paths, which the tests validate bodies against too), of which only the operations kiln
 //! serves are kept (`x-coder-operations` in `openapi/kiln.json`), and kiln's own paths
 //! and notes (`openapi/kiln.json`: the follow streams, `/api/v2/kiln/*`, `/healthz`, the
-//! status page). Paths are full (`basePath` `/`). `tests/openapi.rs` checks that every route
+//! status page). Paths are full (`basePath` `/`). `tests/api/openapi.rs` checks that every route
 //! of the router is documented, that every documented operation is served and no other, and
 //! that the answers of a walk through the API validate against the document.
 //!

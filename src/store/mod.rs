@@ -48,7 +48,7 @@ pub enum Sample {
 }
 
 /// A statement kiln runs on every request of its kind (a build read, a page of builds, the
-/// queue), as each store sends it, with sample parameters: what `tests/query_plans.rs` asks
+/// queue), as each store sends it, with sample parameters: what `tests/library/query_plans.rs` asks
 /// the database to plan, to check that none reads a whole big table.
 #[derive(Clone, Debug)]
 pub struct HotQuery {

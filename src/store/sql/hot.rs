@@ -1,6 +1,6 @@
 //! The statements the stores run on hot paths, by name, with sample parameters: the same text
 //! each store sends (the shared statements as its dialect builds them, placeholders written
-//! as it reads them), for `tests/query_plans.rs` to plan.
+//! as it reads them), for `tests/library/query_plans.rs` to plan.
 
 use super::{Dialect, Sql, builds, jobs, logs, overview, users, workspaces};
 use crate::store::{HotQuery, Sample};
