@@ -10,6 +10,7 @@ use actix_web::{HttpResponse, ResponseError};
 pub const NOT_FOUND: &str = "Resource not found or you do not have access to this resource";
 /// 507: the store's disk is full (the request's write was not stored).
 pub const DISK_FULL: &str = "The server's disk is full.";
+pub const DATABASE_UNREACHABLE: &str = "The database cannot be reached.";
 pub const SIGNED_OUT: &str =
     "You are signed out or your session has expired. Please sign in again to continue.";
 
@@ -111,6 +112,10 @@ impl From<StoreError> for ApiError {
                 .with_detail(format!(
                     "Nothing was stored ({why}); free space on the server."
                 )),
+            StoreError::Unreachable(why) => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, DATABASE_UNREACHABLE)
+                    .with_detail(format!("{why}; try again shortly."))
+            }
             e => ApiError::internal("Internal error talking to the database.", e),
         }
     }

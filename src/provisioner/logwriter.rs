@@ -3,12 +3,17 @@
 //! timeout, at most 5 s) and looked at (at most every second, and at once on a cancel notice).
 //! What the lease says stops the work through the job's control. Enforces the 1 MiB cap of
 //! output per job.
+//!
+//! While the database cannot be reached (`StoreError::Unreachable`), the steps go on: lines
+//! wait here and are tried again with a growing pause, and nothing fails the job. Only when no
+//! write has reached the store for the hung-job timeout is the job given up here (another
+//! server may fail it as hung meanwhile), so it never runs in two places.
 
 use super::control::{JobControl, StopReason};
 use super::queue::JobQueue;
 use super::timings::Timings;
 use crate::model::Time;
-use crate::store::{JobRow, LeaseState, LogBatch, NewLog, StoreResult};
+use crate::store::{JobRow, LeaseState, LogBatch, NewLog, StoreError, StoreResult};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -19,6 +24,13 @@ const BATCH_LINES: usize = 2000;
 const BATCH_AGE: Duration = Duration::from_millis(15);
 /// The lease is looked at least this often, so a cancel reaches the job within it.
 const LEASE_CHECK: Duration = Duration::from_secs(1);
+
+/// While the database cannot be reached: the pause before the next try, growing from the
+/// first to the last, and how many lines may wait before the steps are held up (their output
+/// is not read until the lines are written: nothing is dropped).
+const OUTAGE_FIRST_PAUSE: Duration = Duration::from_millis(250);
+const OUTAGE_LAST_PAUSE: Duration = Duration::from_secs(5);
+const OUTAGE_HOLD_LINES: usize = 50 * BATCH_LINES;
 
 pub const SOURCE_DAEMON: &str = "provisioner_daemon";
 pub const SOURCE_PROVISIONER: &str = "provisioner";
@@ -42,8 +54,18 @@ pub struct LogWriter {
     renewed: Instant,
     checked: Instant,
     renew_every: Duration,
+    /// No write reached the store for this long: the job is given up here.
+    hung_timeout: Duration,
+    outage: Option<Outage>,
     /// The job's stages and steps, with their times.
     pub timings: Timings,
+}
+
+/// The database cannot be reached: since when, and when to try again.
+struct Outage {
+    since: Instant,
+    retry_at: Instant,
+    pause: Duration,
 }
 
 impl LogWriter {
@@ -53,7 +75,7 @@ impl LogWriter {
         control: Arc<JobControl>,
         job: &JobRow,
         worker_id: &str,
-        renew_every: Duration,
+        hung_timeout: Duration,
     ) -> Self {
         let now = Instant::now();
         LogWriter {
@@ -69,7 +91,9 @@ impl LogWriter {
             overflowed: job.logs_overflowed,
             renewed: now,
             checked: now,
-            renew_every,
+            renew_every: renew_every(hung_timeout),
+            hung_timeout,
+            outage: None,
             timings: Timings::default(),
         }
     }
@@ -128,6 +152,19 @@ impl LogWriter {
     /// Writes the batch when it is due, and otherwise keeps and looks at the lease when that
     /// is due. Call it at least every `tick_within`.
     pub fn tick(&mut self) -> StoreResult<()> {
+        if let Some(outage) = &self.outage {
+            let wait = outage.retry_at.saturating_duration_since(Instant::now());
+            if !wait.is_zero() {
+                if self.buf.len() < OUTAGE_HOLD_LINES {
+                    return Ok(());
+                }
+                std::thread::sleep(wait);
+            }
+            return match self.buf.is_empty() {
+                true => self.touch(true),
+                false => self.flush(),
+            };
+        }
         let due =
             self.buf.len() >= BATCH_LINES || self.oldest.is_some_and(|t| t.elapsed() >= BATCH_AGE);
         if due {
@@ -135,28 +172,98 @@ impl LogWriter {
         }
         let renew = self.renewed.elapsed() >= self.renew_every;
         if renew || self.control.take_notice() || self.checked.elapsed() >= LEASE_CHECK {
-            let lease = self.queue.heartbeat(&self.job_id, &self.worker_id, renew)?;
-            self.checked = Instant::now();
-            if renew {
-                self.renewed = self.checked;
-            }
-            self.obey(lease);
+            return self.touch(renew);
         }
         Ok(())
     }
 
-    /// Writes what is buffered now.
+    /// Looks at the lease, renewing it when `renew`.
+    fn touch(&mut self, renew: bool) -> StoreResult<()> {
+        match self.queue.heartbeat(&self.job_id, &self.worker_id, renew) {
+            Ok(lease) => {
+                self.reached(renew);
+                self.obey(lease);
+                Ok(())
+            }
+            Err(e) => self.unreached(e),
+        }
+    }
+
+    /// Writes what is buffered now (kept for a later try while the database cannot be
+    /// reached).
     pub fn flush(&mut self) -> StoreResult<()> {
         if self.buf.is_empty() {
             return Ok(());
         }
-        let batch = self.take();
-        let lease = self
+        let batch = LogBatch {
+            lines: std::mem::take(&mut self.buf),
+            length: self.length,
+            overflowed: self.overflowed,
+        };
+        match self
             .queue
-            .append_logs(&self.job_id, &self.worker_id, &batch)?;
-        self.renewed = Instant::now();
-        self.checked = self.renewed;
-        self.obey(lease);
+            .append_logs(&self.job_id, &self.worker_id, &batch)
+        {
+            Ok(lease) => {
+                self.oldest = None;
+                crate::metrics::global().log_lines(batch.lines.len() as u64, 0);
+                self.reached(true);
+                self.obey(lease);
+                Ok(())
+            }
+            Err(e) => {
+                // Back in front of any line added since.
+                let mut lines = batch.lines;
+                lines.append(&mut self.buf);
+                self.buf = lines;
+                self.unreached(e)
+            }
+        }
+    }
+
+    /// A write reached the store (and renewed the lease when `renewed`).
+    fn reached(&mut self, renewed: bool) {
+        self.checked = Instant::now();
+        if renewed {
+            self.renewed = self.checked;
+        }
+        if let Some(outage) = self.outage.take() {
+            log::info!(
+                "job {}: the database is reachable again after {:?}",
+                self.job_id,
+                outage.since.elapsed()
+            );
+        }
+    }
+
+    /// A write did not reach the store: an error unless it is one of an unreachable
+    /// database, which is tried again later.
+    fn unreached(&mut self, e: StoreError) -> StoreResult<()> {
+        if !e.is_transient() {
+            return Err(e);
+        }
+        let now = Instant::now();
+        let outage = self.outage.get_or_insert_with(|| {
+            log::warn!(
+                "job {}: {e}; its steps go on and its log lines wait",
+                self.job_id
+            );
+            Outage {
+                since: now,
+                retry_at: now,
+                pause: OUTAGE_FIRST_PAUSE,
+            }
+        });
+        outage.retry_at = now + outage.pause;
+        outage.pause = (outage.pause * 2).min(OUTAGE_LAST_PAUSE);
+        if self.renewed.elapsed() >= self.hung_timeout && self.control.stopped().is_none() {
+            log::warn!(
+                "job {}: no write reached the database for {:?} (the hung-job timeout): stopping it",
+                self.job_id,
+                self.hung_timeout
+            );
+            self.control.stop(StopReason::Abandoned);
+        }
         Ok(())
     }
 

@@ -13,7 +13,10 @@ pub mod control;
 pub mod dry_run_job;
 pub mod import_job;
 pub mod logwriter;
+#[cfg(test)]
+mod outage_tests;
 pub mod outcome;
+mod patient;
 pub mod plan;
 pub mod procs;
 pub mod queue;
@@ -38,6 +41,9 @@ pub use build_job::workspace_dir;
 
 /// How long an idle worker waits in `acquire` before it looks at the engine again.
 const IDLE_WAIT: Duration = Duration::from_secs(1);
+/// At shutdown, how long a job's end is tried while the database cannot be reached; then
+/// the next start ends the job.
+const SHUTDOWN_PATIENCE: Duration = Duration::from_secs(5);
 /// How often a job's failure is tried again while the disk is full.
 const FAIL_RETRY: Duration = Duration::from_millis(200);
 
@@ -57,19 +63,26 @@ pub struct Engine {
     config: EngineConfig,
     running: Mutex<HashMap<String, Arc<JobControl>>>,
     busy: AtomicUsize,
-    stopping: AtomicBool,
+    stopping: Arc<AtomicBool>,
     threads: Mutex<Vec<JoinHandle<()>>>,
 }
 
 impl Engine {
     /// Starts the workers.
     pub fn start(queue: Arc<dyn JobQueue>, config: EngineConfig) -> Arc<Engine> {
+        let stopping = Arc::new(AtomicBool::new(false));
+        // A job's end waits for an unreachable database to return (`patient.rs`).
+        let queue = Arc::new(patient::Patient::new(
+            queue,
+            stopping.clone(),
+            SHUTDOWN_PATIENCE,
+        ));
         let engine = Arc::new(Engine {
             queue,
             config,
             running: Mutex::new(HashMap::new()),
             busy: AtomicUsize::new(0),
-            stopping: AtomicBool::new(false),
+            stopping,
             threads: Mutex::new(Vec::new()),
         });
         let mut threads = engine.threads.lock().unwrap();
@@ -108,11 +121,21 @@ impl Engine {
     fn worker_loop(self: Arc<Self>, worker_id: &str) {
         // The job taken with the end of the previous one, if any.
         let mut next: Option<Acquired> = None;
+        // Since when taking a job has met an unreachable database.
+        let mut unreachable_since: Option<Instant> = None;
         while !self.is_stopping() {
             let taken = match next.take() {
                 Some(job) => Ok(Some(job)),
                 None => self.queue.acquire(worker_id, IDLE_WAIT),
             };
+            if taken.is_ok()
+                && let Some(since) = unreachable_since.take()
+            {
+                log::info!(
+                    "worker {worker_id}: the database is reachable again after {:?}; taking jobs",
+                    since.elapsed()
+                );
+            }
             match taken {
                 Ok(Some(job)) => {
                     if self.is_stopping() {
@@ -124,6 +147,13 @@ impl Engine {
                     next = self.run_job(worker_id, job);
                 }
                 Ok(None) => {}
+                Err(e) if e.is_transient() => {
+                    if unreachable_since.is_none() {
+                        log::warn!("worker {worker_id}: {e}; taking no job until it can be");
+                        unreachable_since = Some(Instant::now());
+                    }
+                    std::thread::sleep(IDLE_WAIT);
+                }
                 Err(e) => {
                     log::error!("taking a job: {e}");
                     std::thread::sleep(IDLE_WAIT);
@@ -187,7 +217,7 @@ impl Engine {
             control.clone(),
             &job,
             worker_id,
-            logwriter::renew_every(self.config.hung_timeout),
+            self.config.hung_timeout,
         );
         let result = match acquired.work {
             Work::Build(work) => build_job::run(

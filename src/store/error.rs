@@ -12,9 +12,20 @@ pub enum StoreError {
     /// was stored), and writes work again once space is freed, without a restart. `why` is the
     /// database's own word for it.
     DiskFull(String),
-    /// The database failed or cannot be reached (I/O error, corrupt file, a newer schema); `why`
-    /// says what happened.
+    /// The database failed (I/O error, corrupt file, a newer schema, a connection lost while
+    /// a commit was under way); `why` says what happened.
     Unavailable(String),
+    /// The database cannot be reached, or the connection to it was lost before the operation
+    /// was applied: nothing of it was stored, and the same operation may succeed later. The
+    /// store has already tried again on fresh connections for a few seconds.
+    Unreachable(String),
+}
+
+impl StoreError {
+    /// Whether trying the same operation again later may succeed, with nothing stored twice.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, StoreError::Unreachable(_))
+    }
 }
 
 impl std::fmt::Display for StoreError {
@@ -24,6 +35,7 @@ impl std::fmt::Display for StoreError {
             StoreError::Conflict(what) => write!(f, "conflict: {what}"),
             StoreError::DiskFull(why) => write!(f, "the server's disk is full ({why})"),
             StoreError::Unavailable(why) => f.write_str(why),
+            StoreError::Unreachable(why) => write!(f, "the database cannot be reached ({why})"),
         }
     }
 }

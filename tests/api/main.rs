@@ -21,6 +21,7 @@ mod leases;
 mod lifecycle;
 mod logs;
 mod openapi;
+mod outages;
 mod provisioner_jobs;
 mod provisioners;
 mod replicas;

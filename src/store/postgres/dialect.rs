@@ -83,8 +83,34 @@ impl From<postgres::Error> for StoreError {
         if e.code() == Some(&postgres::error::SqlState::DISK_FULL) {
             return StoreError::DiskFull(error_chain(&e));
         }
+        if connection_lost(&e) {
+            return StoreError::Unreachable(error_chain(&e));
+        }
         StoreError::Unavailable(format!("database: {}", error_chain(&e)))
     }
+}
+
+/// Whether `e` says the connection is gone: closed or reset under the statement, or ended by
+/// the server (shutting down, restarting, the session terminated). The statement did not
+/// finish, and PostgreSQL keeps nothing of a transaction whose connection is gone.
+fn connection_lost(e: &postgres::Error) -> bool {
+    if e.is_closed() {
+        return true;
+    }
+    if let Some(code) = e.code() {
+        // Class 08: connection exceptions; 57P01-57P03: admin or crash shutdown, cannot
+        // connect now.
+        let code = code.code();
+        return code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03");
+    }
+    let mut source = e.source();
+    while let Some(s) = source {
+        if s.is::<std::io::Error>() {
+            return true;
+        }
+        source = s.source();
+    }
+    false
 }
 
 /// An error with its causes, on one line: `error connecting to server: Connection refused`.

@@ -26,7 +26,14 @@ use crate::store::sql::{Conn, Db};
 use crate::store::{StoreError, StoreResult};
 use pool::{Pool, PoolError, Pooled};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+/// How long a statement or transaction that met a lost connection is tried again on fresh
+/// connections before its caller hears that the database cannot be reached: long enough for a
+/// restart's or a failover's dropped connections, short enough that an API request answers.
+const RETRY_FOR: Duration = Duration::from_secs(3);
+const RETRY_PAUSE_MIN: Duration = Duration::from_millis(50);
+const RETRY_PAUSE_MAX: Duration = Duration::from_millis(1000);
 
 pub struct PgStore {
     /// Always `Some` until the store is dropped (see `Drop`).
@@ -66,13 +73,15 @@ impl PgStore {
         })
     }
 
-    fn conn(&self) -> StoreResult<Pooled<'_>> {
-        let pool = self
-            .pool
+    fn pool(&self) -> &Pool {
+        self.pool
             .as_ref()
-            .expect("the pool lives as long as the store");
-        pool.get().map_err(|e| match e {
-            PoolError::Connect(e) => StoreError::Unavailable(format!(
+            .expect("the pool lives as long as the store")
+    }
+
+    fn conn(&self) -> StoreResult<Pooled<'_>> {
+        self.pool().get().map_err(|e| match e {
+            PoolError::Connect(e) => StoreError::Unreachable(format!(
                 "cannot connect to PostgreSQL: {}",
                 dialect::error_chain(&e)
             )),
@@ -80,6 +89,46 @@ impl PgStore {
                 StoreError::Unavailable(format!("database pool: no connection free within {t:?}"))
             }
         })
+    }
+
+    /// Runs `attempt` on a pooled connection; while it fails because the connection is gone
+    /// or none can be opened (`Unreachable`: nothing of it was applied), runs it again on a
+    /// fresh one, at once and then with a growing pause, for up to `RETRY_FOR`. Go's
+    /// `database/sql`, which Coder uses, likewise retries a statement that met a dead
+    /// connection.
+    fn retrying<T>(
+        &self,
+        mut attempt: impl FnMut(&mut Pooled<'_>) -> StoreResult<T>,
+    ) -> StoreResult<T> {
+        let started = Instant::now();
+        let mut pause = Duration::ZERO;
+        let mut tries = 0u32;
+        loop {
+            let result = self.conn().and_then(|mut conn| attempt(&mut conn));
+            match result {
+                Err(StoreError::Unreachable(why)) if started.elapsed() + pause < RETRY_FOR => {
+                    if tries == 0 {
+                        log::warn!("database: {why}; trying again on a fresh connection");
+                    }
+                    tries += 1;
+                    self.pool().discard_idle();
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).clamp(RETRY_PAUSE_MIN, RETRY_PAUSE_MAX);
+                }
+                Err(e) => {
+                    if tries > 0 {
+                        log::warn!("database: gave up after {tries} retries: {e}");
+                    }
+                    return Err(e);
+                }
+                Ok(out) => {
+                    if tries > 0 {
+                        log::info!("database: reached again after {tries} retries");
+                    }
+                    return Ok(out);
+                }
+            }
+        }
     }
 
     /// Benchmarks only: commits `n` single-row transactions into a scratch table through the
@@ -95,31 +144,41 @@ impl PgStore {
 }
 
 impl Db for PgStore {
-    fn read<T>(&self, f: impl FnOnce(&mut dyn Conn) -> StoreResult<T>) -> StoreResult<T> {
-        let mut conn = self.conn()?;
-        f(&mut *conn)
+    fn read<T>(&self, mut f: impl FnMut(&mut dyn Conn) -> StoreResult<T>) -> StoreResult<T> {
+        self.retrying(|conn| f(&mut **conn))
     }
 
     /// Runs `f` in a transaction; once it succeeded, sends the notices `topics` names (inside
-    /// the transaction), commits, and publishes them on this server.
+    /// the transaction), commits, and publishes them on this server. A transaction whose
+    /// connection was lost before its commit was rolled back by PostgreSQL, so it is run
+    /// again (`retrying`); one lost during its commit may or may not have been applied, so it
+    /// is not: its caller hears `Unavailable`.
     fn write<T>(
         &self,
-        f: impl FnOnce(&mut dyn Conn) -> StoreResult<T>,
-        topics: impl FnOnce(&T) -> Vec<Topic>,
+        mut f: impl FnMut(&mut dyn Conn) -> StoreResult<T>,
+        mut topics: impl FnMut(&T) -> Vec<Topic>,
     ) -> StoreResult<T> {
-        let mut conn = self.conn()?;
-        let mut tx = conn.transaction()?;
-        let out = f(&mut tx)?;
-        let topics = topics(&out);
-        if !topics.is_empty() {
-            // One notice for the whole transaction: `<origin> <topic>`, a line per topic.
-            let lines: Vec<String> = topics.iter().map(relay::encode).collect();
-            let payload = format!("{} {}", self.origin, lines.join("\n"));
-            tx.execute("SELECT pg_notify($1, $2)", &[&relay::CHANNEL, &payload])?;
-        }
-        let commit_started = std::time::Instant::now();
-        tx.commit()?;
-        crate::metrics::global().commit("postgres", commit_started.elapsed(), 1);
+        let (out, topics) = self.retrying(|conn| {
+            let mut tx = conn.transaction()?;
+            let out = f(&mut tx)?;
+            let topics = topics(&out);
+            if !topics.is_empty() {
+                // One notice for the whole transaction: `<origin> <topic>`, a line per topic.
+                let lines: Vec<String> = topics.iter().map(relay::encode).collect();
+                let payload = format!("{} {}", self.origin, lines.join("\n"));
+                tx.execute("SELECT pg_notify($1, $2)", &[&relay::CHANNEL, &payload])?;
+            }
+            let commit_started = Instant::now();
+            tx.commit().map_err(|e| match StoreError::from(e) {
+                StoreError::Unreachable(why) => StoreError::Unavailable(format!(
+                    "the connection to PostgreSQL was lost during a commit ({why}): \
+                     the change may or may not be stored"
+                )),
+                e => e,
+            })?;
+            crate::metrics::global().commit("postgres", commit_started.elapsed(), 1);
+            Ok((out, topics))
+        })?;
         for t in &topics {
             self.events.publish(t);
         }

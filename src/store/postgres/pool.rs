@@ -158,6 +158,20 @@ impl Pool {
         }
     }
 
+    /// Closes every idle connection: one was found dead, and the others, opened to the same
+    /// server, most likely are too (a restart or a terminated session ends them all). The
+    /// next callers open fresh ones.
+    pub fn discard_idle(&self) {
+        let idle = {
+            let mut slots = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            let idle = std::mem::take(&mut slots.idle);
+            slots.open -= idle.len();
+            self.freed.notify_all();
+            idle
+        };
+        drop(idle);
+    }
+
     fn release_slot(&self) {
         let mut slots = self.state.lock().unwrap_or_else(|e| e.into_inner());
         slots.open -= 1;

@@ -153,11 +153,11 @@ fn end_job<T>(
     db: &impl Db,
     job_id: &str,
     end: JobEnd,
-    then: impl FnOnce(&mut dyn Conn, bool, Time) -> StoreResult<T>,
-    queued_a_job: impl FnOnce(&T) -> bool,
+    mut then: impl FnMut(&mut dyn Conn, bool, Time) -> StoreResult<T>,
+    mut queued_a_job: impl FnMut(&T) -> bool,
 ) -> StoreResult<Option<T>> {
     db.write(
-        |c| end_in(c, job_id, &end, then),
+        |c| end_in(c, job_id, &end, &mut then),
         |out| match out {
             Some(t) if queued_a_job(t) => {
                 vec![Topic::Logs(job_id.into()), Topic::Overview, Topic::Queue]

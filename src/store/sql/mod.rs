@@ -45,23 +45,27 @@ use crate::store::{BuildCompletion, JobRow, JobStore, LogBatch, StoreResult};
 
 /// A backend of the shared store: every store trait is implemented for it in this module.
 pub trait Db: Send + Sync {
-    /// Runs `f` on a connection of the pool, outside any write.
-    fn read<T>(&self, f: impl FnOnce(&mut dyn Conn) -> StoreResult<T>) -> StoreResult<T>;
+    /// Runs `f` on a connection of the pool, outside any write. A backend may run `f` again
+    /// on another connection when the first was lost under it.
+    fn read<T>(&self, f: impl FnMut(&mut dyn Conn) -> StoreResult<T>) -> StoreResult<T>;
 
     /// Runs `f` atomically; once it succeeded and is committed (durable), publishes the
-    /// notices `topics` names for what it returned. An error means nothing of `f` was stored.
+    /// notices `topics` names for what it returned. A backend may run `f` (and `topics`) again
+    /// in a new transaction when the first was rolled back with its lost connection. An error
+    /// means nothing of `f` was stored, except `Unavailable` for a connection lost during the
+    /// commit itself, after which nobody can tell.
     fn write<T>(
         &self,
-        f: impl FnOnce(&mut dyn Conn) -> StoreResult<T>,
-        topics: impl FnOnce(&T) -> Vec<Topic>,
+        f: impl FnMut(&mut dyn Conn) -> StoreResult<T>,
+        topics: impl FnMut(&T) -> Vec<Topic>,
     ) -> StoreResult<T>;
 
     /// `write` for a write that queues a build: SQLite takes the job, in the same commit, for
     /// an idle worker of this process (`sqlite/handoff.rs`).
     fn write_queueing<T>(
         &self,
-        f: impl FnOnce(&mut dyn Conn) -> StoreResult<T>,
-        topics: impl FnOnce(&T) -> Vec<Topic>,
+        f: impl FnMut(&mut dyn Conn) -> StoreResult<T>,
+        topics: impl FnMut(&T) -> Vec<Topic>,
     ) -> StoreResult<T> {
         self.write(f, topics)
     }

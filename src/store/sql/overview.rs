@@ -4,7 +4,9 @@
 use super::job_rows::{JOB_COLUMNS, job_from_row};
 use super::{Db, Stmt, params};
 use crate::model::overview::{BuildFacts, QueuedJob};
-use crate::store::{ChangeMarker, JobRow, OverviewStore, QueueRow, StoreResult, numbered};
+use crate::store::{
+    ChangeMarker, JobRow, OverviewStore, QueueRow, StoreError, StoreResult, numbered,
+};
 
 /// Every value is the end of an index or a count over the small in-flight index.
 pub const CHANGE_MARKER: &str = "SELECT (SELECT max(seq) FROM provisioner_jobs), \
@@ -105,7 +107,9 @@ impl<D: Db> OverviewStore for D {
         owner_id: Option<&str>,
         visit: &mut dyn FnMut(BuildFacts) -> bool,
     ) -> StoreResult<()> {
+        let mut visited = false;
         self.read(|c| {
+            again_unless_visited(visited)?;
             let paged = c.dialect().recent_builds_paged;
             // Pages grow as the caller goes on: a status page reads the first.
             let (mut limit, mut offset) = (64_i64, 0_i64);
@@ -115,6 +119,7 @@ impl<D: Db> OverviewStore for D {
                 let params = if paged { page } else { &page[..1] };
                 c.scan(&RECENT_BUILDS, params, |r| {
                     seen += 1;
+                    visited = true;
                     more = visit(BuildFacts {
                         id: r.get(0)?,
                         workspace_id: r.get(1)?,
@@ -145,10 +150,24 @@ impl<D: Db> OverviewStore for D {
         organization_id: &str,
         visit: &mut dyn FnMut(JobRow) -> bool,
     ) -> StoreResult<()> {
+        let mut visited = false;
         self.read(|c| {
+            again_unless_visited(visited)?;
             c.scan(&RECENT_JOBS, params![organization_id], |r| {
+                visited = true;
                 Ok(visit(job_from_row(r, 0)?))
             })
         })
+    }
+}
+
+/// A scan whose connection was lost may run again (`Db::read`) only if its visitor saw no row
+/// yet: otherwise it would see rows twice.
+fn again_unless_visited(visited: bool) -> StoreResult<()> {
+    match visited {
+        true => Err(StoreError::Unavailable(
+            "the database connection was lost in the middle of a scan".into(),
+        )),
+        false => Ok(()),
     }
 }

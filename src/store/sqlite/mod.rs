@@ -120,7 +120,7 @@ impl SqliteStore {
 }
 
 impl Db for SqliteStore {
-    fn read<T>(&self, f: impl FnOnce(&mut dyn Conn) -> StoreResult<T>) -> StoreResult<T> {
+    fn read<T>(&self, mut f: impl FnMut(&mut dyn Conn) -> StoreResult<T>) -> StoreResult<T> {
         let conn = self.conn()?;
         f(&mut Lite(&conn))
     }
@@ -128,8 +128,8 @@ impl Db for SqliteStore {
     /// Group commit (`writer.rs`): returns once the write is durable, then publishes.
     fn write<T>(
         &self,
-        f: impl FnOnce(&mut dyn Conn) -> StoreResult<T>,
-        topics: impl FnOnce(&T) -> Vec<Topic>,
+        mut f: impl FnMut(&mut dyn Conn) -> StoreResult<T>,
+        mut topics: impl FnMut(&T) -> Vec<Topic>,
     ) -> StoreResult<T> {
         let out = self.writer.write(|tx| f(&mut Lite(tx)))?;
         self.publish(&topics(&out));
@@ -139,8 +139,8 @@ impl Db for SqliteStore {
     /// Also hands the job to an idle worker of this process (`handoff.rs`).
     fn write_queueing<T>(
         &self,
-        f: impl FnOnce(&mut dyn Conn) -> StoreResult<T>,
-        topics: impl FnOnce(&T) -> Vec<Topic>,
+        f: impl FnMut(&mut dyn Conn) -> StoreResult<T>,
+        mut topics: impl FnMut(&T) -> Vec<Topic>,
     ) -> StoreResult<T> {
         let out = self.handoff.write(&self.writer, f)?;
         self.publish(&topics(&out));

@@ -1,0 +1,136 @@
+//! kiln on PostgreSQL rides through its database going away: connections dropped under it (a
+//! restart or a failover ends them all), or new ones refused for a while. Requests answer
+//! from fresh connections or, while none can be had, with Coder's error body and 503 within
+//! seconds; a running job is never failed for it, and its lines are stored once, in order.
+//! These tests run with `KILN_TEST_STORE=postgres`; with SQLite they say they were skipped.
+
+use crate::common::fixtures::{BUILD, finished, manifest, template, workspace};
+use crate::common::follow::{STYLES, assert_complete, follow};
+use crate::common::{Kiln, TestApp, postgres_mode, two_servers_skipped};
+use serde_json::json;
+use std::time::{Duration, Instant};
+
+/// Kills every connection either server has to the database (PostgreSQL's
+/// `pg_terminate_backend`, as a restart or a failover does); returns how many there were.
+fn drop_every_connection(db: &str) -> usize {
+    let killed = crate::common::pg::psql(
+        "postgres",
+        &format!(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = '{db}'"
+        ),
+    );
+    killed.trim().parse().unwrap()
+}
+
+#[actix_web::test]
+async fn a_job_and_its_followers_ride_through_the_database_dropping_every_connection_twice() {
+    if two_servers_skipped() {
+        return;
+    }
+    // The job runs on A and logs for about 3 s; the followers ask B.
+    let a = TestApp::start();
+    let b = TestApp::start_sharing(&a, &["--workers", "0"]);
+    let owner_a = a.owner().await;
+    let owner_b = b.client(owner_a.token());
+    let steps = json!([
+        {"sleep_ms": 300},
+        {"run": "for i in $(seq 1 100); do echo line $i; sleep 0.03; done"},
+        {"sleep_ms": 200}
+    ]);
+    let t = template(&owner_a, "t", manifest(steps, json!([]))).await;
+    let (_, build) = workspace(&owner_a, &t, "dev", json!([])).await;
+    let path = format!("/api/v2/workspacebuilds/{build}/logs");
+    let followers: Vec<_> = STYLES
+        .iter()
+        .map(|style| actix_web::rt::spawn(follow(owner_b.clone(), path.clone(), *style)))
+        .collect();
+    let db = crate::common::pg::database_name(a.database().unwrap()).to_string();
+    for _ in 0..2 {
+        actix_web::rt::time::sleep(Duration::from_millis(900)).await;
+        assert!(drop_every_connection(&db) > 0, "the servers were connected");
+        // At once, on both servers: a read answers from a fresh connection.
+        for c in [&owner_a, &owner_b] {
+            c.get(&format!("/api/v2/workspacebuilds/{build}"))
+                .await
+                .expect(200, BUILD);
+        }
+    }
+    let done = finished(&owner_a, &build).await;
+    assert_eq!(done["job"]["status"], "succeeded", "{done}");
+    let stored = owner_b
+        .get(&path)
+        .await
+        .expect(200, "[]codersdk.ProvisionerJobLog");
+    let stored = stored.as_array().unwrap().clone();
+    let outputs: Vec<&str> = stored
+        .iter()
+        .filter_map(|l| l["output"].as_str())
+        .filter(|o| o.starts_with("line "))
+        .collect();
+    let expected: Vec<String> = (1..=100).map(|i| format!("line {i}")).collect();
+    assert_eq!(outputs, expected, "every line once, in order");
+    for (f, style) in followers.into_iter().zip(STYLES) {
+        let got = f.await.unwrap();
+        assert_complete(
+            &got,
+            &stored,
+            &format!("{style:?} follower across the drops"),
+        );
+    }
+}
+
+/// Refuses (`false`) or allows new connections to database `db`.
+fn allow_connections(db: &str, allow: bool) {
+    crate::common::pg::psql(
+        "postgres",
+        &format!("ALTER DATABASE \"{db}\" WITH ALLOW_CONNECTIONS {allow}"),
+    );
+}
+
+#[actix_web::test]
+async fn while_the_database_refuses_connections_requests_answer_503_and_the_job_waits_for_it() {
+    if !postgres_mode() {
+        eprintln!("skipped: a database outage is played on PostgreSQL (KILN_TEST_STORE=postgres)");
+        return;
+    }
+    let kiln = TestApp::start();
+    let owner = kiln.owner().await;
+    let steps = json!([
+        {"sleep_ms": 300},
+        {"run": "for i in $(seq 1 60); do echo line $i; sleep 0.05; done"}
+    ]);
+    let t = template(&owner, "t", manifest(steps, json!([]))).await;
+    let (_, build) = workspace(&owner, &t, "dev", json!([])).await;
+    let db = crate::common::pg::database_name(kiln.database().unwrap()).to_string();
+    actix_web::rt::time::sleep(Duration::from_millis(800)).await;
+    allow_connections(&db, false);
+    drop_every_connection(&db);
+    let asked = Instant::now();
+    owner
+        .get(&format!("/api/v2/workspacebuilds/{build}"))
+        .await
+        .assert_error(503, "The database cannot be reached.", None);
+    let waited = asked.elapsed();
+    assert!(
+        waited < Duration::from_secs(10),
+        "answered within seconds: {waited:?}"
+    );
+    // The steps go on meanwhile; their lines wait.
+    actix_web::rt::time::sleep(Duration::from_secs(3)).await;
+    allow_connections(&db, true);
+    let done = finished(&owner, &build).await;
+    assert_eq!(done["job"]["status"], "succeeded", "{done}");
+    let stored = owner
+        .get(&format!("/api/v2/workspacebuilds/{build}/logs"))
+        .await
+        .expect(200, "[]codersdk.ProvisionerJobLog");
+    let outputs: Vec<&str> = stored
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|l| l["output"].as_str())
+        .filter(|o| o.starts_with("line "))
+        .collect();
+    let expected: Vec<String> = (1..=60).map(|i| format!("line {i}")).collect();
+    assert_eq!(outputs, expected, "every line once, in order");
+}
