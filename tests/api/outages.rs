@@ -101,6 +101,11 @@ async fn while_the_database_refuses_connections_requests_answer_503_and_the_job_
     ]);
     let t = template(&owner, "t", manifest(steps, json!([]))).await;
     let (_, build) = workspace(&owner, &t, "dev", json!([])).await;
+    let path = format!("/api/v2/workspacebuilds/{build}/logs");
+    let followers: Vec<_> = STYLES
+        .iter()
+        .map(|style| actix_web::rt::spawn(follow(owner.clone(), path.clone(), *style)))
+        .collect();
     let db = crate::common::pg::database_name(kiln.database().unwrap()).to_string();
     actix_web::rt::time::sleep(Duration::from_millis(800)).await;
     allow_connections(&db, false);
@@ -121,16 +126,23 @@ async fn while_the_database_refuses_connections_requests_answer_503_and_the_job_
     let done = finished(&owner, &build).await;
     assert_eq!(done["job"]["status"], "succeeded", "{done}");
     let stored = owner
-        .get(&format!("/api/v2/workspacebuilds/{build}/logs"))
+        .get(&path)
         .await
         .expect(200, "[]codersdk.ProvisionerJobLog");
+    let stored = stored.as_array().unwrap().clone();
     let outputs: Vec<&str> = stored
-        .as_array()
-        .unwrap()
         .iter()
         .filter_map(|l| l["output"].as_str())
         .filter(|o| o.starts_with("line "))
         .collect();
     let expected: Vec<String> = (1..=60).map(|i| format!("line {i}")).collect();
     assert_eq!(outputs, expected, "every line once, in order");
+    for (f, style) in followers.into_iter().zip(STYLES) {
+        let got = f.await.unwrap();
+        assert_complete(
+            &got,
+            &stored,
+            &format!("{style:?} follower across the outage"),
+        );
+    }
 }

@@ -1,7 +1,8 @@
 //! Following one job's logs: every line once, in id order, then the end once the job has
 //! completed (see `api/logs/answer.rs`). A follower subscribes to the job's `Topic::Logs` notices first,
 //! then takes lines from the job's shared tail (`tail.rs`), or from the store when it is
-//! behind the tail; a connection that takes nothing for too long is cut off.
+//! behind the tail; a connection that takes nothing for too long is cut off. While the
+//! database cannot be reached, a follower waits and reads on from its last line.
 
 use super::line::Line;
 use super::tail::Tails;
@@ -95,6 +96,8 @@ pub struct Follower {
     phase: Phase,
     /// When the follower last had something for its transport.
     quiet_since: Instant,
+    /// Since when the database could not be reached, while it cannot.
+    unreachable_since: Option<Instant>,
     /// Counted in `kiln_live_followers` while it lives.
     _counted: crate::metrics::Follower,
 }
@@ -125,6 +128,7 @@ impl Follower {
             before,
             phase: Phase::Start,
             quiet_since: Instant::now(),
+            unreachable_since: None,
             _counted: crate::metrics::global().follower(),
         }
     }
@@ -156,7 +160,31 @@ impl Follower {
                 Phase::Paging { last_pass } => (last_pass, false),
             };
             let (completed, rows, more) = match self.read(read_completion).await {
-                Ok(r) => r,
+                Ok(r) => {
+                    if let Some(since) = self.unreachable_since.take() {
+                        log::info!(
+                            "following the logs of job {}: the database is back after {:?}",
+                            self.job_id,
+                            since.elapsed()
+                        );
+                    }
+                    r
+                }
+                Err(e) if e.is_transient() => {
+                    // The database is away: look again from the last line sent, with
+                    // keep-alives meanwhile.
+                    if self.unreachable_since.is_none() {
+                        log::warn!("following the logs of job {}: {e}; waiting", self.job_id);
+                        self.unreachable_since = Some(Instant::now());
+                    }
+                    tokio::time::sleep(BACKUP_LOOK).await;
+                    self.phase = Phase::Start;
+                    if self.quiet_since.elapsed() >= KEEPALIVE {
+                        self.quiet_since = Instant::now();
+                        return (self, Step::Idle);
+                    }
+                    continue;
+                }
                 Err(e) => {
                     log::error!("following the logs of job {}: {e}", self.job_id);
                     return (self, Step::End);
