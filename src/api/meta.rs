@@ -1,6 +1,7 @@
 //! /healthz and /api/v2/buildinfo: no authentication.
 
 use crate::api::error::ApiResult;
+use crate::api::extract::State;
 use crate::api::reply::ok;
 use crate::model::BuildInfoResponse;
 use actix_web::{HttpRequest, HttpResponse};
@@ -95,10 +96,19 @@ pub async fn regions(
     }]}))
 }
 
-pub async fn healthz() -> HttpResponse {
-    HttpResponse::Ok()
+/// `OK`, or, while the database cannot be reached, 503 saying so (a load balancer takes the
+/// server out of rotation meanwhile).
+pub async fn healthz(state: State) -> HttpResponse {
+    let (mut answer, body) = match state.store.database_reachable() {
+        true => (HttpResponse::Ok(), "OK"),
+        false => (
+            HttpResponse::ServiceUnavailable(),
+            "the database cannot be reached",
+        ),
+    };
+    answer
         .insert_header(("Content-Type", "text/plain; charset=utf-8"))
-        .body("OK")
+        .body(body)
 }
 
 /// The header every answer carries with kiln's version (Coder's `X-Coder-Build-Version`).

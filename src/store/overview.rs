@@ -39,6 +39,11 @@ pub struct ChangeMarker {
 pub trait OverviewStore {
     fn overview_change_marker(&self) -> StoreResult<ChangeMarker>;
 
+    /// Whether the database can be reached: false from the moment a statement gave up because
+    /// it could not (`StoreError::Unreachable`) until one reaches it again. Always true for an
+    /// embedded database.
+    fn database_reachable(&self) -> bool;
+
     /// Jobs a worker has started and not completed (running or canceling).
     fn busy_job_count(&self) -> StoreResult<i64>;
 

@@ -120,11 +120,16 @@ async fn while_the_database_refuses_connections_requests_answer_503_and_the_job_
         waited < Duration::from_secs(10),
         "answered within seconds: {waited:?}"
     );
+    let health = owner.get("/healthz").await;
+    assert_eq!(health.status, 503, "{}", health.text());
+    assert_eq!(health.text(), "the database cannot be reached");
     // The steps go on meanwhile; their lines wait.
     actix_web::rt::time::sleep(Duration::from_secs(3)).await;
     allow_connections(&db, true);
     let done = finished(&owner, &build).await;
     assert_eq!(done["job"]["status"], "succeeded", "{done}");
+    let health = owner.get("/healthz").await;
+    assert_eq!((health.status, health.text()), (200, "OK".to_string()));
     let stored = owner
         .get(&path)
         .await

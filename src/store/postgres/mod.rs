@@ -26,6 +26,7 @@ use crate::store::sql::{Conn, Db};
 use crate::store::{StoreError, StoreResult};
 use pool::{Pool, PoolError, Pooled};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 /// How long a statement or transaction that met a lost connection is tried again on fresh
@@ -42,6 +43,9 @@ pub struct PgStore {
     /// This process, in the notices it sends (the relay skips its own).
     origin: String,
     relay: relay::Relay,
+    /// Cleared when a statement gives up because the database cannot be reached, set again
+    /// when one reaches it (`OverviewStore::database_reachable`).
+    reachable: AtomicBool,
 }
 
 impl PgStore {
@@ -70,6 +74,7 @@ impl PgStore {
             events,
             origin,
             relay,
+            reachable: AtomicBool::new(true),
         })
     }
 
@@ -119,12 +124,16 @@ impl PgStore {
                     if tries > 0 {
                         log::warn!("database: gave up after {tries} retries: {e}");
                     }
+                    if e.is_transient() {
+                        self.reachable.store(false, Ordering::Relaxed);
+                    }
                     return Err(e);
                 }
                 Ok(out) => {
                     if tries > 0 {
                         log::info!("database: reached again after {tries} retries");
                     }
+                    self.reachable.store(true, Ordering::Relaxed);
                     return Ok(out);
                 }
             }
@@ -144,6 +153,10 @@ impl PgStore {
 }
 
 impl Db for PgStore {
+    fn reachable(&self) -> bool {
+        self.reachable.load(Ordering::Relaxed)
+    }
+
     fn read<T>(&self, mut f: impl FnMut(&mut dyn Conn) -> StoreResult<T>) -> StoreResult<T> {
         self.retrying(|conn| f(&mut **conn))
     }

@@ -101,6 +101,11 @@ pub trait Db: Send + Sync {
     fn one_server(&self) -> bool {
         false
     }
+
+    /// `OverviewStore::database_reachable`.
+    fn reachable(&self) -> bool {
+        true
+    }
 }
 
 /// Benchmarks only, on a scratch store: commits `n` single-row transactions into a scratch

@@ -64,6 +64,10 @@ static RECENT_JOBS: Stmt = Stmt::new(|_| {
 });
 
 impl<D: Db> OverviewStore for D {
+    fn database_reachable(&self) -> bool {
+        self.reachable()
+    }
+
     fn overview_change_marker(&self) -> StoreResult<ChangeMarker> {
         self.read(|c| {
             c.query_one(CHANGE_MARKER, &[], |r| {
