@@ -165,6 +165,11 @@ impl TestApp {
         while self.state.strong_count() > 0 && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(5));
         }
+        // The count falls to 0 before the state's fields are dropped (its store, its threads,
+        // then the data dir's lock, last): wait until the lock is free too.
+        while Instant::now() < deadline && kiln::data_dir::DataDir::open(&self.dir).is_err() {
+            std::thread::sleep(Duration::from_millis(5));
+        }
         if std::thread::panicking() {
             return;
         }
