@@ -5,8 +5,9 @@
 //! These tests run with `KILN_TEST_STORE=postgres`; with SQLite they say they were skipped.
 
 use crate::common::fixtures::{BUILD, finished, manifest, template, workspace};
-use crate::common::follow::{STYLES, assert_complete, follow};
-use crate::common::{Kiln, TestApp, postgres_mode, two_servers_skipped};
+use crate::common::follow::{Followed, STYLES, assert_complete, follow};
+use crate::common::{Client, Kiln, TestApp, postgres_mode, two_servers_skipped};
+use actix_web::rt::task::JoinHandle;
 use serde_json::json;
 use std::time::{Duration, Instant};
 
@@ -57,26 +58,7 @@ async fn a_job_and_its_followers_ride_through_the_database_dropping_every_connec
     }
     let done = finished(&owner_a, &build).await;
     assert_eq!(done["job"]["status"], "succeeded", "{done}");
-    let stored = owner_b
-        .get(&path)
-        .await
-        .expect(200, "[]codersdk.ProvisionerJobLog");
-    let stored = stored.as_array().unwrap().clone();
-    let outputs: Vec<&str> = stored
-        .iter()
-        .filter_map(|l| l["output"].as_str())
-        .filter(|o| o.starts_with("line "))
-        .collect();
-    let expected: Vec<String> = (1..=100).map(|i| format!("line {i}")).collect();
-    assert_eq!(outputs, expected, "every line once, in order");
-    for (f, style) in followers.into_iter().zip(STYLES) {
-        let got = f.await.unwrap();
-        assert_complete(
-            &got,
-            &stored,
-            &format!("{style:?} follower across the drops"),
-        );
-    }
+    every_line_once(&owner_b, &path, 100, followers, "drops").await;
 }
 
 /// Refuses (`false`) or allows new connections to database `db`.
@@ -130,8 +112,20 @@ async fn while_the_database_refuses_connections_requests_answer_503_and_the_job_
     assert_eq!(done["job"]["status"], "succeeded", "{done}");
     let health = owner.get("/healthz").await;
     assert_eq!((health.status, health.text()), (200, "OK".to_string()));
-    let stored = owner
-        .get(&path)
+    every_line_once(&owner, &path, 60, followers, "outage").await;
+}
+
+/// The job's log holds `line 1` to `line {n}`, each once and in order, and every follower got
+/// every stored line once, then the end.
+async fn every_line_once(
+    c: &Client,
+    path: &str,
+    n: usize,
+    followers: Vec<JoinHandle<Followed>>,
+    across: &str,
+) {
+    let stored = c
+        .get(path)
         .await
         .expect(200, "[]codersdk.ProvisionerJobLog");
     let stored = stored.as_array().unwrap().clone();
@@ -140,14 +134,14 @@ async fn while_the_database_refuses_connections_requests_answer_503_and_the_job_
         .filter_map(|l| l["output"].as_str())
         .filter(|o| o.starts_with("line "))
         .collect();
-    let expected: Vec<String> = (1..=60).map(|i| format!("line {i}")).collect();
+    let expected: Vec<String> = (1..=n).map(|i| format!("line {i}")).collect();
     assert_eq!(outputs, expected, "every line once, in order");
     for (f, style) in followers.into_iter().zip(STYLES) {
         let got = f.await.unwrap();
         assert_complete(
             &got,
             &stored,
-            &format!("{style:?} follower across the outage"),
+            &format!("{style:?} follower across the {across}"),
         );
     }
 }
