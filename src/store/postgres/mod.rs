@@ -164,8 +164,9 @@ impl Db for PgStore {
     /// Runs `f` in a transaction; once it succeeded, sends the notices `topics` names (inside
     /// the transaction), commits, and publishes them on this server. A transaction whose
     /// connection was lost before its commit was rolled back by PostgreSQL, so it is run
-    /// again (`retrying`); one lost during its commit may or may not have been applied, so it
-    /// is not: its caller hears `Unavailable`.
+    /// again (`retrying`). One lost during its commit is looked up by its transaction id on a
+    /// fresh connection (`txid_status`): committed, it stands; aborted, it is run again; when
+    /// nobody can tell (the database stays away), its caller hears `Unavailable`.
     fn write<T>(
         &self,
         mut f: impl FnMut(&mut dyn Conn) -> StoreResult<T>,
@@ -175,20 +176,31 @@ impl Db for PgStore {
             let mut tx = conn.transaction()?;
             let out = f(&mut tx)?;
             let topics = topics(&out);
-            if !topics.is_empty() {
+            // The transaction's id, when it wrote anything (read with the notice, when there
+            // is one: one round trip).
+            let xid: Option<i64> = if topics.is_empty() {
+                tx.query_one("SELECT txid_current_if_assigned()", &[])?
+                    .get(0)
+            } else {
                 // One notice for the whole transaction: `<origin> <topic>`, a line per topic.
                 let lines: Vec<String> = topics.iter().map(relay::encode).collect();
                 let payload = format!("{} {}", self.origin, lines.join("\n"));
-                tx.execute("SELECT pg_notify($1, $2)", &[&relay::CHANNEL, &payload])?;
-            }
+                tx.query_one(
+                    "SELECT txid_current_if_assigned() FROM (SELECT pg_notify($1, $2)) n",
+                    &[&relay::CHANNEL, &payload],
+                )?
+                .get(0)
+            };
             let commit_started = Instant::now();
-            tx.commit().map_err(|e| match StoreError::from(e) {
-                StoreError::Unreachable(why) => StoreError::Unavailable(format!(
-                    "the connection to PostgreSQL was lost during a commit ({why}): \
-                     the change may or may not be stored"
-                )),
-                e => e,
-            })?;
+            match tx.commit().map_err(StoreError::from) {
+                Ok(()) => {}
+                Err(StoreError::Unreachable(why)) => match xid {
+                    // Nothing was written: running it again is safe.
+                    None => return Err(StoreError::Unreachable(why)),
+                    Some(xid) => self.committed(xid, &why)?,
+                },
+                Err(e) => return Err(e),
+            }
             crate::metrics::global().commit("postgres", commit_started.elapsed(), 1);
             Ok((out, topics))
         })?;
@@ -196,6 +208,37 @@ impl Db for PgStore {
             self.events.publish(t);
         }
         Ok(out)
+    }
+}
+
+impl PgStore {
+    /// After the connection was lost during the commit of transaction `xid`: `Ok` when it
+    /// committed; `Unreachable` (run it again) when it did not; `Unavailable` when the
+    /// database cannot say within `RETRY_FOR`.
+    fn committed(&self, xid: i64, why: &str) -> StoreResult<()> {
+        let started = Instant::now();
+        loop {
+            let status = self.conn().and_then(|mut c| {
+                let rows = c.query("SELECT txid_status($1)", &[&xid])?;
+                Ok(rows.first().and_then(|r| r.get::<_, Option<String>>(0)))
+            });
+            match status.as_ref().map(|s| s.as_deref()) {
+                Ok(Some("committed")) => return Ok(()),
+                Ok(Some("aborted")) => return Err(StoreError::Unreachable(why.to_string())),
+                // In progress (its backend is still ending), or the database is away: ask
+                // again.
+                Ok(Some(_)) | Err(StoreError::Unreachable(_)) if started.elapsed() < RETRY_FOR => {
+                    self.pool().discard_idle();
+                    std::thread::sleep(RETRY_PAUSE_MIN);
+                }
+                _ => {
+                    return Err(StoreError::Unavailable(format!(
+                        "the connection to PostgreSQL was lost during a commit ({why}), and \
+                         whether it was stored cannot be told"
+                    )));
+                }
+            }
+        }
     }
 }
 

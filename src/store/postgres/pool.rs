@@ -74,9 +74,9 @@ pub struct Tx<'a> {
 }
 
 impl<'a> Tx<'a> {
-    pub fn execute(&mut self, sql: &str, params: Params) -> Result<u64, postgres::Error> {
+    pub fn query_one(&mut self, sql: &str, params: Params) -> Result<Row, postgres::Error> {
         let s = self.statements.get(sql, |q| self.tx.prepare(q))?;
-        self.tx.execute(&s, params)
+        self.tx.query_one(&s, params)
     }
 
     pub fn commit(self) -> Result<(), postgres::Error> {
