@@ -7,6 +7,8 @@ use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 
 const LOCK_FILE: &str = "kiln.lock";
+/// The embedded store's database, when no PostgreSQL database is named.
+pub const DATABASE_FILE: &str = "kiln.db";
 const SERVER_ID_FILE: &str = "server-id";
 
 /// An open data folder; the lock is held until it is dropped (or the process dies).

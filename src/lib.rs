@@ -1,8 +1,9 @@
 //! kiln: Coder's workspace builds API over a local SQLite file (or a PostgreSQL database
 //! several servers share), with the provisioner jobs behind the builds run in-process or on
-//! provisioner machines. `startup` builds and runs a server, for the binary and the tests.
+//! provisioner machines. `startup` builds and runs a server, for the binary and the tests;
+//! `maintenance` backs up and restores the embedded database.
 //!
-//! Layers, each using only those below it: `startup` → `api` (HTTP in, JSON out: routes,
+//! Layers, each using only those below it: `startup` and `maintenance` → `api` (HTTP in, JSON out: routes,
 //! handlers by resource, extractors, presenters, middleware, the one error mapping) → `app`
 //! (use cases, the lifecycle executor, the log fan-out, caches; no HTTP) → `config` →
 //! `provisioner` (the queue seam, workers, the step runner, the daemon) → `store` (storage
@@ -19,6 +20,7 @@ pub mod data_dir;
 pub mod domain;
 pub mod events;
 pub mod identity;
+pub mod maintenance;
 pub mod metrics;
 pub mod model;
 pub mod provisioner;

@@ -17,6 +17,10 @@ struct Cli {
 enum Command {
     /// Run the HTTP API, the status page and the provisioner workers.
     Server(kiln::config::args::ServerArgs),
+    /// Copy a data folder's embedded database (kiln.db) to FILE, while its server runs.
+    Backup(kiln::config::args::BackupArgs),
+    /// Put a copy made by `kiln backup` back into a data folder no server is using.
+    Restore(kiln::config::args::RestoreArgs),
     /// External provisioner daemons: run a kiln server's jobs on this machine.
     #[command(subcommand)]
     Provisioner(ProvisionerCommand),
@@ -49,6 +53,18 @@ fn main() {
             // A step on this machine runs as the daemon's user: the key leaves what it can read.
             kiln::secrets::hide(&[&args.key], &["KILN_PROVISIONER_DAEMON_KEY"]);
             kiln::provisioner::remote::run(args).map_err(Into::into)
+        }
+        Command::Backup(args) => {
+            init_log();
+            kiln::maintenance::backup(&args.data_dir, &args.file)
+                .map(|done| println!("{done}"))
+                .map_err(Into::into)
+        }
+        Command::Restore(args) => {
+            init_log();
+            kiln::maintenance::restore(&args.file, &args.data_dir)
+                .map(|done| println!("{done}"))
+                .map_err(Into::into)
         }
         Command::Client(cmd) => std::process::exit(kiln::cli::run(cmd)),
     };

@@ -173,3 +173,27 @@ pub fn options(matches: &clap::ArgMatches) -> Vec<ConfigOption> {
         })
         .collect()
 }
+
+/// `kiln backup`: a consistent copy of a data folder's embedded database, taken while its
+/// server runs (builds go on); restore it with `kiln restore`.
+#[derive(Args, Debug)]
+pub struct BackupArgs {
+    /// The file to write the copy to: a new file (it must not exist), readable by you alone.
+    pub file: PathBuf,
+
+    /// The data folder whose database (kiln.db) is copied; its server may be running.
+    #[arg(long, env = "KILN_DATA_DIR", default_value = "./kiln-data")]
+    pub data_dir: PathBuf,
+}
+
+/// `kiln restore`: puts a copy made by `kiln backup` back as a data folder's database.
+#[derive(Args, Debug)]
+pub struct RestoreArgs {
+    /// The copy made by `kiln backup` (checked before anything is replaced).
+    pub file: PathBuf,
+
+    /// The data folder to restore into (created if missing); no kiln server may be using it.
+    /// Its database is replaced; the jobs that were running when the copy was taken are failed.
+    #[arg(long, env = "KILN_DATA_DIR", default_value = "./kiln-data")]
+    pub data_dir: PathBuf,
+}

@@ -57,7 +57,7 @@ pub struct ConfigOption {
 impl Config {
     /// The SQLite file, when no `database` is given.
     pub fn database_path(&self) -> PathBuf {
-        self.data_dir.join("kiln.db")
+        self.data_dir.join(crate::data_dir::DATABASE_FILE)
     }
 
     /// The database, for the log: the SQLite file, or PostgreSQL without any password.

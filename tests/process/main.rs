@@ -10,13 +10,15 @@
 //!   steps are, or run as another OS user: `engine`, `processes`, `provisioners`, `startup`;
 //! - environment variables it reads once per process: `follow_cutoff`, `logs`;
 //! - the metrics registry, which is process-wide: `metrics`;
-//! - other processes: the `kiln` client (`cli`, `cli_workspaces`), provisioner daemons
+//! - other processes: the `kiln` client (`cli`, `cli_workspaces`), `kiln backup` and `kiln
+//!   restore` (`backup`), provisioner daemons
 //!   (`provisioners`, `provisioner_faults`), a second `kiln server` run to be refused
 //!   (`leases`, `replicas`, `startup`).
 
 #[path = "../common/mod.rs"]
 mod common;
 
+mod backup;
 mod cli;
 mod cli_workspaces;
 mod disk;

@@ -10,6 +10,11 @@ fn migrations() -> Vec<(u32, String)> {
     crate::store::numbered_blocks(SCHEMA)
 }
 
+/// The schema version this kiln migrates a database to.
+pub fn latest() -> u32 {
+    migrations().last().map_or(0, |(n, _)| *n)
+}
+
 /// Brings the schema up to date in one exclusive transaction (one commit, however many
 /// blocks run). The version is read inside it, so two processes opening the same file at once
 /// migrate it once.

@@ -13,6 +13,7 @@
 //! and unique constraints that turn a lost race into `Conflict` (`store::sql` says so where
 //! each is made).
 
+pub mod backup;
 mod conn;
 mod dialect;
 mod handoff;
@@ -26,6 +27,7 @@ use crate::model::JobStatus;
 use crate::store::sql::{Conn, Db};
 use crate::store::{BuildCompletion, Durability, JobRow, LogBatch, StoreResult};
 use conn::Lite;
+pub use migrate::latest as schema_version;
 use r2d2::{Pool, PooledConnection};
 use r2d2_sqlite::SqliteConnectionManager;
 use std::path::Path;
