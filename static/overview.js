@@ -40,7 +40,20 @@ function renderStats(el, overview) {
     statCard('Workers busy',
       h('span', { class: 'stat-value', id: 'workers-busy' }, `${busy} / ${total}`),
       h('meter', { min: 0, max: Math.max(total, 1), value: busy, 'aria-label': `${busy} of ${total} workers busy` })),
-    statCard('Queued jobs', h('span', { class: 'stat-value', id: 'queue-length' }, String(overview.queue_size))));
+    statCard('Queued jobs', h('span', { class: 'stat-value', id: 'queue-length' }, String(overview.queue_size))),
+    ...(overview.database_bytes === undefined ? []
+      : [statCard('Database', h('span', { class: 'stat-value', id: 'database-size' }, byteSize(overview.database_bytes)))]));
+}
+
+/** 1234567 -> "1.2 MB". */
+function byteSize(n) {
+  const units = ['bytes', 'KB', 'MB', 'GB', 'TB'];
+  let i = 0;
+  while (n >= 1000 && i < units.length - 1) {
+    n /= 1000;
+    i += 1;
+  }
+  return i === 0 ? `${n} bytes` : `${n.toFixed(1)} ${units[i]}`;
 }
 
 function renderQueue(el, queue) {

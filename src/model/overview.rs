@@ -21,6 +21,9 @@ pub struct Overview {
     pub queue_size: i64,
     /// Builds the caller may see, newest first.
     pub builds: Vec<BuildSummary>,
+    /// The database's size on disk, in bytes (owners and template admins only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_bytes: Option<i64>,
 }
 
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]

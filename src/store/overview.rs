@@ -44,6 +44,9 @@ pub trait OverviewStore {
     /// embedded database.
     fn database_reachable(&self) -> bool;
 
+    /// The database's size on disk, in bytes.
+    fn database_size(&self) -> StoreResult<i64>;
+
     /// Jobs a worker has started and not completed (running or canceling).
     fn busy_job_count(&self) -> StoreResult<i64>;
 

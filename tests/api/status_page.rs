@@ -137,6 +137,12 @@ async fn overview_shape_with_empty_tables() {
         );
         assert_empty_overview(&r.json(), 2);
     }
+    // The database's size, for those who manage templates only.
+    let v = owner.get("/api/v2/kiln/overview").await.json();
+    let bytes = v["database_bytes"].as_i64().unwrap_or_default();
+    assert!(bytes > 4096, "a database with its schema: {v}");
+    let v = member.get("/api/v2/kiln/overview").await.json();
+    assert!(v.get("database_bytes").is_none(), "{v}");
     let r = owner.get("/api/v2/kiln/overview?status=sleeping").await;
     r.assert_error(400, "Query parameters have invalid values.", None);
     assert_eq!(r.json()["validations"][0]["field"], "status");

@@ -146,6 +146,8 @@ test('creates the first user through the form and sees the overview', async () =
   await page.locator('#workers-busy').waitFor();
   assert.match(await page.locator('.stats').textContent(), /v\d+\.\d+\.\d+/);
   assert.match(await page.locator('#workers-busy').textContent(), /0 \/ 3/);
+  // The owner sees the database's size.
+  assert.match(await page.locator('#database-size').textContent(), /^\d+(\.\d)? (bytes|KB|MB)$/);
   await page.getByText('The queue is empty').waitFor();
   await page.getByText('No builds yet.').waitFor();
   // The session is the HttpOnly cookie; the page keeps no token.
@@ -247,7 +249,7 @@ test('a busy kiln: three slow builds take the workers, a fourth waits in the que
     await buildRow(workspaces[name].latest_build).locator('.badge', { hasText: 'starting' }).waitFor();
   }
 
-  await page.evaluate(() => document.activeElement?.blur());
+  await page.evaluate(() => { document.activeElement?.blur(); window.scrollTo(0, 0); });
   await page.screenshot({ path: join(docs, 'screenshot-overview.png') });
   await page.setViewportSize({ width: 390, height: 844 });
   await page.screenshot({ path: join(extraShots, 'overview-phone.png'), fullPage: true });

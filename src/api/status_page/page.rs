@@ -215,5 +215,9 @@ pub fn build_overview(
         queue,
         queue_size,
         builds,
+        database_bytes: match caller.manages_templates() {
+            true => Some(state.store.database_size()?),
+            false => None,
+        },
     })
 }

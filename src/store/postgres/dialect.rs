@@ -68,6 +68,7 @@ pub static DIALECT: Dialect = Dialect {
     recent_builds_paged: true,
     commit_probe_table: "CREATE TABLE IF NOT EXISTS commit_probe \
          (id BIGINT GENERATED ALWAYS AS IDENTITY, at BIGINT NOT NULL)",
+    database_size: "SELECT pg_database_size(current_database())",
 };
 
 impl From<postgres::Error> for StoreError {

@@ -77,6 +77,8 @@ pub struct Dialect {
     pub recent_builds_paged: bool,
     /// Creates the scratch table of `commit_probe` (`id`, and `at`: an integer).
     pub commit_probe_table: &'static str,
+    /// The database's size on disk, in bytes (one row, one column).
+    pub database_size: &'static str,
 }
 
 impl Dialect {

@@ -68,6 +68,13 @@ impl<D: Db> OverviewStore for D {
         self.reachable()
     }
 
+    fn database_size(&self) -> StoreResult<i64> {
+        self.read(|c| {
+            let sql = c.dialect().database_size;
+            c.query_one(sql, &[], |r| r.get(0))
+        })
+    }
+
     fn overview_change_marker(&self) -> StoreResult<ChangeMarker> {
         self.read(|c| {
             c.query_one(CHANGE_MARKER, &[], |r| {

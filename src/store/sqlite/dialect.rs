@@ -66,6 +66,8 @@ pub static DIALECT: Dialect = Dialect {
     recent_builds_paged: false,
     commit_probe_table: "CREATE TABLE IF NOT EXISTS commit_probe \
          (id INTEGER PRIMARY KEY, at INTEGER NOT NULL)",
+    // The main file; the WAL comes and goes with checkpoints.
+    database_size: "SELECT p.page_count * s.page_size FROM pragma_page_count() p, pragma_page_size() s",
 };
 
 impl From<rusqlite::Error> for StoreError {
