@@ -1,7 +1,7 @@
-//! `kiln backup` of a running server's embedded database while a build runs and logs, and
+//! `kiln backup` of a running server's embedded database while two builds run and log, and
 //! `kiln restore` of that copy into another data folder: the copy passes SQLite's integrity
 //! check, holds every build acknowledged before it was taken with its logs and state, and the
-//! build that was running comes back failed, not running. Restoring into a folder a server
+//! builds that were running come back failed, not running. Restoring into a folder a server
 //! uses is refused. Process: `kiln backup` and `kiln restore` are commands, and the server is
 //! started again on the restored folder.
 
@@ -34,7 +34,7 @@ fn integrity(db: &Path) -> String {
 }
 
 #[actix_web::test]
-async fn a_backup_taken_while_a_build_logs_restores_every_acknowledged_build() {
+async fn a_backup_taken_while_builds_log_restores_every_acknowledged_build() {
     if postgres_mode() {
         eprintln!("skipped: kiln backup copies the embedded database (PostgreSQL: pg_dump)");
         return;
@@ -46,18 +46,26 @@ async fn a_backup_taken_while_a_build_logs_restores_every_acknowledged_build() {
         {"run": "printf '{\"kept\": %s}' \"$KILN_BUILD_NUMBER\" > \"$KILN_STATE_FILE\""}
     ]);
     let t = template(&owner, "kept", manifest(start, json!([]))).await;
-    let (_, kept) = workspace(&owner, &t, "kept", json!([])).await;
-    assert_eq!(finished(&owner, &kept).await["job"]["status"], "succeeded");
-    let kept_lines = outputs(&owner, &kept).await;
-    let state_path = format!("/api/v2/workspacebuilds/{kept}/state");
-    let kept_state = owner.get(&state_path).await.text();
-    assert_eq!(kept_state, "{\"kept\": 1}");
-    // A build that logs all along, running when the copy is taken.
+    // Builds that logs all along, running when the copy is taken (two of the server's three
+    // workers), and four that finish before it, with their lines and states.
     let busy = json!([{"run": "i=0; while true; do i=$((i+1)); echo busy $i; sleep 0.01; done"}]);
     let t2 = template(&owner, "busy", manifest(busy, json!([]))).await;
-    let (_, running) = workspace(&owner, &t2, "busy", json!([])).await;
-    wait_job(&owner, &running, "running").await;
-    actix_web::rt::time::sleep(Duration::from_millis(500)).await;
+    let mut running = Vec::new();
+    for name in ["busy1", "busy2"] {
+        running.push(workspace(&owner, &t2, name, json!([])).await.1);
+    }
+    let mut kept = Vec::new();
+    for name in ["kept1", "kept2", "kept3", "kept4"] {
+        let (_, build) = workspace(&owner, &t, name, json!([])).await;
+        assert_eq!(finished(&owner, &build).await["job"]["status"], "succeeded");
+        let path = format!("/api/v2/workspacebuilds/{build}/state");
+        let state = owner.get(&path).await.text();
+        assert_eq!(state, "{\"kept\": 1}");
+        kept.push((build.clone(), outputs(&owner, &build).await, path, state));
+    }
+    for build in &running {
+        wait_job(&owner, build, "running").await;
+    }
 
     let out = tempfile::tempdir().unwrap();
     let copy = out.path().join("kiln-backup.db");
@@ -74,13 +82,13 @@ async fn a_backup_taken_while_a_build_logs_restores_every_acknowledged_build() {
     assert_eq!(integrity(&copy), "ok");
     // The build goes on meanwhile, and a copy is never written over.
     actix_web::rt::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(
-        owner
-            .get(&format!("/api/v2/workspacebuilds/{running}"))
+    for build in &running {
+        let b = owner
+            .get(&format!("/api/v2/workspacebuilds/{build}"))
             .await
-            .json()["job"]["status"],
-        "running"
-    );
+            .json();
+        assert_eq!(b["job"]["status"], "running");
+    }
     let (ok, text) = kiln(&["backup", copy_s, "--data-dir", &data]);
     assert!(!ok && text.contains("cannot create"), "{text}");
     // Not into a folder a server uses.
@@ -97,25 +105,29 @@ async fn a_backup_taken_while_a_build_logs_restores_every_acknowledged_build() {
     let (ok, text) = kiln(&["restore", copy_s, "--data-dir", restored_s]);
     assert!(ok, "{text}");
     assert!(
-        text.contains("1 job(s) running at the backup were failed"),
+        text.contains("2 job(s) running at the backup were failed"),
         "{text}"
     );
     assert_eq!(integrity(&restored.path().join("kiln.db")), "ok");
     let s = TestServer::start_in(restored.path(), &[]);
     let owner = s.client(&token);
-    let b = finished(&owner, &kept).await;
-    assert_eq!(b["job"]["status"], "succeeded", "{b}");
-    assert_eq!(outputs(&owner, &kept).await, kept_lines);
-    assert_eq!(owner.get(&state_path).await.text(), kept_state);
-    let r = finished(&owner, &running).await;
-    assert_eq!(r["job"]["status"], "failed", "{r}");
-    assert_eq!(
-        r["job"]["error"],
-        "kiln was restored from a backup taken while this job ran; the job did not finish there"
-    );
-    let busy_lines = outputs(&owner, &running).await;
-    assert!(
-        busy_lines.iter().any(|l| l.starts_with("busy ")),
-        "the running build's lines up to the copy are kept: {busy_lines:?}"
-    );
+    for (build, lines, state_path, state) in &kept {
+        let b = finished(&owner, build).await;
+        assert_eq!(b["job"]["status"], "succeeded", "{b}");
+        assert_eq!(&outputs(&owner, build).await, lines);
+        assert_eq!(&owner.get(state_path).await.text(), state);
+    }
+    for build in &running {
+        let r = finished(&owner, build).await;
+        assert_eq!(r["job"]["status"], "failed", "{r}");
+        assert_eq!(
+            r["job"]["error"],
+            "kiln was restored from a backup taken while this job ran; the job did not finish there"
+        );
+        let busy_lines = outputs(&owner, build).await;
+        assert!(
+            busy_lines.iter().any(|l| l.starts_with("busy ")),
+            "a running build's lines up to the copy are kept: {busy_lines:?}"
+        );
+    }
 }
