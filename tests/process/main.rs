@@ -2,8 +2,8 @@
 //! in-process server (`tests/api`) cannot show. Each module's documentation ends with what its
 //! tests need a process for:
 //! - the server is killed (SIGKILL) and started again on its data, or stopped by SIGTERM:
-//!   `disk`, `engine`, `identity`, `leases`, `processes`, `provisioner_faults`, `replicas`,
-//!   `startup`;
+//!   `disk`, `engine`, `identity`, `leases`, `outages`, `processes`, `provisioner_faults`,
+//!   `replicas`, `startup`;
 //! - its log is read: `disk`, `engine`, `identity`, `metrics`, `provisioner_faults`,
 //!   `replicas`, `startup`;
 //! - it is looked at in /proc (what it hides of its command line and environment), or its
@@ -28,6 +28,7 @@ mod identity;
 mod leases;
 mod logs;
 mod metrics;
+mod outages;
 mod processes;
 mod provisioner_faults;
 mod provisioners;
