@@ -6,22 +6,10 @@
 
 use crate::common::fixtures::{BUILD, finished, manifest, template, workspace};
 use crate::common::follow::{Followed, STYLES, assert_complete, follow};
-use crate::common::{Client, Kiln, TestApp, postgres_mode, two_servers_skipped};
+use crate::common::{Client, Kiln, TestApp, pg, postgres_mode, two_servers_skipped};
 use actix_web::rt::task::JoinHandle;
 use serde_json::json;
 use std::time::{Duration, Instant};
-
-/// Kills every connection either server has to the database (PostgreSQL's
-/// `pg_terminate_backend`, as a restart or a failover does); returns how many there were.
-fn drop_every_connection(db: &str) -> usize {
-    let killed = crate::common::pg::psql(
-        "postgres",
-        &format!(
-            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = '{db}'"
-        ),
-    );
-    killed.trim().parse().unwrap()
-}
 
 #[actix_web::test]
 async fn a_job_and_its_followers_ride_through_the_database_dropping_every_connection_twice() {
@@ -45,10 +33,10 @@ async fn a_job_and_its_followers_ride_through_the_database_dropping_every_connec
         .iter()
         .map(|style| actix_web::rt::spawn(follow(owner_b.clone(), path.clone(), *style)))
         .collect();
-    let db = crate::common::pg::database_name(a.database().unwrap()).to_string();
+    let db = pg::database_name(a.database().unwrap()).to_string();
     for _ in 0..2 {
         actix_web::rt::time::sleep(Duration::from_millis(900)).await;
-        assert!(drop_every_connection(&db) > 0, "the servers were connected");
+        assert!(pg::drop_connections(&db) > 0, "the servers were connected");
         // At once, on both servers: a read answers from a fresh connection.
         for c in [&owner_a, &owner_b] {
             c.get(&format!("/api/v2/workspacebuilds/{build}"))
@@ -59,14 +47,6 @@ async fn a_job_and_its_followers_ride_through_the_database_dropping_every_connec
     let done = finished(&owner_a, &build).await;
     assert_eq!(done["job"]["status"], "succeeded", "{done}");
     every_line_once(&owner_b, &path, 100, followers, "drops").await;
-}
-
-/// Refuses (`false`) or allows new connections to database `db`.
-fn allow_connections(db: &str, allow: bool) {
-    crate::common::pg::psql(
-        "postgres",
-        &format!("ALTER DATABASE \"{db}\" WITH ALLOW_CONNECTIONS {allow}"),
-    );
 }
 
 #[actix_web::test]
@@ -88,10 +68,9 @@ async fn while_the_database_refuses_connections_requests_answer_503_and_the_job_
         .iter()
         .map(|style| actix_web::rt::spawn(follow(owner.clone(), path.clone(), *style)))
         .collect();
-    let db = crate::common::pg::database_name(kiln.database().unwrap()).to_string();
+    let db = pg::database_name(kiln.database().unwrap()).to_string();
     actix_web::rt::time::sleep(Duration::from_millis(800)).await;
-    allow_connections(&db, false);
-    drop_every_connection(&db);
+    pg::allow_connections(&db, false);
     let asked = Instant::now();
     owner
         .get(&format!("/api/v2/workspacebuilds/{build}"))
@@ -107,7 +86,7 @@ async fn while_the_database_refuses_connections_requests_answer_503_and_the_job_
     assert_eq!(health.text(), "the database cannot be reached");
     // The steps go on meanwhile; their lines wait.
     actix_web::rt::time::sleep(Duration::from_secs(3)).await;
-    allow_connections(&db, true);
+    pg::allow_connections(&db, true);
     let done = finished(&owner, &build).await;
     assert_eq!(done["job"]["status"], "succeeded", "{done}");
     let health = owner.get("/healthz").await;

@@ -133,6 +133,30 @@ pub fn psql(db: &str, sql: &str) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// Ends every session on database `db` (`pg_terminate_backend`, as a restart or a failover
+/// does); returns how many there were.
+pub fn drop_connections(db: &str) -> usize {
+    let killed = psql(
+        "postgres",
+        &format!(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = '{db}'"
+        ),
+    );
+    killed.trim().parse().unwrap()
+}
+
+/// Lets database `db` take new connections again (`true`), or refuses them and ends its
+/// sessions (`false`): to its servers, the database is away.
+pub fn allow_connections(db: &str, allow: bool) {
+    psql(
+        "postgres",
+        &format!("ALTER DATABASE \"{db}\" WITH ALLOW_CONNECTIONS {allow}"),
+    );
+    if !allow {
+        drop_connections(db);
+    }
+}
+
 /// `pg_dump` of database `db` (plain SQL, data included): everything the database holds.
 pub fn dump(db: &str) -> Vec<u8> {
     let out = Command::new(Path::new(BIN).join("pg_dump"))

@@ -5,24 +5,8 @@
 //! `KILN_TEST_STORE=postgres`; with SQLite they say they were skipped.
 
 use crate::common::fixtures::{finished, manifest, outputs, template, wait_job, workspace};
-use crate::common::{Kiln, TestServer, postgres_mode};
+use crate::common::{Kiln, TestServer, pg, postgres_mode};
 use serde_json::json;
-
-fn allow_connections(db: &str, allow: bool) {
-    crate::common::pg::psql(
-        "postgres",
-        &format!("ALTER DATABASE \"{db}\" WITH ALLOW_CONNECTIONS {allow}"),
-    );
-    if !allow {
-        crate::common::pg::psql(
-            "postgres",
-            &format!(
-                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
-                 WHERE datname = '{db}'"
-            ),
-        );
-    }
-}
 
 #[actix_web::test]
 async fn a_server_killed_while_its_database_is_away_fails_its_jobs_once_when_both_return() {
@@ -38,11 +22,11 @@ async fn a_server_killed_while_its_database_is_away_fails_its_jobs_once_when_bot
     let (_, build) = workspace(&owner, &t, "dev", json!([])).await;
     wait_job(&owner, &build, "running").await;
     let db = s.pg_database().to_string();
-    allow_connections(&db, false);
+    pg::allow_connections(&db, false);
     // The server notices meanwhile (its job's writes wait), then is killed.
     actix_web::rt::time::sleep(std::time::Duration::from_secs(1)).await;
     s.kill();
-    allow_connections(&db, true);
+    pg::allow_connections(&db, true);
     let s = TestServer::start_in(dir.path(), &[]);
     let owner = s.client(owner.token());
     let done = finished(&owner, &build).await;
