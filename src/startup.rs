@@ -59,6 +59,9 @@ fn open_state(config: Config) -> Result<Arc<AppState>, Box<dyn std::error::Error
     );
     let autobuild =
         app::lifecycle::Autobuilder::start(store.clone(), config.autobuild_poll_interval);
+    let retention = config
+        .retain_build_logs
+        .map(|keep| app::retention::Retention::start(store.clone(), keep));
     let engine = provisioner::Engine::start(
         queue.clone(),
         provisioner::EngineConfig {
@@ -75,6 +78,7 @@ fn open_state(config: Config) -> Result<Arc<AppState>, Box<dyn std::error::Error
         engine,
         sweeper,
         autobuild,
+        retention,
         config,
         started_at: model::Time::now(),
         sessions: Default::default(),
@@ -195,6 +199,7 @@ impl Server {
             autobuild_poll_interval: args.autobuild_poll_interval,
             prometheus_address: args.prometheus_address.filter(|a| !a.trim().is_empty()),
             provisioner_lease: args.provisioner_lease,
+            retain_build_logs: args.retain_build_logs.filter(|d| !d.is_zero()),
             secure_auth_cookie: args.secure_auth_cookie,
             allow_workspace_renames: args.allow_workspace_renames,
             options,

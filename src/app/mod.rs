@@ -1,12 +1,14 @@
 //! The application layer, below HTTP and free of it (no actix type appears here): what every
 //! request can reach (`state`), the build use case the API and the lifecycle executor share
-//! (`builds`), the lifecycle executor itself (`lifecycle`), the daemons' status (`daemons`), the fan-out of a job's log to its
-//! followers (`logs`), and the read caches (`caches`). It uses the provisioner, the store, the
-//! live events and the domain's decisions.
+//! (`builds`), the lifecycle executor itself (`lifecycle`), the daemons' status (`daemons`),
+//! the fan-out of a job's log to its followers (`logs`), the read caches (`caches`) and the
+//! removal of old build logs (`retention`). It uses the provisioner, the store, the live
+//! events and the domain's decisions.
 
 pub mod builds;
 pub mod caches;
 pub mod daemons;
 pub mod lifecycle;
 pub mod logs;
+pub mod retention;
 pub mod state;

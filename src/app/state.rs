@@ -7,6 +7,7 @@ use super::caches::seen_daemons::SeenDaemons;
 use super::caches::sessions::SessionCache;
 use super::lifecycle::Autobuilder;
 use super::logs::tail::Tails;
+use super::retention::Retention;
 use crate::config::Config;
 use crate::data_dir::DataDir;
 use crate::events::LiveEvents;
@@ -27,6 +28,8 @@ pub struct AppState {
     pub(crate) sweeper: Sweeper,
     /// The lifecycle executor (`lifecycle.rs`).
     pub(crate) autobuild: Autobuilder,
+    /// Old build logs' removal (`retention.rs`), with `--retain-build-logs`.
+    pub(crate) retention: Option<Retention>,
     pub config: Config,
     pub started_at: Time,
     /// Recently checked API keys (`caches/sessions.rs`).
@@ -48,6 +51,9 @@ impl AppState {
     /// them and the sweeper.
     pub fn shutdown(&self, grace: Duration) {
         self.autobuild.stop();
+        if let Some(r) = &self.retention {
+            r.stop();
+        }
         self.engine.shutdown(grace);
         self.sweeper.stop();
     }

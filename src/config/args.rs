@@ -108,6 +108,12 @@ pub struct ServerArgs {
     /// Keep it well under --hung-timeout.
     #[arg(long, env = "KILN_PROVISIONER_LEASE", default_value = "30s", value_parser = super::parse_duration)]
     pub provisioner_lease: Duration,
+
+    /// Remove the logs of builds that ended longer ago than this (e.g. 90d), except each
+    /// workspace's latest build's; the builds themselves, their states and resources stay.
+    /// Kept for ever when unset, as Coder keeps them.
+    #[arg(long, env = "KILN_RETAIN_BUILD_LOGS", value_parser = super::parse_duration)]
+    pub retain_build_logs: Option<Duration>,
 }
 
 /// `--durability`, as the command line spells it.

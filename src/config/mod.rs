@@ -28,6 +28,9 @@ pub struct Config {
     /// An external provisioner daemon's job with no update for this long is failed, and the
     /// daemon stops the job once it could not reach the server for this long.
     pub provisioner_lease: Duration,
+    /// The logs of builds that ended longer ago than this are removed, except each workspace's
+    /// latest build's (`--retain-build-logs`); `None`: kept for ever, as Coder does.
+    pub retain_build_logs: Option<Duration>,
     /// The session cookie is `Secure` on every answer, not only over HTTPS
     /// (`--secure-auth-cookie`: behind a proxy that ends TLS).
     pub secure_auth_cookie: bool,
@@ -72,7 +75,7 @@ impl Config {
 /// A duration as Go writes them (Coder's flags take these): a sequence of numbers with units
 /// `ms`, `s`, `m`, `h` (`500ms`, `2s`, `1m`, `1h30m`, `1.5s`). Zero and negative refuse.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let bad = || format!("invalid duration {text:?} (use e.g. 500ms, 2s, 1m, 1h)");
+    let bad = || format!("invalid duration {text:?} (use e.g. 500ms, 2s, 1m, 1h, 90d)");
     let mut rest = text.trim();
     if rest.is_empty() {
         return Err(bad());
@@ -92,6 +95,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             "s" => 1.0,
             "m" => 60.0,
             "h" => 3600.0,
+            "d" => 86400.0,
             _ => return Err(bad()),
         };
         total += number * seconds;

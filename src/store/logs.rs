@@ -56,4 +56,8 @@ pub trait LogStore {
     /// leaves their pages cached otherwise. Later reads fetch what they need again. Nothing
     /// to give back by default.
     fn release_memory(&self) {}
+
+    /// Removes up to `limit` log lines of builds whose job ended before `ended_before`, never
+    /// those of a workspace's latest build; returns how many.
+    fn purge_build_logs(&self, ended_before: Time, limit: i64) -> StoreResult<u64>;
 }

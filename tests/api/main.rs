@@ -26,6 +26,7 @@ mod provisioner_jobs;
 mod provisioners;
 mod replicas;
 mod restart;
+mod retention;
 mod search;
 mod status_page;
 mod templates;

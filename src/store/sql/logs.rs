@@ -28,6 +28,17 @@ pub fn lease(canceled: Option<bool>) -> LeaseState {
     }
 }
 
+/// Up to `?2` log lines of the builds whose job ended before `?1`, except each workspace's
+/// latest build (along `provisioner_job_logs_job` and the builds' unique workspace and number).
+const PURGE_BUILD_LOGS: &str = "DELETE FROM provisioner_job_logs WHERE id IN (\
+     SELECT l.id FROM workspace_builds b \
+     JOIN provisioner_jobs j ON j.id = b.job_id \
+     JOIN provisioner_job_logs l ON l.job_id = b.job_id \
+     WHERE j.completed_at < ?1 \
+     AND b.build_number < (SELECT max(b2.build_number) FROM workspace_builds b2 \
+     WHERE b2.workspace_id = b.workspace_id) \
+     LIMIT ?2)";
+
 const INSERT_LOG: &str = "INSERT INTO provisioner_job_logs \
      (job_id, created_at, source, level, stage, output) VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
 
@@ -149,5 +160,12 @@ impl<D: Db> LogStore for D {
 
     fn release_memory(&self) {
         self.release_page_caches();
+    }
+
+    fn purge_build_logs(&self, ended_before: Time, limit: i64) -> StoreResult<u64> {
+        self.write(
+            |c| c.execute(PURGE_BUILD_LOGS, params![ended_before, limit]),
+            |_| vec![],
+        )
     }
 }
