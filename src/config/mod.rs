@@ -118,6 +118,8 @@ mod tests {
         assert_eq!(parse_duration("1m"), Ok(Duration::from_secs(60)));
         assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
         assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        // Days, beyond Go's units, for retentions.
+        assert_eq!(parse_duration("90d"), Ok(Duration::from_secs(90 * 86400)));
         for bad in ["", "5", "1x", "ms", "0s", "-1s"] {
             assert!(parse_duration(bad).is_err(), "{bad}");
         }
