@@ -59,9 +59,11 @@ fn open_state(config: Config) -> Result<Arc<AppState>, Box<dyn std::error::Error
     );
     let autobuild =
         app::lifecycle::Autobuilder::start(store.clone(), config.autobuild_poll_interval);
-    let retention = config
-        .retain_build_logs
-        .map(|keep| app::retention::Retention::start(store.clone(), keep));
+    let retention = app::retention::Retention::start(
+        store.clone(),
+        data_dir.server_id.clone(),
+        config.retain_build_logs,
+    );
     let engine = provisioner::Engine::start(
         queue.clone(),
         provisioner::EngineConfig {

@@ -2,7 +2,7 @@
 //! request can reach (`state`), the build use case the API and the lifecycle executor share
 //! (`builds`), the lifecycle executor itself (`lifecycle`), the daemons' status (`daemons`),
 //! the fan-out of a job's log to its followers (`logs`), the read caches (`caches`) and the
-//! removal of old build logs (`retention`). It uses the provisioner, the store, the live
+//! removal of what the database does not keep for ever (`retention`). It uses the provisioner, the store, the live
 //! events and the domain's decisions.
 
 pub mod builds;

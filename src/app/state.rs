@@ -28,8 +28,8 @@ pub struct AppState {
     pub(crate) sweeper: Sweeper,
     /// The lifecycle executor (`lifecycle.rs`).
     pub(crate) autobuild: Autobuilder,
-    /// Old build logs' removal (`retention.rs`), with `--retain-build-logs`.
-    pub(crate) retention: Option<Retention>,
+    /// What the database does not keep for ever (`retention.rs`).
+    pub(crate) retention: Retention,
     pub config: Config,
     pub started_at: Time,
     /// Recently checked API keys (`caches/sessions.rs`).
@@ -51,9 +51,7 @@ impl AppState {
     /// them and the sweeper.
     pub fn shutdown(&self, grace: Duration) {
         self.autobuild.stop();
-        if let Some(r) = &self.retention {
-            r.stop();
-        }
+        self.retention.stop();
         self.engine.shutdown(grace);
         self.sweeper.stop();
     }

@@ -95,6 +95,10 @@ pub trait ProvisionerStore {
     /// Marks a daemon as seen now.
     fn touch_daemon(&self, id: &str) -> StoreResult<()>;
 
+    /// Removes the daemons last seen before `seen_before` (Coder's dbpurge), except the
+    /// built-in workers of server `keep_server_id` (the caller's own, alive); returns how many.
+    fn purge_old_daemons(&self, seen_before: Time, keep_server_id: &str) -> StoreResult<u64>;
+
     /// Whether other servers list this store's daemons, so that each server must mark its
     /// built-in workers as seen now and then (`touch_daemon`) for the others to show them
     /// online. True unless a store has one server only.

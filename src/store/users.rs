@@ -182,6 +182,10 @@ pub trait UserStore {
 
     fn delete_api_key(&self, id: &str) -> StoreResult<()>;
 
+    /// Removes the API keys that expired before `expired_before` (Coder's dbpurge); returns
+    /// how many.
+    fn purge_expired_api_keys(&self, expired_before: Time) -> StoreResult<u64>;
+
     /// API keys as their listings show them, oldest first.
     fn api_keys(&self, filter: KeyFilter) -> StoreResult<Vec<ApiKeyInfo>>;
 }

@@ -9,7 +9,8 @@ use kiln::domain::{CancelAction, CancelRefusal};
 use kiln::events::{Hub, Topic};
 use kiln::model::{JobStatus, Time, Transition, WorkspaceResource, new_id};
 use kiln::store::{
-    BuildCompletion, CreateBuildOutcome, LeaseState, LogBatch, NewFile, Stale, Store, StoreError,
+    BuildCompletion, CreateBuildOutcome, LeaseState, LogBatch, NewApiKey, NewFile, Stale, Store,
+    StoreError,
 };
 use std::collections::HashSet;
 use std::sync::{Arc, Barrier};
@@ -435,6 +436,42 @@ fn a_restarted_server_gives_up_its_own_jobs_only(p: Pair) {
     assert!(p.a.jobs_of_server("server-a").unwrap().is_empty());
 }
 
+fn expired_keys_and_silent_daemons_are_purged_as_coders_dbpurge(p: Pair) {
+    let w = world(&*p.a, "{}");
+    let now = Time::now();
+    for (id, expires_at) in [
+        ("expired", now.plus_millis(-10_000)),
+        ("live", now.plus_millis(3_600_000)),
+    ] {
+        p.a.insert_api_key(&NewApiKey {
+            id,
+            hashed_secret: b"secret",
+            user_id: &w.user,
+            login_type: "password",
+            expires_at,
+            token_name: "",
+            lifetime_seconds: 3600,
+            scope: "all",
+        })
+        .unwrap();
+    }
+    assert_eq!(
+        p.b.purge_expired_api_keys(now.plus_millis(-1_000)).unwrap(),
+        1
+    );
+    assert!(p.a.api_key_with_user("expired").unwrap().is_none());
+    assert!(p.a.api_key_with_user("live").unwrap().is_some());
+    let mine = p.a.register_workers("server-a", 1).unwrap();
+    let theirs = p.b.register_workers("server-b", 1).unwrap();
+    let long_ago = Time::now().plus_millis(-60_000);
+    assert_eq!(p.a.purge_old_daemons(long_ago, "server-a").unwrap(), 0);
+    // Both last seen before a cutoff to come: only the other server's worker goes.
+    let to_come = Time::now().plus_millis(1_000);
+    assert_eq!(p.a.purge_old_daemons(to_come, "server-a").unwrap(), 1);
+    assert!(p.b.daemon(&mine[0]).unwrap().is_some());
+    assert!(p.b.daemon(&theirs[0]).unwrap().is_none());
+}
+
 fn log_cursors(p: Pair) {
     let w = world(&*p.a, "{}");
     let (_, _, job) = w.workspace(&*p.a, "dev");
@@ -742,6 +779,7 @@ macro_rules! every_case {
             leases_expire_and_only_then_are_given_up,
             pending_jobs_nobody_takes_are_given_up,
             a_restarted_server_gives_up_its_own_jobs_only,
+            expired_keys_and_silent_daemons_are_purged_as_coders_dbpurge,
             log_cursors,
             first_user_and_file_races,
             writes_publish_their_notices,

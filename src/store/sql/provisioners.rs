@@ -249,6 +249,18 @@ impl<D: Db> ProvisionerStore for D {
         )
     }
 
+    fn purge_old_daemons(&self, seen_before: Time, keep_server_id: &str) -> StoreResult<u64> {
+        self.write(
+            |c| {
+                c.execute(
+                    "DELETE FROM provisioner_daemons WHERE last_seen_at < ?1 AND server_id <> ?2",
+                    params![seen_before, keep_server_id],
+                )
+            },
+            |_| vec![],
+        )
+    }
+
     fn shared_by_servers(&self) -> bool {
         !self.one_server()
     }

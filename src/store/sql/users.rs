@@ -339,4 +339,16 @@ impl<D: Db> UserStore for D {
     fn delete_api_key(&self, id: &str) -> StoreResult<()> {
         update(self, "DELETE FROM api_keys WHERE id = ?1", params![id])
     }
+
+    fn purge_expired_api_keys(&self, expired_before: Time) -> StoreResult<u64> {
+        self.write(
+            |c| {
+                c.execute(
+                    "DELETE FROM api_keys WHERE expires_at < ?1",
+                    params![expired_before],
+                )
+            },
+            |_| vec![],
+        )
+    }
 }
