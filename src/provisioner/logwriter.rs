@@ -36,7 +36,7 @@ pub const SOURCE_DAEMON: &str = "provisioner_daemon";
 pub const SOURCE_PROVISIONER: &str = "provisioner";
 
 /// How often a worker renews a job's lease, for a given hung-job timeout.
-pub fn renew_every(hung_timeout: Duration) -> Duration {
+fn renew_every(hung_timeout: Duration) -> Duration {
     (hung_timeout / 4).clamp(Duration::from_millis(50), Duration::from_secs(5))
 }
 

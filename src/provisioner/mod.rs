@@ -16,7 +16,6 @@ pub mod logwriter;
 #[cfg(test)]
 mod outage_tests;
 pub mod outcome;
-mod patient;
 pub mod plan;
 pub mod procs;
 pub mod queue;
@@ -71,12 +70,6 @@ impl Engine {
     /// Starts the workers.
     pub fn start(queue: Arc<dyn JobQueue>, config: EngineConfig) -> Arc<Engine> {
         let stopping = Arc::new(AtomicBool::new(false));
-        // A job's end waits for an unreachable database to return (`patient.rs`).
-        let queue = Arc::new(patient::Patient::new(
-            queue,
-            stopping.clone(),
-            SHUTDOWN_PATIENCE,
-        ));
         let engine = Arc::new(Engine {
             queue,
             config,
@@ -195,7 +188,12 @@ impl Engine {
             - job.created_at.micros();
         let metrics = crate::metrics::global();
         metrics.job_acquired(&facts, Duration::from_micros(waited_micros.max(0) as u64));
-        let outcome = Arc::new(outcome::Outcome::new(self.queue.clone()));
+        // A job's end waits for an unreachable database to return (`outcome.rs`).
+        let outcome = Arc::new(outcome::Outcome::new(
+            self.queue.clone(),
+            self.stopping.clone(),
+            SHUTDOWN_PATIENCE,
+        ));
         let queue: Arc<dyn JobQueue> = outcome.clone();
         self.busy.fetch_add(1, Ordering::SeqCst);
         let control = Arc::new(JobControl::new(queue.watch_cancel(&job.id)));
@@ -243,7 +241,7 @@ impl Engine {
         };
         let next = result.unwrap_or_else(|e| {
             log::error!("job {} failed in the store: {e}", job.id);
-            self.fail_once_stored(&job.id, worker_id, &e);
+            self.fail_once_stored(&*outcome, &job.id, worker_id, &e);
             None
         });
         self.running.lock().unwrap().remove(&job.id);
@@ -271,8 +269,15 @@ impl Engine {
 
     /// Fails a job whose work the store refused, with an error that names why. While the disk
     /// is full, the failure is tried again until it is stored, or until shutdown or the hung
-    /// timeout (then the next start or the sweeper ends the job).
-    fn fail_once_stored(&self, job_id: &str, worker_id: &str, cause: &StoreError) {
+    /// timeout (then the next start or the sweeper ends the job); while the database cannot
+    /// be reached, `queue` (the job's `Outcome`) tries it again itself.
+    fn fail_once_stored(
+        &self,
+        queue: &dyn JobQueue,
+        job_id: &str,
+        worker_id: &str,
+        cause: &StoreError,
+    ) {
         let error = match cause {
             StoreError::DiskFull(_) => {
                 format!("{cause}: kiln could not store this job's progress, so it was stopped")
@@ -281,10 +286,7 @@ impl Engine {
         };
         let deadline = Instant::now() + self.config.hung_timeout;
         loop {
-            match self
-                .queue
-                .fail(job_id, worker_id, &error, &LogBatch::default())
-            {
+            match queue.fail(job_id, worker_id, &error, &LogBatch::default()) {
                 Ok(()) => return,
                 Err(StoreError::DiskFull(_))
                     if !self.is_stopping() && Instant::now() < deadline =>

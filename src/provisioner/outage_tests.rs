@@ -4,7 +4,7 @@
 
 use super::control::{JobControl, StopReason};
 use super::logwriter::{LogWriter, SOURCE_PROVISIONER};
-use super::patient::Patient;
+use super::outcome::Outcome;
 use super::queue::{Acquired, JobQueue};
 use crate::events::{Hub, Subscription, Topic};
 use crate::model::{JobStatus, Time, WorkspaceResource};
@@ -190,7 +190,7 @@ fn a_jobs_end_is_tried_until_the_database_returns() {
     let queue = Arc::new(Flaky::default());
     queue.down.store(true, Ordering::SeqCst);
     let stopping = Arc::new(AtomicBool::new(false));
-    let patient = Arc::new(Patient::new(
+    let outcome = Arc::new(Outcome::new(
         queue.clone(),
         stopping,
         Duration::from_secs(5),
@@ -201,7 +201,7 @@ fn a_jobs_end_is_tried_until_the_database_returns() {
         q.down.store(false, Ordering::SeqCst);
     });
     let done = BuildCompletion::default();
-    let status = patient.complete_build("j", "w", &done, &LogBatch::default());
+    let status = outcome.complete_build("j", "w", &done, &LogBatch::default());
     back.join().unwrap();
     assert_eq!(status, Ok(Some(JobStatus::Succeeded)));
     assert!(queue.refused.load(Ordering::SeqCst) >= 2, "tried again");
@@ -213,10 +213,10 @@ fn at_shutdown_a_jobs_end_is_given_up_after_a_few_seconds() {
     let queue = Arc::new(Flaky::default());
     queue.down.store(true, Ordering::SeqCst);
     let stopping = Arc::new(AtomicBool::new(true));
-    let patient = Patient::new(queue.clone(), stopping, Duration::from_millis(500));
+    let outcome = Outcome::new(queue.clone(), stopping, Duration::from_millis(500));
     let started = Instant::now();
     let status =
-        patient.complete_build("j", "w", &BuildCompletion::default(), &LogBatch::default());
+        outcome.complete_build("j", "w", &BuildCompletion::default(), &LogBatch::default());
     assert!(
         matches!(status, Err(StoreError::Unreachable(_))),
         "{status:?}"
