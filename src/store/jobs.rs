@@ -17,8 +17,6 @@ pub const JOB_IMPORT: &str = "template_version_import";
 /// A template version's dry run: the resources a workspace of it would have, with given
 /// parameters, planned without running any step.
 pub const JOB_DRY_RUN: &str = "template_version_dry_run";
-/// How many of the oldest pending jobs a worker looks through for one its tags match.
-pub const TAKE_WINDOW: usize = 100;
 
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct JobRow {

@@ -24,6 +24,7 @@ mod openapi;
 mod outages;
 mod provisioner_jobs;
 mod provisioners;
+mod queue;
 mod replicas;
 mod restart;
 mod retention;

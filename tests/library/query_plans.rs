@@ -198,3 +198,31 @@ fn sqlite_pages_of_workspaces_stream_in_order() {
         );
     }
 }
+
+/// A taker walks the pending jobs' tag sets and takes the oldest job of a set it matches, each
+/// an index search on the pending-tags index: never a walk along the queue past the jobs it
+/// cannot take, however many there are.
+#[test]
+fn sqlite_takes_search_the_pending_jobs_by_tag_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = sqlite_store(&dir);
+    for name in [
+        "the next tag set of the pending jobs",
+        "the oldest pending job of a tag set",
+    ] {
+        let q = SqliteStore::hot_queries()
+            .into_iter()
+            .find(|q| q.name == name)
+            .expect("a hot statement");
+        let plan = store.query_plan(&q).unwrap();
+        assert!(
+            plan.iter()
+                .any(|l| l.starts_with("SEARCH ") && l.contains("provisioner_jobs_pending_tags")),
+            "{name}: {plan:#?}"
+        );
+        assert!(
+            plan.iter().all(|l| !l.contains("TEMP B-TREE")),
+            "{name}: {plan:#?}"
+        );
+    }
+}

@@ -303,3 +303,9 @@ CREATE UNIQUE INDEX api_keys_token_name ON api_keys (user_id, token_name)
     WHERE login_type = 'token' AND token_name <> '';
 -- A template version may be archived (hidden from the versions list, not built from).
 ALTER TABLE template_versions ADD COLUMN archived BOOLEAN NOT NULL DEFAULT FALSE;
+
+-- migration 10
+-- The queue by tag set: a taker reads the pending jobs' distinct tag sets and the oldest job of
+-- each it can take, a probe each, however many jobs it cannot take stand ahead.
+CREATE INDEX provisioner_jobs_pending_tags ON provisioner_jobs (tags, seq)
+    WHERE started_at IS NULL AND completed_at IS NULL AND canceled_at IS NULL;

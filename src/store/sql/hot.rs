@@ -16,7 +16,7 @@ pub struct Samples {
 }
 
 pub fn hot_queries(d: &'static Dialect, s: Samples) -> Vec<HotQuery> {
-    use Sample::{Int, Null};
+    use Sample::{Int, Null, Text};
     let q = |name: &'static str, sql: &str, params: &[Sample]| {
         HotQuery::new(name, d.native(sql), params)
     };
@@ -73,9 +73,14 @@ pub fn hot_queries(d: &'static Dialect, s: Samples) -> Vec<HotQuery> {
         q("job by id", jobs::JOB_BY_ID.text(d), &[ID]),
         q("any job pending", jobs::ANY_PENDING, &[]),
         q(
-            "the oldest pending jobs to take",
-            jobs::TAKE_CANDIDATES.text(d),
-            &[],
+            "the next tag set of the pending jobs",
+            jobs::NEXT_PENDING_TAGS,
+            &[Text("{}")],
+        ),
+        q(
+            "the oldest pending job of a tag set",
+            jobs::OLDEST_WITH_TAGS.text(d),
+            &[Text("{}")],
         ),
         q(
             "take a job",

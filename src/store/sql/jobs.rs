@@ -18,7 +18,7 @@ use crate::events::Topic;
 use crate::model::{JobStatus, Time, WorkspaceResource, new_id};
 use crate::store::{
     BuildCompletion, ImportOutcome, JOB_DRY_RUN, JobRow, JobStore, LeaseState, LogBatch, NewDryRun,
-    Stale, StoreError, StoreResult, TAKE_WINDOW,
+    Stale, StoreError, StoreResult,
 };
 
 /// A job waiting for a worker: not started, not ended, not canceled.
@@ -43,11 +43,17 @@ static JOB_TO_CANCEL: Stmt = Stmt::new(|d| {
     )
 });
 
-/// The oldest pending jobs, with their tags: a taker takes the first its tags match. Each by
-/// the key its take names it by (`Dialect::take_key`).
-pub static TAKE_CANDIDATES: Stmt = Stmt::new(|d| {
+/// The smallest tag set (JSON text) of a pending job after `?1`: walking the pending jobs'
+/// distinct tag sets one index probe each (the pending-tags index), however many jobs share one.
+pub const NEXT_PENDING_TAGS: &str = "SELECT tags FROM provisioner_jobs \
+     WHERE started_at IS NULL AND completed_at IS NULL AND canceled_at IS NULL AND tags > ?1 \
+     ORDER BY tags LIMIT 1";
+
+/// The oldest pending job whose tags are `?1` (its key, as `Dialect::take_key` names it, and
+/// its place in the queue).
+pub static OLDEST_WITH_TAGS: Stmt = Stmt::new(|d| {
     format!(
-        "SELECT {}, tags FROM provisioner_jobs WHERE {PENDING} ORDER BY seq LIMIT {TAKE_WINDOW}",
+        "SELECT {}, seq FROM provisioner_jobs WHERE {PENDING} AND tags = ?1 ORDER BY seq LIMIT 1",
         d.take_key
     )
 });
@@ -113,11 +119,13 @@ const REGISTER_WORKER: &str = "INSERT INTO provisioner_daemons \
      ON CONFLICT (server_id, name) DO UPDATE SET last_seen_at = excluded.last_seen_at \
      RETURNING id";
 
-/// Takes, for `worker_id`, the first of the oldest pending jobs whose tags it matches
-/// (`domain::provisioner_tags`), in the caller's transaction. The update repeats the pending
-/// test, so a job another worker took, or a cancel completed, after it was read is not taken:
-/// the next match is tried. Where writes are serialized (SQLite) the first match cannot be
-/// lost, and the candidates are read only as far as it.
+/// Takes, for `worker_id`, the oldest pending job whose tags it matches
+/// (`domain::provisioner_tags`), however many jobs it cannot take stand ahead, in the caller's
+/// transaction. The pending jobs' distinct tag sets are few (a template version's tags, a
+/// user's scope) and read from an index, a probe each; the oldest job of each set the worker
+/// matches is a probe more; the oldest of those is taken. The update repeats the pending test,
+/// so a job another worker took, or a cancel completed, after it was read is not taken: the
+/// next candidate is tried, then the sets are read again.
 pub fn take_in(c: &mut dyn Conn, worker_id: &str) -> StoreResult<Option<JobRow>> {
     let worker_tags = c
         .query_opt(
@@ -126,25 +134,38 @@ pub fn take_in(c: &mut dyn Conn, worker_id: &str) -> StoreResult<Option<JobRow>>
             |r| Ok(from_json(r.str(0)?)),
         )?
         .unwrap_or_default();
-    let first_only = c.dialect().writes_serialized;
-    let mut chosen = Vec::new();
-    c.scan(&TAKE_CANDIDATES, &[], |r| {
-        if !matches(&worker_tags, &from_json(r.str(1)?)) {
-            return Ok(true);
+    for _ in 0..TAKE_ROUNDS {
+        let mut candidates = Vec::new();
+        let mut after = String::new();
+        while let Some(tags) = c.query_opt(NEXT_PENDING_TAGS, params![after], |r| {
+            r.str(0).map(String::from)
+        })? {
+            if matches(&worker_tags, &from_json(&tags)) {
+                let oldest = c.query_opt(&OLDEST_WITH_TAGS, params![tags], |r| {
+                    Ok((r.get::<i64>(1)?, r.owned(0)?))
+                })?;
+                candidates.extend(oldest);
+            }
+            after = tags;
         }
-        chosen.push(r.owned(0)?);
-        Ok(!first_only)
-    })?;
-    for key in &chosen {
-        let job = c.query_opt(&TAKE_JOB, params![Time::now(), worker_id, key], |r| {
-            job_from_row(r, 0)
-        })?;
-        if job.is_some() {
-            return Ok(job);
+        if candidates.is_empty() {
+            return Ok(None);
+        }
+        candidates.sort_by_key(|(seq, _)| *seq);
+        for (_, key) in &candidates {
+            let job = c.query_opt(&TAKE_JOB, params![Time::now(), worker_id, key], |r| {
+                job_from_row(r, 0)
+            })?;
+            if job.is_some() {
+                return Ok(job);
+            }
         }
     }
     Ok(None)
 }
+
+/// How many times a taker reads the candidates again after losing each to other takers.
+const TAKE_ROUNDS: usize = 4;
 
 /// Ends job `job_id` in one transaction (`end_in`); followers and the overview are told, and
 /// the queue when `queued_a_job` says the end queued one. `None` when the job was not (or no
