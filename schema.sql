@@ -334,3 +334,19 @@ ALTER TABLE template_versions ADD COLUMN archived INTEGER NOT NULL DEFAULT 0;
 -- each it can take, a probe each, however many jobs it cannot take stand ahead.
 CREATE INDEX provisioner_jobs_pending_tags ON provisioner_jobs(tags, seq)
     WHERE started_at IS NULL AND completed_at IS NULL AND canceled_at IS NULL;
+-- Uploads are deduplicated per uploader (as Coder's GetFileByHashAndCreator): the same bytes
+-- uploaded by another user are a file of their own, so an upload never tells a user what
+-- others uploaded. SQLite cannot drop a column's UNIQUE: the table is rebuilt.
+CREATE TABLE files_by_uploader (
+    id         TEXT PRIMARY KEY,
+    hash       TEXT NOT NULL,
+    mimetype   TEXT NOT NULL,
+    data       BLOB NOT NULL,
+    created_by TEXT NOT NULL REFERENCES users(id),
+    created_at INTEGER NOT NULL,
+    UNIQUE (hash, created_by)
+);
+INSERT INTO files_by_uploader (id, hash, mimetype, data, created_by, created_at)
+    SELECT id, hash, mimetype, data, created_by, created_at FROM files;
+DROP TABLE files;
+ALTER TABLE files_by_uploader RENAME TO files;

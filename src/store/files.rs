@@ -20,8 +20,8 @@ pub struct NewFile<'a> {
 }
 
 pub trait FileStore {
-    /// Stores the file unless one with the same hash exists. Returns `(id, created)`: the new
-    /// file's id, or the existing one's.
+    /// Stores the file unless its uploader stored one with the same hash. Returns
+    /// `(id, created)`: the new file's id, or the uploader's existing one's.
     fn insert_file(&self, file: &NewFile) -> StoreResult<(String, bool)>;
 
     fn file(&self, id: &str) -> StoreResult<Option<FileRow>>;

@@ -44,6 +44,31 @@ async fn files_are_content_addressed_and_size_limited() {
         .get(&format!("/api/v2/files/{}", uuid::Uuid::new_v4()))
         .await
         .assert_error(404, NOT_FOUND, None);
+    // Deduplicated per uploader, as Coder: the same bytes from another user are a file of
+    // their own (the answer never tells a user what others uploaded), which only they and
+    // template managers may read.
+    let mia = s.user(&owner, "mia", &[]).await;
+    let theirs = mia
+        .post_raw("/api/v2/files", "application/x-tar", archive.clone())
+        .await;
+    assert_eq!(theirs.status, 201, "{}", theirs.text());
+    let their_id = theirs.expect(201, "codersdk.UploadResponse")["hash"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_ne!(their_id, id);
+    let again = mia
+        .post_raw("/api/v2/files", "application/x-tar", archive.clone())
+        .await;
+    assert_eq!(again.status, 200, "{}", again.text());
+    assert_eq!(again.json()["hash"], their_id.as_str());
+    assert_eq!(
+        mia.get(&format!("/api/v2/files/{their_id}")).await.body,
+        archive
+    );
+    mia.get(&format!("/api/v2/files/{id}"))
+        .await
+        .assert_error(404, NOT_FOUND, None);
     s.anon()
         .post_raw("/api/v2/files", "application/x-tar", archive)
         .await

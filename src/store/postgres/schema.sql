@@ -309,3 +309,8 @@ ALTER TABLE template_versions ADD COLUMN archived BOOLEAN NOT NULL DEFAULT FALSE
 -- each it can take, a probe each, however many jobs it cannot take stand ahead.
 CREATE INDEX provisioner_jobs_pending_tags ON provisioner_jobs (tags, seq)
     WHERE started_at IS NULL AND completed_at IS NULL AND canceled_at IS NULL;
+-- Uploads are deduplicated per uploader (as Coder's GetFileByHashAndCreator): the same bytes
+-- uploaded by another user are a file of their own, so an upload never tells a user what
+-- others uploaded.
+ALTER TABLE files DROP CONSTRAINT files_hash_key;
+CREATE UNIQUE INDEX files_hash_creator ON files (hash, created_by);

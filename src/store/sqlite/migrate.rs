@@ -2,7 +2,7 @@
 //! binary), tracked by `PRAGMA user_version`.
 
 use crate::store::StoreResult;
-use rusqlite::Connection;
+use rusqlite::{Connection, OptionalExtension};
 
 const SCHEMA: &str = include_str!("../../../schema.sql");
 
@@ -23,7 +23,27 @@ pub fn migrate(conn: &mut Connection) -> StoreResult<()> {
 }
 
 /// `migrate` over the given blocks (`(version, sql)`, numbered 1, 2, 3...).
+///
+/// Foreign keys are not enforced while the blocks run (SQLite's way to rebuild a table that
+/// others refer to: a new table, the rows copied, the old one dropped, the new one renamed);
+/// where they were enforced, every reference is checked before the commit, and a dangling one
+/// rolls the whole migration back.
 fn migrate_with(conn: &mut Connection, migrations: &[(u32, String)]) -> StoreResult<()> {
+    // The pragma is a no-op inside a transaction: set before, restored after.
+    let enforced: bool = conn.query_row("PRAGMA foreign_keys", [], |r| r.get(0))?;
+    conn.execute_batch("PRAGMA foreign_keys = OFF")?;
+    let migrated = migrate_unenforced(conn, migrations, enforced);
+    if enforced {
+        conn.execute_batch("PRAGMA foreign_keys = ON")?;
+    }
+    migrated
+}
+
+fn migrate_unenforced(
+    conn: &mut Connection,
+    migrations: &[(u32, String)],
+    check_references: bool,
+) -> StoreResult<()> {
     let latest = migrations.len() as u32;
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Exclusive)?;
     let current: u32 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
@@ -32,6 +52,16 @@ fn migrate_with(conn: &mut Connection, migrations: &[(u32, String)]) -> StoreRes
     }
     for (_, sql) in migrations.iter().skip(current as usize) {
         tx.execute_batch(sql)?;
+    }
+    if check_references {
+        let dangling: Option<String> = tx
+            .query_row("PRAGMA foreign_key_check", [], |r| r.get(0))
+            .optional()?;
+        if let Some(table) = dangling {
+            return Err(crate::store::StoreError::Unavailable(format!(
+                "migrating the database left a row of {table} referring to nothing; nothing was changed"
+            )));
+        }
     }
     tx.execute_batch(&format!("PRAGMA user_version = {latest}"))?;
     tx.commit()?;
@@ -194,5 +224,75 @@ mod tests {
             })
             .unwrap();
         assert_eq!(position, (1, 1));
+    }
+
+    /// Migration 11 rebuilds `files` (unique per hash and uploader) under enforced foreign
+    /// keys: the rows and the jobs referring to them survive, the same bytes may then be
+    /// stored once per uploader, and a reference left dangling rolls everything back.
+    #[test]
+    fn files_are_rebuilt_unique_per_uploader_with_their_references_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn = Connection::open(dir.path().join("m.db")).unwrap();
+        let all = migrations();
+        migrate_with(&mut conn, &all[..10]).unwrap();
+        conn.execute_batch(
+            "INSERT INTO organizations (id, name, display_name, created_at, updated_at) \
+                 VALUES ('o', 'coder', 'Coder', 0, 0); \
+             INSERT INTO users (id, email, username, login_type, created_at, updated_at, \
+                 last_seen_at) VALUES ('u', 'u@x', 'u', 'password', 0, 0, 0), \
+                 ('v', 'v@x', 'v', 'password', 0, 0, 0); \
+             INSERT INTO files (id, hash, mimetype, data, created_by, created_at) \
+                 VALUES ('f', 'h', 'application/x-tar', x'00', 'u', 0); \
+             INSERT INTO provisioner_jobs (id, seq, created_at, updated_at, organization_id, \
+                 initiator_id, file_id, type, input) \
+                 VALUES ('j', 1, 0, 0, 'o', 'u', 'f', 'template_version_import', '{}');",
+        )
+        .unwrap();
+        conn.execute_batch("PRAGMA foreign_keys = ON").unwrap();
+        migrate_with(&mut conn, &all[..11]).unwrap();
+        let enforced: bool = conn
+            .query_row("PRAGMA foreign_keys", [], |r| r.get(0))
+            .unwrap();
+        assert!(
+            enforced,
+            "foreign keys are enforced again after the migration"
+        );
+        let data: Vec<u8> = conn
+            .query_row("SELECT data FROM files WHERE id = 'f'", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(data, [0]);
+        let insert = |id: &str, by: &str| {
+            conn.execute(
+                "INSERT INTO files (id, hash, mimetype, data, created_by, created_at) \
+                 VALUES (?1, 'h', 'application/x-tar', x'00', ?2, 0)",
+                rusqlite::params![id, by],
+            )
+        };
+        insert("g", "v").unwrap();
+        assert!(insert("k", "u").is_err(), "one file per hash and uploader");
+        // The job still refers to its file: deleting the file is refused.
+        assert!(
+            conn.execute("DELETE FROM files WHERE id = 'f'", [])
+                .is_err()
+        );
+
+        // A block that leaves a job's file dangling is rolled back whole.
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn = Connection::open(dir.path().join("n.db")).unwrap();
+        migrate_with(&mut conn, &all[..1]).unwrap();
+        conn.execute_batch("PRAGMA foreign_keys = ON").unwrap();
+        let mut broken = all[..2].to_vec();
+        broken[1].1.push_str(
+            "INSERT INTO users (id, email, username, login_type, created_at, updated_at, \
+                 last_seen_at) VALUES ('u', 'u@x', 'u', 'password', 0, 0, 0); \
+             INSERT INTO api_keys (id, hashed_secret, user_id, login_type, created_at, \
+                 expires_at, last_used) VALUES ('k', x'00', 'nobody', 'password', 0, 0, 0);",
+        );
+        let err = migrate_with(&mut conn, &broken).unwrap_err().to_string();
+        assert!(err.contains("referring to nothing"), "{err}");
+        let version: u32 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, 1);
     }
 }
