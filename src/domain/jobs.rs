@@ -25,13 +25,20 @@ pub enum CancelAction {
     StopRunning,
 }
 
-/// Check 2, for a caller who may read the build. With `expect_status=pending` anyone who may
-/// read it may cancel; otherwise the template must allow users to, or the caller is an owner.
+/// Check 2, for a caller who may read the build of a workspace owned by `workspace_owner`.
+/// Canceling is acting on the workspace, as Coder's RBAC has it (an update of the workspace):
+/// only its owner or an `owner` may, so a template admin, who reads every build, cancels
+/// none of other users'. Then: with `expect_status=pending` they may; otherwise the template
+/// must allow users to cancel, or the caller is an owner.
 pub fn may_cancel(
     caller: Caller,
+    workspace_owner: &str,
     expect: Option<JobStatus>,
     template_allows_user_cancel: bool,
 ) -> Result<(), CancelRefusal> {
+    if !caller.can_build_workspace_of(workspace_owner) {
+        return Err(CancelRefusal::NotAllowed);
+    }
     if expect == Some(JobStatus::Pending)
         || template_allows_user_cancel
         || caller.may_always_cancel()
@@ -81,17 +88,29 @@ mod tests {
             user_id: "o",
             roles: &[Role::Owner],
         };
-        assert_eq!(may_cancel(member, None, true), Ok(()));
+        let admin = Caller {
+            user_id: "a",
+            roles: &[Role::TemplateAdmin],
+        };
+        assert_eq!(may_cancel(member, "m", None, true), Ok(()));
         assert_eq!(
-            may_cancel(member, None, false),
+            may_cancel(member, "m", None, false),
             Err(CancelRefusal::NotAllowed)
         );
         assert_eq!(
-            may_cancel(member, Some(Running), false),
+            may_cancel(member, "m", Some(Running), false),
             Err(CancelRefusal::NotAllowed)
         );
-        assert_eq!(may_cancel(member, Some(Pending), false), Ok(()));
-        assert_eq!(may_cancel(owner, None, false), Ok(()));
+        assert_eq!(may_cancel(member, "m", Some(Pending), false), Ok(()));
+        assert_eq!(may_cancel(owner, "m", None, false), Ok(()));
+        // A template admin cancels their own builds only, whatever the template allows.
+        assert_eq!(may_cancel(admin, "a", None, true), Ok(()));
+        for expect in [None, Some(Pending), Some(Running)] {
+            assert_eq!(
+                may_cancel(admin, "m", expect, true),
+                Err(CancelRefusal::NotAllowed)
+            );
+        }
     }
 
     #[test]

@@ -78,6 +78,13 @@ impl Caller<'_> {
         self.is_owner()
     }
 
+    /// Whether the caller may read the account of `user_id` (email, roles, last seen), as
+    /// Coder's roles have it: members read their own only; template admins and owners read
+    /// every user's (template admins to grant template permissions).
+    pub fn may_read_user(&self, user_id: &str) -> bool {
+        self.manages_templates() || self.user_id == user_id
+    }
+
     /// Whether the caller may download the uploaded file made by `created_by`.
     pub fn may_read_file_of(&self, created_by: &str) -> bool {
         self.manages_templates() || self.user_id == created_by

@@ -170,6 +170,33 @@ async fn cancel_permission_follows_the_template_setting() {
     let (_, pending) = workspace(&member, t["id"].as_str().unwrap(), "dev", json!([])).await;
     let cancel = format!("/api/v2/workspacebuilds/{pending}/cancel");
     let denied = "User is not allowed to cancel workspace builds. Owner role is required.";
+    // A template admin reads every build but acts on no other user's workspace (Coder's
+    // RBAC: a cancel updates the workspace): refused, whatever the template allows.
+    let admin = s.user(&owner, "tom", &["template-admin"]).await;
+    let (_, allowed) = workspace(&member, &busy_t, "loose", json!([])).await;
+    for build in [&pending, &allowed] {
+        let b = admin
+            .get(&format!("/api/v2/workspacebuilds/{build}"))
+            .await
+            .expect(200, "codersdk.WorkspaceBuild");
+        assert_eq!(b["job"]["status"], "pending", "{b}");
+        for query in ["", "?expect_status=pending"] {
+            admin
+                .patch(
+                    &format!("/api/v2/workspacebuilds/{build}/cancel{query}"),
+                    json!({}),
+                )
+                .await
+                .expect_error(403, denied, None);
+        }
+    }
+    member
+        .patch(
+            &format!("/api/v2/workspacebuilds/{allowed}/cancel"),
+            json!({}),
+        )
+        .await
+        .expect(200, "codersdk.Response");
     member
         .patch(&cancel, json!({}))
         .await

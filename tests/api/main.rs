@@ -20,6 +20,7 @@ mod identity;
 mod leases;
 mod lifecycle;
 mod logs;
+mod members;
 mod openapi;
 mod outages;
 mod provisioner_jobs;

@@ -37,7 +37,12 @@ pub async fn cancel(
             }
         };
         // 2. Permission.
-        may_cancel(actor.caller(), expect, build.template_allow_user_cancel)?;
+        may_cancel(
+            actor.caller(),
+            &build.workspace_owner_id,
+            expect,
+            build.template_allow_user_cancel,
+        )?;
         // 3 and 4, decided and applied atomically.
         state
             .queue

@@ -23,6 +23,17 @@ pub fn find_user(state: &AppState, actor: &Actor, raw: &str) -> ApiResult<UserRo
     found.ok_or_else(ApiError::not_found)
 }
 
+/// `{user}` for a read of their account: a user the caller may not read
+/// (`Caller::may_read_user`) is not found, as in Coder.
+pub fn find_readable_user(state: &AppState, actor: &Actor, raw: &str) -> ApiResult<UserRow> {
+    let user = find_user(state, actor, raw)?;
+    if actor.caller().may_read_user(&user.id) {
+        Ok(user)
+    } else {
+        Err(ApiError::not_found())
+    }
+}
+
 /// `{organization}` by id or name.
 pub fn find_organization(state: &AppState, raw: &str) -> ApiResult<OrganizationRow> {
     state

@@ -57,13 +57,16 @@ fn find_member(
         .ok_or_else(ApiError::not_found)
 }
 
-pub async fn list(state: State, _actor: Actor, path: web::Path<String>) -> ApiResult<Reply> {
+/// The members the caller may read: a member sees their own membership only (Coder's
+/// organization-member role).
+pub async fn list(state: State, actor: Actor, path: web::Path<String>) -> ApiResult<Reply> {
     blocking(move || {
         let org = find_organization(&state, &path)?;
         let members: Vec<Value> = state
             .store
             .organization_members(&org.id)?
             .iter()
+            .filter(|(u, _)| actor.caller().may_read_user(&u.id))
             .map(|(u, joined)| member_json(&org, u, *joined, true))
             .collect();
         ok(&members)
@@ -88,6 +91,9 @@ pub async fn get(
     blocking(move || {
         let org = find_organization(&state, &path.0)?;
         let (user, joined) = find_member(&state, &actor, &org, &path.1)?;
+        if !actor.caller().may_read_user(&user.id) {
+            return Err(ApiError::not_found());
+        }
         ok(&member_json(&org, &user, joined, true))
     })
     .await

@@ -8,7 +8,7 @@ use crate::api::extract::body::read_json;
 use crate::api::extract::body::{Body, SMALL};
 use crate::api::extract::fields::tag_failed;
 use crate::api::extract::fields::valid_name;
-use crate::api::extract::lookup::find_user;
+use crate::api::extract::lookup::{find_readable_user, find_user};
 use crate::api::present::views::user_json;
 use crate::api::reply::Reply;
 use crate::api::reply::blocking;
@@ -230,12 +230,15 @@ pub async fn logout(state: State, req: HttpRequest, actor: Actor) -> ApiResult<H
         .body(serde_json::to_vec(&model::Response::message("Logged out!")).unwrap_or_default()))
 }
 
-pub async fn list_users(state: State, _actor: Actor) -> ApiResult<Reply> {
+/// Every user the caller may read: a member sees their own account only (Coder's member role
+/// reads no other user).
+pub async fn list_users(state: State, actor: Actor) -> ApiResult<Reply> {
     blocking(move || {
         let users = state
             .store
             .list_users()?
             .iter()
+            .filter(|u| actor.caller().may_read_user(&u.id))
             .map(|u| user_json(&state, u))
             .collect::<ApiResult<Vec<_>>>()?;
         ok(&model::GetUsersResponse {
@@ -327,7 +330,7 @@ fn add_user(state: &AppState, actor: &Actor, body: &[u8]) -> ApiResult<Reply> {
 
 pub async fn get_user(state: State, actor: Actor, path: web::Path<String>) -> ApiResult<Reply> {
     blocking(move || {
-        let user = find_user(&state, &actor, &path)?;
+        let user = find_readable_user(&state, &actor, &path)?;
         ok(&user_json(&state, &user)?)
     })
     .await
