@@ -27,6 +27,7 @@ fn open_state(config: Config) -> Result<Arc<AppState>, Box<dyn std::error::Error
             )
         })?;
     }
+    let connections = app::streams::connection_budget(raise_open_file_limit());
     let hub = Arc::new(events::Hub::new());
     let store: Arc<dyn Store> = match &config.database {
         Some(database) => Arc::new(store::postgres::PgStore::open(database, hub.clone())?),
@@ -73,6 +74,7 @@ fn open_state(config: Config) -> Result<Arc<AppState>, Box<dyn std::error::Error
             step_user: config.step_user.clone(),
         },
     );
+    let config_streams_per_user = config.max_streams_per_user;
     Ok(Arc::new(AppState {
         store,
         events: hub.clone(),
@@ -88,6 +90,11 @@ fn open_state(config: Config) -> Result<Arc<AppState>, Box<dyn std::error::Error
         queue_ranks: app::caches::queue_ranks::QueueRanks::new(&*hub),
         tails: Default::default(),
         seen_daemons: Default::default(),
+        streams: app::streams::Streams::new(
+            config_streams_per_user,
+            app::streams::stream_budget(connections),
+        ),
+        connections,
         data_dir,
     }))
 }
@@ -107,6 +114,10 @@ pub fn build_server(
     state: Arc<AppState>,
 ) -> std::io::Result<actix_web::dev::Server> {
     let metrics_on = state.config.prometheus_address.is_some();
+    // Connections past the open-file budget wait in the listen queue instead of failing
+    // kiln's own work with "Too many open files": each worker serves its share.
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let per_worker = (state.connections / workers).max(1);
     let data = web::Data::from(state);
     let mut server = HttpServer::new(move || {
         App::new()
@@ -125,6 +136,8 @@ pub fn build_server(
             .configure(api::routes::configure)
     })
     .disable_signals()
+    .workers(workers)
+    .max_connections(per_worker)
     // A request's head must arrive within 10 s of the connection (or of the previous
     // answer); a connection is kept for 60 s between requests, so clients that reuse
     // connections (as Coder's do: its server keeps them) rarely meet one being closed.
@@ -204,6 +217,7 @@ impl Server {
             retain_build_logs: args.retain_build_logs.filter(|d| !d.is_zero()),
             secure_auth_cookie: args.secure_auth_cookie,
             allow_workspace_renames: args.allow_workspace_renames,
+            max_streams_per_user: args.max_streams_per_user.max(1),
             options,
             step_user: args
                 .step_user
@@ -267,7 +281,6 @@ impl Server {
             .as_ref()
             .map(|(l, _)| l.local_addr())
             .transpose()?;
-        raise_open_file_limit();
         let server = build_server(listeners, state.clone())?;
         let handle = server.handle();
         let metrics_server = match &state.config.prometheus_address {
@@ -332,8 +345,9 @@ async fn wait_for_signal() {
 }
 
 /// Every connection, log follower and database file is a file descriptor: the soft limit
-/// (often 1,024) is raised to the hard one, as Go's runtime does for Coder.
-fn raise_open_file_limit() {
+/// (often 1,024) is raised to the hard one, as Go's runtime does for Coder. Returns the limit
+/// in force.
+fn raise_open_file_limit() -> u64 {
     let mut limit = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
@@ -353,5 +367,9 @@ fn raise_open_file_limit() {
                 );
             }
         }
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return 1024;
+        }
     }
+    limit.rlim_cur
 }

@@ -206,6 +206,29 @@ impl From<CancelRefusal> for ApiError {
     }
 }
 
+/// A live stream refused: 429 when the caller holds too many, 503 when the server does.
+impl From<crate::app::streams::StreamRefusal> for ApiError {
+    fn from(r: crate::app::streams::StreamRefusal) -> ApiError {
+        use crate::app::streams::StreamRefusal;
+        match r {
+            StreamRefusal::User { limit } => ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!("You have too many live streams open (at most {limit} at once)."),
+            )
+            .with_detail(
+                "Close some log follows, watches or status pages (each browser tab holds a few) \
+                 and try again.",
+            ),
+            StreamRefusal::Server { limit } => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!(
+                    "The server holds as many live streams as it serves ({limit}); try again later."
+                ),
+            ),
+        }
+    }
+}
+
 /// Coder's generic 403 for actions the caller's role does not allow.
 pub fn forbidden() -> ApiError {
     ApiError::forbidden("Forbidden.").with_detail(

@@ -12,3 +12,4 @@ pub mod lifecycle;
 pub mod logs;
 pub mod retention;
 pub mod state;
+pub mod streams;

@@ -42,6 +42,10 @@ pub struct AppState {
     pub(crate) tails: Tails,
     /// When each external daemon was last marked as seen (`daemons.rs`).
     pub(crate) seen_daemons: SeenDaemons,
+    /// The live streams open now, per user (`streams.rs`).
+    pub streams: super::streams::Streams,
+    /// How many connections the server serves at once (from the open-file limit).
+    pub(crate) connections: usize,
     /// Held for the server's lifetime: no other kiln uses the folder meanwhile.
     pub data_dir: DataDir,
 }

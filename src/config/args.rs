@@ -90,6 +90,11 @@ pub struct ServerArgs {
     #[arg(long, env = "KILN_SHUTDOWN_GRACE", default_value_t = 10)]
     pub shutdown_grace: u64,
 
+    /// Live streams (log follows, workspace watches, status pages, dynamic parameters) one user
+    /// may hold at once; one more answers 429. A browser tab holds a handful.
+    #[arg(long, env = "KILN_MAX_STREAMS_PER_USER", default_value_t = 100)]
+    pub max_streams_per_user: usize,
+
     /// Largest template upload accepted, in bytes (larger answers 413).
     #[arg(long, env = "KILN_MAX_UPLOAD_BYTES", default_value_t = 10 * 1024 * 1024)]
     pub max_upload_bytes: usize,

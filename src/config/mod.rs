@@ -37,6 +37,9 @@ pub struct Config {
     /// Whether workspaces may be renamed (`--allow-workspace-renames`; off by default, as
     /// Coder's: a workspace's name is in its folder's and its agents' names).
     pub allow_workspace_renames: bool,
+    /// Live streams (follows, watches, status pages) one user may hold at once
+    /// (`--max-streams-per-user`).
+    pub max_streams_per_user: usize,
     /// Every server flag as it was set, for `GET /deployment/config` (secrets blanked).
     pub options: Vec<ConfigOption>,
     /// Who `run` steps run as (`--step-user`, kiln as root); kiln's own user when `None`.

@@ -31,6 +31,7 @@ mod restart;
 mod retention;
 mod search;
 mod status_page;
+mod streams;
 mod templates;
 mod timings;
 mod watch;

@@ -144,8 +144,9 @@ pub async fn logs(
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
     let s = state.clone();
+    let user = actor.user.id.clone();
     let build = blocking(move || find_build(&s, &actor, &path)).await?;
-    crate::api::logs::answer::serve(state, req, payload, build.job.id).await
+    crate::api::logs::answer::serve(state, &user, req, payload, build.job.id).await
 }
 
 pub async fn parameters(state: State, actor: Actor, path: web::Path<String>) -> ApiResult<Reply> {

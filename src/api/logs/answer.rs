@@ -22,9 +22,11 @@ use futures_util::stream;
 use std::sync::Arc;
 use std::time::Instant;
 
-/// Serves a job's logs as the request asks (see the module documentation).
+/// Serves a job's logs as the request asks (see the module documentation); a follow holds
+/// one of `user_id`'s live streams while it lasts.
 pub async fn serve(
     state: State,
+    user_id: &str,
     req: HttpRequest,
     payload: web::Payload,
     job_id: String,
@@ -34,6 +36,7 @@ pub async fn serve(
     if !q.follow {
         return stored(state, job_id, q).await;
     }
+    let permit = state.streams.open(user_id)?;
     let wants = |name: header::HeaderName, what: &str| {
         req.headers().get_all(name).any(|v| {
             v.to_str()
@@ -41,7 +44,7 @@ pub async fn serve(
         })
     };
     if wants(header::UPGRADE, "websocket") {
-        return crate::api::logs::ws::websocket(state, &req, payload, job_id, q);
+        return crate::api::logs::ws::websocket(state, &req, payload, job_id, q, permit);
     }
     let sse = wants(header::ACCEPT, "text/event-stream");
     let mut after = q.after;
@@ -62,7 +65,8 @@ pub async fn serve(
         job_id,
         after,
         q.before,
-    );
+    )
+    .holding(permit);
     let (content_type, style) = match (sse, q.format) {
         (true, _) => ("text/event-stream", Style::Sse),
         (false, Format::Json) => ("application/x-ndjson", Style::Ndjson),

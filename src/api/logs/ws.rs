@@ -31,6 +31,7 @@ pub(crate) fn websocket(
     payload: web::Payload,
     job_id: Arc<str>,
     q: LogQuery,
+    permit: crate::app::streams::StreamPermit,
 ) -> ApiResult<HttpResponse> {
     let mut handshake = actix_http::ws::handshake(req.head()).map_err(|e| {
         ApiError::bad_request("Invalid WebSocket upgrade request.").with_detail(e.to_string())
@@ -50,7 +51,8 @@ pub(crate) fn websocket(
         job_id,
         q.after,
         q.before,
-    );
+    )
+    .holding(permit);
     let open = crate::api::middleware::metrics::websocket(req);
     actix_web::rt::spawn(async move {
         let _open = open;

@@ -39,10 +39,13 @@ struct Stream {
     closed: bool,
     /// Counted in `kiln_live_followers` while it lives.
     _counted: crate::metrics::Follower,
+    /// Its place among the caller's live streams.
+    _permit: crate::app::streams::StreamPermit,
 }
 
-pub async fn events(state: State, _caller: Actor, req: HttpRequest) -> ApiResult<HttpResponse> {
+pub async fn events(state: State, caller: Actor, req: HttpRequest) -> ApiResult<HttpResponse> {
     let filter = status_filter(&req)?;
+    let permit = state.streams.open(&caller.user.id)?;
     // The Actor extractor has accepted this token; it is checked again as the stream goes on,
     // so a signed-out session stops receiving.
     let token = token_from_request(&req).unwrap_or_default();
@@ -58,6 +61,7 @@ pub async fn events(state: State, _caller: Actor, req: HttpRequest) -> ApiResult
         last_write: Instant::now(),
         closed: false,
         _counted: crate::metrics::global().follower(),
+        _permit: permit,
     };
     let retry = futures_util::stream::once(async { web::Bytes::from_static(b"retry: 2000\n\n") });
     let stream = retry

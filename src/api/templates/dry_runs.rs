@@ -137,8 +137,9 @@ pub async fn logs(
     path: JobPath,
 ) -> ApiResult<HttpResponse> {
     let s = state.clone();
+    let user = actor.user.id.clone();
     let (_, job) = blocking(move || find(&s, &actor, &path.0, &path.1)).await?;
-    crate::api::logs::answer::serve(state, req, payload, job.id).await
+    crate::api::logs::answer::serve(state, &user, req, payload, job.id).await
 }
 
 pub async fn resources(state: State, actor: Actor, path: JobPath) -> ApiResult<Reply> {

@@ -133,13 +133,14 @@ pub async fn websocket(
     }
     let s = state.clone();
     let params = blocking(move || parameters_of(&s, &path)).await?;
+    let permit = state.streams.open(&actor.user.id)?;
     let (response, mut session, mut incoming) = actix_ws::handle(&req, payload).map_err(|e| {
         ApiError::new(StatusCode::UPGRADE_REQUIRED, "Failed to accept WebSocket.")
             .with_detail(e.to_string())
     })?;
     let open = crate::api::middleware::metrics::websocket(&req);
     actix_web::rt::spawn(async move {
-        let _open = open;
+        let (_open, _permit) = (open, permit);
         let answer = |id: i64, owner: String, inputs: HashMap<String, String>| {
             let (state, params) = (state.clone(), params.clone());
             web::block(move || render(&state, &params, id, &owner, &inputs))

@@ -141,14 +141,14 @@ pub async fn get(state: State, _actor: Actor, path: web::Path<String>) -> ApiRes
 /// The import job's logs (see `api/logs`).
 pub async fn logs(
     state: State,
-    _actor: Actor,
+    actor: Actor,
     req: actix_web::HttpRequest,
     payload: web::Payload,
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
     let s = state.clone();
     let version = blocking(move || find_version(&s, &path)).await?;
-    crate::api::logs::answer::serve(state, req, payload, version.job.id).await
+    crate::api::logs::answer::serve(state, &actor.user.id, req, payload, version.job.id).await
 }
 
 /// The parameters of an imported version; 412 while the import has not completed.

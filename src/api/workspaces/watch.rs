@@ -35,6 +35,8 @@ struct Watch {
     ended: bool,
     /// Counted in `kiln_live_followers` while it lives.
     _counted: crate::metrics::Follower,
+    /// Its place among the caller's live streams.
+    _permit: crate::app::streams::StreamPermit,
 }
 
 /// What a look found.
@@ -46,7 +48,13 @@ enum Look {
 }
 
 impl Watch {
-    async fn new(state: State, req: &HttpRequest, workspace: String) -> ApiResult<Watch> {
+    async fn new(
+        state: State,
+        actor: &Actor,
+        req: &HttpRequest,
+        workspace: String,
+    ) -> ApiResult<Watch> {
+        let permit = state.streams.open(&actor.user.id)?;
         let token = token_from_request(req).unwrap_or_default();
         let mut notices = state.events.subscribe(&Topic::Overview);
         notices.mark_seen();
@@ -59,6 +67,7 @@ impl Watch {
             last_write: Instant::now(),
             ended: false,
             _counted: crate::metrics::global().follower(),
+            _permit: permit,
         };
         // A workspace the caller cannot read is refused before the stream starts.
         watch.fetch().await?;
@@ -120,11 +129,11 @@ impl Watch {
 /// Server-Sent Events, written as Coder's `ServerSentEventSender` writes them.
 pub async fn watch(
     state: State,
-    _actor: Actor,
+    actor: Actor,
     req: HttpRequest,
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
-    let watch = Watch::new(state, &req, path.into_inner()).await?;
+    let watch = Watch::new(state, &actor, &req, path.into_inner()).await?;
     let events = futures_util::stream::unfold(watch, |mut w| async move {
         let event = match w.next().await? {
             None => "event: ping\n\n".to_string(),
@@ -143,12 +152,12 @@ pub async fn watch(
 /// The same events as JSON text frames on a WebSocket (`codersdk.ServerSentEvent`).
 pub async fn watch_ws(
     state: State,
-    _actor: Actor,
+    actor: Actor,
     req: HttpRequest,
     payload: web::Payload,
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
-    let mut watch = Watch::new(state, &req, path.into_inner()).await?;
+    let mut watch = Watch::new(state, &actor, &req, path.into_inner()).await?;
     let (response, mut session, mut incoming) = actix_ws::handle(&req, payload).map_err(|e| {
         ApiError::bad_request("Invalid WebSocket upgrade request.").with_detail(e.to_string())
     })?;

@@ -100,6 +100,8 @@ pub struct Follower {
     unreachable_since: Option<Instant>,
     /// Counted in `kiln_live_followers` while it lives.
     _counted: crate::metrics::Follower,
+    /// The place among its user's live streams it holds while it lives.
+    _permit: Option<crate::app::streams::StreamPermit>,
 }
 
 impl Follower {
@@ -130,7 +132,14 @@ impl Follower {
             quiet_since: Instant::now(),
             unreachable_since: None,
             _counted: crate::metrics::global().follower(),
+            _permit: None,
         }
+    }
+
+    /// The follower, holding `permit` (a place among its user's live streams) while it lives.
+    pub fn holding(mut self, permit: crate::app::streams::StreamPermit) -> Follower {
+        self._permit = Some(permit);
+        self
     }
 
     pub async fn next(mut self) -> (Follower, Step) {
