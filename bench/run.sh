@@ -13,6 +13,9 @@
 #                                     # build writing 10,000 lines/s; --followers N,
 #                                     # --rate, --seconds (another binary: run
 #                                     # target/release/examples/fanout --kiln PATH)
+#   bash bench/run.sh --idle-streams  # a build's server CPU with 2,000 status-page event
+#                                     # streams open beside none (bench/idle_streams.rs);
+#                                     # --streams N, --builds N, --kiln PATH
 #   bash bench/run.sh --idle [SECONDS]  # idle cost (bench/idle.sh): CPU, disk writes and RSS
 #                                     # while nothing happens, with no client and with a
 #                                     # status page open
@@ -28,6 +31,7 @@ for a in "$@"; do
     --postgres) postgres=yes ;;
     --scale) example=scale ;;
     --fanout) example=fanout ;;
+    --idle-streams) example=idle_streams ;;
     *) args+=("$a") ;;
   esac
 done
@@ -46,7 +50,7 @@ fi
 cargo build --release --bin kiln --example "$example"
 
 # The fan-out bench holds over 2,000 sockets (server and client).
-if [ "$example" = fanout ]; then ulimit -n "$(ulimit -Hn)" 2>/dev/null || true; fi
+if [ "$example" = fanout ] || [ "$example" = idle_streams ]; then ulimit -n "$(ulimit -Hn)" 2>/dev/null || true; fi
 
 if [ "$postgres" = yes ]; then
   pgbin=/usr/lib/postgresql/15/bin
