@@ -75,6 +75,7 @@ fn open_state(config: Config) -> Result<Arc<AppState>, Box<dyn std::error::Error
         },
     );
     let config_streams_per_user = config.max_streams_per_user;
+    let store_for_feed = store.clone();
     Ok(Arc::new(AppState {
         store,
         events: hub.clone(),
@@ -90,6 +91,7 @@ fn open_state(config: Config) -> Result<Arc<AppState>, Box<dyn std::error::Error
         queue_ranks: app::caches::queue_ranks::QueueRanks::new(&*hub),
         tails: Default::default(),
         seen_daemons: Default::default(),
+        overview_feed: app::caches::overview_feed::OverviewFeed::start(store_for_feed, hub.clone()),
         streams: app::streams::Streams::new(
             config_streams_per_user,
             app::streams::stream_budget(connections),

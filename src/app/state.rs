@@ -42,6 +42,9 @@ pub struct AppState {
     pub(crate) tails: Tails,
     /// When each external daemon was last marked as seen (`daemons.rs`).
     pub(crate) seen_daemons: SeenDaemons,
+    /// What the status pages' event streams watch, read once for all of them
+    /// (`caches/overview_feed.rs`).
+    pub overview_feed: super::caches::overview_feed::OverviewFeed,
     /// The live streams open now, per user (`streams.rs`).
     pub streams: super::streams::Streams,
     /// How many connections the server serves at once (from the open-file limit).
@@ -58,5 +61,6 @@ impl AppState {
         self.retention.stop();
         self.engine.shutdown(grace);
         self.sweeper.stop();
+        self.overview_feed.stop();
     }
 }

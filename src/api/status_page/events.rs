@@ -1,8 +1,9 @@
 //! `GET /api/v2/kiln/events`: Server-Sent Events that push the caller's overview when it
-//! changes. The store's `Topic::Overview` notices wake the stream (and a backup look every
-//! `BACKUP_POLL` catches a change made by other means); a cheap change marker is then read, and
-//! only when it moved is the overview rebuilt, at most once per `MIN_GAP`. It is sent only when
-//! what the caller sees differs from the last one sent.
+//! changes. The server's overview feed (`app::caches::overview_feed`) wakes the stream when
+//! what overviews show has changed (it reads the change marker once for every stream); the
+//! caller's overview is then taken from the feed's shared views, built once per change and
+//! view however many streams show it, at most once per `MIN_GAP` per stream. It is sent only
+//! when what the caller sees differs from the last one sent.
 
 use crate::api::error::ApiError;
 use crate::api::error::ApiResult;
@@ -10,11 +11,10 @@ use crate::api::extract::State;
 use crate::api::extract::auth::Actor;
 use crate::api::extract::auth::{authenticate, token_from_request};
 use crate::api::status_page::page::{build_overview, status_filter};
+use crate::app::caches::overview_feed::ViewKey;
 use crate::app::state::AppState;
-use crate::events::{Subscription, Topic};
 use crate::model::BuildStatus;
 use crate::model::overview::Overview;
-use crate::store::ChangeMarker;
 use actix_web::http::header;
 use actix_web::rt::time::{sleep, timeout};
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -23,17 +23,20 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const MIN_GAP: Duration = Duration::from_millis(250);
-const BACKUP_POLL: Duration = Duration::from_secs(1);
 const KEEPALIVE_EVERY: Duration = Duration::from_secs(15);
 
 /// What one events connection remembers between looks.
 struct Stream {
     state: Arc<AppState>,
-    notices: Subscription,
+    /// The feed's generation: it moves when what overviews show has changed.
+    changes: tokio::sync::watch::Receiver<u64>,
     token: String,
     filter: Option<BuildStatus>,
-    marker: Option<ChangeMarker>,
-    last_sent: Option<Overview>,
+    /// Which shared overview the caller sees.
+    view: ViewKey,
+    /// Whether the first overview went out.
+    started: bool,
+    last_sent: Option<Arc<Overview>>,
     last_write: Instant,
     /// Set once the session ended: the stream says so and closes.
     closed: bool,
@@ -49,14 +52,20 @@ pub async fn events(state: State, caller: Actor, req: HttpRequest) -> ApiResult<
     // The Actor extractor has accepted this token; it is checked again as the stream goes on,
     // so a signed-out session stops receiving.
     let token = token_from_request(&req).unwrap_or_default();
-    let mut notices = state.events.subscribe(&Topic::Overview);
-    notices.mark_seen();
+    let mut changes = state.overview_feed.subscribe();
+    changes.mark_unchanged();
+    let c = caller.caller();
+    let view = (
+        (!c.reads_every_workspace()).then(|| caller.user.id.clone()),
+        format!("{filter:?}"),
+    );
     let sub = Stream {
         state: state.into_inner(),
-        notices,
+        changes,
         token,
         filter,
-        marker: None,
+        view,
+        started: false,
         last_sent: None,
         last_write: Instant::now(),
         closed: false,
@@ -79,36 +88,24 @@ async fn next_event(mut sub: Stream) -> Option<(web::Bytes, Stream)> {
     if sub.closed {
         return None;
     }
-    let mut first_poll = sub.marker.is_none();
     loop {
-        if !first_poll {
+        let look = if sub.started {
             sleep(MIN_GAP).await;
-            let _ = timeout(BACKUP_POLL.saturating_sub(MIN_GAP), sub.notices.changed()).await;
-        }
-        first_poll = false;
+            let wait = KEEPALIVE_EVERY.saturating_sub(sub.last_write.elapsed());
+            matches!(timeout(wait, sub.changes.changed()).await, Ok(Ok(())))
+        } else {
+            sub.started = true;
+            true
+        };
         if sub.state.engine.is_stopping() {
             // The server is shutting down: end the stream so it does not hold the shutdown.
             return None;
         }
-        let state = sub.state.clone();
-        let marker = match web::block(move || state.store.overview_change_marker()).await {
-            Ok(Ok(m)) => Some(m),
-            Ok(Err(e)) => {
-                log::warn!("overview events: reading the change marker: {e}");
-                None
-            }
-            Err(e) => {
-                log::warn!("overview events: {e}");
-                None
-            }
-        };
-        if let Some(marker) = marker
-            && sub.marker.as_ref() != Some(&marker)
-        {
-            sub.marker = Some(marker);
-            match rebuild(&sub).await {
+        if look {
+            let generation = *sub.changes.borrow_and_update();
+            match rebuild(&sub, generation).await {
                 Ok(overview) => {
-                    if !same_view(sub.last_sent.as_ref(), &overview) {
+                    if !same_view(sub.last_sent.as_deref(), &overview) {
                         let bytes = overview_event(&overview);
                         sub.last_sent = Some(overview);
                         sub.last_write = Instant::now();
@@ -131,17 +128,25 @@ async fn next_event(mut sub: Stream) -> Option<(web::Bytes, Stream)> {
     }
 }
 
-/// Authenticates again (the session may have ended) and builds the overview for that caller.
-async fn rebuild(sub: &Stream) -> ApiResult<Overview> {
+/// Authenticates again (the session may have ended), then takes the caller's overview of
+/// `generation` from the feed's shared views, building it if no stream of that view has.
+async fn rebuild(sub: &Stream, generation: u64) -> ApiResult<Arc<Overview>> {
     let state = sub.state.clone();
     let token = sub.token.clone();
+    let actor = web::block(move || authenticate(&web::Data::from(state), Some(token)))
+        .await
+        .map_err(|e| ApiError::internal("Internal error building the overview.", e))??;
+    let state = sub.state.clone();
     let filter = sub.filter;
-    web::block(move || {
-        let actor = authenticate(&web::Data::from(state.clone()), Some(token))?;
-        build_overview(&state, &actor, filter)
-    })
-    .await
-    .map_err(|e| ApiError::internal("Internal error building the overview.", e))?
+    sub.state
+        .overview_feed
+        .views
+        .get(&sub.view, generation, || async move {
+            web::block(move || build_overview(&state, &actor, filter))
+                .await
+                .map_err(|e| ApiError::internal("Internal error building the overview.", e))?
+        })
+        .await
 }
 
 /// `Some(false)` when the session is gone; `None` when that could not be checked.
