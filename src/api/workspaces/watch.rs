@@ -1,9 +1,10 @@
 //! `GET /workspaces/{workspace}/watch` (Server-Sent Events) and `…/watch-ws` (WebSocket):
 //! the workspace now, then again each time it or its latest build changes, in Coder's
 //! `ServerSentEvent` shape (`{"type": "data", "data": <Workspace>}`, pings between).
-//! The store's `Topic::Overview` notices (any job, build or workspace change, from any server)
-//! wake the watcher, with a backup look every second; the workspace is sent only when it
-//! differs from the last one sent. The session is checked again at every look.
+//! The server's overview feed (`app::caches::overview_feed`: any job, build or workspace
+//! change, from any server, its marker read once for every watcher) wakes the watcher, and it
+//! looks again at least every `PING_EVERY`; the workspace is sent only when it differs from
+//! the last one sent. The session is checked again at every look.
 
 use crate::api::error::ApiError;
 use crate::api::error::ApiResult;
@@ -13,7 +14,6 @@ use crate::api::extract::auth::{authenticate, token_from_request};
 use crate::api::extract::lookup::find_workspace;
 use crate::api::present::render::workspace_json;
 use crate::app::state::AppState;
-use crate::events::{Subscription, Topic};
 use actix_web::http::header;
 use actix_web::rt::time::timeout;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -22,12 +22,12 @@ use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-const BACKUP_LOOK: Duration = Duration::from_secs(1);
 const PING_EVERY: Duration = Duration::from_secs(10);
 
 struct Watch {
     state: Arc<AppState>,
-    notices: Subscription,
+    /// The overview feed's generation: it moves when a job, build or workspace changed.
+    changes: tokio::sync::watch::Receiver<u64>,
     token: String,
     workspace: String,
     last_sent: Option<String>,
@@ -56,11 +56,11 @@ impl Watch {
     ) -> ApiResult<Watch> {
         let permit = state.streams.open(&actor.user.id)?;
         let token = token_from_request(req).unwrap_or_default();
-        let mut notices = state.events.subscribe(&Topic::Overview);
-        notices.mark_seen();
+        let mut changes = state.overview_feed.subscribe();
+        changes.mark_unchanged();
         let watch = Watch {
             state: state.into_inner(),
-            notices,
+            changes,
             token,
             workspace,
             last_sent: None,
@@ -101,7 +101,11 @@ impl Watch {
         }
         loop {
             if self.last_sent.is_some() {
-                let _ = timeout(BACKUP_LOOK, self.notices.changed()).await;
+                let wait = PING_EVERY.saturating_sub(self.last_write.elapsed());
+                if let Ok(Err(_)) = timeout(wait, self.changes.changed()).await {
+                    // The feed is gone (the server is stopping): look at the ping's pace.
+                    actix_web::rt::time::sleep(wait).await;
+                }
             }
             if self.state.engine.is_stopping() {
                 return None;
