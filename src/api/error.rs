@@ -11,6 +11,7 @@ pub const NOT_FOUND: &str = "Resource not found or you do not have access to thi
 /// 507: the store's disk is full (the request's write was not stored).
 pub const DISK_FULL: &str = "The server's disk is full.";
 pub const DATABASE_UNREACHABLE: &str = "The database cannot be reached.";
+pub const DATABASE_BUSY: &str = "The database is busy.";
 pub const SIGNED_OUT: &str =
     "You are signed out or your session has expired. Please sign in again to continue.";
 
@@ -116,6 +117,8 @@ impl From<StoreError> for ApiError {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, DATABASE_UNREACHABLE)
                     .with_detail(format!("{why}; try again shortly."))
             }
+            StoreError::Busy(why) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, DATABASE_BUSY)
+                .with_detail(format!("Nothing was stored ({why}); try again shortly.")),
             e => ApiError::internal("Internal error talking to the database.", e),
         }
     }

@@ -19,12 +19,16 @@ pub enum StoreError {
     /// was applied: nothing of it was stored, and the same operation may succeed later. The
     /// store has already tried again on fresh connections for a few seconds.
     Unreachable(String),
+    /// The database is busy: another process held its write lock past the wait (SQLite's
+    /// busy timeout), or a transient I/O error stopped the write. Nothing of the operation was
+    /// stored, and the same operation may succeed later.
+    Busy(String),
 }
 
 impl StoreError {
     /// Whether trying the same operation again later may succeed, with nothing stored twice.
     pub fn is_transient(&self) -> bool {
-        matches!(self, StoreError::Unreachable(_))
+        matches!(self, StoreError::Unreachable(_) | StoreError::Busy(_))
     }
 }
 
@@ -36,6 +40,7 @@ impl std::fmt::Display for StoreError {
             StoreError::DiskFull(why) => write!(f, "the server's disk is full ({why})"),
             StoreError::Unavailable(why) => f.write_str(why),
             StoreError::Unreachable(why) => write!(f, "the database cannot be reached ({why})"),
+            StoreError::Busy(why) => write!(f, "the database is busy ({why})"),
         }
     }
 }

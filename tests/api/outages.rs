@@ -2,7 +2,8 @@
 //! restart or a failover ends them all), or new ones refused for a while. Requests answer
 //! from fresh connections or, while none can be had, with Coder's error body and 503 within
 //! seconds; a running job is never failed for it, and its lines are stored once, in order.
-//! These tests run with `KILN_TEST_STORE=postgres`; with SQLite they say they were skipped.
+//! These tests run with `KILN_TEST_STORE=postgres`; with SQLite they say they were skipped,
+//! but for SQLite's own case: another process holding the write lock.
 
 use crate::common::fixtures::{BUILD, finished, manifest, template, workspace};
 use crate::common::follow::{Followed, STYLES, assert_complete, follow};
@@ -123,4 +124,56 @@ async fn every_line_once(
             &format!("{style:?} follower across the {across}"),
         );
     }
+}
+
+/// SQLite: another process holding the database's write lock past kiln's busy timeout (a
+/// backup tool, a `sqlite3` shell left in a transaction) is a transient error, as a dropped
+/// connection is on PostgreSQL: writes answer 503 meanwhile, and a running job keeps its lines
+/// and ends by its own steps once the lock is gone.
+#[actix_web::test]
+async fn a_job_rides_through_another_process_holding_the_sqlite_write_lock() {
+    if postgres_mode() {
+        eprintln!("skipped: the SQLite write lock is SQLite's");
+        return;
+    }
+    let s = TestApp::start();
+    let owner = s.owner().await;
+    let steps = json!([
+        {"sleep_ms": 300},
+        {"run": "for i in $(seq 1 30); do echo line $i; sleep 0.1; done"},
+        {"sleep_ms": 200}
+    ]);
+    let t = template(&owner, "t", manifest(steps, json!([]))).await;
+    let (_, build) = workspace(&owner, &t, "dev", json!([])).await;
+    crate::common::fixtures::wait_job(&owner, &build, "running").await;
+    let db = s.dir.join("kiln.db");
+    let (locked_tx, locked_rx) = std::sync::mpsc::channel();
+    let holder = std::thread::spawn(move || {
+        let conn = rusqlite::Connection::open(db).unwrap();
+        conn.execute_batch("BEGIN IMMEDIATE").unwrap();
+        locked_tx.send(()).unwrap();
+        std::thread::sleep(Duration::from_secs(13));
+        conn.execute_batch("COMMIT").unwrap();
+    });
+    locked_rx.recv().unwrap();
+    // A write meanwhile: refused once the busy timeout ran out, nothing stored.
+    let r = owner
+        .post(
+            "/api/v2/users/me/workspaces",
+            json!({"template_id": t, "name": "meanwhile"}),
+        )
+        .await;
+    r.expect_error(503, "The database is busy.", None);
+    holder.join().unwrap();
+    let b = finished(&owner, &build).await;
+    assert_eq!(b["job"]["status"], "succeeded", "{b}");
+    let lines = crate::common::fixtures::outputs(&owner, &build).await;
+    let want: Vec<String> = (1..=30).map(|i| format!("line {i}")).collect();
+    let got: Vec<String> = lines
+        .into_iter()
+        .filter(|l| l.starts_with("line "))
+        .collect();
+    assert_eq!(got, want, "every line once, in order");
+    let ws = owner.get("/api/v2/users/me/workspace/meanwhile").await;
+    assert_eq!(ws.status, 404, "the refused write stored nothing");
 }

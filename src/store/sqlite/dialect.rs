@@ -90,6 +90,18 @@ impl From<rusqlite::Error> for StoreError {
             {
                 StoreError::DiskFull(format!("{e}: the database's -shm file cannot grow"))
             }
+            // Another process held the write lock past the busy timeout, or a write met an I/O
+            // error: nothing was stored, and the write may succeed when tried again.
+            rusqlite::Error::SqliteFailure(err, _)
+                if matches!(
+                    err.code,
+                    rusqlite::ErrorCode::DatabaseBusy
+                        | rusqlite::ErrorCode::DatabaseLocked
+                        | rusqlite::ErrorCode::SystemIoFailure
+                ) =>
+            {
+                StoreError::Busy(format!("database: {e}"))
+            }
             _ => StoreError::Unavailable(format!("database: {e}")),
         }
     }
