@@ -63,7 +63,11 @@ fn open_state(config: Config) -> Result<Arc<AppState>, Box<dyn std::error::Error
     let retention = app::retention::Retention::start(
         store.clone(),
         data_dir.server_id.clone(),
-        config.retain_build_logs,
+        app::retention::Keep {
+            build_logs: config.retain_build_logs,
+            builds: config.retain_builds,
+            every: config.retention_interval,
+        },
     );
     let engine = provisioner::Engine::start(
         queue.clone(),
@@ -217,6 +221,10 @@ impl Server {
             prometheus_address: args.prometheus_address.filter(|a| !a.trim().is_empty()),
             provisioner_lease: args.provisioner_lease,
             retain_build_logs: args.retain_build_logs.filter(|d| !d.is_zero()),
+            retain_builds: (args.retain_builds > 0).then_some(args.retain_builds),
+            retention_interval: args
+                .retention_interval
+                .max(std::time::Duration::from_millis(100)),
             secure_auth_cookie: args.secure_auth_cookie,
             allow_workspace_renames: args.allow_workspace_renames,
             max_streams_per_user: args.max_streams_per_user.max(1),

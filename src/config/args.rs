@@ -119,6 +119,16 @@ pub struct ServerArgs {
     /// Kept for ever when unset, as Coder keeps them.
     #[arg(long, env = "KILN_RETAIN_BUILD_LOGS", value_parser = super::parse_duration)]
     pub retain_build_logs: Option<Duration>,
+
+    /// Keep each workspace's N newest builds: older ended builds are removed with their jobs,
+    /// logs, resources and parameters (never a workspace's latest build, which holds its state,
+    /// nor a build still running or queued). 0 keeps every build, as Coder does.
+    #[arg(long, env = "KILN_RETAIN_BUILDS", default_value_t = 0)]
+    pub retain_builds: u32,
+
+    /// How often retention looks for what to remove (Coder's dbpurge: every 10 minutes).
+    #[arg(long, env = "KILN_RETENTION_INTERVAL", default_value = "10m", value_parser = super::parse_duration)]
+    pub retention_interval: Duration,
 }
 
 /// `--durability`, as the command line spells it.

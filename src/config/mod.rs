@@ -31,6 +31,10 @@ pub struct Config {
     /// The logs of builds that ended longer ago than this are removed, except each workspace's
     /// latest build's (`--retain-build-logs`); `None`: kept for ever, as Coder does.
     pub retain_build_logs: Option<Duration>,
+    /// Each workspace keeps its N newest builds (`--retain-builds`); `None`: every build.
+    pub retain_builds: Option<u32>,
+    /// How often retention looks (`--retention-interval`).
+    pub retention_interval: Duration,
     /// The session cookie is `Secure` on every answer, not only over HTTPS
     /// (`--secure-auth-cookie`: behind a proxy that ends TLS).
     pub secure_auth_cookie: bool,

@@ -175,4 +175,9 @@ pub trait BuildStore {
     /// The resources of each of `job_ids`: grouped by job (in no order of jobs), by name
     /// within a job. One read for a page of builds.
     fn resources_of(&self, job_ids: &[&str]) -> StoreResult<Vec<WorkspaceResource>>;
+
+    /// Removes up to `limit` completed builds older than each workspace's `keep` newest (at
+    /// least the latest, which holds the workspace's state), oldest first, with their jobs,
+    /// log lines, timings, resources and parameters, in one transaction. Returns how many.
+    fn purge_old_builds(&self, keep: i64, limit: i64) -> StoreResult<u64>;
 }

@@ -244,6 +244,77 @@ fn one_build(db: &impl Db, sql: &Stmt, params: &[Value]) -> StoreResult<Option<B
     db.read(|c| c.query_opt(sql, params, build_from_row))
 }
 
+/// Completed builds older than each workspace's `?1` newest, oldest first, at most `?2`:
+/// never a workspace's latest build (which holds its state), never one whose job has not ended.
+static OLD_BUILDS: Stmt = Stmt::new(|_| {
+    "SELECT b.id, b.job_id FROM workspace_builds b JOIN provisioner_jobs j ON j.id = b.job_id \
+     WHERE j.completed_at IS NOT NULL \
+     AND b.build_number <= (SELECT max(l.build_number) FROM workspace_builds l \
+         WHERE l.workspace_id = b.workspace_id) - ?1 \
+     ORDER BY b.created_at LIMIT ?2"
+        .to_string()
+});
+
+/// What a purged build leaves, in an order no reference is left dangling: its job's lines,
+/// timings and resources, its parameters, the build, its job. Each over a list `?1` of the
+/// jobs (`true`) or of the builds (`false`).
+static PURGE_BUILD_ROWS: [(bool, Stmt); 6] = [
+    (
+        true,
+        Stmt::new(|d| {
+            format!(
+                "DELETE FROM provisioner_job_logs WHERE {}",
+                (d.in_texts)("job_id", "?1")
+            )
+        }),
+    ),
+    (
+        true,
+        Stmt::new(|d| {
+            format!(
+                "DELETE FROM provisioner_job_timings WHERE {}",
+                (d.in_texts)("job_id", "?1")
+            )
+        }),
+    ),
+    (
+        true,
+        Stmt::new(|d| {
+            format!(
+                "DELETE FROM workspace_resources WHERE {}",
+                (d.in_texts)("job_id", "?1")
+            )
+        }),
+    ),
+    (
+        false,
+        Stmt::new(|d| {
+            format!(
+                "DELETE FROM workspace_build_parameters WHERE {}",
+                (d.in_texts)("build_id", "?1")
+            )
+        }),
+    ),
+    (
+        false,
+        Stmt::new(|d| {
+            format!(
+                "DELETE FROM workspace_builds WHERE {}",
+                (d.in_texts)("id", "?1")
+            )
+        }),
+    ),
+    (
+        true,
+        Stmt::new(|d| {
+            format!(
+                "DELETE FROM provisioner_jobs WHERE {}",
+                (d.in_texts)("id", "?1")
+            )
+        }),
+    ),
+];
+
 impl<D: Db> BuildStore for D {
     fn create_build(&self, b: &NewBuild) -> StoreResult<CreateBuildOutcome> {
         let written = self.write_queueing(
@@ -390,5 +461,28 @@ impl<D: Db> BuildStore for D {
                 })
             })
         })
+    }
+
+    fn purge_old_builds(&self, keep: i64, limit: i64) -> StoreResult<u64> {
+        self.write(
+            |c| {
+                let old = c.query(&OLD_BUILDS, params![keep.max(1), limit], |r| {
+                    Ok((r.get::<String>(0)?, r.get::<String>(1)?))
+                })?;
+                let builds: Vec<&str> = old.iter().map(|(b, _)| b.as_str()).collect();
+                let jobs: Vec<&str> = old.iter().map(|(_, j)| j.as_str()).collect();
+                if !old.is_empty() {
+                    for (of_jobs, stmt) in &PURGE_BUILD_ROWS {
+                        let ids = if *of_jobs { &jobs } else { &builds };
+                        c.execute(stmt, params![Value::Texts(ids)])?;
+                    }
+                }
+                Ok(old.len() as u64)
+            },
+            |n| match n {
+                0 => vec![],
+                _ => vec![Topic::Builds, Topic::Overview],
+            },
+        )
     }
 }
