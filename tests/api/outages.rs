@@ -6,9 +6,8 @@
 //! but for SQLite's own case: another process holding the write lock.
 
 use crate::common::fixtures::{BUILD, finished, manifest, template, workspace};
-use crate::common::follow::{Followed, STYLES, assert_complete, follow};
-use crate::common::{Client, Kiln, TestApp, pg, postgres_mode, two_servers_skipped};
-use actix_web::rt::task::JoinHandle;
+use crate::common::follow::{STYLES, every_line_once, follow};
+use crate::common::{Kiln, TestApp, pg, postgres_mode, two_servers_skipped};
 use serde_json::json;
 use std::time::{Duration, Instant};
 
@@ -93,37 +92,6 @@ async fn while_the_database_refuses_connections_requests_answer_503_and_the_job_
     let health = owner.get("/healthz").await;
     assert_eq!((health.status, health.text()), (200, "OK".to_string()));
     every_line_once(&owner, &path, 60, followers, "outage").await;
-}
-
-/// The job's log holds `line 1` to `line {n}`, each once and in order, and every follower got
-/// every stored line once, then the end.
-async fn every_line_once(
-    c: &Client,
-    path: &str,
-    n: usize,
-    followers: Vec<JoinHandle<Followed>>,
-    across: &str,
-) {
-    let stored = c
-        .get(path)
-        .await
-        .expect(200, "[]codersdk.ProvisionerJobLog");
-    let stored = stored.as_array().unwrap().clone();
-    let outputs: Vec<&str> = stored
-        .iter()
-        .filter_map(|l| l["output"].as_str())
-        .filter(|o| o.starts_with("line "))
-        .collect();
-    let expected: Vec<String> = (1..=n).map(|i| format!("line {i}")).collect();
-    assert_eq!(outputs, expected, "every line once, in order");
-    for (f, style) in followers.into_iter().zip(STYLES) {
-        let got = f.await.unwrap();
-        assert_complete(
-            &got,
-            &stored,
-            &format!("{style:?} follower across the {across}"),
-        );
-    }
 }
 
 /// SQLite: another process holding the database's write lock past kiln's busy timeout (a

@@ -181,3 +181,34 @@ pub fn assert_complete(got: &Followed, expected: &[Value], what: &str) {
     assert_eq!(ids(&got.logs), ids(expected), "{what}: ids");
     assert_eq!(got.logs, expected, "{what}: lines");
 }
+
+/// The job's log holds `line 1` to `line {n}`, each once and in order, and every follower got
+/// every stored line once, then the end.
+pub async fn every_line_once(
+    c: &Client,
+    path: &str,
+    n: usize,
+    followers: Vec<actix_web::rt::task::JoinHandle<Followed>>,
+    across: &str,
+) {
+    let stored = c
+        .get(path)
+        .await
+        .expect(200, "[]codersdk.ProvisionerJobLog");
+    let stored = stored.as_array().unwrap().clone();
+    let outputs: Vec<&str> = stored
+        .iter()
+        .filter_map(|l| l["output"].as_str())
+        .filter(|o| o.starts_with("line "))
+        .collect();
+    let expected: Vec<String> = (1..=n).map(|i| format!("line {i}")).collect();
+    assert_eq!(outputs, expected, "every line once, in order");
+    for (f, style) in followers.into_iter().zip(STYLES) {
+        let got = f.await.unwrap();
+        assert_complete(
+            &got,
+            &stored,
+            &format!("{style:?} follower across the {across}"),
+        );
+    }
+}

@@ -29,14 +29,16 @@ pub const BIN: &str = "/usr/lib/postgresql/15/bin";
 const TMP: &str = "/tmp";
 const PREFIX: &str = "kiln-pg-";
 
+/// Set (and notified) once a postmaster has exited.
+type Exited = Arc<(Mutex<Option<ExitStatus>>, Condvar)>;
+
 struct Cluster {
     /// The folder: `data/` (the cluster), the socket, `postmaster.log`.
     root: PathBuf,
-    pid: i32,
+    /// The running postmaster (a new one after `restart`) and when it exits.
+    postmaster: Mutex<(i32, Exited)>,
     /// The TCP port, when it serves TLS (`serve_tls`).
     tls_port: Option<u16>,
-    /// Set (and notified) once the postmaster has exited.
-    exited: Arc<(Mutex<Option<ExitStatus>>, Condvar)>,
 }
 
 static CLUSTER: OnceLock<Result<Cluster, String>> = OnceLock::new();
@@ -252,17 +254,47 @@ fn start() -> Result<Cluster, String> {
         }
         Err(e) => return fail(format!("run initdb: {e}")),
     }
-    let log_path = root.join("postmaster.log");
-    let log = match std::fs::File::create(&log_path) {
-        Ok(f) => f,
-        Err(e) => return fail(format!("create {}: {e}", log_path.display())),
+    let (pid, exited) = match spawn_postmaster(&root) {
+        Ok(p) => p,
+        Err(e) => return fail(e),
     };
+    let tls_port = TLS.get().map(|t| t.port);
+    let cluster = Cluster {
+        root,
+        postmaster: Mutex::new((pid, exited)),
+        tls_port,
+    };
+    // From here on the cluster is stopped and removed at exit, whatever happens next.
+    unsafe { libc::atexit(stop_at_exit) };
+
+    if let Err(e) = cluster.wait_ready() {
+        cluster.stop();
+        return Err(e);
+    }
+    if std::env::var_os("KILN_TEST_PG_VERBOSE").is_some() {
+        eprintln!(
+            "test PostgreSQL cluster at {} (pid {}) ready in {:?}",
+            cluster.root.display(),
+            cluster.postmaster.lock().unwrap().0,
+            t0.elapsed()
+        );
+    }
+    Ok(cluster)
+}
+
+/// Starts the cluster's postmaster in `root`: returns its pid and when it exits.
+fn spawn_postmaster(root: &Path) -> Result<(i32, Exited), String> {
+    let data = root.join("data");
+    let log_path = root.join("postmaster.log");
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .map_err(|e| format!("open {}: {e}", log_path.display()))?;
     let mut cmd = as_postgres("postgres", true);
-    cmd.arg("-D").arg(&data).arg("-k").arg(&root);
+    cmd.arg("-D").arg(&data).arg("-k").arg(root);
     if let Some(tls) = TLS.get() {
-        if let Err(e) = tls_files(&data, tls) {
-            return fail(e);
-        }
+        tls_files(&data, tls)?;
         cmd.args(["-c", "listen_addresses=127.0.0.1", "-c", "ssl=on"])
             .args(["-c", &format!("port={}", tls.port)]);
     }
@@ -281,14 +313,14 @@ fn start() -> Result<Cluster, String> {
     ] {
         cmd.args(["-c", setting]);
     }
-    cmd.current_dir(&root)
+    cmd.current_dir(root)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::from(log));
 
     // The spawning thread waits on the postmaster for as long as the process lives: when it
     // ends (the process dies), the kernel sends the postmaster its parent-death SIGKILL.
-    let exited: Arc<(Mutex<Option<ExitStatus>>, Condvar)> = Arc::default();
+    let exited: Exited = Arc::default();
     let (tx, rx) = std::sync::mpsc::channel();
     let exited2 = exited.clone();
     std::thread::Builder::new()
@@ -308,59 +340,57 @@ fn start() -> Result<Cluster, String> {
             cv.notify_all();
         })
         .expect("spawn the postmaster thread");
-    let pid = match rx.recv() {
-        Ok(Ok(pid)) => pid,
-        Ok(Err(e)) => return fail(e),
-        Err(_) => return fail("the postmaster thread died".into()),
-    };
-    let tls_port = TLS.get().map(|t| t.port);
-    let cluster = Cluster {
-        root,
-        pid,
-        tls_port,
-        exited,
-    };
-    // From here on the cluster is stopped and removed at exit, whatever happens next.
-    unsafe { libc::atexit(stop_at_exit) };
+    match rx.recv() {
+        Ok(Ok(pid)) => Ok((pid, exited)),
+        Ok(Err(e)) => Err(e),
+        Err(_) => Err("the postmaster thread died".into()),
+    }
+}
 
-    // Ready once it accepts connections.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Some(status) = *cluster.exited.0.lock().unwrap() {
-            let log = std::fs::read_to_string(&log_path).unwrap_or_default();
-            let msg = format!("postgres exited ({status}): {log}");
-            cluster.stop();
-            return Err(msg);
+/// Stops the binary's cluster (fast shutdown: every session ends, connections are refused),
+/// keeps it down for `down`, then starts it again on the same data and waits until it accepts
+/// connections: a database restart, or an outage of `down`, as clients see it.
+pub fn restart(down: Duration) {
+    let c = cluster();
+    c.stop_postmaster();
+    std::thread::sleep(down);
+    let started = spawn_postmaster(&c.root).expect("the test PostgreSQL cluster restarts");
+    *c.postmaster.lock().unwrap() = started;
+    c.wait_ready()
+        .expect("the restarted cluster accepts connections");
+}
+
+impl Cluster {
+    /// Waits (30 s at most) until the postmaster accepts connections.
+    fn wait_ready(&self) -> Result<(), String> {
+        let log_path = self.root.join("postmaster.log");
+        let exited = self.postmaster.lock().unwrap().1.clone();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = *exited.0.lock().unwrap() {
+                let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+                return Err(format!("postgres exited ({status}): {log}"));
+            }
+            let ready = Command::new(Path::new(BIN).join("pg_isready"))
+                .arg("-h")
+                .arg(&self.root)
+                .args(["-p", &port().to_string()])
+                .args(["-U", "postgres", "-d", "postgres", "-q", "-t", "1"])
+                .stdin(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
+            if ready {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+                return Err(format!(
+                    "postgres did not accept connections in 30 s: {log}"
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(20));
         }
-        let ready = Command::new(Path::new(BIN).join("pg_isready"))
-            .arg("-h")
-            .arg(&cluster.root)
-            .args(["-p", &port().to_string()])
-            .args(["-U", "postgres", "-d", "postgres", "-q", "-t", "1"])
-            .stdin(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if ready {
-            break;
-        }
-        if Instant::now() > deadline {
-            let log = std::fs::read_to_string(&log_path).unwrap_or_default();
-            cluster.stop();
-            return Err(format!(
-                "postgres did not accept connections in 30 s: {log}"
-            ));
-        }
-        std::thread::sleep(Duration::from_millis(20));
     }
-    if std::env::var_os("KILN_TEST_PG_VERBOSE").is_some() {
-        eprintln!(
-            "test PostgreSQL cluster at {} (pid {}) ready in {:?}",
-            cluster.root.display(),
-            cluster.pid,
-            t0.elapsed()
-        );
-    }
-    Ok(cluster)
 }
 
 /// The server's certificate and key in the cluster's folder (the key the postgres user's alone,
@@ -389,13 +419,23 @@ fn tls_files(data: &Path, tls: &Tls) -> Result<(), String> {
 }
 
 impl Cluster {
-    /// Fast shutdown (SIGINT: sessions are ended, no checkpoint wait to speak of with fsync off),
-    /// SIGKILL if it takes more than 10 s; then the folder goes.
+    /// Stops the cluster, then removes its folder.
     fn stop(&self) {
-        let (lock, cv) = &*self.exited;
+        self.stop_postmaster();
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
+
+    /// Fast shutdown (SIGINT: sessions are ended, no checkpoint wait to speak of with fsync off),
+    /// SIGKILL if it takes more than 10 s.
+    fn stop_postmaster(&self) {
+        let (pid, exited) = {
+            let p = self.postmaster.lock().unwrap_or_else(|e| e.into_inner());
+            (p.0, p.1.clone())
+        };
+        let (lock, cv) = &*exited;
         let mut exited = lock.lock().unwrap_or_else(|e| e.into_inner());
         if exited.is_none() {
-            unsafe { libc::kill(self.pid, libc::SIGINT) };
+            unsafe { libc::kill(pid, libc::SIGINT) };
             let deadline = Instant::now() + Duration::from_secs(10);
             while exited.is_none() && Instant::now() < deadline {
                 exited = cv
@@ -404,7 +444,7 @@ impl Cluster {
                     .0;
             }
             if exited.is_none() {
-                unsafe { libc::kill(self.pid, libc::SIGKILL) };
+                unsafe { libc::kill(pid, libc::SIGKILL) };
                 let deadline = Instant::now() + Duration::from_secs(5);
                 while exited.is_none() && Instant::now() < deadline {
                     exited = cv
@@ -414,8 +454,6 @@ impl Cluster {
                 }
             }
         }
-        drop(exited);
-        let _ = std::fs::remove_dir_all(&self.root);
     }
 }
 
