@@ -8,9 +8,9 @@
 //! `KILN_TEST_STORE=postgres`; with SQLite it says it was skipped.
 
 mod common;
-use common::fixtures::{BUILD, finished, manifest, template, workspace};
-use common::follow::{STYLES, every_line_once, follow};
-use common::{Client, Kiln, TestApp, pg, two_servers_skipped};
+use common::fixtures::{BUILD, finished, template, workspace};
+use common::follow::{build_followed_across, every_line_once};
+use common::{Client, pg, two_servers_skipped};
 use serde_json::json;
 use std::time::{Duration, Instant};
 
@@ -37,29 +37,20 @@ async fn builds_and_followers_ride_through_postgresql_restarting_and_stopping_fo
     if two_servers_skipped() {
         return;
     }
-    let a = TestApp::start();
-    let b = TestApp::start_sharing(&a, &["--workers", "0"]);
-    let owner_a = a.owner().await;
-    let owner_b = b.client(owner_a.token());
     // About 36 s of lines: through a restart and a 20 s stop.
-    let steps = json!([
+    let run = build_followed_across(json!([
         {"sleep_ms": 300},
         {"run": "for i in $(seq 1 300); do echo line $i; sleep 0.12; done"}
-    ]);
-    let t = template(&owner_a, "t", manifest(steps, json!([]))).await;
-    let (_, build) = workspace(&owner_a, &t, "dev", json!([])).await;
-    let path = format!("/api/v2/workspacebuilds/{build}/logs");
-    let followers: Vec<_> = STYLES
-        .iter()
-        .map(|style| actix_web::rt::spawn(follow(owner_b.clone(), path.clone(), *style)))
-        .collect();
+    ]))
+    .await;
+    let (owner_a, owner_b, build) = (&run.owner_a, &run.owner_b, run.build.as_str());
     actix_web::rt::time::sleep(Duration::from_secs(2)).await;
 
     // A restart: every session ends, the database is back at once.
     actix_web::rt::task::spawn_blocking(|| pg::restart(Duration::ZERO))
         .await
         .unwrap();
-    let back = answered(&[&owner_a, &owner_b], &build).await;
+    let back = answered(&[owner_a, owner_b], build).await;
     eprintln!("both servers answered {back:?} after the restart");
     assert!(
         back < Duration::from_secs(5),
@@ -70,7 +61,7 @@ async fn builds_and_followers_ride_through_postgresql_restarting_and_stopping_fo
     // Stopped for 20 s: requests answer 503 within seconds meanwhile.
     let outage = actix_web::rt::task::spawn_blocking(|| pg::restart(Duration::from_secs(20)));
     actix_web::rt::time::sleep(Duration::from_secs(3)).await;
-    for c in [&owner_a, &owner_b] {
+    for c in [owner_a, owner_b] {
         let asked = Instant::now();
         c.get(&format!("/api/v2/workspacebuilds/{build}"))
             .await
@@ -83,19 +74,26 @@ async fn builds_and_followers_ride_through_postgresql_restarting_and_stopping_fo
         );
     }
     outage.await.unwrap();
-    let back = answered(&[&owner_a, &owner_b], &build).await;
+    let back = answered(&[owner_a, owner_b], build).await;
     eprintln!("both servers answered {back:?} after the 20 s outage");
     assert!(
         back < Duration::from_secs(5),
         "answered {back:?} after the outage"
     );
 
-    let done = finished(&owner_a, &build).await;
+    let done = finished(owner_a, build).await;
     assert_eq!(done["job"]["status"], "succeeded", "{done}");
-    every_line_once(&owner_b, &path, 300, followers, "restart and the outage").await;
+    every_line_once(
+        owner_b,
+        &run.path,
+        300,
+        run.followers,
+        "restart and the outage",
+    )
+    .await;
     // Both servers serve new templates and builds.
-    let quick = template(&owner_b, "quick", common::fixtures::quick()).await;
-    let (_, again) = workspace(&owner_b, &quick, "after", json!([])).await;
-    let again = finished(&owner_a, &again).await;
+    let quick = template(owner_b, "quick", common::fixtures::quick()).await;
+    let (_, again) = workspace(owner_b, &quick, "after", json!([])).await;
+    let again = finished(owner_a, &again).await;
     assert_eq!(again["job"]["status"], "succeeded", "{again}");
 }

@@ -6,7 +6,7 @@
 //! but for SQLite's own case: another process holding the write lock.
 
 use crate::common::fixtures::{BUILD, finished, manifest, template, workspace};
-use crate::common::follow::{STYLES, every_line_once, follow};
+use crate::common::follow::{STYLES, build_followed_across, every_line_once, follow};
 use crate::common::{Kiln, TestApp, pg, postgres_mode, two_servers_skipped};
 use serde_json::json;
 use std::time::{Duration, Instant};
@@ -17,36 +17,27 @@ async fn a_job_and_its_followers_ride_through_the_database_dropping_every_connec
         return;
     }
     // The job runs on A and logs for about 3 s; the followers ask B.
-    let a = TestApp::start();
-    let b = TestApp::start_sharing(&a, &["--workers", "0"]);
-    let owner_a = a.owner().await;
-    let owner_b = b.client(owner_a.token());
-    let steps = json!([
+    let run = build_followed_across(json!([
         {"sleep_ms": 300},
         {"run": "for i in $(seq 1 100); do echo line $i; sleep 0.03; done"},
         {"sleep_ms": 200}
-    ]);
-    let t = template(&owner_a, "t", manifest(steps, json!([]))).await;
-    let (_, build) = workspace(&owner_a, &t, "dev", json!([])).await;
-    let path = format!("/api/v2/workspacebuilds/{build}/logs");
-    let followers: Vec<_> = STYLES
-        .iter()
-        .map(|style| actix_web::rt::spawn(follow(owner_b.clone(), path.clone(), *style)))
-        .collect();
+    ]))
+    .await;
+    let (a, owner_a, owner_b, build) = (&run.a, &run.owner_a, &run.owner_b, &run.build);
     let db = pg::database_name(a.database().unwrap()).to_string();
     for _ in 0..2 {
         actix_web::rt::time::sleep(Duration::from_millis(900)).await;
         assert!(pg::drop_connections(&db) > 0, "the servers were connected");
         // At once, on both servers: a read answers from a fresh connection.
-        for c in [&owner_a, &owner_b] {
+        for c in [owner_a, owner_b] {
             c.get(&format!("/api/v2/workspacebuilds/{build}"))
                 .await
                 .expect(200, BUILD);
         }
     }
-    let done = finished(&owner_a, &build).await;
+    let done = finished(owner_a, build).await;
     assert_eq!(done["job"]["status"], "succeeded", "{done}");
-    every_line_once(&owner_b, &path, 100, followers, "drops").await;
+    every_line_once(owner_b, &run.path, 100, run.followers, "drops").await;
 }
 
 #[actix_web::test]

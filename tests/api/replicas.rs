@@ -8,7 +8,7 @@
 use crate::common::fixtures::{
     BUILD, BUILDS, finished, manifest, post_build, template, wait_job_within, workspace,
 };
-use crate::common::follow::{STYLES, assert_complete, follow};
+use crate::common::follow::{STYLES, assert_complete, build_followed_across};
 use crate::common::{Kiln, TestApp, two_servers_skipped};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
@@ -62,31 +62,22 @@ async fn a_follower_on_one_server_gets_every_line_of_a_job_on_the_other() {
         return;
     }
     // B runs no workers: every job runs on A; the followers ask B.
-    let a = TestApp::start();
-    let b = TestApp::start_sharing(&a, &["--workers", "0"]);
-    let owner_a = a.owner().await;
-    let owner_b = b.client(owner_a.token());
-    let steps = json!([
+    let run = build_followed_across(json!([
         {"sleep_ms": 800},
         {"run": "for i in $(seq 1 300); do echo line $i; done; sleep 0.5; echo tail"},
         {"sleep_ms": 300}
-    ]);
-    let t = template(&owner_a, "t", manifest(steps, json!([]))).await;
-    let (_, build) = workspace(&owner_a, &t, "dev", json!([])).await;
-    let path = format!("/api/v2/workspacebuilds/{build}/logs");
-    let followers: Vec<_> = STYLES
-        .iter()
-        .map(|style| actix_web::rt::spawn(follow(owner_b.clone(), path.clone(), *style)))
-        .collect();
-    let done = finished(&owner_a, &build).await;
+    ]))
+    .await;
+    let done = finished(&run.owner_a, &run.build).await;
     assert_eq!(done["job"]["status"], "succeeded", "{done}");
-    let stored = owner_b
-        .get(&path)
+    let stored = run
+        .owner_b
+        .get(&run.path)
         .await
         .expect(200, "[]codersdk.ProvisionerJobLog");
     let stored = stored.as_array().unwrap().clone();
     assert!(stored.iter().any(|l| l["output"] == "line 300"));
-    for (f, style) in followers.into_iter().zip(STYLES) {
+    for (f, style) in run.followers.into_iter().zip(STYLES) {
         let got = f.await.unwrap();
         assert_complete(
             &got,

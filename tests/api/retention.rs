@@ -14,11 +14,7 @@ use std::time::{Duration, Instant};
 async fn old_build_logs_are_removed_but_never_a_workspaces_latest_builds() {
     let kiln = TestApp::start_with_args(&["--retain-build-logs", "1s"]);
     let owner = kiln.owner().await;
-    let start = json!([
-        {"run": "echo start $KILN_BUILD_NUMBER; printf '{\"n\": %s}' $KILN_BUILD_NUMBER > $KILN_STATE_FILE"}
-    ]);
-    let stop = json!([{"run": "echo stop $KILN_BUILD_NUMBER"}]);
-    let t = template(&owner, "t", manifest(start, stop)).await;
+    let t = numbered_template(&owner).await;
     let (ws, first) = workspace(&owner, &t, "dev", json!([])).await;
     finished(&owner, &first).await;
     assert!(
@@ -73,11 +69,7 @@ async fn old_build_logs_are_removed_but_never_a_workspaces_latest_builds() {
 async fn each_workspace_keeps_its_newest_builds() {
     let kiln = TestApp::start_with_args(&["--retain-builds", "2", "--retention-interval", "200ms"]);
     let owner = kiln.owner().await;
-    let start = json!([
-        {"run": "echo start $KILN_BUILD_NUMBER; printf '{\"n\": %s}' $KILN_BUILD_NUMBER > $KILN_STATE_FILE"}
-    ]);
-    let stop = json!([{"run": "echo stop $KILN_BUILD_NUMBER"}]);
-    let t = template(&owner, "t", manifest(start, stop)).await;
+    let t = numbered_template(&owner).await;
     let (ws, first) = workspace(&owner, &t, "dev", json!([])).await;
     finished(&owner, &first).await;
     let mut builds = vec![first];
@@ -156,4 +148,14 @@ async fn each_workspace_keeps_its_newest_builds() {
             .len()
             == 1
     );
+}
+
+/// A template whose start logs `start N` and leaves the state `{"n": N}`, and whose stop logs
+/// `stop N` (N: the build number).
+async fn numbered_template(owner: &crate::common::Client) -> String {
+    let start = json!([
+        {"run": "echo start $KILN_BUILD_NUMBER; printf '{\"n\": %s}' $KILN_BUILD_NUMBER > $KILN_STATE_FILE"}
+    ]);
+    let stop = json!([{"run": "echo stop $KILN_BUILD_NUMBER"}]);
+    template(owner, "t", manifest(start, stop)).await
 }

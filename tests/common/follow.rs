@@ -212,3 +212,43 @@ pub async fn every_line_once(
         );
     }
 }
+
+/// Two servers on one database (PostgreSQL mode): A runs the jobs, B none; a build on A of a
+/// template whose start runs `steps`, its log followed on B in every style from the start.
+pub struct FollowedAcross {
+    pub a: super::TestApp,
+    pub b: super::TestApp,
+    pub owner_a: Client,
+    pub owner_b: Client,
+    pub template: String,
+    pub build: String,
+    /// The build's logs path.
+    pub path: String,
+    pub followers: Vec<actix_web::rt::task::JoinHandle<Followed>>,
+}
+
+pub async fn build_followed_across(steps: Value) -> FollowedAcross {
+    use super::Kiln;
+    use super::fixtures::{manifest, template, workspace};
+    let a = super::TestApp::start();
+    let b = super::TestApp::start_sharing(&a, &["--workers", "0"]);
+    let owner_a = a.owner().await;
+    let owner_b = b.client(owner_a.token());
+    let template = template(&owner_a, "t", manifest(steps, serde_json::json!([]))).await;
+    let (_, build) = workspace(&owner_a, &template, "dev", serde_json::json!([])).await;
+    let path = format!("/api/v2/workspacebuilds/{build}/logs");
+    let followers = STYLES
+        .iter()
+        .map(|style| actix_web::rt::spawn(follow(owner_b.clone(), path.clone(), *style)))
+        .collect();
+    FollowedAcross {
+        a,
+        b,
+        owner_a,
+        owner_b,
+        template,
+        build,
+        path,
+        followers,
+    }
+}

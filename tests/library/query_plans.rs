@@ -187,16 +187,21 @@ fn sqlite_pages_of_workspaces_stream_in_order() {
         "a page of an owner's workspaces",
         "a page of everyone's workspaces",
     ] {
-        let q = SqliteStore::hot_queries()
-            .into_iter()
-            .find(|q| q.name == name)
-            .expect("a hot statement");
-        let plan = store.query_plan(&q).unwrap();
+        let plan = sqlite_plan(&store, name);
         assert!(
             plan.iter().all(|l| !l.contains("TEMP B-TREE")),
             "{name}: {plan:#?}"
         );
     }
+}
+
+/// SQLite's plan of the hot statement named `name`.
+fn sqlite_plan(store: &SqliteStore, name: &str) -> Vec<String> {
+    let q = SqliteStore::hot_queries()
+        .into_iter()
+        .find(|q| q.name == name)
+        .expect("a hot statement");
+    store.query_plan(&q).unwrap()
 }
 
 /// A taker walks the pending jobs' tag sets and takes the oldest job of a set it matches, each
@@ -210,11 +215,7 @@ fn sqlite_takes_search_the_pending_jobs_by_tag_set() {
         "the next tag set of the pending jobs",
         "the oldest pending job of a tag set",
     ] {
-        let q = SqliteStore::hot_queries()
-            .into_iter()
-            .find(|q| q.name == name)
-            .expect("a hot statement");
-        let plan = store.query_plan(&q).unwrap();
+        let plan = sqlite_plan(&store, name);
         assert!(
             plan.iter()
                 .any(|l| l.starts_with("SEARCH ") && l.contains("provisioner_jobs_pending_tags")),
