@@ -328,3 +328,12 @@ CREATE UNIQUE INDEX api_keys_token_name ON api_keys(user_id, token_name)
     WHERE login_type = 'token' AND token_name <> '';
 -- A template version may be archived (hidden from the versions list, not built from).
 ALTER TABLE template_versions ADD COLUMN archived INTEGER NOT NULL DEFAULT 0;
+
+-- migration 11
+-- A job's log past its cap (`--max-job-log-bytes`) keeps its head, one marker line and its
+-- latest lines (`domain::log_budget`): the marker's line, what the lines after it cost, and
+-- what was dropped (lines, bytes of output) for the marker to say.
+ALTER TABLE provisioner_jobs ADD COLUMN logs_marker_id INTEGER;
+ALTER TABLE provisioner_jobs ADD COLUMN logs_tail_length INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE provisioner_jobs ADD COLUMN logs_dropped_lines INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE provisioner_jobs ADD COLUMN logs_dropped_bytes INTEGER NOT NULL DEFAULT 0;

@@ -8,6 +8,7 @@ pub mod authorization;
 pub mod builds;
 pub mod jobs;
 pub mod lifecycle;
+pub mod log_budget;
 pub mod parameter_preview;
 pub mod password;
 pub mod permissions;

@@ -303,3 +303,12 @@ CREATE UNIQUE INDEX api_keys_token_name ON api_keys (user_id, token_name)
     WHERE login_type = 'token' AND token_name <> '';
 -- A template version may be archived (hidden from the versions list, not built from).
 ALTER TABLE template_versions ADD COLUMN archived BOOLEAN NOT NULL DEFAULT FALSE;
+
+-- migration 10
+-- A job's log past its cap (`--max-job-log-bytes`) keeps its head, one marker line and its
+-- latest lines (`domain::log_budget`): the marker's line, what the lines after it cost, and
+-- what was dropped (lines, bytes of output) for the marker to say.
+ALTER TABLE provisioner_jobs ADD COLUMN logs_marker_id BIGINT;
+ALTER TABLE provisioner_jobs ADD COLUMN logs_tail_length BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE provisioner_jobs ADD COLUMN logs_dropped_lines BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE provisioner_jobs ADD COLUMN logs_dropped_bytes BIGINT NOT NULL DEFAULT 0;
