@@ -71,7 +71,7 @@ fn thousands(n: usize) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, d) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(d);
@@ -357,4 +357,58 @@ async fn the_default_cap_is_one_mebibyte() {
     assert!(output(&all[at]).starts_with("Log output exceeded 1 MiB: "));
     let outputs: Vec<&str> = all.iter().map(output).collect();
     assert_eq!(outputs[outputs.len() - 3..], ["after", "still running", ""]);
+    let flag = option(&owner, "max-job-log-bytes").await;
+    assert_eq!(
+        (&flag["value"], &flag["value_source"], &flag["env"]),
+        (
+            &json!("1048576"),
+            &json!("default"),
+            &json!("KILN_MAX_JOB_LOG_BYTES")
+        )
+    );
+}
+
+/// A flag of the deployment's config (`GET /deployment/config`).
+async fn option(owner: &Client, flag: &str) -> Value {
+    let cfg = owner
+        .get("/api/v2/deployment/config")
+        .await
+        .expect(200, "codersdk.DeploymentConfig");
+    cfg["options"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["flag"] == flag)
+        .cloned()
+        .unwrap_or_else(|| panic!("no option {flag}: {cfg}"))
+}
+
+#[actix_web::test]
+async fn the_cap_is_a_flag_of_at_least_128_kib() {
+    let s = server(CAP, &[]);
+    let owner = s.owner().await;
+    let flag = option(&owner, "max-job-log-bytes").await;
+    assert_eq!(
+        (&flag["value"], &flag["value_source"]),
+        (&json!("131072"), &json!("flag"))
+    );
+    assert!(
+        flag["description"]
+            .as_str()
+            .unwrap()
+            .starts_with("The most a job's stored log may take, in bytes"),
+        "{flag}"
+    );
+    let refused = std::panic::catch_unwind(|| server(CAP - 1, &[]))
+        .err()
+        .expect("a cap under 128 KiB is refused");
+    let message = refused
+        .downcast_ref::<String>()
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        message.contains("invalid value '131071' for '--max-job-log-bytes")
+            && message.contains("131071 is not in 131072.."),
+        "{message}"
+    );
 }

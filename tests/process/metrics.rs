@@ -347,7 +347,11 @@ async fn log_lines_past_the_cap_are_counted_as_dropped() {
     let logs = stored(&owner, &logs_path(&build)).await;
     let marker = logs
         .iter()
-        .filter_map(|l| l["output"].as_str()?.strip_prefix("Log output exceeded 1 MiB: "))
+        .filter_map(|l| {
+            l["output"]
+                .as_str()?
+                .strip_prefix("Log output exceeded 1 MiB: ")
+        })
         .next()
         .expect("the marker");
     let counted: f64 = marker[..marker.find(' ').unwrap()]

@@ -2,6 +2,13 @@
 //! grow with each line (SQLite's rowid, PostgreSQL's identity column); a job's lines are
 //! written by the one worker holding it, one transaction after the other, so within a job ids
 //! grow in commit order and a follower's "after this id" cursor never skips a line.
+//!
+//! Every write of a job's lines goes through `append_lines`, which keeps the log within the
+//! cap (`domain::log_budget`) from the accounting stored with the job (its row is locked by
+//! the write that checked the job is held): past the cap, the oldest lines of the log's tail
+//! are deleted as new ones come and the first line dropped is rewritten into the marker. Ids
+//! never come back (SQLite's AUTOINCREMENT, PostgreSQL's identity), so cursors stay right; a
+//! follower that already read a line deleted or rewritten since keeps what it read.
 
 use super::{Conn, Db, Stmt, Value, params};
 use crate::domain::log_budget::{
