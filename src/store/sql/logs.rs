@@ -55,7 +55,7 @@ const INSERT_LOG: &str = "INSERT INTO provisioner_job_logs \
      (job_id, created_at, source, level, stage, output) VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
 
 /// A job's log accounting (`domain::log_budget::LogAccount`).
-const ACCOUNT: &str = "SELECT logs_length, logs_overflowed, logs_marker_id, logs_tail_length, \
+pub const ACCOUNT: &str = "SELECT logs_length, logs_overflowed, logs_marker_id, logs_tail_length, \
      logs_dropped_lines, logs_dropped_bytes FROM provisioner_jobs WHERE id = ?1";
 const SET_ACCOUNT: &str = "UPDATE provisioner_jobs SET logs_length = ?2, logs_overflowed = ?3, \
      logs_marker_id = ?4, logs_tail_length = ?5, logs_dropped_lines = ?6, logs_dropped_bytes = ?7 \
@@ -64,7 +64,7 @@ const SET_ACCOUNT: &str = "UPDATE provisioner_jobs SET logs_length = ?2, logs_ov
 /// The first line of job `?1` at which its lines from the first (it included) cost more than
 /// `?2`: its id, its output's length, and what the lines up to it cost. (Read once a job's
 /// log overflows, over at most the cap's worth of lines.)
-static FIRST_PAST: Stmt = Stmt::new(|_| {
+pub static FIRST_PAST: Stmt = Stmt::new(|_| {
     format!(
         "SELECT id, len, run FROM (SELECT id, CAST(octet_length(output) AS BIGINT) AS len, \
          CAST(SUM(octet_length(output) + {LINE_OVERHEAD}) OVER (ORDER BY id) AS BIGINT) AS run \
@@ -72,7 +72,7 @@ static FIRST_PAST: Stmt = Stmt::new(|_| {
     )
 });
 /// Up to `?3` lines of job `?1` after line `?2`: their ids and lengths.
-const LINES_AFTER: &str = "SELECT id, CAST(octet_length(output) AS BIGINT) \
+pub const LINES_AFTER: &str = "SELECT id, CAST(octet_length(output) AS BIGINT) \
      FROM provisioner_job_logs WHERE job_id = ?1 AND id > ?2 ORDER BY id LIMIT ?3";
 const DELETE_LINES: &str =
     "DELETE FROM provisioner_job_logs WHERE job_id = ?1 AND id > ?2 AND id <= ?3";
