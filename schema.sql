@@ -350,3 +350,12 @@ INSERT INTO files_by_uploader (id, hash, mimetype, data, created_by, created_at)
     SELECT id, hash, mimetype, data, created_by, created_at FROM files;
 DROP TABLE files;
 ALTER TABLE files_by_uploader RENAME TO files;
+
+-- migration 12
+-- A job's log past its cap (`--max-job-log-bytes`) keeps its head, one marker line and its
+-- latest lines (`domain::log_budget`): the marker's line, what the lines after it cost, and
+-- what was dropped (lines, bytes of output) for the marker to say.
+ALTER TABLE provisioner_jobs ADD COLUMN logs_marker_id INTEGER;
+ALTER TABLE provisioner_jobs ADD COLUMN logs_tail_length INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE provisioner_jobs ADD COLUMN logs_dropped_lines INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE provisioner_jobs ADD COLUMN logs_dropped_bytes INTEGER NOT NULL DEFAULT 0;

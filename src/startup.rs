@@ -37,6 +37,7 @@ fn open_state(config: Config) -> Result<Arc<AppState>, Box<dyn std::error::Error
             hub.clone(),
         )?),
     };
+    store.set_log_cap(config.max_job_log);
     let queue = Arc::new(provisioner::queue::LocalQueue::new(
         store.clone(),
         hub.clone(),
@@ -235,6 +236,7 @@ impl Server {
                 .filter(|u| !u.trim().is_empty())
                 .map(provisioner::step_user::StepUser::lookup)
                 .transpose()?,
+            max_job_log: crate::domain::log_budget::LogCap::new(args.max_job_log_bytes)?,
         };
         let bind = |address: &str| {
             TcpListener::bind(address).map_err(|e| format!("cannot listen on {address}: {e}"))

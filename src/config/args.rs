@@ -3,6 +3,7 @@
 //! into a `Config` and listeners.
 
 use super::ConfigOption;
+use crate::domain::log_budget::{DEFAULT_CAP, MIN_CAP};
 use crate::store::Durability;
 use clap::{Args, ValueEnum};
 use std::path::PathBuf;
@@ -129,6 +130,14 @@ pub struct ServerArgs {
     /// How often retention looks for what to remove (Coder's dbpurge: every 10 minutes).
     #[arg(long, env = "KILN_RETENTION_INTERVAL", default_value = "10m", value_parser = super::parse_duration)]
     pub retention_interval: Duration,
+
+    /// The most a job's stored log may take, in bytes (1 MiB by default, as Coder's), each line
+    /// counted as its output plus 64 bytes: a log that goes past it keeps its first lines, one
+    /// line saying how many lines and bytes were dropped there, and its last lines (a quarter
+    /// of the cap), the end of a failed build included. At least 131072 (128 KiB).
+    #[arg(long, env = "KILN_MAX_JOB_LOG_BYTES", default_value_t = DEFAULT_CAP,
+        value_parser = clap::value_parser!(i64).range(MIN_CAP..))]
+    pub max_job_log_bytes: i64,
 }
 
 /// `--durability`, as the command line spells it.

@@ -48,6 +48,8 @@ pub struct Config {
     pub options: Vec<ConfigOption>,
     /// Who `run` steps run as (`--step-user`, kiln as root); kiln's own user when `None`.
     pub step_user: Option<crate::provisioner::step_user::StepUser>,
+    /// The cap on every job's stored log (`--max-job-log-bytes`, `domain::log_budget`).
+    pub max_job_log: crate::domain::log_budget::LogCap,
 }
 
 /// One server flag as the operator set it (Coder's `serpent.Option` in its answer).

@@ -131,12 +131,12 @@ static REGISTRY: LazyLock<Registry> = LazyLock::new(|| {
     );
     r.register(
         "kiln_job_log_lines_written",
-        "Job log lines stored",
+        "Job log lines stored (a line of an overflowing log's tail is stored, then dropped as later lines take its place)",
         m.log_lines_written.clone(),
     );
     r.register(
         "kiln_job_log_lines_dropped",
-        "Job log lines dropped by the per-job log cap",
+        "Job log lines dropped by the per-job log cap (--max-job-log-bytes): never stored, or removed from an overflowing log's tail",
         m.log_lines_dropped.clone(),
     );
     r.register(

@@ -1,8 +1,10 @@
 //! A job's log and lease: lines are buffered and written in batches (one transaction each),
 //! which also keeps the lease; between batches the lease is renewed (every quarter of the hung
 //! timeout, at most 5 s) and looked at (at most every second, and at once on a cancel notice).
-//! What the lease says stops the work through the job's control. Enforces the 1 MiB cap of
-//! output per job.
+//! What the lease says stops the work through the job's control. Every line goes to the
+//! store, which keeps the job's log within its cap (`domain::log_budget`): the same rule for
+//! the server's workers and for provisioner daemons, whose lines reach the store through the
+//! server.
 //!
 //! While the database cannot be reached (`StoreError::Unreachable`), the steps go on: lines
 //! wait here and are tried again with a growing pause, and nothing fails the job. Only when no
@@ -17,8 +19,6 @@ use crate::store::{JobRow, LeaseState, LogBatch, NewLog, StoreError, StoreResult
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-pub const LOG_CAP_BYTES: i64 = 1 << 20;
-pub const OVERFLOW_MESSAGE: &str = "Provisioner logs exceeded the max size of 1MB. Will not continue to write provisioner logs for workspace build.";
 /// A batch is written once it holds this many lines, or once its oldest line is this old.
 const BATCH_LINES: usize = 2000;
 const BATCH_AGE: Duration = Duration::from_millis(15);
@@ -49,8 +49,6 @@ pub struct LogWriter {
     stage: String,
     buf: Vec<NewLog>,
     oldest: Option<Instant>,
-    length: i64,
-    overflowed: bool,
     renewed: Instant,
     checked: Instant,
     renew_every: Duration,
@@ -69,7 +67,7 @@ struct Outage {
 }
 
 impl LogWriter {
-    /// The log of `job`, held by `worker_id`, picking up its accounting where it stands.
+    /// The log of `job`, held by `worker_id`.
     pub fn new(
         queue: Arc<dyn JobQueue>,
         control: Arc<JobControl>,
@@ -87,8 +85,6 @@ impl LogWriter {
             stage: String::new(),
             buf: Vec::new(),
             oldest: None,
-            length: job.logs_length,
-            overflowed: job.logs_overflowed,
             renewed: now,
             checked: now,
             renew_every: renew_every(hung_timeout),
@@ -121,23 +117,10 @@ impl LogWriter {
     }
 
     fn push(&mut self, source: &'static str, level: &str, output: String) {
-        if self.overflowed {
-            crate::metrics::global().log_lines(0, 1);
-            return;
-        }
-        let size = output.len() as i64;
-        let (level, output) = if self.length + size > LOG_CAP_BYTES {
-            self.overflowed = true;
-            crate::metrics::global().log_lines(0, 1);
-            ("warn".to_string(), OVERFLOW_MESSAGE.to_string())
-        } else {
-            self.length += size;
-            (level.to_string(), output)
-        };
         self.buf.push(NewLog {
             created_at: Time::now(),
             source,
-            level,
+            level: level.to_string(),
             stage: self.stage.clone(),
             output,
         });
@@ -197,8 +180,6 @@ impl LogWriter {
         }
         let batch = LogBatch {
             lines: std::mem::take(&mut self.buf),
-            length: self.length,
-            overflowed: self.overflowed,
         };
         match self
             .queue
@@ -206,7 +187,6 @@ impl LogWriter {
         {
             Ok(lease) => {
                 self.oldest = None;
-                crate::metrics::global().log_lines(batch.lines.len() as u64, 0);
                 self.reached(true);
                 self.obey(lease);
                 Ok(())
@@ -279,11 +259,8 @@ impl LogWriter {
     /// completion), so a short job costs one commit less.
     pub fn take(&mut self) -> LogBatch {
         self.oldest = None;
-        crate::metrics::global().log_lines(self.buf.len() as u64, 0);
         LogBatch {
             lines: std::mem::take(&mut self.buf),
-            length: self.length,
-            overflowed: self.overflowed,
         }
     }
 }

@@ -2,6 +2,7 @@
 
 use super::error::StoreResult;
 use super::lease::LeaseState;
+use crate::domain::log_budget::LogCap;
 use crate::model::Time;
 
 #[derive(Clone, Debug)]
@@ -23,18 +24,19 @@ pub struct NewLog {
     pub output: String,
 }
 
-/// Lines to append to a job's log, with the job's log accounting after them.
+/// Lines to append to a job's log. The store keeps the job's accounting and applies the cap
+/// (`domain::log_budget`) as it writes them: what a worker or a daemon thinks of it is not
+/// asked.
 #[derive(Debug, Default)]
 pub struct LogBatch {
     pub lines: Vec<NewLog>,
-    /// Bytes of output stored for the job so far, these lines included.
-    pub length: i64,
-    pub overflowed: bool,
 }
 
 pub trait LogStore {
     /// Appends a batch in one transaction for the worker holding the job, moving its heartbeat
     /// with it, and tells followers. Nothing is written when the worker lost the job (`Lost`).
+    /// Every write of a job's lines (these, and those its end writes) keeps its log within the
+    /// store's cap (`set_log_cap`).
     fn append_logs(
         &self,
         job_id: &str,
@@ -50,6 +52,10 @@ pub trait LogStore {
         before: Option<i64>,
         limit: i64,
     ) -> StoreResult<Vec<LogRow>>;
+
+    /// The cap on every job's stored log from now on (`--max-job-log-bytes`); Coder's 1 MiB
+    /// until set.
+    fn set_log_cap(&self, cap: LogCap);
 
     /// Gives back the memory the store keeps only for speed (pages of the database it has
     /// cached), as the last follower of a job leaves: a burst of logs written and followed

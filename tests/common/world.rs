@@ -150,7 +150,7 @@ pub fn succeed(s: &dyn Store, job: &str, worker: &str) -> JobStatus {
     .expect("the worker held the job")
 }
 
-pub fn lines(texts: &[&str], length: i64) -> LogBatch {
+pub fn lines(texts: &[&str]) -> LogBatch {
     LogBatch {
         lines: texts
             .iter()
@@ -162,7 +162,5 @@ pub fn lines(texts: &[&str], length: i64) -> LogBatch {
                 output: t.to_string(),
             })
             .collect(),
-        length,
-        overflowed: false,
     }
 }

@@ -345,8 +345,7 @@ fn leases_expire_and_only_then_are_given_up(p: Pair) {
         LeaseState::Lost
     );
     assert_eq!(
-        p.a.append_logs(&job, "alive", &lines(&["late"], 4))
-            .unwrap(),
+        p.a.append_logs(&job, "alive", &lines(&["late"])).unwrap(),
         LeaseState::Lost
     );
     assert_eq!(
@@ -482,7 +481,7 @@ fn log_cursors(p: Pair) {
         let refs: Vec<&str> = chunk.iter().map(String::as_str).collect();
         let store = if chunk[0] == "line 10" { &p.b } else { &p.a };
         assert_eq!(
-            store.append_logs(&job, "w", &lines(&refs, 0)).unwrap(),
+            store.append_logs(&job, "w", &lines(&refs)).unwrap(),
             LeaseState::Held
         );
     }
@@ -513,7 +512,7 @@ fn log_cursors(p: Pair) {
         error: "boom".into(),
         ..Default::default()
     };
-    let status = p.b.complete_build(&job, "w", &done, &lines(&["last"], 0));
+    let status = p.b.complete_build(&job, "w", &done, &lines(&["last"]));
     assert_eq!(status, Ok(Some(JobStatus::Failed)));
     let tail: Vec<_> = p.a.logs(&job, after, None, 10).unwrap();
     let tail: Vec<_> = tail
@@ -602,7 +601,7 @@ fn a_completion_takes_the_next_job(p: Pair) {
     assert_eq!(p.a.take_next_job("w").unwrap().unwrap().id, first);
     let done = BuildCompletion::default();
     let (status, next) =
-        p.b.complete_build_and_take(&first, "w", &done, &lines(&["last"], 0))
+        p.b.complete_build_and_take(&first, "w", &done, &lines(&["last"]))
             .unwrap();
     assert_eq!(status, Some(JobStatus::Succeeded));
     let next = next.expect("the pending job is taken");

@@ -165,6 +165,9 @@ pub struct WireLog {
 pub struct WireLogs {
     #[serde(default)]
     pub lines: Vec<WireLog>,
+    /// What daemons before the server kept the accounting sent (their log's length so far and
+    /// whether it overflowed): read and ignored, and sent as 0 and false. The server keeps the
+    /// accounting and applies the cap itself (`domain::log_budget`).
     #[serde(default)]
     pub length: i64,
     #[serde(default)]
@@ -185,8 +188,8 @@ impl From<&LogBatch> for WireLogs {
                     output: l.output.clone(),
                 })
                 .collect(),
-            length: b.length,
-            overflowed: b.overflowed,
+            length: 0,
+            overflowed: false,
         }
     }
 }
@@ -215,11 +218,7 @@ impl WireLogs {
                 output: l.output.clone(),
             });
         }
-        Ok(LogBatch {
-            lines,
-            length: self.length,
-            overflowed: self.overflowed,
-        })
+        Ok(LogBatch { lines })
     }
 }
 

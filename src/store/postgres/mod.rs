@@ -22,6 +22,7 @@ mod relay;
 mod tls;
 
 use crate::events::{LiveEvents, Topic};
+use crate::store::sql::logs::LogCapCell;
 use crate::store::sql::{Conn, Db};
 use crate::store::{StoreError, StoreResult};
 use pool::{Pool, PoolError, Pooled};
@@ -46,6 +47,7 @@ pub struct PgStore {
     /// Cleared when a statement gives up because the database cannot be reached, set again
     /// when one reaches it (`OverviewStore::database_reachable`).
     reachable: AtomicBool,
+    log_cap: LogCapCell,
 }
 
 impl PgStore {
@@ -75,6 +77,7 @@ impl PgStore {
             origin,
             relay,
             reachable: AtomicBool::new(true),
+            log_cap: LogCapCell::default(),
         })
     }
 
@@ -153,6 +156,10 @@ impl PgStore {
 }
 
 impl Db for PgStore {
+    fn log_cap(&self) -> &LogCapCell {
+        &self.log_cap
+    }
+
     fn reachable(&self) -> bool {
         self.reachable.load(Ordering::Relaxed)
     }

@@ -314,3 +314,12 @@ CREATE INDEX provisioner_jobs_pending_tags ON provisioner_jobs (tags, seq)
 -- others uploaded.
 ALTER TABLE files DROP CONSTRAINT files_hash_key;
 CREATE UNIQUE INDEX files_hash_creator ON files (hash, created_by);
+
+-- migration 11
+-- A job's log past its cap (`--max-job-log-bytes`) keeps its head, one marker line and its
+-- latest lines (`domain::log_budget`): the marker's line, what the lines after it cost, and
+-- what was dropped (lines, bytes of output) for the marker to say.
+ALTER TABLE provisioner_jobs ADD COLUMN logs_marker_id BIGINT;
+ALTER TABLE provisioner_jobs ADD COLUMN logs_tail_length BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE provisioner_jobs ADD COLUMN logs_dropped_lines BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE provisioner_jobs ADD COLUMN logs_dropped_bytes BIGINT NOT NULL DEFAULT 0;

@@ -94,6 +94,17 @@ pub fn hot_queries(d: &'static Dialect, s: Samples) -> Vec<HotQuery> {
             logs::LOGS_AFTER,
             &[ID, Int(0), Int(i64::MAX), Int(1000)],
         ),
+        q("a job's log accounting", logs::ACCOUNT, &[ID]),
+        q(
+            "where an overflowing log's head ends",
+            logs::FIRST_PAST.text(d),
+            &[ID, Int(786_176)],
+        ),
+        q(
+            "the oldest lines of a log's tail",
+            logs::LINES_AFTER,
+            &[ID, Int(0), Int(100)],
+        ),
         q(
             "api key with its user",
             users::API_KEY_WITH_USER.text(d),

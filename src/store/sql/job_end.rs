@@ -4,11 +4,12 @@
 //! workspace, the follow-up build of `domain::builds::build_end`).
 
 use super::builds::{insert_timings, queue_follow_up};
-use super::logs::{append_lines, insert_log};
+use super::logs::append_lines;
 use super::{Conn, Stmt, Value, params, to_json};
 use crate::domain::builds::{build_end, daily_cost, deadline};
+use crate::domain::log_budget::LogCap;
 use crate::model::{JobStatus, Time, Transition, WorkspaceResource};
-use crate::store::{BuildCompletion, LogBatch, Stale, StoreResult};
+use crate::store::{BuildCompletion, LogBatch, NewLog, Stale, StoreResult};
 
 /// Who must still hold a job for it to be ended.
 pub enum Holder<'a> {
@@ -47,13 +48,15 @@ static END_QUEUED_BEFORE: Stmt =
 /// Ends job `job_id` in the caller's transaction if `end.holder` still holds it and it is not
 /// completed: the statement that decides also writes (`completed_at`, and the error unless the
 /// job ends canceled; PostgreSQL re-checks its condition on the locked row), so a job that
-/// moved on since it was read is left alone. Then the last lines, the end's own line (the
-/// error, or a warning when the job ends canceled) and `then(c, ended_canceled, now)`. `None`
-/// when the job was not (or no longer) the holder's.
+/// moved on since it was read is left alone. Then the last lines and the end's own line (the
+/// error, or a warning when the job ends canceled), under the log's `cap` (the end's line is
+/// the log's last: it is kept), and `then(c, ended_canceled, now)`. `None` when the job was
+/// not (or no longer) the holder's.
 pub fn end_in<T>(
     c: &mut dyn Conn,
     job_id: &str,
     end: &JobEnd,
+    cap: LogCap,
     then: impl FnOnce(&mut dyn Conn, bool, Time) -> StoreResult<T>,
 ) -> StoreResult<Option<T>> {
     let (sql, holder) = match &end.holder {
@@ -71,18 +74,18 @@ pub fn end_in<T>(
         return Ok(None);
     };
     let ended_canceled = canceled && (end.cancel_wins || end.error.is_empty());
-    append_lines(c, job_id, end.logs)?;
-    if !end.error.is_empty() {
-        let level = if ended_canceled { "warn" } else { "error" };
-        insert_log(
-            c,
-            job_id,
-            now,
-            "provisioner_daemon",
-            level,
-            "Cleaning Up",
-            end.error,
-        )?;
+    if end.error.is_empty() {
+        append_lines(c, job_id, &end.logs.lines, cap)?;
+    } else {
+        let mut lines = end.logs.lines.clone();
+        lines.push(NewLog {
+            created_at: now,
+            source: "provisioner_daemon",
+            level: if ended_canceled { "warn" } else { "error" }.into(),
+            stage: "Cleaning Up".into(),
+            output: end.error.to_string(),
+        });
+        append_lines(c, job_id, &lines, cap)?;
     }
     then(c, ended_canceled, now).map(Some)
 }
@@ -95,6 +98,7 @@ pub fn complete_build_in(
     worker_id: &str,
     done: &BuildCompletion,
     logs: &LogBatch,
+    cap: LogCap,
 ) -> StoreResult<Option<(JobStatus, bool)>> {
     let end = JobEnd {
         holder: Holder::Worker(worker_id),
@@ -102,7 +106,7 @@ pub fn complete_build_in(
         cancel_wins: false,
         logs,
     };
-    end_in(c, job_id, &end, |c, canceled, now| {
+    end_in(c, job_id, &end, cap, |c, canceled, now| {
         let status = done.final_status(canceled);
         let queued = apply_build_end(c, job_id, status, done, now)?;
         Ok((status, queued))

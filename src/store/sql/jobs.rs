@@ -178,7 +178,7 @@ fn end_job<T>(
     mut queued_a_job: impl FnMut(&T) -> bool,
 ) -> StoreResult<Option<T>> {
     db.write(
-        |c| end_in(c, job_id, &end, &mut then),
+        |c| end_in(c, job_id, &end, db.log_cap().get(), &mut then),
         |out| match out {
             Some(t) if queued_a_job(t) => {
                 vec![Topic::Logs(job_id.into()), Topic::Overview, Topic::Queue]
@@ -453,7 +453,7 @@ impl<D: Db> JobStore for D {
         logs: &LogBatch,
     ) -> StoreResult<Option<JobStatus>> {
         let ended = self.write(
-            |c| complete_build_in(c, job_id, worker_id, done, logs),
+            |c| complete_build_in(c, job_id, worker_id, done, logs, self.log_cap().get()),
             |ended| completion_topics(job_id, *ended, false),
         )?;
         Ok(ended.map(|(status, _)| status))

@@ -94,6 +94,9 @@ pub trait Db: Send + Sync {
         crate::store::jobs::complete_then_take(self, job_id, worker_id, done, logs)
     }
 
+    /// The cap the backend applies to every job's log (`LogStore::set_log_cap`).
+    fn log_cap(&self) -> &logs::LogCapCell;
+
     /// Gives back the pages of the database the backend caches (`LogStore::release_memory`).
     fn release_page_caches(&self) {}
 

@@ -24,6 +24,7 @@ mod writer;
 
 use crate::events::{LiveEvents, Topic};
 use crate::model::JobStatus;
+use crate::store::sql::logs::LogCapCell;
 use crate::store::sql::{Conn, Db};
 use crate::store::{BuildCompletion, Durability, JobRow, LogBatch, StoreResult};
 use conn::Lite;
@@ -41,6 +42,7 @@ pub struct SqliteStore {
     writer: writer::Writer,
     events: Arc<dyn LiveEvents>,
     handoff: handoff::Handoff,
+    log_cap: LogCapCell,
 }
 
 impl SqliteStore {
@@ -91,6 +93,7 @@ impl SqliteStore {
             writer: writer::Writer::new(write_conn),
             handoff: handoff::Handoff::default(),
             events,
+            log_cap: LogCapCell::default(),
         })
     }
 
@@ -171,6 +174,10 @@ impl Db for SqliteStore {
     /// One server uses a SQLite file (the data folder's lock), and it shows its own workers
     /// online whenever it lists them: marking them seen would be a write every 30 s that
     /// nobody reads.
+    fn log_cap(&self) -> &LogCapCell {
+        &self.log_cap
+    }
+
     fn one_server(&self) -> bool {
         true
     }

@@ -21,8 +21,9 @@ impl SqliteStore {
         done: &BuildCompletion,
         logs: &LogBatch,
     ) -> StoreResult<(Option<JobStatus>, Option<JobRow>)> {
+        let cap = self.log_cap.get();
         let (ended, next) = self.writer.write(|tx| {
-            let ended = complete_build_in(&mut Lite(tx), job_id, worker_id, done, logs)?;
+            let ended = complete_build_in(&mut Lite(tx), job_id, worker_id, done, logs, cap)?;
             exec(tx, "SAVEPOINT take", [])?;
             let next = match take_in(&mut Lite(tx), worker_id) {
                 Ok(next) => {
