@@ -34,5 +34,6 @@ mod status_page;
 mod streams;
 mod templates;
 mod timings;
+mod upgrades;
 mod watch;
 mod workspaces;
