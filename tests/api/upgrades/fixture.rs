@@ -135,10 +135,18 @@ pub fn start(dir: &Path, conn: &Option<String>) -> TestApp {
     }
 }
 
-/// The last object the newest migration block creates (`CREATE [UNIQUE] TABLE|INDEX name`, not
-/// `IF NOT EXISTS`): a table of that name made beforehand makes that block fail part-way, after
-/// every earlier block and statement of this migration has run.
-pub fn obstacle() -> String {
+/// What makes the newest migration block fail part-way: a name its last `CREATE [UNIQUE]
+/// TABLE|INDEX name` (not `IF NOT EXISTS`) or `ALTER TABLE t ADD [COLUMN] c` will find taken,
+/// when every earlier block and every earlier statement of this block has run.
+pub struct Obstacle {
+    /// What the name is (a table or index name, or `t.c`), to find in the error.
+    pub name: String,
+    /// The SQL that takes the name, and the SQL that frees it again.
+    pub add: String,
+    pub remove: String,
+}
+
+pub fn obstacle() -> Obstacle {
     let (_, last) = blocks(store().2).pop().unwrap();
     let mut found = None;
     for stmt in last.split(';') {
@@ -146,23 +154,36 @@ pub fn obstacle() -> String {
             .lines()
             .filter(|l| !l.trim_start().starts_with("--"))
             .flat_map(|l| l.split_whitespace())
-            .map(|w| w.to_string())
+            .map(|w| w.to_uppercase().trim_matches(['"', '(']).to_string())
             .collect();
-        let mut w = words.iter().map(String::as_str);
-        if w.next().is_some_and(|x| x.eq_ignore_ascii_case("CREATE")) {
-            let mut kind = w.next().unwrap_or("");
-            if kind.eq_ignore_ascii_case("UNIQUE") {
-                kind = w.next().unwrap_or("");
-            }
-            let name = w.next().unwrap_or("");
-            if (kind.eq_ignore_ascii_case("TABLE") || kind.eq_ignore_ascii_case("INDEX"))
-                && !name.eq_ignore_ascii_case("IF")
+        let w: Vec<&str> = words.iter().map(String::as_str).collect();
+        match w.as_slice() {
+            ["CREATE", "UNIQUE", "INDEX", name, ..] | ["CREATE", "TABLE" | "INDEX", name, ..]
+                if *name != "IF" =>
             {
-                found = Some(name.to_string());
+                let name = name.to_lowercase();
+                found = Some(Obstacle {
+                    add: format!("CREATE TABLE {name} (x INTEGER)"),
+                    remove: format!("DROP TABLE {name}"),
+                    name,
+                });
             }
+            ["ALTER", "TABLE", table, "ADD", rest @ ..] => {
+                let column = match rest {
+                    ["COLUMN", "IF", ..] | [] => continue,
+                    ["COLUMN", column, ..] | [column, ..] => column.to_lowercase(),
+                };
+                let table = table.to_lowercase();
+                found = Some(Obstacle {
+                    add: format!("ALTER TABLE {table} ADD COLUMN {column} INTEGER"),
+                    remove: format!("ALTER TABLE {table} DROP COLUMN {column}"),
+                    name: column,
+                });
+            }
+            _ => {}
         }
     }
-    found.expect("the newest migration block creates a table or an index")
+    found.expect("the newest migration block creates a table or an index, or adds a column")
 }
 
 /// Everything the store holds, to compare before and after: SQLite, the file's bytes and, read

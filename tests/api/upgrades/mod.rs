@@ -16,6 +16,7 @@ use fixture::{
     block_hash, blocks, fixtures, fixtures_named, latest, obstacle, place, snapshot, start, store,
 };
 use read_back::{build_again, read_back, read_back_after_restart};
+use std::path::Path;
 
 #[actix_web::test]
 async fn every_schema_version_has_a_fixture() {
@@ -71,9 +72,23 @@ async fn each_earlier_database_migrates_and_reads_back_identical() {
     }
 }
 
+/// Runs `sql` on the fixture's database, not through kiln: the file itself (SQLite), psql.
+fn run_sql(dir: &Path, conn: &Option<String>, sql: &str) {
+    match conn {
+        Some(c) => {
+            pg::psql(pg::database_name(c), sql);
+        }
+        None => {
+            let db = rusqlite::Connection::open(dir.join("kiln.db")).unwrap();
+            db.execute_batch(sql).unwrap();
+            db.close().unwrap();
+        }
+    }
+}
+
 /// A migration that fails part-way leaves each earlier database as it was: the newest block
-/// meets a table named like the last object it creates, so every earlier block and the first
-/// statements of the newest have run when it fails. kiln refuses to start, and the database is
+/// finds the name of the last table, index or column it makes already taken (`obstacle`), so
+/// every earlier block and the first statements of the newest have run when it fails. kiln refuses to start, and the database is
 /// byte-identical (SQLite: the file; and its version, schema and rows read through SQLite with
 /// whatever WAL was left; PostgreSQL: a dump, with kiln_schema's version). Without the obstacle
 /// the same database then migrates.
@@ -84,17 +99,7 @@ async fn a_migration_failing_part_way_leaves_each_earlier_database_as_it_was() {
     for f in fixtures().iter().filter(|f| f.version < latest()) {
         let dir = tempfile::tempdir().unwrap();
         let conn = place(f, dir.path());
-        let add = format!("CREATE TABLE {obstacle} (x INTEGER)");
-        match &conn {
-            Some(c) => {
-                pg::psql(pg::database_name(c), &add);
-            }
-            None => {
-                let db = rusqlite::Connection::open(dir.path().join("kiln.db")).unwrap();
-                db.execute_batch(&add).unwrap();
-                db.close().unwrap();
-            }
-        }
+        run_sql(dir.path(), &conn, &obstacle.add);
         let before = snapshot(dir.path(), &conn);
         let path = dir.path().to_path_buf();
         let c2 = conn.clone();
@@ -102,8 +107,11 @@ async fn a_migration_failing_part_way_leaves_each_earlier_database_as_it_was() {
             .map(drop)
             .expect_err("kiln started on a database whose migration fails");
         let msg = failed.downcast_ref::<String>().cloned().unwrap_or_default();
+        // SQLite: "table x already exists", "duplicate column name: c"; PostgreSQL: "relation
+        // \"x\" already exists", "column \"c\" of relation \"t\" already exists".
         assert!(
-            msg.contains(&obstacle) && msg.contains("already exists"),
+            msg.contains(&obstacle.name)
+                && (msg.contains("already exists") || msg.contains("duplicate column")),
             "{}: {msg}",
             f.name
         );
@@ -124,17 +132,7 @@ async fn a_migration_failing_part_way_leaves_each_earlier_database_as_it_was() {
             assert_eq!(v.trim(), f.version.to_string(), "{}", f.name);
         }
 
-        let drop_it = format!("DROP TABLE {obstacle}");
-        match &conn {
-            Some(c) => {
-                pg::psql(pg::database_name(c), &drop_it);
-            }
-            None => {
-                let db = rusqlite::Connection::open(dir.path().join("kiln.db")).unwrap();
-                db.execute_batch(&drop_it).unwrap();
-                db.close().unwrap();
-            }
-        }
+        run_sql(dir.path(), &conn, &obstacle.remove);
         let app = start(dir.path(), &conn);
         read_back(&app, f).await;
         tried += 1;
