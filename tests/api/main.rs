@@ -35,5 +35,6 @@ mod status_page;
 mod streams;
 mod templates;
 mod timings;
+mod upgrades;
 mod watch;
 mod workspaces;
