@@ -15,6 +15,44 @@ pub fn latest() -> u32 {
     migrations().last().map_or(0, |(n, _)| *n)
 }
 
+fn latest_len() -> usize {
+    migrations().len()
+}
+
+/// What two blocks gained after they had shipped, for a database made between a block and its
+/// edit (it was already at that version, so no block would add them): block 10's
+/// `template_versions.archived`, and block 11's files unique per uploader (the table rebuilt
+/// as that block rebuilds it). Each only where it is missing; run with every migration to the
+/// latest schema.
+fn repair(tx: &Connection) -> rusqlite::Result<()> {
+    let archived: bool = tx.query_row(
+        "SELECT count(*) > 0 FROM pragma_table_info('template_versions') WHERE name = 'archived'",
+        [],
+        |r| r.get(0),
+    )?;
+    if !archived {
+        log::info!("repairing the schema: template versions' archived column");
+        tx.execute_batch(
+            "ALTER TABLE template_versions ADD COLUMN archived INTEGER NOT NULL DEFAULT 0",
+        )?;
+    }
+    let files: String = tx.query_row(
+        "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'files'",
+        [],
+        |r| r.get(0),
+    )?;
+    if !files.contains("UNIQUE (hash, created_by)") {
+        log::info!("repairing the schema: files unique per uploader");
+        let block = SCHEMA
+            .split("-- migration ")
+            .find(|b| b.starts_with("11\n"))
+            .and_then(|b| b.find("CREATE TABLE files_by_uploader").map(|at| &b[at..]))
+            .expect("block 11 rebuilds the files table");
+        tx.execute_batch(block)?;
+    }
+    Ok(())
+}
+
 /// Brings the schema up to date in one exclusive transaction (one commit, however many
 /// blocks run). The version is read inside it, so two processes opening the same file at once
 /// migrate it once.
@@ -52,6 +90,9 @@ fn migrate_unenforced(
     }
     for (_, sql) in migrations.iter().skip(current as usize) {
         tx.execute_batch(sql)?;
+    }
+    if migrations.len() == latest_len() {
+        repair(&tx)?;
     }
     if check_references {
         let dangling: Option<String> = tx

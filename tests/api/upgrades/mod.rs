@@ -145,10 +145,9 @@ async fn a_migration_failing_part_way_leaves_each_earlier_database_as_it_was() {
 /// files to block 11 / 10 two minutes later). A database made by a kiln in between is at the
 /// block's version without the edit, so no migration ever adds it: its templates' versions
 /// cannot be read (no `archived` column), or another user's upload of the same bytes is refused
-/// (files still unique by hash). Ignored until kiln repairs such databases; these fixtures
-/// (`<store>-v<N>-<commit>`) are from those commits.
+/// (files still unique by hash). kiln repairs such databases as it migrates them (each store's
+/// `migrate.rs`); these fixtures (`<store>-v<N>-<commit>`) are from those commits.
 #[actix_web::test]
-#[ignore = "kiln bug: databases made between edits of a shipped migration block are not repaired"]
 async fn databases_made_between_edits_of_a_shipped_migration_block() {
     let all = fixtures_named(true);
     assert!(!all.is_empty());
