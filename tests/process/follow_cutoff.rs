@@ -59,7 +59,11 @@ fn count(haystack: &[u8], needle: &[u8]) -> usize {
 
 #[actix_web::test]
 async fn a_follower_that_never_reads_is_cut_off_and_the_others_get_every_line() {
-    let s = TestServer::start_with_env(&[], &[("KILN_FOLLOW_STALL_MS", "20000")]);
+    // The whole log is kept: 60,000 lines cost some 4 MiB against the log cap.
+    let s = TestServer::start_with_env(
+        &["--max-job-log-bytes", "16777216"],
+        &[("KILN_FOLLOW_STALL_MS", "20000")],
+    );
     let owner = s.owner().await;
     let manifest =
         json!({"steps": {"start": [{"run": format!("seq {LINES}")}], "stop": [], "delete": []}});
