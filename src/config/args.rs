@@ -124,17 +124,32 @@ pub struct ServerArgs {
     /// Requests per minute to one API path allowed per user, or per client address when
     /// signed out; 0 or negative means no limit. Owners may skip it with the header
     /// X-Coder-Bypass-Ratelimit: true.
-    #[arg(long, env = "KILN_API_RATE_LIMIT", default_value_t = 512, allow_negative_numbers = true)]
+    #[arg(
+        long,
+        env = "KILN_API_RATE_LIMIT",
+        default_value_t = 512,
+        allow_negative_numbers = true
+    )]
     pub api_rate_limit: i64,
 
     /// Sign-in attempts per minute allowed per client address and per account (also password
     /// changes and checks); 0 or negative means no limit.
-    #[arg(long, env = "KILN_LOGIN_RATE_LIMIT", default_value_t = 60, allow_negative_numbers = true)]
+    #[arg(
+        long,
+        env = "KILN_LOGIN_RATE_LIMIT",
+        default_value_t = 60,
+        allow_negative_numbers = true
+    )]
     pub login_rate_limit: i64,
 
     /// File uploads and downloads per minute allowed per user and path; 0 or negative means no
     /// limit.
-    #[arg(long, env = "KILN_FILES_RATE_LIMIT", default_value_t = 12, allow_negative_numbers = true)]
+    #[arg(
+        long,
+        env = "KILN_FILES_RATE_LIMIT",
+        default_value_t = 12,
+        allow_negative_numbers = true
+    )]
     pub files_rate_limit: i64,
 
     /// The window the rate limits count over (Coder's is a minute): for tests.

@@ -1,7 +1,8 @@
 //! The counter behind every rate limit: Coder's (go-chi/httprate's sliding window). Windows
-//! are aligned on the clock (a minute starts at :00); a key's rate is its count in the current
-//! window plus its count in the previous one weighted by the part of the previous window that
-//! is still within the last `window`. A request is let through while that rate, rounded, plus
+//! follow one another from the limiter's start (httprate's from the clock's :00, which is the
+//! same limit at another phase); a key's rate is its count in the current window plus its
+//! count in the previous one weighted by the part of the previous window that is still within
+//! the last `window`. A request is let through while that rate, rounded, plus
 //! one is at most the limit; only requests let through are counted.
 //!
 //! Memory is bounded: only the current and the previous window's counts are kept (older keys
@@ -13,7 +14,8 @@ use std::collections::HashMap;
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher};
 use std::sync::Mutex;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Keys counted per window, over all shards.
 pub const MAX_KEYS: usize = 1 << 20;
@@ -36,8 +38,14 @@ pub struct Verdict {
 pub struct RateLimiter {
     limit: u32,
     window: Duration,
+    /// When the first window started, and that time in milliseconds since the epoch.
+    origin: Instant,
+    origin_ms: u128,
     keys: RandomState,
     shards: Vec<Mutex<Shard>>,
+    /// The window every shard was last moved to (each is moved when the window changes, so
+    /// a shard no request reaches forgets its keys too).
+    window_number: AtomicU64,
 }
 
 #[derive(Default)]
@@ -75,8 +83,14 @@ impl RateLimiter {
         RateLimiter {
             limit: limit.max(1),
             window: window.max(Duration::from_millis(1)),
+            origin: Instant::now(),
+            origin_ms: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_millis(),
             keys: RandomState::new(),
             shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
+            window_number: AtomicU64::new(0),
         }
     }
 
@@ -90,19 +104,22 @@ impl RateLimiter {
 
     /// Counts a request of `key` now, unless it is over the limit.
     pub fn check(&self, key: impl Hash) -> Verdict {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default();
-        self.check_at(self.keys.hash_one(key), now)
+        self.check_at(self.keys.hash_one(key), self.origin.elapsed())
     }
 
+    /// `now`: the time since the first window started.
     fn check_at(&self, key: u64, now: Duration) -> Verdict {
         let window_ms = self.window.as_millis().max(1);
         let now_ms = now.as_millis();
         let number = (now_ms / window_ms) as u64;
         let offset = (now_ms % window_ms) as f64 / window_ms as f64;
-        let reset = ((u128::from(number) + 1) * window_ms / 1000) as u64;
+        let reset = (self.origin_ms + (u128::from(number) + 1) * window_ms).div_ceil(1000) as u64;
         let limit = self.limit;
+        if self.window_number.fetch_max(number, Ordering::Relaxed) < number {
+            for shard in &self.shards {
+                shard.lock().unwrap_or_else(|e| e.into_inner()).roll(number);
+            }
+        }
         let mut shard = self.shards[key as usize % SHARDS]
             .lock()
             .unwrap_or_else(|e| e.into_inner());
@@ -145,7 +162,11 @@ impl RateLimiter {
     /// How long until a key with these counts is let through (nothing else counted): its rate
     /// must fall under `limit - 0.5` (rounded, plus one, at most the limit).
     fn wait(&self, previous: u32, current: u32, offset: f64) -> u64 {
-        let (p, c, l) = (f64::from(previous), f64::from(current), f64::from(self.limit));
+        let (p, c, l) = (
+            f64::from(previous),
+            f64::from(current),
+            f64::from(self.limit),
+        );
         let room = l - 0.5 - c;
         // Later in this window, as the previous window's share fades.
         let at = if room > 0.0 && p > 0.0 {
@@ -157,7 +178,11 @@ impl RateLimiter {
             Some(at) => (at - offset).max(0.0),
             // In the next window, where this window's count is the previous one.
             None => {
-                let at = if c > l - 0.5 { 1.0 - (l - 0.5) / c } else { 0.0 };
+                let at = if c > l - 0.5 {
+                    1.0 - (l - 0.5) / c
+                } else {
+                    0.0
+                };
                 1.0 - offset + at
             }
         };
@@ -169,9 +194,10 @@ impl RateLimiter {
 
 impl Shard {
     /// Moves to window `number`: the current counts become the previous ones when it is the
-    /// next window, and are forgotten when it is later still.
+    /// next window, and are forgotten when it is later still. Never back (a request whose
+    /// time was read just before the window changed counts in the new one).
     fn roll(&mut self, number: u64) {
-        if number == self.window {
+        if number <= self.window {
             return;
         }
         self.previous = if number == self.window + 1 {
@@ -230,17 +256,26 @@ mod tests {
         Duration::from_secs_f64(secs)
     }
 
+    /// A limiter whose first window started at the epoch.
+    fn limiter(limit: u32, window: Duration) -> RateLimiter {
+        RateLimiter {
+            origin_ms: 0,
+            ..RateLimiter::new(limit, window)
+        }
+    }
+
     #[test]
     fn a_window_lets_the_limit_through_then_refuses() {
-        let l = RateLimiter::new(3, MINUTE);
+        let l = limiter(3, MINUTE);
         let t = at(600.0);
         for left in [2, 1, 0] {
             let v = l.check_at(1, t);
             assert_eq!((v.remaining, v.retry_after), (left, None));
             assert_eq!(v.reset, 660);
         }
+        // In the next window, this one's 3 weigh under 2.5 once a sixth of it has passed.
         let v = l.check_at(1, t);
-        assert_eq!(v.retry_after, Some(60), "the whole next window's start");
+        assert_eq!(v.retry_after, Some(71));
         assert_eq!(v.remaining, 0);
         // Another key has its own count.
         assert_eq!(l.check_at(2, t).retry_after, None);
@@ -248,7 +283,7 @@ mod tests {
 
     #[test]
     fn the_previous_window_fades() {
-        let l = RateLimiter::new(4, MINUTE);
+        let l = limiter(4, MINUTE);
         for _ in 0..4 {
             assert_eq!(l.check_at(1, at(659.0)).retry_after, None);
         }
@@ -264,7 +299,7 @@ mod tests {
     #[test]
     fn waiting_the_retry_after_is_enough() {
         for (limit, start) in [(1, 0.0), (3, 0.01), (60, 30.0), (60, 59.99), (2, 59.0)] {
-            let l = RateLimiter::new(limit, MINUTE);
+            let l = limiter(limit, MINUTE);
             let t0 = 6000.0 + start;
             let mut now = t0;
             while l.check_at(7, at(now)).retry_after.is_none() {
@@ -280,7 +315,7 @@ mod tests {
 
     #[test]
     fn old_windows_are_forgotten() {
-        let l = RateLimiter::new(1, MINUTE);
+        let l = limiter(1, MINUTE);
         for key in 0..100 {
             l.check_at(key, at(60.0));
         }

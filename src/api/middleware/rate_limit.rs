@@ -170,12 +170,18 @@ mod tests {
     fn routes_with_limits_of_their_own() {
         let l = Limits::new(&RateLimits::CODER);
         let which = |m: Method, p: &str| route_limit(&l, &m, p).map(|(l, s)| (l.limit(), s));
-        assert_eq!(which(Method::POST, "/api/v2/users/login"), Some((60, false)));
+        assert_eq!(
+            which(Method::POST, "/api/v2/users/login"),
+            Some((60, false))
+        );
         assert_eq!(
             which(Method::POST, "/api/v2/users/validate-password"),
             Some((60, false))
         );
-        assert_eq!(which(Method::PUT, "/api/v2/users/me/password"), Some((60, false)));
+        assert_eq!(
+            which(Method::PUT, "/api/v2/users/me/password"),
+            Some((60, false))
+        );
         assert_eq!(which(Method::PUT, "/api/v2/users/me/profile"), None);
         assert_eq!(which(Method::POST, "/api/v2/files"), Some((12, true)));
         assert_eq!(which(Method::GET, "/api/v2/files/abc"), Some((12, true)));

@@ -282,7 +282,8 @@ pub async fn create_user(
     let st = state.clone();
     let (mut user, org_ids, password) = blocking(move || checked_user(&st, &actor, &body)).await?;
     if let Some(password) = password {
-        user.hashed_password = hashing(&limits, move || Ok(identity::hash_password(&password))).await?;
+        user.hashed_password =
+            hashing(&limits, move || Ok(identity::hash_password(&password))).await?;
     }
     blocking(move || add_user(&state, &user, &org_ids)).await
 }
