@@ -84,8 +84,7 @@ fn flood(base: String, clients: usize, stop: Arc<AtomicBool>) -> BTreeMap<u16, u
         for t in tasks {
             let _ = t.await;
         }
-        let counts = counts.lock().unwrap().clone();
-        counts
+        counts.lock().unwrap().clone()
     })
 }
 
