@@ -12,7 +12,8 @@ command -v curl >/dev/null || { apt-get update -qq && apt-get install -y -qq cur
 
 tmp=$(mktemp -d)
 port=$((20000 + RANDOM % 20000))
-"$bin" server --address "127.0.0.1:$port" --data-dir "$tmp/data" 2>"$tmp/server.log" &
+"$bin" server --address "127.0.0.1:$port" --data-dir "$tmp/data" --dangerous-disable-rate-limits \
+  2>"$tmp/server.log" &
 pid=$!
 trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$tmp"' EXIT
 until curl -sf -o /dev/null "http://127.0.0.1:$port/healthz"; do sleep 0.01; done

@@ -181,12 +181,30 @@ impl Api {
     }
 }
 
-/// A kiln server on a scratch data dir (and on `database` when given).
+/// A kiln server on a scratch data dir (and on `database` when given), without rate limits:
+/// the benchmarks measure the API, not how it refuses a client over its limit.
 pub fn start_server(
     kiln: &Path,
     workers: usize,
     durability: &str,
     database: Option<&str>,
+) -> Server {
+    start_server_with(
+        kiln,
+        workers,
+        durability,
+        database,
+        &["--dangerous-disable-rate-limits"],
+    )
+}
+
+/// `start_server` with `extra` flags of the caller's (its rate limits, say).
+pub fn start_server_with(
+    kiln: &Path,
+    workers: usize,
+    durability: &str,
+    database: Option<&str>,
+    extra: &[&str],
 ) -> Server {
     let dir = tempfile::Builder::new()
         .prefix("kiln-bench")
@@ -205,6 +223,7 @@ pub fn start_server(
         .arg(dir.path())
         .args(["--workers", &workers.to_string()])
         .args(["--durability", durability])
+        .args(extra)
         // Request logging off: the figures are the API's, not the log's.
         .env("RUST_LOG", "warn")
         // For the store's count of writes and commits.

@@ -35,7 +35,7 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
 
 RUST_LOG=info target/release/kiln server --data-dir "$tmp/data" --address 127.0.0.1:0 \
   --tls-enable --tls-address 127.0.0.1:0 --tls-cert-file "$tmp/cert.pem" \
-  --tls-key-file "$tmp/key.pem" --workers 1 2>"$tmp/log" &
+  --tls-key-file "$tmp/key.pem" --workers 1 --dangerous-disable-rate-limits 2>"$tmp/log" &
 server=$!
 for _ in $(seq 200); do
   grep -q "listening on https://" "$tmp/log" && break

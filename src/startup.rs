@@ -6,7 +6,7 @@
 
 use crate::app::state::AppState;
 use crate::config::args::ServerArgs;
-use crate::config::{Config, ConfigOption};
+use crate::config::{Config, ConfigOption, RateLimits};
 use crate::store::Store;
 use crate::{api, app, data_dir, events, metrics, model, provisioner, store};
 use actix_web::{App, HttpServer, web};
@@ -125,10 +125,19 @@ pub fn build_server(
     // kiln's own work with "Too many open files": each worker serves its share.
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
     let per_worker = (state.connections / workers).max(1);
+    // The server's own limits (each server counts on its own, as each of Coder's replicas).
+    let limits = web::Data::new(api::extract::limits::Limits::new(&state.config.rate_limits));
+    let rate_limited = limits.rate_limited();
     let data = web::Data::from(state);
     let mut server = HttpServer::new(move || {
         App::new()
             .app_data(data.clone())
+            .app_data(limits.clone())
+            // Innermost: after the forged-request guard (as in Coder), counted in the metrics.
+            .wrap(actix_web::middleware::Condition::new(
+                rate_limited,
+                actix_web::middleware::from_fn(api::middleware::rate_limit::limit),
+            ))
             .wrap(actix_web::middleware::Condition::new(
                 metrics_on,
                 actix_web::middleware::from_fn(api::middleware::metrics::record),
@@ -237,6 +246,16 @@ impl Server {
                 .map(provisioner::step_user::StepUser::lookup)
                 .transpose()?,
             max_job_log: crate::domain::log_budget::LogCap::new(args.max_job_log_bytes)?,
+            rate_limits: if args.dangerous_disable_rate_limits {
+                RateLimits::OFF
+            } else {
+                RateLimits {
+                    api: RateLimits::limit(args.api_rate_limit),
+                    login: RateLimits::limit(args.login_rate_limit),
+                    files: RateLimits::limit(args.files_rate_limit),
+                    window: args.rate_limit_window,
+                }
+            },
         };
         let bind = |address: &str| {
             TcpListener::bind(address).map_err(|e| format!("cannot listen on {address}: {e}"))

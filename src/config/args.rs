@@ -138,6 +138,46 @@ pub struct ServerArgs {
     #[arg(long, env = "KILN_MAX_JOB_LOG_BYTES", default_value_t = DEFAULT_CAP,
         value_parser = clap::value_parser!(i64).range(MIN_CAP..))]
     pub max_job_log_bytes: i64,
+    // Rate limits, as Coder's (coderd/httpmw/ratelimit.go): counted per user (per client
+    // address when signed out) and per path, over a sliding window, by each server on its own.
+    /// Disable every rate limit (API, sign-in, files). Not for production.
+    #[arg(long, env = "KILN_DANGEROUS_DISABLE_RATE_LIMITS")]
+    pub dangerous_disable_rate_limits: bool,
+
+    /// Requests per minute to one API path allowed per user, or per client address when
+    /// signed out; 0 or negative means no limit. Owners may skip it with the header
+    /// X-Coder-Bypass-Ratelimit: true.
+    #[arg(
+        long,
+        env = "KILN_API_RATE_LIMIT",
+        default_value_t = 512,
+        allow_negative_numbers = true
+    )]
+    pub api_rate_limit: i64,
+
+    /// Sign-in attempts per minute allowed per client address and per account (also password
+    /// changes and checks); 0 or negative means no limit.
+    #[arg(
+        long,
+        env = "KILN_LOGIN_RATE_LIMIT",
+        default_value_t = 60,
+        allow_negative_numbers = true
+    )]
+    pub login_rate_limit: i64,
+
+    /// File uploads and downloads per minute allowed per user and path; 0 or negative means no
+    /// limit.
+    #[arg(
+        long,
+        env = "KILN_FILES_RATE_LIMIT",
+        default_value_t = 12,
+        allow_negative_numbers = true
+    )]
+    pub files_rate_limit: i64,
+
+    /// The window the rate limits count over (Coder's is a minute): for tests.
+    #[arg(long, env = "KILN_RATE_LIMIT_WINDOW", default_value = "1m", value_parser = super::parse_duration, hide = true)]
+    pub rate_limit_window: Duration,
 }
 
 /// `--durability`, as the command line spells it.

@@ -50,6 +50,46 @@ pub struct Config {
     pub step_user: Option<crate::provisioner::step_user::StepUser>,
     /// The cap on every job's stored log (`--max-job-log-bytes`, `domain::log_budget`).
     pub max_job_log: crate::domain::log_budget::LogCap,
+    /// Requests allowed per window (`--api-rate-limit`, `--login-rate-limit`, ...).
+    pub rate_limits: RateLimits,
+}
+
+/// The rate limits (`--api-rate-limit`, `--login-rate-limit`, `--files-rate-limit`,
+/// `--rate-limit-window`, `--dangerous-disable-rate-limits`): each a number of requests per
+/// `window`, `None` when off.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RateLimits {
+    /// Every API request, per user (per client address when signed out) and path.
+    pub api: Option<u32>,
+    /// Sign-in, password checks and changes, per client address and path, and sign-in per
+    /// account.
+    pub login: Option<u32>,
+    /// File uploads and downloads, per user and path.
+    pub files: Option<u32>,
+    pub window: Duration,
+}
+
+impl RateLimits {
+    /// Coder's defaults: 512 API requests, 60 sign-ins and 12 files a minute.
+    pub const CODER: RateLimits = RateLimits {
+        api: Some(512),
+        login: Some(60),
+        files: Some(12),
+        window: Duration::from_secs(60),
+    };
+
+    /// None at all (`--dangerous-disable-rate-limits`).
+    pub const OFF: RateLimits = RateLimits {
+        api: None,
+        login: None,
+        files: None,
+        window: Duration::from_secs(60),
+    };
+
+    /// A flag's number as a limit: 0 or negative is none (as Coder's `RateLimit` takes it).
+    pub fn limit(n: i64) -> Option<u32> {
+        (n > 0).then(|| n.min(u32::MAX as i64) as u32)
+    }
 }
 
 /// One server flag as the operator set it (Coder's `serpent.Option` in its answer).

@@ -19,6 +19,7 @@ mod engine;
 mod identity;
 mod leases;
 mod lifecycle;
+mod limits;
 mod log_caps;
 mod logs;
 mod members;

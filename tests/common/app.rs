@@ -85,6 +85,10 @@ impl TestApp {
             argv.extend(["--shutdown-grace".into(), "0".into()]);
         }
         argv.extend(["--data-dir".into(), dir.display().to_string()]);
+        // Tests send many requests at once: no rate limit unless the test sets one.
+        if !args.iter().any(|a| a.contains("rate-limit")) {
+            argv.push("--dangerous-disable-rate-limits".into());
+        }
         if let Some(db) = database.as_ref().filter(|_| !args.contains(&"--database")) {
             argv.extend(["--database".into(), db.clone()]);
         }

@@ -99,6 +99,10 @@ impl TestServer {
             cmd.args(["--address", "127.0.0.1:0"]);
         }
         cmd.arg("--data-dir").arg(dir).env_remove("KILN_DATABASE");
+        // Tests send many requests at once: no rate limit unless the test sets one.
+        if !args.iter().any(|a| a.contains("rate-limit")) {
+            cmd.arg("--dangerous-disable-rate-limits");
+        }
         if let Some(db) = &database {
             cmd.args(["--database", db]);
         }

@@ -9,9 +9,10 @@ use crate::model::Time;
 use crate::store::{ApiKeyRow, UserRow};
 use actix_web::dev::Payload;
 use actix_web::http::StatusCode;
-use actix_web::{FromRequest, HttpRequest};
+use actix_web::{FromRequest, HttpMessage, HttpRequest};
 use futures_util::future::{Either, LocalBoxFuture};
 use std::future::{Ready, ready};
+use std::rc::Rc;
 
 pub const SESSION_COOKIE: &str = "coder_session_token";
 pub const SESSION_HEADER: &str = "Coder-Session-Token";
@@ -133,27 +134,55 @@ fn lookup_key(state: &State, id: &str) -> ApiResult<(ApiKeyRow, UserRow)> {
     Ok(found)
 }
 
+/// The caller as checked once for this request: the rate limiter, the `Actor` extractor and
+/// the body extractor may each ask, in any order or at once, and the store is read once.
+#[derive(Clone, Default)]
+struct Checked(Rc<tokio::sync::OnceCell<ApiResult<Actor>>>);
+
+type CallerFuture = Either<Ready<ApiResult<Actor>>, LocalBoxFuture<'static, ApiResult<Actor>>>;
+
+/// The request's caller. A key checked within the last second is answered at once (no
+/// allocation, no hop); any other is read from the store on the blocking pool, once per
+/// request.
+pub fn caller(req: &HttpRequest) -> CallerFuture {
+    let checked = req.extensions().get::<Checked>().cloned();
+    if let Some(done) = checked.as_ref().and_then(|c| c.0.get()) {
+        return Either::Left(ready(done.clone()));
+    }
+    let Some(state) = req.app_data::<State>() else {
+        return Either::Left(ready(Err(ApiError::internal("No application state.", ""))));
+    };
+    let (id, secret) = match parse_token(token_from_request(req)) {
+        Ok(parsed) => parsed,
+        Err(e) => return Either::Left(ready(Err(e))),
+    };
+    if let Some((key, user)) = state.sessions.get(&id) {
+        return Either::Left(ready(check_key(key, user, &secret)));
+    }
+    let checked = checked.unwrap_or_else(|| {
+        let c = Checked::default();
+        req.extensions_mut().insert(c.clone());
+        c
+    });
+    let state = state.clone();
+    Either::Right(Box::pin(async move {
+        checked
+            .0
+            .get_or_init(|| async move {
+                let (key, user) =
+                    crate::api::reply::blocking(move || lookup_key(&state, &id)).await?;
+                check_key(key, user, &secret)
+            })
+            .await
+            .clone()
+    }))
+}
+
 impl FromRequest for Actor {
     type Error = ApiError;
-    type Future = Either<Ready<ApiResult<Actor>>, LocalBoxFuture<'static, ApiResult<Actor>>>;
+    type Future = CallerFuture;
 
-    /// A key checked within the last second is answered at once (no allocation, no hop);
-    /// any other is read from the store on the blocking pool.
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let Some(state) = req.app_data::<State>() else {
-            return Either::Left(ready(Err(ApiError::internal("No application state.", ""))));
-        };
-        let (id, secret) = match parse_token(token_from_request(req)) {
-            Ok(parsed) => parsed,
-            Err(e) => return Either::Left(ready(Err(e))),
-        };
-        if let Some((key, user)) = state.sessions.get(&id) {
-            return Either::Left(ready(check_key(key, user, &secret)));
-        }
-        let state = state.clone();
-        Either::Right(Box::pin(async move {
-            let (key, user) = crate::api::reply::blocking(move || lookup_key(&state, &id)).await?;
-            check_key(key, user, &secret)
-        }))
+        caller(req)
     }
 }

@@ -4,14 +4,17 @@
 
 use crate::api::error::ApiError;
 use crate::api::error::ApiResult;
+use crate::api::extract::auth;
+use crate::api::extract::limits::Limits;
 use actix_web::dev::Payload;
 use actix_web::http::StatusCode;
 use actix_web::web::{Bytes, BytesMut};
-use actix_web::{FromRequest, HttpRequest};
+use actix_web::{FromRequest, HttpRequest, web};
 use futures_util::StreamExt;
 use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
+use tokio::sync::OwnedSemaphorePermit;
 
 /// Bodies of the sign-in and user routes: a few fields each.
 pub const SMALL: usize = 64 << 10;
@@ -70,35 +73,100 @@ impl<const LIMIT: usize> FromRequest for Body<LIMIT> {
     type Error = ApiError;
     type Future = Pin<Box<dyn Future<Output = ApiResult<Self>>>>;
 
+    /// Up to `SMALL` bytes are read from anyone; beyond, only once the caller is signed in
+    /// (the `Actor` extractor beside it is not waited for: actix polls a handler's extractors
+    /// together) and has a large body's turn.
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let declared = req
-            .headers()
-            .get("Content-Length")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<usize>().ok());
-        let mut payload = payload.take();
-        Box::pin(async move {
-            if declared.is_some_and(|n| n > LIMIT) {
-                return Err(too_large(LIMIT));
+        let reading = Reading::of(req, LIMIT, payload);
+        let signed_in = (LIMIT > SMALL).then(|| {
+            let req = req.clone();
+            Box::pin(async move { auth::caller(&req).await.map(drop) }) as SignedIn
+        });
+        Box::pin(async move { reading.read(signed_in).await.map(Body) })
+    }
+}
+
+/// A body of at most `limit` bytes, for a handler that has authenticated its caller itself
+/// (the provisioner protocol's key): read now, with a large body's turn beyond `SMALL`.
+pub async fn read_body(req: &HttpRequest, payload: web::Payload, limit: usize) -> ApiResult<Bytes> {
+    let mut payload = payload.into_inner();
+    Reading::of(req, limit, &mut payload).read(None).await
+}
+
+/// A body about to be read.
+struct Reading {
+    payload: Payload,
+    declared: Option<usize>,
+    limit: usize,
+    limits: Option<web::Data<Limits>>,
+}
+
+type SignedIn = Pin<Box<dyn Future<Output = ApiResult<()>>>>;
+
+impl Reading {
+    fn of(req: &HttpRequest, limit: usize, payload: &mut Payload) -> Reading {
+        Reading {
+            payload: payload.take(),
+            declared: req
+                .headers()
+                .get("Content-Length")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<usize>().ok()),
+            limit,
+            limits: req.app_data::<web::Data<Limits>>().cloned(),
+        }
+    }
+
+    /// Reads the body within `BODY_TIMEOUT`. Before anything beyond `SMALL` (announced or
+    /// sent) is read, `signed_in` must succeed (its error is the answer, and the rest is never
+    /// read), then the body waits for a large body's turn.
+    async fn read(mut self, mut signed_in: Option<SignedIn>) -> ApiResult<Bytes> {
+        let limit = self.limit;
+        if self.declared.is_some_and(|n| n > limit) {
+            return Err(too_large(limit));
+        }
+        let limits = self.limits.take();
+        let mut turn = None;
+        let read = async {
+            let large = |n: usize| limit > SMALL && n > SMALL;
+            if self.declared.is_some_and(large) {
+                turn = grow(&mut signed_in, limits.as_ref()).await?;
             }
-            let read = async {
-                let mut body = BytesMut::with_capacity(declared.unwrap_or(0).min(LIMIT));
-                while let Some(chunk) = payload.next().await {
-                    let chunk = chunk.map_err(|e| {
-                        ApiError::bad_request("Failed to read the request body.")
-                            .with_detail(e.to_string())
-                    })?;
-                    if body.len() + chunk.len() > LIMIT {
-                        return Err(too_large(LIMIT));
-                    }
-                    body.extend_from_slice(&chunk);
+            let mut body = BytesMut::with_capacity(self.declared.unwrap_or(0).min(limit));
+            while let Some(chunk) = self.payload.next().await {
+                let chunk = chunk.map_err(|e| {
+                    ApiError::bad_request("Failed to read the request body.")
+                        .with_detail(e.to_string())
+                })?;
+                let size = body.len() + chunk.len();
+                if size > limit {
+                    return Err(too_large(limit));
                 }
-                Ok(Body(body.freeze()))
-            };
-            actix_web::rt::time::timeout(BODY_TIMEOUT, read)
-                .await
-                .unwrap_or_else(|_| Err(too_slow(BODY_TIMEOUT)))
-        })
+                if turn.is_none() && large(size) && !self.declared.is_some_and(large) {
+                    turn = grow(&mut signed_in, limits.as_ref()).await?;
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(body.freeze())
+        };
+        actix_web::rt::time::timeout(BODY_TIMEOUT, read)
+            .await
+            .unwrap_or_else(|_| Err(too_slow(BODY_TIMEOUT)))
+    }
+}
+
+/// What a body needs before it grows beyond `SMALL`: a caller signed in (when it is to be
+/// checked), then a large body's turn (held until the body is read).
+async fn grow(
+    signed_in: &mut Option<SignedIn>,
+    limits: Option<&web::Data<Limits>>,
+) -> ApiResult<Option<OwnedSemaphorePermit>> {
+    if let Some(check) = signed_in.take() {
+        check.await?;
+    }
+    match limits {
+        Some(limits) => limits.large_body().await.map(Some),
+        None => Ok(None),
     }
 }
 

@@ -1,14 +1,15 @@
 //! kiln's provisioner protocol, server side (`docs/provisioners.md`): external daemons
 //! (`kiln provisioner start`) register, long-poll for a job, send log batches and heartbeats,
 //! and complete or fail their jobs, all under `/api/v2/provisionerd/`. Every call carries a
-//! provisioner key (`Coder-Provisioner-Daemon-Key`); user tokens are not accepted. The queue's
-//! decisions stay in `LocalQueue`: this module only checks who calls and translates.
+//! provisioner key (`Coder-Provisioner-Daemon-Key`); user tokens are not accepted. The key is
+//! checked before any of the body is read: a caller without a valid key is answered 401 at
+//! once, whatever body it announces or sends. The queue's decisions stay in `LocalQueue`:
+//! this module only checks who calls and translates.
 
 use crate::api::error::ApiError;
 use crate::api::error::ApiResult;
 use crate::api::extract::State;
-use crate::api::extract::body::Body;
-use crate::api::extract::body::read_json;
+use crate::api::extract::body::{SMALL, read_body, read_json};
 use crate::api::reply::Reply;
 use crate::api::reply::blocking;
 use crate::api::reply::ok;
@@ -31,7 +32,8 @@ use std::time::{Duration, Instant};
 pub const MAX_WAIT: Duration = Duration::from_secs(10);
 /// How often a waiting acquire looks whether the server is stopping.
 const STOP_CHECK: Duration = Duration::from_millis(500);
-/// Completions carry the new state and resources.
+/// Completions carry the new state and resources (read only from a daemon whose key is
+/// valid, at most `limits::large_body_permits` at once).
 const LARGE: usize = 16 << 20;
 
 fn key_from(req: &HttpRequest) -> Option<String> {
@@ -41,6 +43,17 @@ fn key_from(req: &HttpRequest) -> Option<String> {
         .map(str::trim)
         .filter(|v| !v.is_empty())
         .map(str::to_string)
+}
+
+/// The caller's key, checked before the body is read (a store read on the blocking pool; none
+/// when no key is sent).
+async fn caller_key(state: &State, req: &HttpRequest) -> ApiResult<ProvisionerKeyRow> {
+    let key = key_from(req);
+    if key.is_none() {
+        return authenticate(state, key);
+    }
+    let state = state.clone();
+    blocking(move || authenticate(&state, key)).await
 }
 
 /// The caller's key: 401 without one (a user token is no key) or with one that does not
@@ -84,14 +97,10 @@ fn job_id(raw: &str) -> ApiResult<String> {
     crate::api::extract::fields::parse_uuid(raw)
 }
 
-pub async fn register(
-    state: State,
-    req: HttpRequest,
-    body: Body<{ 64 << 10 }>,
-) -> ApiResult<Reply> {
-    let key = key_from(&req);
+pub async fn register(state: State, req: HttpRequest, payload: web::Payload) -> ApiResult<Reply> {
+    let key = caller_key(&state, &req).await?;
+    let body = read_body(&req, payload, SMALL).await?;
     blocking(move || {
-        let key = authenticate(&state, key)?;
         let r: RegisterRequest = read_json(&body)?;
         if r.name.is_empty() || r.name.len() > 64 {
             return Err(ApiError::validation()
@@ -127,11 +136,11 @@ pub async fn register(
     .await
 }
 
-pub async fn acquire(state: State, req: HttpRequest, body: Body<{ 64 << 10 }>) -> ApiResult<Reply> {
-    let key = key_from(&req);
+pub async fn acquire(state: State, req: HttpRequest, payload: web::Payload) -> ApiResult<Reply> {
+    let key = caller_key(&state, &req).await?;
+    let body = read_body(&req, payload, SMALL).await?;
     let st = state.clone();
     let (daemon_id, wait) = blocking(move || {
-        let key = authenticate(&st, key)?;
         let r: AcquireRequest = read_json(&body)?;
         let daemon = daemon_of(&st, &key, &r.daemon_id)?;
         crate::app::daemons::mark_seen(&st, &daemon.id)?;
@@ -171,18 +180,17 @@ fn lease_word(state: LeaseState) -> ApiResult<Reply> {
     ok(&UpdateResponse { state: word.into() })
 }
 
-/// What every call about a job begins with: the job from the path, the caller's key, the
-/// body, and the daemon the body names (registered with that key).
+/// What every call about a job begins with (once the caller's key is checked): the job from
+/// the path, the body, and the daemon the body names (registered with that key).
 fn job_call<R: serde::de::DeserializeOwned + DaemonCall>(
     state: &AppState,
-    key: Option<String>,
+    key: &ProvisionerKeyRow,
     path: &str,
     body: &[u8],
 ) -> ApiResult<(String, DaemonRow, R)> {
     let job = job_id(path)?;
-    let key = authenticate(state, key)?;
     let r: R = read_json(body)?;
-    let daemon = daemon_of(state, &key, r.daemon_id())?;
+    let daemon = daemon_of(state, key, r.daemon_id())?;
     Ok((job, daemon, r))
 }
 
@@ -205,11 +213,12 @@ pub async fn update(
     state: State,
     req: HttpRequest,
     path: web::Path<String>,
-    body: Body<LARGE>,
+    payload: web::Payload,
 ) -> ApiResult<Reply> {
-    let key = key_from(&req);
+    let key = caller_key(&state, &req).await?;
+    let body = read_body(&req, payload, LARGE).await?;
     blocking(move || {
-        let (job, daemon, r): (_, _, UpdateRequest) = job_call(&state, key, &path, &body)?;
+        let (job, daemon, r): (_, _, UpdateRequest) = job_call(&state, &key, &path, &body)?;
         let row = state.store.job(&job)?.ok_or_else(ApiError::not_found)?;
         let mut batch = batch_of(&r.logs)?;
         if row.kind == JOB_IMPORT || row.kind == JOB_DRY_RUN {
@@ -250,11 +259,12 @@ pub async fn complete(
     state: State,
     req: HttpRequest,
     path: web::Path<String>,
-    body: Body<LARGE>,
+    payload: web::Payload,
 ) -> ApiResult<Reply> {
-    let key = key_from(&req);
+    let key = caller_key(&state, &req).await?;
+    let body = read_body(&req, payload, LARGE).await?;
     blocking(move || {
-        let (job, daemon, r): (_, _, CompleteRequest) = job_call(&state, key, &path, &body)?;
+        let (job, daemon, r): (_, _, CompleteRequest) = job_call(&state, &key, &path, &body)?;
         let logs = batch_of(&r.logs)?;
         match r.result {
             WireResult::Import { outcome } => {
@@ -365,11 +375,12 @@ pub async fn fail(
     state: State,
     req: HttpRequest,
     path: web::Path<String>,
-    body: Body<LARGE>,
+    payload: web::Payload,
 ) -> ApiResult<Reply> {
-    let key = key_from(&req);
+    let key = caller_key(&state, &req).await?;
+    let body = read_body(&req, payload, LARGE).await?;
     blocking(move || {
-        let (job, daemon, r): (_, _, FailRequest) = job_call(&state, key, &path, &body)?;
+        let (job, daemon, r): (_, _, FailRequest) = job_call(&state, &key, &path, &body)?;
         if r.error.is_empty() {
             return Err(ApiError::validation().with_validation("error", "an error is required"));
         }
@@ -388,11 +399,12 @@ pub async fn release(
     state: State,
     req: HttpRequest,
     path: web::Path<String>,
-    body: Body<{ 64 << 10 }>,
+    payload: web::Payload,
 ) -> ApiResult<Reply> {
-    let key = key_from(&req);
+    let key = caller_key(&state, &req).await?;
+    let body = read_body(&req, payload, SMALL).await?;
     blocking(move || {
-        let (job, daemon, _): (_, _, ReleaseRequest) = job_call(&state, key, &path, &body)?;
+        let (job, daemon, _): (_, _, ReleaseRequest) = job_call(&state, &key, &path, &body)?;
         let found = state.store.job(&job)?.ok_or_else(ApiError::not_found)?;
         if found.worker_id.as_deref() != Some(&daemon.id) || found.completed_at.is_some() {
             return Err(not_held());

@@ -8,6 +8,7 @@ use crate::api::extract::body::read_json;
 use crate::api::extract::body::{Body, SMALL};
 use crate::api::extract::fields::tag_failed;
 use crate::api::extract::fields::valid_name;
+use crate::api::extract::limits::{Limits, hashing, too_many_requests};
 use crate::api::extract::lookup::{find_readable_user, find_user};
 use crate::api::present::views::user_json;
 use crate::api::reply::Reply;
@@ -93,21 +94,33 @@ pub async fn auth_methods() -> ApiResult<Reply> {
     }))
 }
 
-pub async fn post_first_user(state: State, body: Body<SMALL>) -> ApiResult<Reply> {
-    blocking(move || {
+pub async fn post_first_user(
+    state: State,
+    limits: web::Data<Limits>,
+    body: Body<SMALL>,
+) -> ApiResult<Reply> {
+    let already = || ApiError::conflict("The initial user has already been created.");
+    let st = state.clone();
+    let req = blocking(move || {
         let req: model::CreateFirstUserRequest = read_json(&body)?;
         validate_identity(&req.email, Some(&req.username), Some(&req.password))?;
-        let already = || ApiError::conflict("The initial user has already been created.");
-        if state.store.user_count()? > 0 {
+        if st.store.user_count()? > 0 {
             return Err(already());
         }
         check_password_strength(&req.password)?;
+        Ok(req)
+    })
+    .await?;
+    // Hashed only when the server has no user yet.
+    let password = req.password.clone();
+    let hashed_password = hashing(&limits, move || Ok(identity::hash_password(&password))).await?;
+    blocking(move || {
         let user = NewUser {
             id: new_id(),
             email: req.email,
             username: req.username,
             name: req.name,
-            hashed_password: identity::hash_password(&req.password),
+            hashed_password,
             login_type: "password".into(),
             roles: vec![Role::Owner],
         };
@@ -167,8 +180,24 @@ fn session_cookie(req: &HttpRequest, value: String, max_age_secs: i64) -> Cookie
         .finish()
 }
 
-pub async fn login(state: State, req: HttpRequest, body: Body<SMALL>) -> ApiResult<HttpResponse> {
-    let token = blocking(move || check_login(&state, &body)).await?;
+/// Sign-in. The client's address was counted before the body was read
+/// (`middleware::rate_limit`); the account is counted here, before its password is hashed,
+/// and the hash waits for one of the few turns (`limits::hashing`).
+pub async fn login(
+    state: State,
+    limits: web::Data<Limits>,
+    req: HttpRequest,
+    body: Body<SMALL>,
+) -> ApiResult<HttpResponse> {
+    let login: model::LoginWithPasswordRequest = read_json(&body)?;
+    validate_identity(&login.email, None, Some(&login.password))?;
+    if let Some(accounts) = &limits.accounts {
+        let verdict = accounts.check(login.email.to_lowercase());
+        if verdict.retry_after.is_some() {
+            return Ok(too_many_requests(accounts, &verdict));
+        }
+    }
+    let token = hashing(&limits, move || check_login(&state, &login)).await?;
     Ok(HttpResponse::Created()
         .cookie(session_cookie(
             &req,
@@ -185,9 +214,7 @@ pub async fn login(state: State, req: HttpRequest, body: Body<SMALL>) -> ApiResu
 }
 
 /// Checks an email and password (the slow hash runs here); returns a new session token.
-fn check_login(state: &AppState, body: &[u8]) -> ApiResult<String> {
-    let req: model::LoginWithPasswordRequest = read_json(body)?;
-    validate_identity(&req.email, None, Some(&req.password))?;
+fn check_login(state: &AppState, req: &model::LoginWithPasswordRequest) -> ApiResult<String> {
     let user = state.store.user_by_email(&req.email)?;
     let valid = match &user {
         Some(u) => identity::verify_password(&u.hashed_password, &req.password),
@@ -249,11 +276,28 @@ pub async fn list_users(state: State, actor: Actor) -> ApiResult<Reply> {
     .await
 }
 
-pub async fn create_user(state: State, actor: Actor, body: Body<SMALL>) -> ApiResult<Reply> {
-    blocking(move || add_user(&state, &actor, &body)).await
+pub async fn create_user(
+    state: State,
+    limits: web::Data<Limits>,
+    actor: Actor,
+    body: Body<SMALL>,
+) -> ApiResult<Reply> {
+    let st = state.clone();
+    let (mut user, org_ids, password) = blocking(move || checked_user(&st, &actor, &body)).await?;
+    if let Some(password) = password {
+        user.hashed_password =
+            hashing(&limits, move || Ok(identity::hash_password(&password))).await?;
+    }
+    blocking(move || add_user(&state, &user, &org_ids)).await
 }
 
-fn add_user(state: &AppState, actor: &Actor, body: &[u8]) -> ApiResult<Reply> {
+/// A new user as the request describes it, once every check passed: the user (its password not
+/// hashed yet), its organizations, and its password when it signs in with one.
+fn checked_user(
+    state: &AppState,
+    actor: &Actor,
+    body: &[u8],
+) -> ApiResult<(NewUser, Vec<String>, Option<String>)> {
     let req: model::CreateUserRequest = read_json(body)?;
     validate_identity(&req.email, Some(&req.username), None)?;
     if !actor.caller().manages_users() {
@@ -304,20 +348,21 @@ fn add_user(state: &AppState, actor: &Actor, body: &[u8]) -> ApiResult<Reply> {
     if login_type == "password" {
         check_password_strength(&req.password)?;
     }
+    let password = (login_type == "password").then_some(req.password);
     let user = NewUser {
         id: new_id(),
         email: req.email,
         username: req.username,
         name: req.name,
-        hashed_password: if login_type == "password" {
-            identity::hash_password(&req.password)
-        } else {
-            String::new()
-        },
+        hashed_password: String::new(),
         login_type: login_type.into(),
         roles: vec![],
     };
-    match state.store.create_user(&user, &org_ids) {
+    Ok((user, org_ids, password))
+}
+
+fn add_user(state: &AppState, user: &NewUser, org_ids: &[String]) -> ApiResult<Reply> {
+    match state.store.create_user(user, org_ids) {
         Err(StoreError::Conflict(_)) => return Err(ApiError::conflict("User already exists.")),
         other => other?,
     }

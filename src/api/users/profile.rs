@@ -11,6 +11,7 @@ use crate::api::extract::auth::Actor;
 use crate::api::extract::body::read_json;
 use crate::api::extract::body::{Body, SMALL};
 use crate::api::extract::fields::tag_failed;
+use crate::api::extract::limits::{Limits, hashing};
 use crate::api::extract::lookup::find_user;
 use crate::api::present::views::user_json;
 use crate::api::reply::Reply;
@@ -190,13 +191,15 @@ struct PasswordRequest {
 
 /// Coder's checks, in Coder's order; every API key of the user ends with the change
 /// (sessions, the caller's own included, and named tokens).
+/// The old and new passwords are hashed on one of the few hash turns (`limits::hashing`).
 pub async fn put_password(
     state: State,
+    limits: web::Data<Limits>,
     actor: Actor,
     path: web::Path<String>,
     body: Body<SMALL>,
 ) -> ApiResult<Reply> {
-    blocking(move || {
+    hashing(&limits, move || {
         let user = find_user(&state, &actor, &path)?;
         let own = user.id == actor.user.id;
         if !own && !actor.caller().manages_users() {
