@@ -22,7 +22,7 @@ mod relay;
 mod tls;
 
 use crate::events::{LiveEvents, Topic};
-use crate::store::sql::logs::LogCapCell;
+use crate::store::sql::LogCapCell;
 use crate::store::sql::{Conn, Db};
 use crate::store::{StoreError, StoreResult};
 use pool::{Pool, PoolError, Pooled};

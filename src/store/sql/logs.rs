@@ -18,7 +18,6 @@ use crate::domain::log_budget::{
 use crate::events::Topic;
 use crate::model::Time;
 use crate::store::{LeaseState, LogBatch, LogRow, LogStore, NewLog, StoreError, StoreResult};
-use std::sync::atomic::{AtomicI64, Ordering};
 
 /// A job's lines after id `?2` and before `?3`, at most `?4`.
 pub const LOGS_AFTER: &str = "SELECT id, created_at, source, level, stage, output \
@@ -82,26 +81,6 @@ const SET_MARKER: &str =
 const INSERT_MARKER: &str = "INSERT INTO provisioner_job_logs \
      (job_id, created_at, source, level, stage, output) VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
      RETURNING id";
-
-/// The cap a store applies to every job's log (`LogStore::set_log_cap`); Coder's 1 MiB until
-/// set.
-pub struct LogCapCell(AtomicI64);
-
-impl Default for LogCapCell {
-    fn default() -> LogCapCell {
-        LogCapCell(AtomicI64::new(LogCap::default().bytes()))
-    }
-}
-
-impl LogCapCell {
-    pub fn get(&self) -> LogCap {
-        LogCap::new(self.0.load(Ordering::Relaxed)).unwrap_or_default()
-    }
-
-    pub fn set(&self, cap: LogCap) {
-        self.0.store(cap.bytes(), Ordering::Relaxed);
-    }
-}
 
 fn insert_log(c: &mut dyn Conn, job_id: &str, l: &NewLog, output: &str) -> StoreResult<()> {
     c.execute(

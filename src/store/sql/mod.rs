@@ -39,9 +39,11 @@ pub use dialect::{Dialect, Sql, Stmt};
 pub(crate) use value::params;
 pub use value::{Owned, ToValue, Value};
 
+use crate::domain::log_budget::LogCap;
 use crate::events::Topic;
 use crate::model::{JobStatus, Time};
 use crate::store::{BuildCompletion, JobRow, JobStore, LogBatch, StoreResult};
+use std::sync::atomic::{AtomicI64, Ordering};
 
 /// A backend of the shared store: every store trait is implemented for it in this module.
 pub trait Db: Send + Sync {
@@ -95,7 +97,7 @@ pub trait Db: Send + Sync {
     }
 
     /// The cap the backend applies to every job's log (`LogStore::set_log_cap`).
-    fn log_cap(&self) -> &logs::LogCapCell;
+    fn log_cap(&self) -> &LogCapCell;
 
     /// Gives back the pages of the database the backend caches (`LogStore::release_memory`).
     fn release_page_caches(&self) {}
@@ -130,4 +132,24 @@ pub fn commit_probe(db: &impl Db, n: usize) -> StoreResult<std::time::Duration> 
         )?;
     }
     Ok(started.elapsed())
+}
+
+/// The cap a store applies to every job's log (`LogStore::set_log_cap`); Coder's 1 MiB until
+/// set.
+pub struct LogCapCell(AtomicI64);
+
+impl Default for LogCapCell {
+    fn default() -> LogCapCell {
+        LogCapCell(AtomicI64::new(LogCap::default().bytes()))
+    }
+}
+
+impl LogCapCell {
+    pub fn get(&self) -> LogCap {
+        LogCap::new(self.0.load(Ordering::Relaxed)).unwrap_or_default()
+    }
+
+    pub fn set(&self, cap: LogCap) {
+        self.0.store(cap.bytes(), Ordering::Relaxed);
+    }
 }

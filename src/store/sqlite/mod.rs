@@ -24,7 +24,7 @@ mod writer;
 
 use crate::events::{LiveEvents, Topic};
 use crate::model::JobStatus;
-use crate::store::sql::logs::LogCapCell;
+use crate::store::sql::LogCapCell;
 use crate::store::sql::{Conn, Db};
 use crate::store::{BuildCompletion, Durability, JobRow, LogBatch, StoreResult};
 use conn::Lite;
