@@ -360,6 +360,31 @@ pub fn restart(down: Duration) {
         .expect("the restarted cluster accepts connections");
 }
 
+/// The server's certificate and key in the cluster's folder (the key the postgres user's alone,
+/// as postgres demands), and a `pg_hba.conf` that takes TCP over TLS only.
+fn tls_files(data: &Path, tls: &Tls) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    let write = |name: &str, text: &str, mode: u32| -> Result<(), String> {
+        let path = data.join(name);
+        std::fs::write(&path, text).map_err(|e| format!("write {}: {e}", path.display()))?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))
+            .map_err(|e| format!("chmod {}: {e}", path.display()))?;
+        if unsafe { libc::geteuid() } == 0 {
+            let (uid, gid) = postgres_user().ok_or("there is no postgres system user")?;
+            std::os::unix::fs::chown(&path, Some(uid), Some(gid))
+                .map_err(|e| format!("chown {}: {e}", path.display()))?;
+        }
+        Ok(())
+    };
+    write("server.crt", &tls.cert_pem, 0o644)?;
+    write("server.key", &tls.key_pem, 0o600)?;
+    write(
+        "pg_hba.conf",
+        "local all all trust\nhostssl all all 127.0.0.1/32 trust\n",
+        0o600,
+    )
+}
+
 impl Cluster {
     /// Waits (30 s at most) until the postmaster accepts connections.
     fn wait_ready(&self) -> Result<(), String> {
@@ -391,34 +416,7 @@ impl Cluster {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
-}
 
-/// The server's certificate and key in the cluster's folder (the key the postgres user's alone,
-/// as postgres demands), and a `pg_hba.conf` that takes TCP over TLS only.
-fn tls_files(data: &Path, tls: &Tls) -> Result<(), String> {
-    use std::os::unix::fs::PermissionsExt;
-    let write = |name: &str, text: &str, mode: u32| -> Result<(), String> {
-        let path = data.join(name);
-        std::fs::write(&path, text).map_err(|e| format!("write {}: {e}", path.display()))?;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))
-            .map_err(|e| format!("chmod {}: {e}", path.display()))?;
-        if unsafe { libc::geteuid() } == 0 {
-            let (uid, gid) = postgres_user().ok_or("there is no postgres system user")?;
-            std::os::unix::fs::chown(&path, Some(uid), Some(gid))
-                .map_err(|e| format!("chown {}: {e}", path.display()))?;
-        }
-        Ok(())
-    };
-    write("server.crt", &tls.cert_pem, 0o644)?;
-    write("server.key", &tls.key_pem, 0o600)?;
-    write(
-        "pg_hba.conf",
-        "local all all trust\nhostssl all all 127.0.0.1/32 trust\n",
-        0o600,
-    )
-}
-
-impl Cluster {
     /// Stops the cluster, then removes its folder.
     fn stop(&self) {
         self.stop_postmaster();

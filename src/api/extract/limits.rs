@@ -6,8 +6,8 @@
 //! Each server counts on its own: servers sharing one database each allow the limits (as each
 //! of Coder's replicas does).
 
-use super::rate_limiter::{RateLimiter, Verdict, go_duration};
 use crate::api::error::{ApiError, ApiResult};
+use crate::app::rate_limiter::{RateLimiter, Verdict, go_duration};
 use crate::config::RateLimits;
 use actix_web::HttpResponse;
 use actix_web::ResponseError;

@@ -17,7 +17,7 @@
 use crate::api::error::ApiError;
 use crate::api::extract::auth::{self, Actor};
 use crate::api::extract::limits::{Limits, set_headers, too_many_requests};
-use crate::api::extract::rate_limiter::{RateLimiter, Verdict};
+use crate::app::rate_limiter::{RateLimiter, Verdict};
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::{Method, StatusCode};
