@@ -107,11 +107,16 @@ async fn a_job_rides_through_another_process_holding_the_sqlite_write_lock() {
     crate::common::fixtures::wait_job(&owner, &build, "running").await;
     let db = s.dir.join("kiln.db");
     let (locked_tx, locked_rx) = std::sync::mpsc::channel();
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    // Held until the refused write below has been answered (it may wait out the busy timeout
+    // more than once: a session's check writes too), and at least 13 s.
     let holder = std::thread::spawn(move || {
         let conn = rusqlite::Connection::open(db).unwrap();
         conn.execute_batch("BEGIN IMMEDIATE").unwrap();
         locked_tx.send(()).unwrap();
-        std::thread::sleep(Duration::from_secs(13));
+        let held = std::time::Instant::now();
+        let _ = release_rx.recv_timeout(Duration::from_secs(120));
+        std::thread::sleep(Duration::from_secs(13).saturating_sub(held.elapsed()));
         conn.execute_batch("COMMIT").unwrap();
     });
     locked_rx.recv().unwrap();
@@ -123,6 +128,7 @@ async fn a_job_rides_through_another_process_holding_the_sqlite_write_lock() {
         )
         .await;
     r.expect_error(503, "The database is busy.", None);
+    release_tx.send(()).unwrap();
     holder.join().unwrap();
     let b = finished(&owner, &build).await;
     assert_eq!(b["job"]["status"], "succeeded", "{b}");
